@@ -1,0 +1,22 @@
+"""The webstack Pulumi program: settings -> five phases -> stack outputs."""
+
+import pulumi
+
+from components.pipeline import deploy
+from components.settings import load_settings
+
+outputs = deploy(load_settings())
+
+pulumi.export("apiUrl", outputs.api_url)
+pulumi.export("siteUrl", outputs.site_url)
+pulumi.export("pagesBranch", outputs.pages_branch)
+pulumi.export("dbSchema", outputs.db_schema)
+pulumi.export("functionName", outputs.function_name)
+if outputs.stable_version is not None:
+    pulumi.export("stableVersion", outputs.stable_version)
+if outputs.foundation is not None:
+    pulumi.export("stateBucket", outputs.foundation.state.bucket.bucket)
+    pulumi.export("secretsProvider", pulumi.Output.concat("awskms://", outputs.foundation.state.key_alias.name))
+    pulumi.export("prodDeployRoleArn", outputs.foundation.oidc.prod_role.arn)
+    pulumi.export("previewDeployRoleArn", outputs.foundation.oidc.preview_role.arn)
+    pulumi.export("trailArn", outputs.foundation.trail.trail.arn)

@@ -1,0 +1,47 @@
+"""How the program runs a deploy step: one `local.Command` per `python -m steps.<name>` call.
+
+Values reach a step through `environment` and the shell expands them, so the command text is a
+constant and no value (least of all a secret) is ever interpolated into it. Secrets are not passed
+at all: the steps read them from the CI job's environment, which `pulumi destroy` also has when it
+runs a `delete` (FACTS.md: `delete` runs with the environment stored at the last `up`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+from pulumi_command import local
+
+# Relative to the Pulumi project directory, where the engine starts the command provider.
+# An absolute path would differ between machines and re-run every step on a machine switch.
+PROJECT_DIR = "."
+
+
+def step_command(step: str, *flags: str) -> str:
+    """`python -m steps.<step> <flags>`; flags refer to environment variables, never to values."""
+    return " ".join(("python", "-m", f"steps.{step}", *flags))
+
+
+def deploy_step(
+    name: str,
+    *,
+    create: str | None,
+    environment: Mapping[str, pulumi.Input[str]],
+    triggers: Sequence[pulumi.Input[str]] | None = None,
+    delete: str | None = None,
+    directory: str = PROJECT_DIR,
+    archive_paths: Sequence[str] | None = None,
+    opts: pulumi.ResourceOptions,
+) -> local.Command:
+    """A Command that runs a deploy step; `opts` carries its parent and ordering."""
+    return local.Command(
+        name,
+        create=create,
+        delete=delete,
+        dir=directory,
+        environment=dict(environment),
+        triggers=list(triggers) if triggers is not None else None,
+        archive_paths=list(archive_paths) if archive_paths is not None else None,
+        opts=opts,
+    )

@@ -1,0 +1,194 @@
+"""The API (phase 4): the Lambda bundle, the function, and how requests reach it.
+
+prod publishes a version on every code or configuration change and moves the alias `stable` to it
+(or to `pinnedVersion`, the rollback switch), serves its function URL on the alias, verifies the
+alias afterwards and prunes old versions. A preview runs its own function on `$LATEST`: nothing
+is published, and `pulumi destroy` removes the function and everything under it.
+
+The function URL has no IAM auth (`NONE`) on purpose: the API verifies bearer JWTs against the
+JWKS itself, `/health` is public, and CORS admits only the stack's own site.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_command import local
+
+from components.commands import PROJECT_DIR, deploy_step, step_command
+
+ALIAS_NAME = "stable"
+API_DIR = "apps/api"
+ENTRY = "src/handler.ts"
+BUNDLE_DIR = "dist"
+# esbuild writes dist/index.mjs; the archive keeps paths relative to the build's directory.
+HANDLER = f"{BUNDLE_DIR}/index.handler"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LambdaApiArgs:
+    function_name: str
+    role_arn: pulumi.Input[str]
+    app_dir: str
+    """The app workspace, relative to the project directory."""
+    sources_hash: str
+    """Content hash of the API's and shared-schemas' sources and the lockfile."""
+    publish: bool
+    pinned_version: str
+    keep_versions: int
+    region: str
+    memory_mb: int
+    timeout_seconds: int
+    site_origin: str
+    environment: dict[str, pulumi.Input[str]]
+    """What the handler reads: JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, DB_SCHEMA, DATABASE_URL (secret)."""
+    after: Sequence[pulumi.Resource]
+    """What must be live before the function changes: the migrated database."""
+    build_after: Sequence[pulumi.Resource]
+    """What the bundle needs on the runner: the installed workspace."""
+
+
+class LambdaApi(pulumi.ComponentResource):
+    build: local.Command
+    """Bundles the handler; its `archive` is the function's code."""
+    function: aws.lambda_.Function
+    """The API function."""
+    url: aws.lambda_.FunctionUrl
+    """Public HTTPS endpoint (on `stable` in prod, `$LATEST` in previews)."""
+    alias: aws.lambda_.Alias | None
+    """prod only: `stable`."""
+    live: list[pulumi.Resource]
+    """What proves the API is serving the new code: the frontend deploys after these."""
+
+    def __init__(self, name: str, args: LambdaApiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:index:LambdaApi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.build = self._create_build(name, args, child)
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=args.function_name,
+            role=args.role_arn,
+            runtime="nodejs20.x",
+            handler=HANDLER,
+            architectures=["arm64"],
+            code=self.build.archive,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            publish=args.publish,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    **args.environment,
+                    "APP_VERSION": self.build.stdout,
+                    "ALLOWED_ORIGIN": args.site_origin,
+                    "NODE_OPTIONS": "--enable-source-maps",
+                }
+            ),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))),
+        )
+
+        qualifier: pulumi.Input[str] | None = None
+        self.alias = None
+        if args.publish:
+            self.alias = aws.lambda_.Alias(
+                f"{name}-alias",
+                name=ALIAS_NAME,
+                function_name=self.function.name,
+                function_version=args.pinned_version or self.function.version,
+                opts=child,
+            )
+            qualifier = self.alias.name
+        self.url = aws.lambda_.FunctionUrl(
+            f"{name}-url",
+            function_name=self.function.name,
+            qualifier=qualifier,
+            authorization_type="NONE",
+            cors=aws.lambda_.FunctionUrlCorsArgs(
+                allow_origins=[args.site_origin],
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type"],
+                max_age=300,
+            ),
+            opts=child,
+        )
+        # A public function URL needs both grants since AWS's 2025 change; each is limited to
+        # calls that arrive through the URL.
+        url_permission = aws.lambda_.Permission(
+            f"{name}-url-invoke",
+            function=self.function.name,
+            qualifier=qualifier,
+            action="lambda:InvokeFunctionUrl",
+            principal="*",
+            function_url_auth_type="NONE",
+            opts=child,
+        )
+        invoke_permission = aws.lambda_.Permission(
+            f"{name}-url-invoke-function",
+            function=self.function.name,
+            qualifier=qualifier,
+            action="lambda:InvokeFunction",
+            principal="*",
+            invoked_via_function_url=True,
+            opts=child,
+        )
+        self.live = [self.url, url_permission, invoke_permission]
+        if self.alias is not None:
+            self.live.append(self._create_version_steps(name, args, child))
+        self.register_outputs({"url": self.url.function_url, "functionName": self.function.name})
+
+    def _create_build(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
+        api_dir = f"{args.app_dir}/{API_DIR}"
+        # The build runs inside the API's directory so that the archive holds `dist/...` at its
+        # root; relative paths keep the inputs identical on every machine.
+        return deploy_step(
+            f"{name}-build",
+            create=step_command("build_lambda", '--app-dir "$APP_DIR"', '--entry "$ENTRY"', '--out "$OUT_DIR"'),
+            environment={
+                "APP_DIR": os.path.relpath(args.app_dir, api_dir),
+                "ENTRY": ENTRY,
+                "OUT_DIR": BUNDLE_DIR,
+                "PYTHONPATH": os.path.relpath(PROJECT_DIR, api_dir),
+            },
+            triggers=[args.sources_hash],
+            directory=api_dir,
+            archive_paths=[f"{BUNDLE_DIR}/**"],
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.build_after))),
+        )
+
+    def _create_version_steps(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
+        """Verify that `stable` routes to the version it should (critical), then prune (non-critical)."""
+        assert self.alias is not None
+        verify = deploy_step(
+            f"{name}-verify-alias",
+            create=step_command(
+                "lambda_versions",
+                "verify-alias",
+                '--function "$FUNCTION_NAME"',
+                '--alias "$ALIAS_NAME"',
+                '--version "$FUNCTION_VERSION"',
+            ),
+            environment={
+                "FUNCTION_NAME": self.function.name,
+                "ALIAS_NAME": self.alias.name,
+                "FUNCTION_VERSION": self.alias.function_version,
+                "AWS_REGION": args.region,
+            },
+            opts=child,
+        )
+        deploy_step(
+            f"{name}-prune-versions",
+            create=step_command("lambda_versions", "prune", '--function "$FUNCTION_NAME"', '--keep "$KEEP_VERSIONS"'),
+            environment={
+                "FUNCTION_NAME": self.function.name,
+                "KEEP_VERSIONS": str(args.keep_versions),
+                # Re-runs after each publish: a new version is what makes an old one prunable.
+                "PUBLISHED_VERSION": self.function.version,
+                "AWS_REGION": args.region,
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[verify])),
+        )
+        return verify

@@ -1,0 +1,82 @@
+"""The site (phase 5): the Next.js static export and its Cloudflare Pages deployment.
+
+The build starts as soon as the API's URL exists (it bakes it in) and re-runs only when the web or
+shared-schemas sources, the lockfile or a baked-in value change. The deploy waits for the API to
+be live. A preview's replaced deploy deletes the one deployment it created (by the id its create
+printed: replacement is create-before-delete, FACTS.md), and destroying a PR stack deletes every
+deployment of its branch. prod keeps its old deployments: they are Pages' instant rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import local
+
+from components.commands import deploy_step, step_command
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagesSiteArgs:
+    project_name: str
+    account_id: str
+    branch: str
+    app_dir: str
+    out_dir: str
+    sources_hash: str
+    """Content hash of the web and shared-schemas sources and the lockfile."""
+    public_environment: dict[str, pulumi.Input[str]]
+    """`NEXT_PUBLIC_*` values baked into the site (the API URL among them)."""
+    delete_replaced_deployments: bool
+    clean_branch_on_destroy: bool
+    build_after: Sequence[pulumi.Resource]
+    """What the build needs on the runner: the installed workspace."""
+    after: Sequence[pulumi.Resource]
+    """What must be live before the site changes: the API."""
+
+
+class PagesSite(pulumi.ComponentResource):
+    build: local.Command
+    """`next build` into `out_dir`; prints the export's content hash."""
+    deploy: local.Command
+    """`wrangler pages deploy`; prints `{"id": ..., "url": ...}`."""
+
+    def __init__(self, name: str, args: PagesSiteArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:index:PagesSite", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        pages = {"PAGES_PROJECT": args.project_name, "PAGES_BRANCH": args.branch}
+
+        self.build = deploy_step(
+            f"{name}-build",
+            create=step_command("build_site", '--app-dir "$APP_DIR"', '--out "$OUT_DIR"'),
+            environment={"APP_DIR": args.app_dir, "OUT_DIR": args.out_dir, **args.public_environment},
+            triggers=[args.sources_hash, *args.public_environment.values()],
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.build_after))),
+        )
+        self.deploy = deploy_step(
+            f"{name}-deploy",
+            create=step_command(
+                "pages", "deploy", '--project "$PAGES_PROJECT"', '--branch "$PAGES_BRANCH"', '--dir "$SITE_DIR"'
+            ),
+            delete=(
+                step_command("pages", "delete", '--project "$PAGES_PROJECT"', "--deployment-from-stdout")
+                if args.delete_replaced_deployments
+                else None
+            ),
+            environment={**pages, "SITE_DIR": args.out_dir, "CLOUDFLARE_ACCOUNT_ID": args.account_id},
+            triggers=[self.build.stdout],
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))),
+        )
+        if args.clean_branch_on_destroy:
+            # Nothing to do on create; on destroy, every deployment of this branch goes, including
+            # ones a failed run left behind without recording them.
+            deploy_step(
+                f"{name}-branch-cleanup",
+                create=None,
+                delete=step_command("pages", "delete-branch", '--project "$PAGES_PROJECT"', '--branch "$PAGES_BRANCH"'),
+                environment={**pages, "CLOUDFLARE_ACCOUNT_ID": args.account_id},
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))),
+            )
+        self.register_outputs({"deployment": self.deploy.stdout})

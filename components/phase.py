@@ -1,0 +1,21 @@
+"""A deploy phase: the parent of everything one of the five phases (plus the final checks) creates.
+
+Grouping by phase makes the order explicit where no data flows: a step that must wait for a whole
+phase says `depends_on=[that_phase]`, which Pulumi expands to every resource under it.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+PHASES = ("infrastructure", "dependencies", "database", "backend", "frontend", "checks")
+
+
+class Phase(pulumi.ComponentResource):
+    """One phase of the deployment; `name` is one of PHASES."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; phases are {', '.join(PHASES)}")
+        super().__init__("webstack:index:Phase", name, None, opts)
+        self.register_outputs({})

@@ -1,0 +1,299 @@
+"""The whole deployment as five phases plus the final checks, composed in one place.
+
+1. infrastructure  AWS and Cloudflare resources (prod also the account foundation)
+2. dependencies    `npm ci` of the app workspace, once, keyed by the lockfile
+3. database        the stack's schema, then `drizzle-kit push` into it
+4. backend         Lambda bundle, function, (prod) version + alias `stable`
+5. frontend        Next.js export with the stack's outputs, Cloudflare Pages deploy
+6. checks          DNS propagation, health of the site and the API
+
+Every step that changes a live system waits for the phase before it (`depends_on` the phase where
+no data flows). Builds change nothing outside the runner, so they wait only for their inputs and
+overlap the earlier phases instead of lengthening the chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_command import local
+
+from components import aws_policies
+from components.audit_trail import AuditTrail, AuditTrailArgs
+from components.checks import Checks, ChecksArgs
+from components.commands import deploy_step, step_command
+from components.database import Database, DatabaseArgs
+from components.github_oidc import GithubOidc, GithubOidcArgs
+from components.lambda_api import LambdaApi, LambdaApiArgs
+from components.lambda_role import LambdaRole, LambdaRoleArgs
+from components.pages_project import PagesProject, PagesProjectArgs
+from components.pages_site import PagesSite, PagesSiteArgs
+from components.phase import Phase
+from components.settings import Settings
+from components.site_domain import SiteDomain, SiteDomainArgs
+from components.state_backend import StateBackend, StateBackendArgs
+from components.source_hash import tree_hash
+
+CHECK_TIMEOUT_SECONDS = 300
+LOCKFILES = ("package.json", "package-lock.json")
+SHARED_SCHEMAS = "packages/shared-schemas"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSources:
+    """Content hashes of the parts of the app each step reads."""
+
+    lockfile: str
+    schema: str
+    api: str
+    web: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> AppSources:
+        root = settings.app_path
+        return cls(
+            lockfile=tree_hash(root, *LOCKFILES),
+            schema=tree_hash(root, SHARED_SCHEMAS, *LOCKFILES),
+            api=tree_hash(root, "apps/api", SHARED_SCHEMAS, *LOCKFILES),
+            web=tree_hash(root, "apps/web", SHARED_SCHEMAS, *LOCKFILES),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Infrastructure:
+    phase: Phase
+    lambda_role: LambdaRole
+    site_domain: SiteDomain
+    foundation: Foundation | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Foundation:
+    state: StateBackend
+    oidc: GithubOidc
+    trail: AuditTrail
+    pages: PagesProject
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outputs:
+    api_url: pulumi.Output[str]
+    site_url: str
+    pages_branch: str
+    db_schema: str
+    function_name: pulumi.Output[str]
+    stable_version: pulumi.Output[str] | None
+    foundation: Foundation | None
+
+
+def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Infrastructure:
+    phase = Phase("infrastructure", opts)
+    child = pulumi.ResourceOptions(parent=phase)
+    foundation = _foundation(settings, child) if settings.is_prod else None
+    project_name = foundation.pages.project.name if foundation else settings.pages_project
+
+    lambda_role = LambdaRole("api-role", LambdaRoleArgs(role_name=f"{settings.function_name}-exec"), opts=child)
+    site_domain = SiteDomain(
+        "site-domain",
+        SiteDomainArgs(
+            account_id=settings.cloudflare_account_id,
+            zone_id=settings.cloudflare_zone_id,
+            project_name=project_name,
+            host=settings.site_host,
+            target=settings.pages_target,
+        ),
+        opts=child,
+    )
+    return Infrastructure(phase=phase, lambda_role=lambda_role, site_domain=site_domain, foundation=foundation)
+
+
+def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation:
+    """The account-level resources only prod owns."""
+    state = StateBackend(
+        "state", StateBackendArgs(project=settings.project, account_id=settings.aws_account_id), opts=child
+    )
+    # Cross-cutting grant: which state bucket and key the deploy roles may use is wired here.
+    deploy_scope = pulumi.Output.all(state.bucket.arn, state.key.arn).apply(
+        lambda arns: aws_policies.DeployScope(
+            project=settings.project,
+            account_id=settings.aws_account_id,
+            region=settings.aws_region,
+            state_bucket_arn=arns[0],
+            state_key_arn=arns[1],
+        )
+    )
+    oidc = GithubOidc(
+        "github",
+        GithubOidcArgs(
+            project=settings.project,
+            subject_prefix=settings.github_subject,
+            prod_environment=settings.github_prod_environment,
+            deploy_scope=deploy_scope,
+        ),
+        opts=child,
+    )
+    trail = AuditTrail(
+        "audit",
+        AuditTrailArgs(project=settings.project, account_id=settings.aws_account_id, region=settings.aws_region),
+        opts=child,
+    )
+    pages = PagesProject(
+        "pages",
+        PagesProjectArgs(account_id=settings.cloudflare_account_id, project_name=settings.pages_project),
+        opts=child,
+    )
+    return Foundation(state=state, oidc=oidc, trail=trail, pages=pages)
+
+
+def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceOptions) -> tuple[Phase, local.Command]:
+    phase = Phase("dependencies", opts)
+    install = deploy_step(
+        "app-install",
+        create=step_command("install", '--app-dir "$APP_DIR"'),
+        environment={"APP_DIR": settings.app_dir},
+        triggers=[sources.lockfile],
+        opts=pulumi.ResourceOptions(parent=phase),
+    )
+    return phase, install
+
+
+def database(
+    settings: Settings, sources: AppSources, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
+) -> tuple[Phase, Database]:
+    phase = Phase("database", opts)
+    db = Database(
+        "database",
+        DatabaseArgs(
+            schema=settings.db_schema,
+            app_dir=settings.app_dir,
+            schema_sources_hash=sources.schema,
+            migration_timeout_seconds=settings.migration_timeout_seconds,
+            drop_on_destroy=settings.is_pr,
+            allow_data_loss=not settings.is_prod,
+            protect=settings.is_prod,
+            after=after,
+        ),
+        opts=pulumi.ResourceOptions(parent=phase),
+    )
+    return phase, db
+
+
+def backend(
+    settings: Settings,
+    sources: AppSources,
+    infra: Infrastructure,
+    database_phase: Phase,
+    install: local.Command,
+    opts: pulumi.ResourceOptions,
+) -> tuple[Phase, LambdaApi]:
+    phase = Phase("backend", opts)
+    api = LambdaApi(
+        "api",
+        LambdaApiArgs(
+            function_name=settings.function_name,
+            role_arn=infra.lambda_role.role.arn,
+            app_dir=settings.app_dir,
+            sources_hash=sources.api,
+            publish=settings.is_prod,
+            pinned_version=settings.pinned_version,
+            keep_versions=settings.keep_lambda_versions,
+            region=settings.aws_region,
+            memory_mb=settings.lambda_memory_mb,
+            timeout_seconds=settings.lambda_timeout_seconds,
+            site_origin=settings.site_url.rstrip("/"),
+            environment={
+                "JWKS_URL": settings.jwks_url,
+                "JWT_ISSUER": settings.jwt_issuer,
+                "JWT_AUDIENCE": settings.jwt_audience,
+                "DB_SCHEMA": settings.db_schema,
+                "DATABASE_URL": settings.database_url,
+            },
+            after=[database_phase],
+            build_after=[install],
+        ),
+        opts=pulumi.ResourceOptions(parent=phase),
+    )
+    return phase, api
+
+
+def frontend(
+    settings: Settings, sources: AppSources, api: LambdaApi, install: local.Command, opts: pulumi.ResourceOptions
+) -> tuple[Phase, PagesSite]:
+    phase = Phase("frontend", opts)
+    site = PagesSite(
+        "site",
+        PagesSiteArgs(
+            project_name=settings.pages_project,
+            account_id=settings.cloudflare_account_id,
+            branch=settings.pages_branch,
+            app_dir=settings.app_dir,
+            out_dir=f".build/{settings.stack}/site",
+            sources_hash=sources.web,
+            public_environment={
+                "NEXT_PUBLIC_API_URL": api.url.function_url,
+                "NEXT_PUBLIC_STACK": settings.stack,
+            },
+            delete_replaced_deployments=not settings.is_prod,
+            clean_branch_on_destroy=settings.is_pr,
+            build_after=[install],
+            after=api.live,
+        ),
+        opts=pulumi.ResourceOptions(parent=phase),
+    )
+    return phase, site
+
+
+def checks(
+    settings: Settings, api: LambdaApi, site: PagesSite, frontend_phase: Phase, opts: pulumi.ResourceOptions
+) -> Phase:
+    phase = Phase("checks", opts)
+    Checks(
+        "checks",
+        ChecksArgs(
+            host=settings.site_host,
+            cname_target=settings.pages_target,
+            resolvers=settings.dns_resolvers,
+            dns_critical=settings.is_prod,
+            site_url=settings.site_url,
+            site_deployment=site.deploy.stdout,
+            api_health_url=pulumi.Output.concat(api.url.function_url, "health"),
+            api_version=api.alias.function_version if api.alias else api.function.version,
+            timeout_seconds=CHECK_TIMEOUT_SECONDS,
+            after=[frontend_phase],
+        ),
+        opts=pulumi.ResourceOptions(parent=phase),
+    )
+    return phase
+
+
+def deploy(settings: Settings) -> Outputs:
+    """Declares every resource of the stack, phase by phase."""
+    sources = AppSources.of(settings)
+    # One explicit provider: a PR stack has no config file, so the region cannot come from `aws:region`.
+    provider = aws.Provider(
+        "aws",
+        region=settings.aws_region,
+        default_tags=aws.ProviderDefaultTagsArgs(
+            tags={"project": settings.project, "stack": settings.stack, "managed-by": "pulumi"}
+        ),
+    )
+    opts = pulumi.ResourceOptions(providers=[provider])
+
+    infra = infrastructure(settings, opts)
+    dependencies_phase, install = dependencies(settings, sources, opts)
+    database_phase, db = database(settings, sources, after=[infra.phase, dependencies_phase], opts=opts)
+    _, api = backend(settings, sources, infra, database_phase, install, opts)
+    frontend_phase, site = frontend(settings, sources, api, install, opts)
+    checks(settings, api, site, frontend_phase, opts)
+
+    return Outputs(
+        api_url=api.url.function_url,
+        site_url=settings.site_url,
+        pages_branch=settings.pages_branch,
+        db_schema=settings.db_schema,
+        function_name=api.function.name,
+        stable_version=api.alias.function_version if api.alias else None,
+        foundation=infra.foundation,
+    )

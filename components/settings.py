@@ -1,0 +1,359 @@
+"""The stack's settings: one typed, validated `Settings` built from the stack's config.
+
+Stacks are `prod`, `preview` (the template) and `preview-pr-<N>`. A PR stack has no config file of
+its own: it runs on `Pulumi.preview.yaml` and derives every name from N, so two PRs never share a
+schema, a function, a Pages branch or a host. Every problem is collected and reported at once,
+before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
+
+SAFE_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PR_STACK = re.compile(r"^preview-pr-(?P<number>.*)$")
+PR_NUMBER = re.compile(r"^[1-9][0-9]{0,6}$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
+TRANSACTION_POOLER_PORT = 6543
+
+# Secrets never live in stack files; each comes from `pulumi config set --secret` or, failing
+# that, from the CI job's environment (which is also where the deploy steps read them).
+SECRET_ENVIRONMENT = {"databaseUrl": "DATABASE_URL"}
+
+StackKind = Literal["prod", "preview", "pr"]
+
+
+class SettingsError(Exception):
+    """Every problem with the stack's settings, each with what to do about it."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.stack = stack
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"stack {stack!r} cannot be deployed; fix these settings first:\n{listing}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigKey:
+    name: str
+    type: str
+    default: Any = None
+    secret: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and not self.secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What the program needs to know about the stack, derived names included."""
+
+    project: str
+    stack: str
+    kind: StackKind
+    pr_number: int | None
+    aws_region: str
+    aws_account_id: str
+    github_repository: str
+    github_subject_prefix: str
+    github_prod_environment: str
+    domain: str
+    cloudflare_account_id: str
+    cloudflare_zone_id: str
+    pages_project: str
+    site_subdomain: str
+    db_schema: str
+    jwks_url: str
+    jwt_issuer: str
+    jwt_audience: str
+    app_dir: str
+    lambda_memory_mb: int
+    lambda_timeout_seconds: int
+    keep_lambda_versions: int
+    pinned_version: str
+    migration_timeout_seconds: int
+    dns_resolvers: tuple[str, ...]
+    database_url: pulumi.Input[str]
+
+    @property
+    def is_prod(self) -> bool:
+        return self.kind == "prod"
+
+    @property
+    def is_pr(self) -> bool:
+        return self.kind == "pr"
+
+    @property
+    def pages_branch(self) -> str:
+        return {"prod": "main", "preview": "preview"}.get(self.kind, f"pr-{self.pr_number}")
+
+    @property
+    def site_host(self) -> str:
+        if self.is_prod:
+            return f"{self.site_subdomain}.{self.domain}"
+        return f"{self.pages_branch}.{self.site_subdomain}.{self.domain}"
+
+    @property
+    def site_url(self) -> str:
+        return f"https://{self.site_host}/"
+
+    @property
+    def pages_target(self) -> str:
+        """The `*.pages.dev` name the site's CNAME points at (a branch alias for previews)."""
+        if self.is_prod:
+            return f"{self.pages_project}.pages.dev"
+        return f"{self.pages_branch}.{self.pages_project}.pages.dev"
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.project}-api-{self.stack}"
+
+    @property
+    def github_subject(self) -> str:
+        return self.github_subject_prefix or f"repo:{self.github_repository}"
+
+    @property
+    def app_path(self) -> Path:
+        return PROJECT_ROOT / self.app_dir
+
+
+def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
+    """The config keys Pulumi.yaml declares for this project, by their short name."""
+    document = yaml.safe_load(project_file.read_text())
+    project = document["name"]
+    keys = {}
+    for full_name, declaration in (document.get("config") or {}).items():
+        namespace, _, short = full_name.partition(":")
+        if namespace != project:
+            continue
+        keys[short] = ConfigKey(
+            name=short,
+            type=declaration["type"],
+            default=declaration.get("default"),
+            secret=bool(declaration.get("secret", False)),
+        )
+    return keys
+
+
+def stack_file_values(stack: str, project: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Plain (non-secure) values of `Pulumi.<stack>.yaml` in the project's namespace."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        return {}
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    prefix = f"{project}:"
+    return {
+        key[len(prefix):]: value
+        for key, value in config.items()
+        if key.startswith(prefix) and not (isinstance(value, dict) and "secure" in value)
+    }
+
+
+def stack_kind(stack: str, problems: list[str]) -> tuple[StackKind | None, int | None]:
+    if stack in ("prod", "preview"):
+        return stack, None
+    match = PR_STACK.match(stack)
+    if match is None:
+        problems.append(
+            f"stack name {stack!r} is not one of `prod`, `preview` or `preview-pr-<N>`: "
+            "select one of those (`pulumi stack select preview-pr-42 --create`)"
+        )
+        return None, None
+    number = match["number"]
+    if not PR_NUMBER.match(number):
+        problems.append(
+            f"stack {stack!r}: PR number {number!r} is not a positive whole number: "
+            "name PR stacks `preview-pr-<N>` with the pull request's number, e.g. `preview-pr-42`"
+        )
+        return None, None
+    return "pr", int(number)
+
+
+def _coerce(key: ConfigKey, value: Any, problems: list[str]) -> Any:
+    """Config arrives as strings from the CLI and as YAML values from files; accept both."""
+    try:
+        if key.type == "integer":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if key.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "false": False}[str(value).lower()]
+        if key.type == "array":
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, list):
+                raise ValueError(value)
+            return tuple(str(item) for item in value)
+        return str(value)
+    except (ValueError, KeyError, yaml.YAMLError):
+        problems.append(f"`{key.name}` must be {key.type}, got {value!r}: fix it with `pulumi config set {key.name} ...`")
+        return None
+
+
+def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]) -> None:
+    """Rules that span keys or need a value's shape, each naming the key and the fix."""
+    values = settings_values
+    if values.get("awsAccountId") and not ACCOUNT_ID.match(values["awsAccountId"]):
+        problems.append(f"`awsAccountId` {values['awsAccountId']!r} is not a 12-digit AWS account id")
+    if kind == "prod" and values.get("githubRepository") and not REPOSITORY.match(values["githubRepository"]):
+        problems.append(f"`githubRepository` {values['githubRepository']!r} is not `owner/name`")
+    prefix = values.get("githubSubjectPrefix") or ""
+    if prefix and ("*" in prefix or not prefix.startswith("repo:")):
+        problems.append(f"`githubSubjectPrefix` {prefix!r} must start with `repo:` and contain no `*`")
+    for label_key in ("siteSubdomain", "pagesProject"):
+        label = values.get(label_key)
+        if label and not HOST_LABEL.match(label):
+            problems.append(f"`{label_key}` {label!r} is not a lower-case DNS label (a-z, 0-9, '-')")
+    for positive in ("lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds"):
+        if values.get(positive) is not None and values[positive] < 1:
+            problems.append(f"`{positive}` must be at least 1, got {values[positive]}")
+    pinned = values.get("pinnedVersion") or ""
+    if pinned and (kind != "prod" or not pinned.isdigit()):
+        problems.append(
+            f"`pinnedVersion` {pinned!r}: only prod can pin, and only to a published version number; "
+            "clear it with `pulumi config set pinnedVersion ''`"
+        )
+    for url_key in ("jwksUrl", "jwtIssuer"):
+        if values.get(url_key) and not str(values[url_key]).startswith("https://"):
+            problems.append(f"`{url_key}` must be an https:// URL, got {values[url_key]!r}")
+
+
+def _check_database_url(url: str, problems: list[str]) -> None:
+    if f":{TRANSACTION_POOLER_PORT}/" in url or url.rstrip("/").endswith(f":{TRANSACTION_POOLER_PORT}"):
+        problems.append(
+            "the database URL uses port 6543 (Supabase's transaction pooler), where drizzle-kit push hangs: "
+            "use the direct or session connection (port 5432)"
+        )
+
+
+def parse_settings(
+    *,
+    project: str,
+    stack: str,
+    values: Mapping[str, Any],
+    secrets: Mapping[str, pulumi.Input[str] | None],
+    keys: Mapping[str, ConfigKey],
+    root: Path = PROJECT_ROOT,
+) -> Settings:
+    """Validates raw config values and derives the stack's names; raises SettingsError listing every problem.
+
+    `secrets` maps secret keys (e.g. `databaseUrl`) to their value, a plain string when it came
+    from the environment (checked here, then wrapped as a secret) or an Output from config.
+    """
+    problems: list[str] = []
+    kind, pr_number = stack_kind(stack, problems)
+
+    resolved: dict[str, Any] = {}
+    for key in keys.values():
+        if key.secret:
+            continue
+        raw = values.get(key.name, key.default)
+        if raw is None or (key.required and raw == ""):
+            where = "Pulumi.preview.yaml" if kind == "pr" else f"Pulumi.{stack}.yaml"
+            problems.append(f"missing `{key.name}`: set it in {where} (`pulumi config set {key.name} VALUE`)")
+            continue
+        resolved[key.name] = _coerce(key, raw, problems)
+
+    _check(resolved, kind or "preview", problems)
+
+    base_schema = resolved.get("dbSchema")
+    schema = f"{base_schema}_pr_{pr_number}" if kind == "pr" and base_schema else base_schema
+    if schema is not None and not SAFE_IDENTIFIER.match(schema):
+        problems.append(
+            f"schema name {schema!r} is not a safe PostgreSQL identifier (^[a-z_][a-z0-9_]{{0,62}}$): "
+            "use lower-case letters, digits and '_' in `dbSchema`, short enough for the `_pr_<N>` suffix"
+        )
+
+    app_dir = resolved.get("appDir")
+    if app_dir is not None and not (root / app_dir / "package.json").is_file():
+        problems.append(
+            f"app directory {str(root / app_dir)!r} has no package.json: set `appDir` to the app's npm "
+            "workspace (default examples/app) relative to Pulumi.yaml"
+        )
+
+    database_url = secrets.get("databaseUrl")
+    if database_url is None or database_url == "":
+        problems.append(
+            "missing secret `databaseUrl`: export DATABASE_URL in the CI job's environment "
+            "or run `pulumi config set --secret databaseUrl postgres://...`"
+        )
+    elif isinstance(database_url, str):
+        _check_database_url(database_url, problems)
+
+    if problems:
+        raise SettingsError(stack, problems)
+    assert kind is not None  # narrowed: a bad stack name is a problem above
+
+    if isinstance(database_url, str):
+        database_url = pulumi.Output.secret(database_url)
+    return Settings(
+        project=project,
+        stack=stack,
+        kind=kind,
+        pr_number=pr_number,
+        aws_region=resolved["awsRegion"],
+        aws_account_id=resolved["awsAccountId"],
+        github_repository=resolved["githubRepository"],
+        github_subject_prefix=resolved["githubSubjectPrefix"],
+        github_prod_environment=resolved["githubProdEnvironment"],
+        domain=resolved["domain"],
+        cloudflare_account_id=resolved["cloudflareAccountId"],
+        cloudflare_zone_id=resolved["cloudflareZoneId"],
+        pages_project=resolved["pagesProject"],
+        site_subdomain=resolved["siteSubdomain"],
+        db_schema=schema,
+        jwks_url=resolved["jwksUrl"],
+        jwt_issuer=resolved["jwtIssuer"],
+        jwt_audience=resolved["jwtAudience"],
+        app_dir=app_dir,
+        lambda_memory_mb=resolved["lambdaMemoryMb"],
+        lambda_timeout_seconds=resolved["lambdaTimeoutSeconds"],
+        keep_lambda_versions=resolved["keepLambdaVersions"],
+        pinned_version=resolved["pinnedVersion"],
+        migration_timeout_seconds=resolved["migrationTimeoutSeconds"],
+        dns_resolvers=resolved["dnsResolvers"],
+        database_url=database_url,
+    )
+
+
+def load_settings() -> Settings:
+    """Reads the running stack's config (a PR stack: Pulumi.preview.yaml under its own) and validates it."""
+    project = pulumi.get_project()
+    stack = pulumi.get_stack()
+    keys = declared_keys()
+    config = pulumi.Config(project)
+
+    values: dict[str, Any] = {}
+    if PR_STACK.match(stack):
+        values.update(stack_file_values("preview", project))
+    for key in keys.values():
+        if key.secret:
+            continue
+        if key.type == "array":
+            value = config.get_object(key.name)
+        else:
+            value = config.get(key.name)
+        if value is not None:
+            values[key.name] = value
+
+    secrets: dict[str, pulumi.Input[str] | None] = {}
+    for name, variable in SECRET_ENVIRONMENT.items():
+        secrets[name] = config.get_secret(name) or os.environ.get(variable)
+    return parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)

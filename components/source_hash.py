@@ -1,0 +1,44 @@
+"""Content hashes of the app's sources: the `triggers` that make a Command re-run on purpose only.
+
+A hash covers file names and bytes, never timestamps or absolute paths, so the same tree gives the
+same hash on every machine and an unchanged push re-runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+# Build outputs and installed dependencies are results, not sources.
+IGNORED_DIRECTORIES = frozenset({"node_modules", ".next", "out", "dist", ".turbo", ".wrangler", ".git"})
+IGNORED_SUFFIXES = (".tsbuildinfo", ".log")
+
+
+def _files_under(path: Path):
+    if path.is_file():
+        yield path
+        return
+    for directory, subdirectories, files in os.walk(path):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in IGNORED_DIRECTORIES)
+        for name in sorted(files):
+            if not name.endswith(IGNORED_SUFFIXES):
+                yield Path(directory) / name
+
+
+def tree_hash(root: Path, *parts: str) -> str:
+    """sha256 over the relative names and contents of every source file under `root/part`.
+
+    A part that does not exist counts as empty (and still changes the hash when it appears).
+    """
+    digest = hashlib.sha256()
+    for part in sorted(parts):
+        digest.update(f"part:{part}\0".encode())
+        target = root / part
+        if not target.exists():
+            continue
+        for file in _files_under(target):
+            relative = file.relative_to(root).as_posix()
+            digest.update(f"file:{relative}\0".encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
