@@ -1,0 +1,157 @@
+"""steps.pr_comment and steps.sweep_previews: the logic behind the preview and sweeper workflows."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from steps import plan_report, pr_comment, sweep_previews
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
+OUTPUTS = {
+    "siteUrl": "https://pr-12.www.example.com",
+    "apiUrl": "https://abc.lambda-url.us-east-1.on.aws/",
+    "pagesBranch": "pr-12",
+    "dbSchema": "app_pr_12",
+    "functionName": "webstack-preview-pr-12-api",
+}
+
+
+def test_comment_starts_with_the_marker_and_lists_urls_and_plan() -> None:
+    body = pr_comment.render(
+        stack="preview-pr-12",
+        outcome="success",
+        outputs=OUTPUTS,
+        plan=plan_report.load(FIXTURES / "lambda_replace.json", "preview-pr-12"),
+        sha="0123456789abcdef0123",
+        run_url="https://github.com/org/repo/actions/runs/1",
+    )
+    assert body.splitlines()[0] == pr_comment.MARKER
+    assert "### Preview `preview-pr-12`: deployed at 0123456789ab" in body
+    assert "| Site | https://pr-12.www.example.com |" in body
+    assert "| Database schema | `app_pr_12` |" in body
+    assert "**Plan:** 0 to create, 1 to update, 1 to replace, 0 to delete; 27 unchanged." in body
+    assert "| replace | `api-function` |" in body
+
+
+def test_comment_after_a_failed_up_has_no_urls_but_the_plan() -> None:
+    body = pr_comment.render(
+        stack="preview-pr-12",
+        outcome="failure",
+        outputs=None,
+        plan=plan_report.load(FIXTURES / "no_changes.json"),
+    )
+    assert "not deployed (`pulumi up`: failure)" in body
+    assert "| Site |" not in body
+    assert "0 to delete; 19 unchanged" in body
+
+
+def test_comment_cli_writes_a_multiline_step_output(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(OUTPUTS), encoding="utf-8")
+    github_output = tmp_path / "github_output"
+
+    code = pr_comment.main(
+        [
+            "--stack", "preview-pr-12",
+            "--plan", str(tmp_path / "missing-plan.json"),
+            "--outputs", str(outputs),
+            "--outcome", "success",
+        ],
+        environ={"GITHUB_OUTPUT": str(github_output)},
+    )
+
+    assert code == 0
+    first, *rest = github_output.read_text(encoding="utf-8").splitlines()
+    name, delimiter = first.split("<<")
+    assert name == "body" and rest[-1] == delimiter
+    assert rest[0] == pr_comment.MARKER
+    assert any(line.startswith("**Plan:** not available") for line in rest)
+
+
+def test_preview_prs_from_stack_ls() -> None:
+    listing = json.dumps(
+        [
+            {"name": "prod", "current": False},
+            {"name": "preview", "current": False},
+            {"name": "preview-pr-7", "current": True},
+            {"name": "organization/webstack/preview-pr-12"},
+            {"name": "preview-pr-012"},
+            {"name": "preview-pr-3-old"},
+        ]
+    )
+    assert sweep_previews.preview_prs(listing) == [7, 12]
+    with pytest.raises(sweep_previews.SweepError):
+        sweep_previews.preview_prs("error: not logged in")
+
+
+class FakeGitHub(BaseHTTPRequestHandler):
+    states = {7: "closed", 12: "open"}
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.headers["Authorization"] != "Bearer t0ken":
+            self.send_response(401)
+            self.end_headers()
+            return
+        number = int(self.path.rsplit("/", 1)[-1])
+        if self.path != f"/repos/org/repo/pulls/{number}" or number not in self.states:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps({"number": number, "state": self.states[number]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def github_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_find_outputs_only_closed_prs_and_reports_all(tmp_path: Path, github_api: str) -> None:
+    env = {
+        "GH_TOKEN": "t0ken",
+        "GITHUB_API_URL": github_api,
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    listing = json.dumps([{"name": f"preview-pr-{n}"} for n in (7, 12, 99)] + [{"name": "prod"}])
+
+    code = sweep_previews.main(["find", "--repo", "org/repo"], environ=env, stack_ls=lambda: listing)
+
+    assert code == 0
+    assert (tmp_path / "out").read_text() == "prs=[7]\n"
+    summary = (tmp_path / "summary").read_text()
+    assert "| `preview-pr-7` | closed | destroy |" in summary
+    assert "| `preview-pr-12` | open | keep |" in summary
+    assert "| `preview-pr-99` | missing | keep" in summary
+
+
+def test_check_says_whether_a_pr_is_still_closed(tmp_path: Path, github_api: str) -> None:
+    out = tmp_path / "out"
+    env = {"GH_TOKEN": "t0ken", "GITHUB_API_URL": github_api, "GITHUB_OUTPUT": str(out)}
+
+    assert sweep_previews.main(["check", "--repo", "org/repo", "--pr", "7"], environ=env) == 0
+    assert sweep_previews.main(["check", "--repo", "org/repo", "--pr", "12"], environ=env) == 0
+    assert out.read_text() == "closed=true\nclosed=false\n"
+
+
+def test_sweeper_fails_without_a_token_or_on_api_errors(github_api: str) -> None:
+    assert sweep_previews.main(["check", "--repo", "org/repo", "--pr", "7"], environ={}) == 2
+    env = {"GH_TOKEN": "wrong", "GITHUB_API_URL": github_api}
+    # HTTP 401 is an error, never read as "closed".
+    assert sweep_previews.main(["check", "--repo", "org/repo", "--pr", "7"], environ=env) == 1
