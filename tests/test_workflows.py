@@ -1,0 +1,431 @@
+"""The rules the workflows must keep, read from the YAML itself.
+
+`violations()` checks all workflows together (some rules span files: the per-PR concurrency
+group is shared by preview, cleanup and the sweeper). The real files must have none, and every
+rule is shown to catch a broken copy: each case edits the text of one workflow and expects the
+checker to name the break.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+NAMES = ("deploy", "preview", "cleanup", "sweeper", "security")
+
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+VERSION_COMMENT = re.compile(r"^\s+# v\d+(\.\d+)*\s*$")
+SECRET_EXPR = re.compile(r"\$\{\{\s*secrets\.")
+
+PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
+PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
+DESTROY_LINES = (
+    'pulumi destroy --yes --stack "$STACK"',
+    'pulumi stack rm --yes "$STACK"',
+)
+
+Workflows = Mapping[str, tuple[str, dict[str, Any]]]
+
+
+def load_texts() -> dict[str, str]:
+    return {name: (WORKFLOWS / f"{name}.yml").read_text(encoding="utf-8") for name in NAMES}
+
+
+def parse(texts: Mapping[str, str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {name: (text, yaml.safe_load(text)) for name, text in texts.items()}
+
+
+def triggers(wf: Mapping[Any, Any]) -> Any:
+    # YAML 1.1 reads the key `on` as the boolean True.
+    return wf.get("on", wf.get(True))
+
+
+def steps(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def runs(job: Mapping[str, Any]) -> list[str]:
+    return [s["run"] for s in steps(job) if "run" in s]
+
+
+def run_lines(job: Mapping[str, Any]) -> list[str]:
+    """Every shell line of the job, folded (`>-`) scripts joined back into one command."""
+    lines = []
+    for script in runs(job):
+        lines += [line.strip() for line in script.splitlines() if line.strip()]
+    return lines
+
+
+def uses_of(job: Mapping[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def index_of(lines: list[str], prefix: str) -> int:
+    for i, line in enumerate(lines):
+        if line.startswith(prefix):
+            return i
+    return -1
+
+
+def check_order(where: str, lines: list[str], commands: list[str]) -> Iterator[str]:
+    positions = []
+    for command in commands:
+        i = index_of(lines, command)
+        if i < 0:
+            yield f"{where}: missing command `{command}`"
+            return
+        positions.append(i)
+    if positions != sorted(positions):
+        yield f"{where}: commands out of order: {commands}"
+
+
+def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    if isinstance(on, Mapping) and "pull_request_target" in on or on == "pull_request_target":
+        yield f"{name}: uses pull_request_target"
+    if wf.get("permissions") != {}:
+        yield f"{name}: top-level permissions must be {{}} (each job grants its own)"
+
+    # Every third-party action pinned to a full commit SHA with its version beside it.
+    for number, line in enumerate(text.splitlines(), 1):
+        match = USES_LINE.match(line)
+        if not match or match.group(1).startswith("./"):
+            continue
+        ref, rest = match.group(1), match.group(2)
+        if not SHA_PIN.match(ref):
+            yield f"{name}:{number}: action not pinned to a full commit SHA: {ref}"
+        elif not VERSION_COMMENT.match(rest):
+            yield f"{name}:{number}: SHA pin without a `# vX.Y.Z` comment: {ref}"
+
+    if SECRET_EXPR.search(yaml.safe_dump(wf.get("env") or {})):
+        yield f"{name}: secrets in the workflow-level env"
+    for job_id, job in (wf.get("jobs") or {}).items():
+        where = f"{name}/{job_id}"
+        if "uses" in job:  # a reusable-workflow call has no steps of its own
+            if job.get("permissions") is None:
+                yield f"{where}: no permissions"
+            continue
+        perms = job.get("permissions")
+        if not isinstance(perms, Mapping):
+            yield f"{where}: permissions must be an explicit map"
+            perms = {}
+        if perms.get("contents", "read") != "read":
+            yield f"{where}: contents must be read-only"
+        aws = uses_of(job, "aws-actions/configure-aws-credentials")
+        if perms.get("id-token") == "write" and not aws:
+            yield f"{where}: id-token: write without AWS OIDC"
+        if aws and perms.get("id-token") != "write":
+            yield f"{where}: AWS OIDC needs id-token: write"
+        script = uses_of(job, "actions/github-script")
+        if perms.get("pull-requests") == "write" and not script:
+            yield f"{where}: pull-requests: write without a comment step"
+        if script and set(perms) != {"pull-requests"}:
+            yield f"{where}: the comment job must hold nothing but pull-requests: write"
+        for extra in set(perms) - {"contents", "id-token", "pull-requests"}:
+            yield f"{where}: unexpected permission {extra}"
+        if SECRET_EXPR.search(yaml.safe_dump(job.get("env") or {})):
+            yield f"{where}: secrets in the job-level env"
+        for step in steps(job):
+            label = step.get("name") or step.get("uses") or step.get("run", "")[:30]
+            if SECRET_EXPR.search(yaml.safe_dump({k: v for k, v in step.items() if k != "env"})):
+                yield f"{where}/{label}: secrets outside the step's env"
+            if SECRET_EXPR.search(yaml.safe_dump(step.get("env") or {})) and "pulumi " not in step.get(
+                "run", ""
+            ):
+                yield f"{where}/{label}: secrets in a step that does not run pulumi"
+        if aws:
+            yield from check_pulumi_job(where, job)
+
+
+def check_pulumi_job(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """Jobs with cloud credentials: the program's virtualenv on PATH, the CLI, the S3 backend."""
+    lines = run_lines(job)
+    for needed in (
+        "python -m venv .venv",
+        ".venv/bin/pip install -r requirements.txt",
+        'echo "$PWD/.venv/bin" >> "$GITHUB_PATH"',
+        'pulumi login "$PULUMI_BACKEND_URL"',
+    ):
+        if index_of(lines, needed) < 0:
+            yield f"{where}: missing `{needed}`"
+    if not uses_of(job, "pulumi/actions"):
+        yield f"{where}: the Pulumi CLI is not installed with pulumi/actions"
+    if "PULUMI_BACKEND_URL" not in (job.get("env") or {}):
+        yield f"{where}: PULUMI_BACKEND_URL not set"
+    elif job["env"]["PULUMI_BACKEND_URL"] != "${{ vars.PULUMI_BACKEND_URL }}":
+        yield f"{where}: PULUMI_BACKEND_URL must come from vars.PULUMI_BACKEND_URL"
+    for step in steps(job):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            if (step.get("with") or {}).get("persist-credentials") is not False:
+                yield f"{where}: checkout keeps the token (persist-credentials)"
+
+
+def only_job(wf: Mapping[str, Any], job_id: str) -> Mapping[str, Any]:
+    return (wf.get("jobs") or {}).get(job_id) or {}
+
+
+def role(job: Mapping[str, Any]) -> str | None:
+    aws = uses_of(job, "aws-actions/configure-aws-credentials")
+    return (aws[0].get("with") or {}).get("role-to-assume") if aws else None
+
+
+def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    if on != {"push": {"branches": ["main"]}}:
+        yield f"deploy: must run on push to main only, not {on}"
+    conc = wf.get("concurrency") or {}
+    if conc.get("group") != "deploy-prod" or conc.get("cancel-in-progress") is not False:
+        yield "deploy: needs concurrency group deploy-prod with cancel-in-progress: false"
+    job = only_job(wf, "deploy")
+    if "environment" in job:
+        yield "deploy: an environment changes the OIDC sub the prod role trusts"
+    if job.get("needs") != "security" or (only_job(wf, "security").get("uses") != "./.github/workflows/security.yml"):
+        yield "deploy: not gated by the security workflow"
+    if role(job) != "${{ vars.AWS_PROD_ROLE_ARN }}":
+        yield "deploy: must assume the prod role"
+    if (job.get("env") or {}).get("STACK") != "prod":
+        yield "deploy: STACK must be prod"
+    lines = run_lines(job)
+    yield from check_order(
+        "deploy",
+        lines,
+        [
+            'pulumi login "$PULUMI_BACKEND_URL"',
+            'pulumi stack select "$STACK"',
+            'pulumi preview --json --stack "$STACK" > "$RUNNER_TEMP/plan.json"',
+            'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
+            'pulumi up --yes --stack "$STACK"',
+        ],
+    )
+    if any("--create" in line for line in lines):
+        yield "deploy: must never create the prod stack"
+
+
+def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    types = ((on or {}).get("pull_request") or {}).get("types") if isinstance(on, Mapping) else None
+    if set(on or {}) != {"pull_request"} or sorted(types or []) != ["opened", "reopened", "synchronize"]:
+        yield f"preview: must run on pull_request opened/synchronize/reopened, not {on}"
+    job = only_job(wf, "preview")
+    if role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
+        yield "preview: must assume the preview role"
+    if (job.get("env") or {}).get("STACK") != PR_STACK:
+        yield f"preview: STACK must be {PR_STACK}"
+    if "head.repo.full_name == github.repository" not in str(job.get("if")):
+        yield "preview: fork PRs must be skipped (no OIDC token or secrets there)"
+    yield from check_order(
+        "preview",
+        run_lines(job),
+        [
+            'pulumi login "$PULUMI_BACKEND_URL"',
+            'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
+            'pulumi preview --json --stack "$STACK" > "$RUNNER_TEMP/plan.json"',
+            'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
+            'pulumi up --yes --stack "$STACK"',
+            'pulumi stack output --json --stack "$STACK"',
+            "python -m steps.pr_comment",
+        ],
+    )
+    comment = only_job(wf, "comment")
+    if comment.get("needs") != "preview" or not uses_of(comment, "actions/github-script"):
+        yield "preview: the comment job must post what the preview job rendered"
+    script = (uses_of(comment, "actions/github-script") or [{}])[0].get("with", {}).get("script", "")
+    if "updateComment" not in script or "createComment" not in script:
+        yield "preview: the comment must be edited when it exists, created otherwise"
+
+
+def check_cleanup(wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    if on != {"pull_request": {"types": ["closed"]}}:
+        yield f"cleanup: must run on pull_request closed only, not {on}"
+    job = only_job(wf, "destroy")
+    if role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
+        yield "cleanup: must assume the preview role"
+    if (job.get("env") or {}).get("STACK") != PR_STACK:
+        yield f"cleanup: STACK must be {PR_STACK}"
+    yield from check_destroy("cleanup", job)
+
+
+def check_destroy(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    lines = run_lines(job)
+    yield from check_order(where, lines, ['pulumi login "$PULUMI_BACKEND_URL"', *DESTROY_LINES])
+    if not any('grep -q "no stack named"' in line for line in lines):
+        yield f"{where}: a stack that is already gone must count as success"
+    if any(line.startswith("pulumi stack select") and "--create" in line for line in lines):
+        yield f"{where}: must not create the stack it destroys"
+
+
+def check_sweeper(wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    if not isinstance(on, Mapping) or set(on) != {"schedule", "workflow_dispatch"}:
+        yield f"sweeper: must run on schedule and workflow_dispatch, not {on}"
+    find = only_job(wf, "find")
+    if index_of(run_lines(find), 'python -m steps.sweep_previews find --repo "$GITHUB_REPOSITORY"') < 0:
+        yield "sweeper: find job does not list the closed PRs' stacks"
+    job = only_job(wf, "destroy")
+    if (job.get("env") or {}).get("STACK") != "preview-pr-${{ matrix.pr }}":
+        yield "sweeper: STACK must be preview-pr-${{ matrix.pr }}"
+    if role(find) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}" or role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
+        yield "sweeper: must assume the preview role"
+    yield from check_destroy("sweeper", job)
+    lines = run_lines(job)
+    if not 0 <= index_of(lines, "python -m steps.sweep_previews check") < index_of(lines, DESTROY_LINES[0]):
+        yield "sweeper: must re-check the PR state before destroying"
+
+
+def check_security(wf: Mapping[str, Any]) -> Iterator[str]:
+    on = triggers(wf)
+    if not isinstance(on, Mapping) or not {"push", "pull_request", "workflow_call"} <= set(on):
+        yield f"security: must run on push, pull_request and workflow_call, not {on}"
+    secrets_job = only_job(wf, "secrets")
+    scan = uses_of(secrets_job, "trufflesecurity/trufflehog")
+    if not scan or "only-verified" in str(scan[0].get("with")):
+        yield "security: secret scanning must fail on every finding, not only verified ones"
+    checkout = uses_of(secrets_job, "actions/checkout")
+    if not checkout or (checkout[0].get("with") or {}).get("fetch-depth") != 0:
+        yield "security: secret scanning needs the history (fetch-depth: 0)"
+    sast = only_job(wf, "sast")
+    for step in steps(secrets_job) + steps(sast):
+        if step.get("continue-on-error"):
+            yield "security: a gate step must not continue on error"
+    lines = run_lines(sast)
+    blocking = [line for line in lines if line.startswith(("bandit", "zizmor")) and "--exit-zero" not in line and "--no-exit-codes" not in line]
+    if not any(line.startswith("bandit") and "--severity-level high" in line for line in blocking):
+        yield "security: bandit must block on high"
+    if not any(line.startswith("zizmor") and "--min-severity high" in line for line in blocking):
+        yield "security: zizmor must block on high"
+    warning = [line for line in lines if "--exit-zero" in line or "--no-exit-codes" in line]
+    if not any(line.startswith("bandit") and "--severity-level low" in line for line in warning):
+        yield "security: bandit must warn on low and medium"
+    if not any(line.startswith("zizmor") for line in warning):
+        yield "security: zizmor must warn on low and medium"
+
+
+def check_shared(workflows: Workflows) -> Iterator[str]:
+    groups = {}
+    for name in ("preview", "cleanup"):
+        conc = workflows[name][1].get("concurrency") or {}
+        groups[name] = conc.get("group")
+        if conc.get("cancel-in-progress") is not False:
+            yield f"{name}: cancel-in-progress must be false (a killed pulumi leaves a stale lock)"
+    if groups["preview"] != PER_PR_GROUP or groups["cleanup"] != groups["preview"]:
+        yield f"preview and cleanup must share the concurrency group {PER_PR_GROUP}: {groups}"
+    sweep = only_job(workflows["sweeper"][1], "destroy").get("concurrency") or {}
+    if sweep.get("group") != PER_PR_GROUP.replace("github.event.pull_request.number", "matrix.pr"):
+        yield "sweeper: each destroy must join the PR's concurrency group"
+    if sweep.get("cancel-in-progress") is not False:
+        yield "sweeper: cancel-in-progress must be false"
+
+    cleanup = run_lines(only_job(workflows["cleanup"][1], "destroy"))
+    sweeper = run_lines(only_job(workflows["sweeper"][1], "destroy"))
+    start = index_of(cleanup, "if ! out=")
+    if start < 0 or cleanup[start:] != sweeper[index_of(sweeper, "if ! out=") :]:
+        yield "cleanup and sweeper must destroy with the same commands"
+
+    # The CLI is the release of the SDK the program runs on.
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    for name, (_, wf) in workflows.items():
+        for job_id, job in (wf.get("jobs") or {}).items():
+            for step in uses_of(job, "pulumi/actions"):
+                version = str((step.get("with") or {}).get("pulumi-version"))
+                if not sdk or version != sdk.group(1):
+                    yield f"{name}/{job_id}: pulumi-version {version} is not the SDK's {sdk and sdk.group(1)}"
+
+
+CHECKS = {
+    "deploy": check_deploy,
+    "preview": check_preview,
+    "cleanup": check_cleanup,
+    "sweeper": check_sweeper,
+    "security": check_security,
+}
+
+
+def violations(workflows: Workflows) -> list[str]:
+    found = []
+    for name, (text, wf) in workflows.items():
+        found += check_common(name, text, wf)
+        found += CHECKS[name](wf)
+    found += check_shared(workflows)
+    return found
+
+
+def test_the_workflows_keep_every_rule() -> None:
+    assert violations(parse(load_texts())) == []
+
+
+def test_every_workflow_file_is_checked() -> None:
+    assert sorted(p.stem for p in WORKFLOWS.glob("*.y*ml")) == sorted(NAMES)
+
+
+# (workflow, text to replace, replacement, expected fragment of a violation)
+BROKEN = [
+    pytest.param("deploy", "cancel-in-progress: false", "cancel-in-progress: true", "deploy-prod", id="deploy-cancels"),
+    pytest.param("deploy", "group: deploy-prod", "group: deploy-${{ github.sha }}", "deploy-prod", id="deploy-parallel"),
+    pytest.param("deploy", "    needs: security\n", "    environment: production\n", "environment", id="deploy-environment"),
+    pytest.param("deploy", "branches: [main]", "branches: [main, develop]", "push to main only", id="deploy-branches"),
+    pytest.param("deploy", 'pulumi stack select "$STACK"', 'pulumi stack select --create "$STACK"', "never create", id="deploy-creates-prod"),
+    pytest.param("deploy", "STACK: prod", "STACK: production", "STACK must be prod", id="deploy-stack"),
+    pytest.param("deploy", "vars.AWS_PROD_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "prod role", id="deploy-role"),
+    pytest.param("deploy", "run: python -m steps.plan_report", "run: echo", "missing command `python -m steps.plan_report", id="deploy-no-report"),
+    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK"', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
+    pytest.param("deploy", "    needs: security\n", "", "security workflow", id="deploy-ungated"),
+    pytest.param("preview", "types: [opened, synchronize, reopened]", "types: [opened]", "opened/synchronize/reopened", id="preview-types"),
+    pytest.param("preview", "  pull_request:\n", "  pull_request_target:\n", "pull_request_target", id="preview-target"),
+    pytest.param("preview", " --secrets-provider \"$PULUMI_SECRETS_PROVIDER\"", "", "missing command `pulumi stack select --create", id="preview-no-kms"),
+    pytest.param("preview", "      STACK: preview-pr-${{ github.event.pull_request.number }}", "      STACK: preview", "STACK must be preview-pr-", id="preview-stack"),
+    pytest.param("preview", "group: preview-pr-${{ github.event.pull_request.number }}", "group: preview-${{ github.run_id }}", "share the concurrency group", id="preview-group"),
+    pytest.param("preview", "    if: github.event.pull_request.head.repo.full_name == github.repository\n", "", "fork PRs", id="preview-forks"),
+    pytest.param("preview", "updateComment", "deleteComment", "edited when it exists", id="preview-duplicate-comments"),
+    pytest.param("preview", "    permissions:\n      pull-requests: write\n", "    permissions:\n      pull-requests: write\n      contents: read\n      id-token: write\n", "nothing but pull-requests", id="preview-comment-privileges"),
+    pytest.param("preview", "      id-token: write\n      contents: read\n    outputs:", "      id-token: write\n      contents: read\n      pull-requests: write\n    outputs:", "pull-requests: write without a comment step", id="preview-job-writes-prs"),
+    pytest.param("cleanup", "cancel-in-progress: false", "cancel-in-progress: true", "cancel-in-progress must be false", id="cleanup-cancels"),
+    pytest.param("cleanup", "group: preview-pr-${{ github.event.pull_request.number }}", "group: cleanup-${{ github.event.pull_request.number }}", "share the concurrency group", id="cleanup-group"),
+    pytest.param("cleanup", "types: [closed]", "types: [closed, reopened]", "closed only", id="cleanup-types"),
+    pytest.param("cleanup", '          pulumi stack rm --yes "$STACK"\n', "", "missing command `pulumi stack rm", id="cleanup-no-rm"),
+    pytest.param("cleanup", 'pulumi destroy --yes --stack "$STACK"\n          pulumi stack rm --yes "$STACK"', 'pulumi stack rm --yes "$STACK"\n          pulumi destroy --yes --stack "$STACK"', "out of order", id="cleanup-rm-first"),
+    pytest.param("cleanup", 'grep -q "no stack named"', 'grep -q "error"', "already gone", id="cleanup-not-idempotent"),
+    pytest.param("cleanup", "vars.AWS_PREVIEW_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "preview role", id="cleanup-role"),
+    pytest.param("sweeper", "group: preview-pr-${{ matrix.pr }}", "group: sweeper", "join the PR's concurrency group", id="sweeper-group"),
+    pytest.param("sweeper", 'pulumi destroy --yes --stack "$STACK"', 'pulumi destroy --yes --skip-preview --stack "$STACK"', "same commands", id="sweeper-differs"),
+    pytest.param("sweeper", "        run: python -m steps.sweep_previews check", "        run: echo check", "re-check", id="sweeper-no-recheck"),
+    pytest.param("sweeper", "  workflow_dispatch:\n", "", "schedule and workflow_dispatch", id="sweeper-no-manual"),
+    pytest.param("security", "          extra_args: --results=verified,unverified,unknown", "          extra_args: --only-verified", "every finding", id="security-only-verified"),
+    pytest.param("security", "--severity-level high --confidence-level low\n", "--severity-level high --confidence-level low --exit-zero\n", "bandit must block", id="security-bandit-never-fails"),
+    pytest.param("security", "zizmor --offline --min-severity high", "zizmor --offline --min-severity high --no-exit-codes", "zizmor must block", id="security-zizmor-never-fails"),
+    pytest.param("security", "          fetch-depth: 0\n", "", "fetch-depth", id="security-shallow"),
+    pytest.param("security", "      - uses: trufflesecurity/trufflehog@", "      - continue-on-error: true\n        uses: trufflesecurity/trufflehog@", "continue on error", id="security-soft-gate"),
+    pytest.param("security", "  pull_request:\n", "", "push, pull_request", id="security-no-pr"),
+    pytest.param("deploy", "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2", "actions/checkout@v4", "not pinned to a full commit SHA", id="pin-tag"),
+    pytest.param("preview", "actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea # v7.0.1", "actions/github-script@60a0d83", "not pinned to a full commit SHA", id="pin-short-sha"),
+    pytest.param("cleanup", "e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2", "e3dd6a429d7300a6a4c196c26e071d42e0343502", "without a `# vX.Y.Z` comment", id="pin-no-comment"),
+    pytest.param("sweeper", "permissions: {}", "permissions: write-all", "top-level permissions", id="perm-write-all"),
+    pytest.param("security", "    permissions:\n      contents: read\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n        with:\n          fetch-depth: 0", "    permissions:\n      contents: write\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n        with:\n          fetch-depth: 0", "contents must be read-only", id="perm-contents-write"),
+    pytest.param("security", "    permissions:\n      contents: read\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n        with:\n          fetch-depth: 0", "    permissions:\n      contents: read\n      id-token: write\n    steps:\n      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n        with:\n          fetch-depth: 0", "id-token: write without AWS OIDC", id="perm-idtoken-unused"),
+    pytest.param("deploy", "    permissions:\n      id-token: write\n      contents: read\n", "    permissions:\n      contents: read\n", "needs id-token: write", id="perm-idtoken-missing"),
+    pytest.param("deploy", "      PULUMI_SECRETS_PROVIDER: ${{ vars.PULUMI_SECRETS_PROVIDER }}\n", "      PULUMI_SECRETS_PROVIDER: ${{ vars.PULUMI_SECRETS_PROVIDER }}\n      DATABASE_URL: ${{ secrets.DATABASE_URL }}\n", "secrets in the job-level env", id="secret-job-env"),
+    pytest.param("deploy", "run: pulumi login \"$PULUMI_BACKEND_URL\"", "run: pulumi login \"$PULUMI_BACKEND_URL\" --token ${{ secrets.DATABASE_URL }}", "secrets outside the step's env", id="secret-in-run"),
+    pytest.param("deploy", "        run: python -m steps.plan_report", "        env:\n          TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n        run: python -m steps.plan_report", "does not run pulumi", id="secret-non-pulumi-step"),
+    pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
+    pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
+    pytest.param("sweeper", "pulumi-version: 3.272.0", "pulumi-version: 3.200.0", "is not the SDK's", id="cli-sdk-mismatch"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "expected"), BROKEN)
+def test_a_broken_copy_is_caught(name: str, old: str, new: str, expected: str) -> None:
+    texts = load_texts()
+    assert old in texts[name], f"the case no longer matches {name}.yml: {old!r}"
+    texts[name] = texts[name].replace(old, new, 1)
+
+    found = violations(parse(texts))
+
+    assert any(expected in v for v in found), found
