@@ -112,6 +112,8 @@ def _secret_paths(raw: Any, path: str = "") -> set[str]:
 def _plain(value: Any) -> Any:
     """Inputs as JSON-like data; assets and archives by their content, so runs compare equal."""
     if isinstance(value, dict):
+        if value.get(SIGNATURE_KEY) == SECRET_SIGNATURE:
+            return _plain(value.get("value"))
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]

@@ -1,0 +1,278 @@
+"""The resource model per stack, under the recording mocks: what exists, with which properties."""
+
+import json
+
+import pytest
+
+from components.aws_policies import GITHUB_OIDC_HOST
+
+FOUNDATION_TYPES = {
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:s3/bucket:Bucket",
+    "aws:cloudtrail/trail:Trail",
+    "aws:dynamodb/table:Table",
+    "aws:kms/key:Key",
+    "cloudflare:index/pagesProject:PagesProject",
+}
+
+
+def command(recording, name):
+    return recording.by_name(name).inputs
+
+
+def test_prod_owns_the_foundation(recorded):
+    prod = recorded("prod")
+    present = {r.type for r in prod.resources.values()}
+    assert FOUNDATION_TYPES <= present
+    assert len(prod.of_type("aws:s3/bucket:Bucket")) == 2  # state + trail logs
+    assert len(prod.of_type("aws:iam/role:Role")) == 3  # two deploy roles + execution role
+
+
+@pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
+def test_previews_create_no_foundation(recorded, stack):
+    present = {r.type for r in recorded(stack).resources.values()}
+    assert not (FOUNDATION_TYPES & present)
+    assert [r.name for r in recorded(stack).of_type("aws:iam/role:Role")] == ["api-role-role"]
+
+
+def test_two_pr_stacks_have_disjoint_physical_names(recorded):
+    from tests.conftest import record
+
+    def physical(recording):
+        names = set()
+        for resource in recording.resources.values():
+            inputs = resource.inputs
+            for key in ("name", "bucket"):
+                if isinstance(inputs.get(key), str):
+                    names.add(inputs[key])
+            environment = inputs.get("environment") or {}
+            names |= {environment[k] for k in ("DB_SCHEMA", "PAGES_BRANCH", "DNS_NAME") if k in environment}
+        return names
+
+    seven, eight = physical(recorded("preview-pr-7")), physical(record("preview-pr-8"))
+    assert {"webstack-api-preview-pr-7", "app_preview_pr_7", "pr-7", "pr-7.app.example.com"} <= seven
+    assert seven.isdisjoint(eight), seven & eight
+
+
+def test_state_bucket_is_versioned_encrypted_private_and_tls_only(recorded):
+    prod = recorded("prod")
+    assert prod.by_name("state-storage-bucket").inputs["bucket"] == "webstack-pulumi-state-123456789012"
+    assert prod.by_name("state-storage-versioning").inputs["versioningConfiguration"]["status"] == "Enabled"
+    rule = prod.by_name("state-storage-encryption").inputs["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    block = prod.by_name("state-storage-public-access-block").inputs
+    assert all(block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert prod.by_name("state-storage-ownership").inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    policy = json.loads(prod.by_name("state-storage-policy").inputs["policy"])
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Action"] == "s3:*" and deny["Principal"] == "*"
+
+
+def test_keys_rotate_and_stateful_resources_are_protected(recorded):
+    prod = recorded("prod")
+    for key in prod.of_type("aws:kms/key:Key"):
+        assert key.inputs["enableKeyRotation"] is True, key.name
+        assert key.protect and key.retain_on_delete, key.name
+    for bucket in prod.of_type("aws:s3/bucket:Bucket"):
+        assert bucket.protect and bucket.retain_on_delete, bucket.name
+    table = prod.by_name("state-locks")
+    assert table.protect and table.inputs["pointInTimeRecovery"] == {"enabled": True}
+    assert table.inputs["serverSideEncryption"]["enabled"] is True
+    assert prod.by_name("pages-project").protect
+    assert prod.by_name("database-schema").protect
+
+
+def test_the_trail_is_multi_region_validated_and_encrypted(recorded):
+    trail = recorded("prod").by_name("audit-trail").inputs
+    assert trail["isMultiRegionTrail"] and trail["enableLogFileValidation"] and trail["includeGlobalServiceEvents"]
+    assert trail["kmsKeyId"].startswith("arn:aws:kms:")
+    assert trail["s3BucketName"] == "webstack-audit-123456789012"
+
+
+def trust(recording, role):
+    return json.loads(recording.by_name(f"github-{role}-role").inputs["assumeRolePolicy"])
+
+
+@pytest.mark.parametrize(
+    ("role", "subjects"),
+    [("prod", ["repo:org/repo:ref:refs/heads/main"]), ("preview", ["repo:org/repo:pull_request"])],
+)
+def test_deploy_roles_trust_exact_subjects_with_the_sts_audience(recorded, role, subjects):
+    [statement] = trust(recorded("prod"), role)["Statement"]
+    assert statement["Principal"]["Federated"] == f"arn:aws:iam::123456789012:oidc-provider/{GITHUB_OIDC_HOST}"
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {
+        "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com", f"{GITHUB_OIDC_HOST}:sub": subjects}
+    }
+
+
+def test_subject_format_is_configurable_for_immutable_claims():
+    from tests.conftest import record
+
+    prod = record("prod", githubSubjectPrefix="repo:org@1234/repo@5678", githubProdEnvironment="production")
+    [statement] = trust(prod, "prod")["Statement"]
+    assert statement["Condition"]["StringEquals"][f"{GITHUB_OIDC_HOST}:sub"] == [
+        "repo:org@1234/repo@5678:ref:refs/heads/main",
+        "repo:org@1234/repo@5678:environment:production",
+    ]
+
+
+def test_oidc_provider_audience(recorded):
+    provider = recorded("prod").by_name("github-provider").inputs
+    assert provider["url"] == f"https://{GITHUB_OIDC_HOST}"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_prod_publishes_and_points_stable_at_the_new_version(recorded):
+    prod = recorded("prod")
+    function = prod.by_name("api-function")
+    assert function.inputs["publish"] is True
+    alias = prod.by_name("api-alias").inputs
+    assert alias["name"] == "stable"
+    assert alias["functionVersion"] == function.outputs["version"] == "7"
+    assert prod.by_name("api-url").inputs["qualifier"] == "stable"
+    assert prod.exports["stableVersion"] == "7"
+
+
+def test_pinned_version_rolls_stable_back_without_touching_the_build(recorded):
+    from tests.conftest import record
+
+    pinned = record("prod", pinnedVersion="3")
+    assert pinned.by_name("api-alias").inputs["functionVersion"] == "3"
+    assert pinned.by_name("api-verify-alias").inputs["environment"]["FUNCTION_VERSION"] == "3"
+    assert pinned.by_name("api-build").inputs == recorded("prod").by_name("api-build").inputs
+
+
+@pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
+def test_previews_run_latest_with_their_own_schema(recorded, stack):
+    recording = recorded(stack)
+    function = recording.by_name("api-function").inputs
+    assert function["publish"] is False
+    assert function["environment"]["variables"]["DB_SCHEMA"] == recording.exports["dbSchema"]
+    assert "api-alias" not in recording.names()
+    assert "api-verify-alias" not in recording.names() and "api-prune-versions" not in recording.names()
+    assert recording.by_name("api-url").inputs.get("qualifier") is None
+
+
+def test_function_takes_its_code_from_the_build_archive(recorded):
+    prod = recorded("prod")
+    build = prod.by_name("api-build")
+    function = prod.by_name("api-function")
+    assert function.inputs["code"] == build.outputs["archive"]
+    assert build.urn in function.property_dependencies["code"]
+    assert build.inputs["archivePaths"] == ["dist/**"]
+    assert function.inputs["handler"] == "dist/index.handler"
+    assert function.inputs["runtime"] == "nodejs20.x"
+
+
+def test_function_url_is_public_but_cors_admits_only_the_site(recorded):
+    for stack, origin in (("prod", "https://app.example.com"), ("preview-pr-7", "https://pr-7.app.example.com")):
+        url = recorded(stack).by_name("api-url").inputs
+        assert url["authorizationType"] == "NONE"
+        assert url["cors"]["allowOrigins"] == [origin]
+
+
+EXPECTED_COMMANDS = {
+    "app-install": 'python -m steps.install --app-dir "$APP_DIR"',
+    "database-schema": 'python -m steps.schema create --schema "$DB_SCHEMA"',
+    "api-build": 'python -m steps.build_lambda --app-dir "$APP_DIR" --entry "$ENTRY" --out "$OUT_DIR"',
+    "site-build": 'python -m steps.build_site --app-dir "$APP_DIR" --out "$OUT_DIR"',
+    "site-deploy": 'python -m steps.pages deploy --project "$PAGES_PROJECT" --branch "$PAGES_BRANCH" --dir "$SITE_DIR"',
+    "checks-site-health": 'python -m steps.health --url "$HEALTH_URL" --expect-status 200 --timeout "$CHECK_TIMEOUT"',
+}
+
+
+@pytest.mark.parametrize("stack", ["prod", "preview", "preview-pr-7"])
+def test_commands_run_the_steps_with_values_only_in_environment(recorded, stack):
+    recording = recorded(stack)
+    commands = recording.of_type("command:local:Command")
+    for name, text in EXPECTED_COMMANDS.items():
+        assert command(recording, name)["create"] == text
+    for resource in commands:
+        inputs = resource.inputs
+        assert inputs.get("dir"), f"{resource.name} has no dir"
+        assert not inputs["dir"].startswith("/"), f"{resource.name}: absolute dir differs between machines"
+        for text in filter(None, (inputs.get("create"), inputs.get("delete"))):
+            assert text.startswith("python -m steps."), text
+            for value in inputs.get("environment", {}).values():
+                if len(str(value)) > 3:
+                    assert str(value) not in text, f"{resource.name}: value {value!r} interpolated"
+
+
+def test_migration_flags_per_stack(recorded):
+    base = 'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+    assert command(recorded("prod"), "database-migrate")["create"] == base
+    assert command(recorded("preview-pr-7"), "database-migrate")["create"] == base + " --allow-data-loss"
+    environment = command(recorded("preview-pr-7"), "database-migrate")["environment"]
+    assert environment == {"DB_SCHEMA": "app_preview_pr_7", "APP_DIR": "tests/fixtures/app", "MIGRATION_TIMEOUT": "120"}
+
+
+def test_only_pr_stacks_drop_their_schema_and_branch_on_destroy(recorded):
+    pr = recorded("preview-pr-7")
+    assert command(pr, "database-schema")["delete"] == 'python -m steps.schema drop --schema "$DB_SCHEMA"'
+    assert command(pr, "site-branch-cleanup")["delete"] == (
+        'python -m steps.pages delete-branch --project "$PAGES_PROJECT" --branch "$PAGES_BRANCH"'
+    )
+    assert command(pr, "site-branch-cleanup")["environment"]["PAGES_BRANCH"] == "pr-7"
+    assert "create" not in command(pr, "site-branch-cleanup")
+    for stack in ("prod", "preview"):
+        assert "delete" not in command(recorded(stack), "database-schema")
+        assert "site-branch-cleanup" not in recorded(stack).names()
+
+
+def test_a_replaced_preview_deploy_deletes_only_its_own_deployment(recorded):
+    delete = command(recorded("preview-pr-7"), "site-deploy")["delete"]
+    assert delete == 'python -m steps.pages delete --project "$PAGES_PROJECT" --deployment-from-stdout'
+    assert "delete" not in command(recorded("prod"), "site-deploy")  # prod keeps deployments for rollback
+
+
+def test_triggers_are_content_hashes(recorded):
+    prod = recorded("prod")
+    for name in ("app-install", "database-migrate", "api-build"):
+        [digest] = command(prod, name)["triggers"]
+        assert len(digest) == 64 and int(digest, 16) >= 0, name
+    site_triggers = command(prod, "site-build")["triggers"]
+    assert site_triggers[1] == prod.exports["apiUrl"]  # the value it bakes in
+
+
+def test_version_steps_verify_then_prune(recorded):
+    prod = recorded("prod")
+    verify = command(prod, "api-verify-alias")
+    assert verify["create"] == (
+        'python -m steps.lambda_versions verify-alias --function "$FUNCTION_NAME" --alias "$ALIAS_NAME"'
+        ' --version "$FUNCTION_VERSION"'
+    )
+    assert verify["environment"]["FUNCTION_NAME"] == "webstack-api-prod"
+    prune = prod.by_name("api-prune-versions")
+    assert prune.inputs["environment"]["KEEP_VERSIONS"] == "5"
+    assert prod.by_name("api-verify-alias").urn in prune.dependencies
+
+
+def test_checks_are_critical_in_prod_only(recorded):
+    assert "--non-critical" not in command(recorded("prod"), "checks-dns")["create"]
+    assert command(recorded("preview-pr-7"), "checks-dns")["create"].endswith("--non-critical")
+    environment = command(recorded("preview-pr-7"), "checks-dns")["environment"]
+    assert environment["DNS_NAME"] == "pr-7.app.example.com"
+    assert environment["DNS_EXPECT"] == "pr-7.webstack-site.pages.dev"
+    api = command(recorded("prod"), "checks-api-health")["environment"]
+    assert api["HEALTH_URL"] == recorded("prod").exports["apiUrl"] + "health"
+
+
+def test_dns_record_is_a_dns_only_cname_to_pages(recorded):
+    record_inputs = recorded("prod").by_name("site-domain-record").inputs
+    assert (record_inputs["type"], record_inputs["name"], record_inputs["content"]) == (
+        "CNAME",
+        "app.example.com",
+        "webstack-site.pages.dev",
+    )
+    assert record_inputs["proxied"] is False and record_inputs["ttl"] == 300
+
+
+def test_every_aws_resource_uses_the_explicit_regional_provider(recorded):
+    recording = recorded("preview-pr-7")
+    [provider] = recording.of_type("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-east-1"
+    # Provider inputs arrive JSON-encoded.
+    assert json.loads(provider.inputs["defaultTags"])["tags"]["stack"] == "preview-pr-7"

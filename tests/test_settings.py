@@ -1,0 +1,125 @@
+"""Stack settings: names derived per stack, every problem reported at once, before any resource."""
+
+import pytest
+
+from components.settings import SettingsError, declared_keys, parse_settings, stack_file_values
+
+DATABASE_URL = "postgres://app:pw@db.example.com:5432/app"
+
+
+def settings_for(stack, *, base="preview", database_url=DATABASE_URL, **overrides):
+    values = {**stack_file_values(base, "webstack"), "appDir": "tests/fixtures/app", **overrides}
+    return parse_settings(
+        project="webstack",
+        stack=stack,
+        values=values,
+        secrets={"databaseUrl": database_url},
+        keys=declared_keys(),
+    )
+
+
+def problems_of(stack, **kwargs):
+    with pytest.raises(SettingsError) as caught:
+        settings_for(stack, **kwargs)
+    return caught.value.problems
+
+
+def test_prod_names():
+    settings = settings_for("prod", base="prod")
+    assert settings.kind == "prod"
+    assert settings.db_schema == "app"
+    assert settings.function_name == "webstack-api-prod"
+    assert settings.pages_branch == "main"
+    assert settings.site_url == "https://app.example.com/"
+    assert settings.pages_target == "webstack-site.pages.dev"
+    assert settings.github_subject == "repo:org/repo"
+
+
+def test_a_pr_stack_derives_every_name_from_its_number():
+    settings = settings_for("preview-pr-7")
+    assert (settings.kind, settings.pr_number) == ("pr", 7)
+    assert settings.db_schema == "app_preview_pr_7"
+    assert settings.function_name == "webstack-api-preview-pr-7"
+    assert settings.pages_branch == "pr-7"
+    assert settings.site_host == "pr-7.app.example.com"
+    assert settings.pages_target == "pr-7.webstack-site.pages.dev"
+
+
+def test_two_pr_stacks_share_no_name():
+    first, second = settings_for("preview-pr-7"), settings_for("preview-pr-8")
+    names = lambda s: {s.db_schema, s.function_name, s.pages_branch, s.site_host, s.pages_target}  # noqa: E731
+    assert names(first).isdisjoint(names(second))
+
+
+def test_the_preview_template_keeps_its_own_names():
+    settings = settings_for("preview")
+    assert (settings.db_schema, settings.pages_branch) == ("app_preview", "preview")
+
+
+@pytest.mark.parametrize("stack", ["production", "dev", "preview-7", "pr-7", "preview-pr-", ""])
+def test_unknown_stack_names_are_refused(stack):
+    [problem] = problems_of(stack)
+    assert "is not one of `prod`, `preview` or `preview-pr-<N>`" in problem or "PR number" in problem
+
+
+@pytest.mark.parametrize("number", ["abc", "07", "-1", "1.5", "0"])
+def test_non_numeric_pr_numbers_are_refused(number):
+    [problem] = problems_of(f"preview-pr-{number}")
+    assert "is not a positive whole number" in problem
+
+
+@pytest.mark.parametrize("schema", ["App", "app-preview", "1app", "app;drop", "a" * 64])
+def test_unsafe_schema_names_are_refused(schema):
+    problems = problems_of("preview", dbSchema=schema)
+    assert any("not a safe PostgreSQL identifier" in p for p in problems)
+
+
+def test_a_long_base_schema_is_refused_once_the_pr_suffix_is_added():
+    base = "a" * 58  # fine alone, 64 characters with `_pr_77`
+    settings_for("preview", dbSchema=base)
+    assert any("safe PostgreSQL identifier" in p for p in problems_of("preview-pr-77", dbSchema=base))
+
+
+def test_every_problem_is_listed_at_once():
+    values = {"dbSchema": "Bad-Schema", "awsAccountId": "12", "domain": None, "appDir": "no/such/dir"}
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(
+            project="webstack",
+            stack="preview-pr-x",
+            values={k: v for k, v in values.items() if v is not None},
+            secrets={"databaseUrl": None},
+            keys=declared_keys(),
+        )
+    message = str(caught.value)
+    for expected in (
+        "PR number 'x'",
+        "missing `domain`",
+        "missing `pagesProject`",
+        "`awsAccountId` '12'",
+        "no/such/dir",
+        "missing secret `databaseUrl`",
+    ):
+        assert expected in message
+    assert len(caught.value.problems) >= 6
+
+
+def test_the_transaction_pooler_is_refused():
+    problems = problems_of("prod", base="prod", database_url="postgres://u:p@pooler.supabase.com:6543/postgres")
+    assert any("6543" in p and "5432" in p for p in problems)
+
+
+def test_only_prod_can_pin_a_version():
+    assert settings_for("prod", base="prod", pinnedVersion="3").pinned_version == "3"
+    assert any("only prod can pin" in p for p in problems_of("preview-pr-7", pinnedVersion="3"))
+    assert any("only prod can pin" in p for p in problems_of("prod", base="prod", pinnedVersion="latest"))
+
+
+def test_integer_and_array_config_arrive_as_strings_from_the_cli():
+    settings = settings_for("prod", base="prod", lambdaMemoryMb="1024", dnsResolvers='["127.0.0.1:5353"]')
+    assert settings.lambda_memory_mb == 1024
+    assert settings.dns_resolvers == ("127.0.0.1:5353",)
+    assert any("must be integer" in p for p in problems_of("prod", base="prod", lambdaMemoryMb="lots"))
+
+
+def test_a_wildcard_subject_prefix_is_refused():
+    assert any("no `*`" in p for p in problems_of("prod", base="prod", githubSubjectPrefix="repo:org/*"))
