@@ -93,15 +93,20 @@ def lambda_trust_policy() -> dict:
 
 
 def github_subjects(prefix: str, role: str, environment: str = "") -> list[str]:
-    """Exact OIDC subjects a deploy role trusts: prod `main` (or its environment), preview every PR."""
+    """Exact OIDC subjects a deploy role trusts.
+
+    prod: `main` (and its GitHub environment, if one is configured); preview: every pull-request
+    event (and the sweeper's environment, whose scheduled jobs destroy closed PRs' stacks).
+    """
     if role == "prod":
         subjects = [f"{prefix}:ref:refs/heads/main"]
-        if environment:
-            subjects.append(f"{prefix}:environment:{environment}")
-        return subjects
-    if role == "preview":
-        return [f"{prefix}:pull_request"]
-    raise ValueError(f"unknown deploy role {role!r}")
+    elif role == "preview":
+        subjects = [f"{prefix}:pull_request"]
+    else:
+        raise ValueError(f"unknown deploy role {role!r}")
+    if environment:
+        subjects.append(f"{prefix}:environment:{environment}")
+    return subjects
 
 
 def github_trust_policy(provider_arn: str, subjects: list[str]) -> dict:
@@ -138,9 +143,11 @@ def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
     """Read and write the DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern)."""
     bucket = scope.state_bucket_arn
     root = f"{bucket}/{STATE_PREFIX}/.pulumi"
-    # The DIY layout: stacks/<project>/<stack>.json(.bak|.gz), and a folder per stack for the rest.
-    stack_objects = [f"{root}/stacks/{scope.project}/{stacks}.json*"] + [
-        f"{root}/{area}/{scope.project}/{stacks}/*" for area in ("locks", "history", "backups")
+    # The DIY backend's project-scoped layout (organization is always `organization` there):
+    # stacks/organization/<project>/<stack>.json(.bak|.gz) and a folder per stack for the rest.
+    scoped = f"organization/{scope.project}"
+    stack_objects = [f"{root}/stacks/{scoped}/{stacks}.json*"] + [
+        f"{root}/{area}/{scoped}/{stacks}/*" for area in ("locks", "history", "backups")
     ]
     return [
         {

@@ -1,7 +1,8 @@
 """GitHub Actions' OIDC identity provider and the two deploy roles it may assume (prod only).
 
 The prod role trusts only `main` (or the configured prod environment); the preview role only
-pull_request jobs. Both pin the audience and match subjects exactly.
+pull_request jobs and the preview sweeper's environment. Both pin the audience and match
+subjects exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class GithubOidcArgs:
     subject_prefix: str
     """`repo:OWNER/REPO`, or GitHub's immutable form `repo:OWNER@<id>/REPO@<id>`."""
     prod_environment: str
+    sweeper_environment: str
     deploy_scope: pulumi.Input[aws_policies.DeployScope]
 
 
@@ -55,7 +57,8 @@ class GithubOidc(pulumi.ComponentResource):
     def _create_role(
         self, name: str, args: GithubOidcArgs, role: str, child: pulumi.ResourceOptions
     ) -> aws.iam.Role:
-        subjects = aws_policies.github_subjects(args.subject_prefix, role, args.prod_environment)
+        environment = args.prod_environment if role == "prod" else args.sweeper_environment
+        subjects = aws_policies.github_subjects(args.subject_prefix, role, environment)
         deploy_role = aws.iam.Role(
             f"{name}-{role}-role",
             # Fixed name: the workflows name it in `role-to-assume`.

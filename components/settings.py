@@ -72,6 +72,7 @@ class Settings:
     github_repository: str
     github_subject_prefix: str
     github_prod_environment: str
+    github_sweeper_environment: str
     domain: str
     cloudflare_account_id: str
     cloudflare_zone_id: str
@@ -313,6 +314,7 @@ def parse_settings(
         github_repository=resolved["githubRepository"],
         github_subject_prefix=resolved["githubSubjectPrefix"],
         github_prod_environment=resolved["githubProdEnvironment"],
+        github_sweeper_environment=resolved["githubSweeperEnvironment"],
         domain=resolved["domain"],
         cloudflare_account_id=resolved["cloudflareAccountId"],
         cloudflare_zone_id=resolved["cloudflareZoneId"],

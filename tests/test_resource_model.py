@@ -97,7 +97,10 @@ def trust(recording, role):
 
 @pytest.mark.parametrize(
     ("role", "subjects"),
-    [("prod", ["repo:org/repo:ref:refs/heads/main"]), ("preview", ["repo:org/repo:pull_request"])],
+    [
+        ("prod", ["repo:org/repo:ref:refs/heads/main"]),
+        ("preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+    ],
 )
 def test_deploy_roles_trust_exact_subjects_with_the_sts_audience(recorded, role, subjects):
     [statement] = trust(recorded("prod"), role)["Statement"]
