@@ -1,0 +1,30 @@
+"""The README tells the truth: its two opening commands and its config reference."""
+
+import re
+
+import yaml
+
+from components.settings import PROJECT_ROOT, declared_keys
+
+README = (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_the_first_lines_give_the_main_job_and_the_test_command():
+    block = README.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert commands[0].endswith("python -m components.plan --stack preview-pr-7")
+    assert "pip install -r requirements.txt" in commands[0]
+    assert commands[1] == "bash .ci/run"
+    assert (PROJECT_ROOT / ".ci" / "run").exists()
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert 'python -m pytest -m "slow or not slow"' in ci
+
+
+def test_the_config_reference_lists_exactly_the_declared_keys():
+    section = README.split("<!-- config-reference", 1)[1].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `([A-Za-z]+)` \|", section, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(declared_keys())
+    project = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
+    for key, declaration in project["config"].items():
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{key.split(':')[1]}` |"))
+        assert f"| {declaration['type']}" in row, row
