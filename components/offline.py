@@ -162,7 +162,8 @@ class FabricatingMocks(pulumi.runtime.Mocks):
                 outputs |= {"arn": f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"}
             case "aws:lambda/function:Function":
                 arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
-                version = "7" if inputs.get("publish") else "$LATEST"
+                # Publishing makes a new version number whenever code or configuration changes.
+                version = str(1 + int(token, 16) % 997) if inputs.get("publish") else "$LATEST"
                 outputs |= {"arn": arn, "qualifiedArn": f"{arn}:{version}", "version": version}
             case "aws:lambda/alias:Alias":
                 function = inputs.get("functionName")
