@@ -1,0 +1,278 @@
+"""The runtime every deploy step uses: run a step, retry it, run tools, fail or skip clearly.
+
+A step is a module `steps/<name>.py` run as `python -m steps.<name>` with cwd = repo root::
+
+    def main(argv: list[str] | None = None) -> int:
+        args = parse(argv)
+        return run_step("migrate", critical=True, body=lambda: migrate(args))
+
+    if __name__ == "__main__":
+        sys.exit(main())
+
+`run_step(name, critical=..., body=...)` calls `body()` and returns the process exit code:
+
+- success: the body's return value, if not None, is printed to stdout as one JSON line (the
+  Command's output other resources read); exit 0.
+- a transient error (`is_transient`) retries the *whole body* with backoff (`attempts`,
+  `deadline`, see `retry_call`); a body that retries finer-grained calls itself with
+  `retry_call` should pass `attempts=1` so the retries do not multiply.
+- `PermanentError` (or any other non-transient error) fails at once, without retries.
+- after the last attempt, a **critical** step sends a critical alert (`steps.alert`), prints
+  `FAILED <name>: <what> — <what to do>` and exits 1; a **non-critical** step sends a warning,
+  appends a JSON line to the skip log, prints `SKIPPED <name>: ...`, writes
+  `{"skipped": true, ...}` on stdout and exits 0.
+
+Errors carry their "what to do" in `hint=` (`TransientError(msg, hint=...)`,
+`PermanentError(msg, hint=...)`); a generic one is used otherwise.
+
+`run_tool(argv, cwd=..., timeout=..., what=...)` runs an external tool (npm, drizzle-kit,
+wrangler): stdin is /dev/null, stdout+stderr are streamed masked to our stderr line by line, the
+child runs in its own process group which is killed whole (SIGTERM, then SIGKILL) on timeout —
+`ToolTimeout` is raised — and after the child exits (no orphan survives it). The full output is
+returned in `ToolResult` for checking; a non-zero exit is *not* raised: the step decides, because
+some tools exit 0 on failure and must be checked by their output anyway.
+
+Logging: `log`, `warn` and `mask` (from `steps.console`) — logs go to stderr, every printed line
+is masked. Under GitHub Actions `run_step` registers every secret with `::add-mask::` first.
+
+Environment read:
+    STEPS_SECRET_ENV   extra secret variable names (comma list) to mask
+    STEPS_RETRY_SCALE  factor on every retry wait (tests use ~0.01)
+    STEPS_SKIP_LOG     where non-critical skips are recorded (default .build/skipped-steps.jsonl)
+    GITHUB_ACTIONS, GITHUB_STEP_SUMMARY, ALERT_WEBHOOK_URL  (see steps.alert)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from steps import alert
+from steps.console import SECRET_ENV_NAMES, log, mask, register_masks, secret_names, warn
+from steps.retry import (
+    PermanentError,
+    TransientError,
+    check_response,
+    describe,
+    is_transient,
+    parse_retry_after,
+    retry_call,
+)
+
+__all__ = [
+    "SECRET_ENV_NAMES",
+    "PermanentError",
+    "ToolResult",
+    "ToolTimeout",
+    "TransientError",
+    "check_response",
+    "describe",
+    "is_transient",
+    "log",
+    "mask",
+    "parse_retry_after",
+    "retry_call",
+    "run_step",
+    "run_tool",
+    "secret_names",
+    "skip_log_path",
+    "warn",
+]
+
+DEFAULT_SKIP_LOG = ".build/skipped-steps.jsonl"
+
+
+class ToolTimeout(TransientError):
+    """A tool ran past its timeout and its process group was killed. Transient: a hung npm or
+    a lock wait may pass; raise PermanentError from the step if a retry cannot help."""
+
+    def __init__(self, message: str, *, output: str = ""):
+        super().__init__(message)
+        self.output = output
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """Exit code and combined stdout+stderr (unmasked: check it, never print it raw)."""
+
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the child's process group, then SIGKILL whatever is left after `grace` seconds."""
+    pgid = proc.pid  # start_new_session made the child the leader of its own group
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
+        # Reap our own child so its zombie does not keep the group "alive" for the probe.
+        proc.poll()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float,
+    what: str,
+    kill_grace: float = 5.0,
+) -> ToolResult:
+    """Run `argv` in `cwd` with os.environ plus `env`; stream masked output; kill on timeout.
+
+    Raises ToolTimeout (with `.output`) when `timeout` seconds pass; returns ToolResult otherwise.
+    """
+    child_env = {**os.environ, **(env or {})}
+    log(f"{what}: running {' '.join(argv)} (timeout {timeout:.0f}s)")
+    proc = subprocess.Popen(  # noqa: S603 - argv is a list, never a shell string
+        list(argv),
+        cwd=cwd,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            lines.append(line)
+            print(mask(f"  | {line.rstrip()}", child_env), file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=pump, name=f"run_tool:{what}", daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # Also after a normal exit: a tool's leftover children would hold our pipe open and
+        # outlive the step (esbuild's service, a stray node), so the whole group goes.
+        _kill_group(proc, kill_grace)
+        proc.wait()
+        reader.join(timeout=kill_grace + 1)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    output = "".join(lines)
+    if timed_out:
+        raise ToolTimeout(f"{what} timed out after {timeout:.0f}s and was killed", output=output)
+    log(f"{what}: exited with {proc.returncode}")
+    return ToolResult(proc.returncode, output)
+
+
+def skip_log_path() -> Path:
+    """Where skipped non-critical steps are recorded: $STEPS_SKIP_LOG or .build/skipped-steps.jsonl."""
+    return Path(os.environ.get("STEPS_SKIP_LOG") or DEFAULT_SKIP_LOG)
+
+
+def _record_skip(name: str, reason: str) -> None:
+    record = {
+        "step": name,
+        "skipped_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+    }
+    path = skip_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(mask(json.dumps(record)) + "\n")
+    except OSError as exc:
+        warn(f"could not record the skip of {name} in {path}: {exc}")
+
+
+def _hint(exc: BaseException) -> str:
+    hint = getattr(exc, "hint", None)
+    if hint:
+        return hint
+    if is_transient(exc):
+        return "still failing after retrying; check the service's status and re-run the deploy"
+    if isinstance(exc, PermanentError):
+        return "retrying will not help; fix the cause above and re-run the deploy"
+    return "unexpected error (traceback above); fix the step or its input and re-run the deploy"
+
+
+def _alert_safely(severity: str, title: str, body: str) -> None:
+    # The alert is a courtesy: whatever goes wrong in it must not replace the step's own failure.
+    try:
+        alert.send_alert(severity, title, body)
+    except Exception as exc:  # noqa: BLE001 - any alert failure is reported and swallowed
+        warn(f"alert could not be sent: {describe(exc)}")
+
+
+def _print_result(result: object) -> None:
+    if result is not None:
+        print(mask(json.dumps(result, default=str)), flush=True)
+
+
+def run_step(
+    name: str,
+    *,
+    critical: bool,
+    body: Callable[[], object],
+    attempts: int = 5,
+    deadline: float = 300.0,
+    initial_wait: float = 1.0,
+    max_wait: float = 30.0,
+) -> int:
+    """Run one step's `body` with retries; return the exit code (see the module docstring)."""
+    register_masks()
+    log(f"step {name}: start ({'critical' if critical else 'non-critical'})")
+    try:
+        result = retry_call(
+            body,
+            what=name,
+            attempts=attempts,
+            deadline=deadline,
+            initial_wait=initial_wait,
+            max_wait=max_wait,
+        )
+    except Exception as exc:  # noqa: BLE001 - a step turns every failure into an exit code
+        if not isinstance(exc, (TransientError, PermanentError)) and not is_transient(exc):
+            log(traceback.format_exc().rstrip())
+        what, todo = describe(exc), _hint(exc)
+        if critical:
+            _alert_safely("critical", f"Deploy step {name} failed", f"{what}\nWhat to do: {todo}")
+            log(f"FAILED {name}: {what} — {todo}")
+            return 1
+        _record_skip(name, what)
+        _alert_safely(
+            "warning",
+            f"Deploy step {name} skipped",
+            f"{what}\nThe deploy went on without it. What to do: {todo}",
+        )
+        log(f"SKIPPED {name}: {what} — {todo} (non-critical; recorded in {skip_log_path()})")
+        _print_result({"skipped": True, "step": name, "reason": what})
+        return 0
+    log(f"step {name}: ok")
+    _print_result(result)
+    return 0
