@@ -164,7 +164,8 @@ class FabricatingMocks(pulumi.runtime.Mocks):
                 arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
                 # Publishing makes a new version number whenever code or configuration changes.
                 version = str(1 + int(token, 16) % 997) if inputs.get("publish") else "$LATEST"
-                outputs |= {"arn": arn, "qualifiedArn": f"{arn}:{version}", "version": version}
+                # AWS stamps lastModified on every code or configuration update.
+                outputs |= {"arn": arn, "qualifiedArn": f"{arn}:{version}", "version": version, "lastModified": token}
             case "aws:lambda/alias:Alias":
                 function = inputs.get("functionName")
                 outputs |= {"arn": f"arn:aws:lambda:{region}:{account}:function:{function}:{name}"}

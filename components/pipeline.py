@@ -260,7 +260,8 @@ def checks(
             site_url=settings.site_url,
             site_deployment=site.deploy.stdout,
             api_health_url=pulumi.Output.concat(api.url.function_url, "health"),
-            api_version=api.alias.function_version if api.alias else api.function.version,
+            # A preview's $LATEST has no version number; its update stamp changes with every deploy.
+            api_version=api.alias.function_version if api.alias else api.function.last_modified,
             timeout_seconds=CHECK_TIMEOUT_SECONDS,
             after=[frontend_phase],
         ),
