@@ -32,6 +32,13 @@ child runs in its own process group which is killed whole (SIGTERM, then SIGKILL
 returned in `ToolResult` for checking; a non-zero exit is *not* raised: the step decides, because
 some tools exit 0 on failure and must be checked by their output anyway.
 
+Errors (from `steps.retry`): raise `TransientError(msg, retry_after=..., hint=...)` for what may
+pass, `PermanentError(msg, hint=...)` for what will not; library errors are classified by
+`is_transient` (requests/HTTP status, Cloudflare error codes, botocore ClientError codes, psycopg
+OperationalError, TimeoutError, ConnectionError). `check_response(resp, what=...)` turns a
+`requests` response (Cloudflare envelope included) into the right error. `retry_call(fn, what=...)`
+retries one call inside a body.
+
 Logging: `log`, `warn` and `mask` (from `steps.console`) — logs go to stderr, every printed line
 is masked. Under GitHub Actions `run_step` registers every secret with `::add-mask::` first.
 
@@ -48,7 +55,7 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404 - run_tool runs the deploy tools with list argv, no shell
 import sys
 import threading
 import time
@@ -150,7 +157,7 @@ def run_tool(
     """
     child_env = {**os.environ, **(env or {})}
     log(f"{what}: running {' '.join(argv)} (timeout {timeout:.0f}s)")
-    proc = subprocess.Popen(  # noqa: S603 - argv is a list, never a shell string
+    proc = subprocess.Popen(  # nosec B603 - argv is a list from the step, never a shell string
         list(argv),
         cwd=cwd,
         env=child_env,
@@ -160,10 +167,10 @@ def run_tool(
         start_new_session=True,
     )
     lines: list[str] = []
+    stream = proc.stdout
 
     def pump() -> None:
-        assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
+        for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace")
             lines.append(line)
             print(mask(f"  | {line.rstrip()}", child_env), file=sys.stderr, flush=True)
@@ -181,8 +188,7 @@ def run_tool(
         _kill_group(proc, kill_grace)
         proc.wait()
         reader.join(timeout=kill_grace + 1)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stream.close()
     output = "".join(lines)
     if timed_out:
         raise ToolTimeout(f"{what} timed out after {timeout:.0f}s and was killed", output=output)
