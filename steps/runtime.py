@@ -11,8 +11,9 @@ A step is a module `steps/<name>.py` run as `python -m steps.<name>` with cwd = 
 
 `run_step(name, critical=..., body=...)` calls `body()` and returns the process exit code:
 
-- success: the body's return value, if not None, is printed to stdout as one JSON line (the
-  Command's output other resources read); exit 0.
+- success: the body's return value, if not None, is printed to stdout (the Command's output
+  other resources read): a `str` as it is (e.g. a content hash), anything else as one JSON line;
+  exit 0.
 - a transient error (`is_transient`) retries the *whole body* with backoff (`attempts`,
   `deadline`, see `retry_call`); a body that retries finer-grained calls itself with
   `retry_call` should pass `attempts=1` so the retries do not multiply.
@@ -236,8 +237,11 @@ def _alert_safely(severity: str, title: str, body: str) -> None:
 
 
 def _print_result(result: object) -> None:
-    if result is not None:
-        print(mask(json.dumps(result, default=str)), flush=True)
+    """The step's stdout, which the Command exposes: a string as it is (a hash), anything else as JSON."""
+    if result is None:
+        return
+    text = result if isinstance(result, str) else json.dumps(result, default=str)
+    print(mask(text), flush=True)
 
 
 def run_step(

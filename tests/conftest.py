@@ -14,6 +14,9 @@ import pytest
 from components.offline import Recording, config_for, run_program
 from components.settings import PR_STACK, stack_file_values
 
+# Loopback stand-ins and the steps' environment, for every test module.
+pytest_plugins = ["tests.support.http_stub", "tests.support.steps_env"]
+
 FIXTURE_APP = "tests/fixtures/app"
 # A value no resource may carry except as a secret.
 SECRET_SENTINEL = "postgres://sentinel-user:S3NTINEL-5ecret-7f3a@db.example.com:5432/app"

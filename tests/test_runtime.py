@@ -253,6 +253,12 @@ def test_run_step_success_prints_the_result_on_stdout(capsys) -> None:
     assert "step demo: ok" in err
 
 
+def test_run_step_prints_a_string_result_as_it_is(capsys) -> None:
+    # A build prints its content hash; the Command's stdout must be exactly that, not a JSON string.
+    assert run_step("demo", critical=True, body=lambda: "ab" * 32) == 0
+    assert capsys.readouterr().out == "ab" * 32 + "\n"
+
+
 def test_critical_failure_alerts_and_exits_1(webhook: StubServer, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ALERT_WEBHOOK_URL", webhook.url + "/hook")
     calls = []
