@@ -62,10 +62,13 @@ def cloudtrail_bucket_grants(bucket_arn: str, *, trail: str, account_id: str) ->
     ]
 
 
-def trail_key_policy(*, account_id: str, trail: str) -> dict:
-    """The trail's KMS key: the account administers it, CloudTrail encrypts with it for this trail only.
+def trail_key_policy(*, account_id: str, region: str, trail: str, log_group: str) -> dict:
+    """The audit key: the account administers it; CloudTrail (this trail), CloudWatch Logs (this log
+    group) and CloudWatch alarms (publishing to the encrypted alert topic) use it, nothing else.
 
-    A key policy's `Resource` is always "*" (it means "this key"): AWS requires that form.
+    A key policy's `Resource` is always "*" (it means "this key") and the account-root `kms:*`
+    statement is AWS's default that keeps the key manageable through IAM: both are required forms
+    (`KEY_POLICY_EXCEPTIONS`).
     """
     return _document(
         {
@@ -83,6 +86,64 @@ def trail_key_policy(*, account_id: str, trail: str) -> dict:
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceArn": trail}},
         },
+        {
+            "Sid": "CloudWatchLogsEncrypts",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+            ],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group}},
+        },
+        {
+            # An alarm publishing to an SSE-KMS topic needs its own grant on a customer key
+            # (the AWS-managed alias/aws/sns key does not admit CloudWatch).
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+    )
+
+
+def log_group_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:logs:{region}:{account_id}:log-group:{name}"
+
+
+def topic_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:sns:{region}:{account_id}:{name}"
+
+
+def trail_logs_trust_policy(trail: str) -> dict:
+    """CloudTrail may assume the role that writes to CloudWatch Logs, for this trail only."""
+    return _document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceArn": trail}},
+        }
+    )
+
+
+def trail_logs_policy(*, log_group: str, account_id: str) -> dict:
+    """What CloudTrail needs to deliver into its log group: its own streams in that group."""
+    return _document(
+        {
+            "Sid": "TrailWritesItsStreams",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group}:log-stream:{account_id}_CloudTrail_*",
+        }
     )
 
 
@@ -107,6 +168,11 @@ def github_subjects(prefix: str, role: str, environment: str = "") -> list[str]:
     if environment:
         subjects.append(f"{prefix}:environment:{environment}")
     return subjects
+
+
+def deploy_role_name(project: str, role: str) -> str:
+    """The fixed name of a deploy role (the workflows name it; the audit alarm filters on it)."""
+    return f"{project}-deploy-{role}"
 
 
 def github_trust_policy(provider_arn: str, subjects: list[str]) -> dict:
@@ -139,16 +205,40 @@ class DeployScope:
     state_key_arn: str
 
 
-def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
-    """Read and write the DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern)."""
-    bucket = scope.state_bucket_arn
-    root = f"{bucket}/{STATE_PREFIX}/.pulumi"
-    # The DIY backend's project-scoped layout (organization is always `organization` there):
-    # stacks/organization/<project>/<stack>.json(.bak|.gz) and a folder per stack for the rest.
+# AWS-managed: CloudWatch Logs for the function's own log group. The only policy a deploy role
+# may attach to an execution role, so a preview cannot give its function (and so itself) more.
+BASIC_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+# Every physical name the roles' policies are written against, derived the way the program names
+# the resources (settings.function_name, LambdaRole, AuditTrail, StateBackend, GithubOidc).
+PROD_STACK = "prod"
+PREVIEW_STACKS = "preview-pr-*"
+
+
+def function_name(project: str, stack: str) -> str:
+    return f"{project}-api-{stack}"
+
+
+def execution_role_name(project: str, stack: str) -> str:
+    return f"{function_name(project, stack)}-exec"
+
+
+def state_objects(scope: DeployScope, stacks: str) -> list[str]:
+    """The DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern).
+
+    Project-scoped layout (the organization is always `organization` there):
+    stacks/organization/<project>/<stack>.json(.bak|.gz) and a folder per stack for the rest.
+    """
+    root = f"{scope.state_bucket_arn}/{STATE_PREFIX}/.pulumi"
     scoped = f"organization/{scope.project}"
-    stack_objects = [f"{root}/stacks/{scoped}/{stacks}.json*"] + [
+    return [f"{root}/stacks/{scoped}/{stacks}.json*"] + [
         f"{root}/{area}/{scoped}/{stacks}/*" for area in ("locks", "history", "backups")
     ]
+
+
+def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
+    """Read and write the DIY backend's objects of `stacks`, and use the state/secrets key."""
+    bucket = scope.state_bucket_arn
     return [
         {
             "Sid": "StateList",
@@ -160,15 +250,16 @@ def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
             "Sid": "StateMeta",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": f"{root}/meta.yaml",
+            "Resource": f"{bucket}/{STATE_PREFIX}/.pulumi/meta.yaml",
         },
         {
             "Sid": "StateObjects",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": stack_objects,
+            "Resource": state_objects(scope, stacks),
         },
         {
+            # SSE-KMS objects and the `awskms://` secrets provider.
             "Sid": "StateKey",
             "Effect": "Allow",
             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
@@ -177,9 +268,10 @@ def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
     ]
 
 
-def _lambda_access(scope: DeployScope, function_pattern: str, role_pattern: str) -> list[dict]:
-    functions = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_pattern}"
-    roles = f"arn:aws:iam::{scope.account_id}:role/{role_pattern}"
+def _lambda_access(scope: DeployScope, stacks: str) -> list[dict]:
+    """The API functions of `stacks`, their execution roles, and passing those roles to Lambda only."""
+    functions = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_name(scope.project, stacks)}"
+    roles = f"arn:aws:iam::{scope.account_id}:role/{execution_role_name(scope.project, stacks)}"
     return [
         {
             "Sid": "ApiFunctions",
@@ -210,6 +302,7 @@ def _lambda_access(scope: DeployScope, function_pattern: str, role_pattern: str)
                 "lambda:ListTags",
                 "lambda:GetFunctionCodeSigningConfig",
             ],
+            # `:*` covers versions and aliases (qualified ARNs).
             "Resource": [functions, f"{functions}:*"],
         },
         {
@@ -222,13 +315,18 @@ def _lambda_access(scope: DeployScope, function_pattern: str, role_pattern: str)
                 "iam:TagRole",
                 "iam:UntagRole",
                 "iam:UpdateAssumeRolePolicy",
-                "iam:AttachRolePolicy",
-                "iam:DetachRolePolicy",
                 "iam:ListAttachedRolePolicies",
                 "iam:ListRolePolicies",
                 "iam:ListInstanceProfilesForRole",
             ],
             "Resource": roles,
+        },
+        {
+            "Sid": "ExecutionRolesGetLogsOnly",
+            "Effect": "Allow",
+            "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            "Resource": roles,
+            "Condition": {"ArnEquals": {"iam:PolicyARN": BASIC_EXECUTION_POLICY}},
         },
         {
             "Sid": "PassExecutionRoleToLambdaOnly",
@@ -240,69 +338,235 @@ def _lambda_access(scope: DeployScope, function_pattern: str, role_pattern: str)
     ]
 
 
+def _identity(*, wildcard_actions: list[str]) -> dict:
+    return {
+        "Sid": "NoResourceLevelPermissions",
+        "Effect": "Allow",
+        "Action": sorted(wildcard_actions),
+        "Resource": "*",
+    }
+
+
 def preview_deploy_policy(scope: DeployScope) -> dict:
-    """A PR's deploy role: its own state objects, preview functions and their execution roles only."""
-    previews = f"{scope.project}-api-preview*"
+    """A PR's deploy role: its own state objects, PR functions and their execution roles only.
+
+    Nothing of `prod` matches: not its state objects, function, alias, execution role, the
+    foundation's buckets, keys, table, trail or roles (tests/test_deploy_roles.py proves it).
+    """
     return _document(
-        *_state_access(scope, "preview-pr-*"),
-        *_lambda_access(scope, previews, f"{previews}-exec"),
+        *_state_access(scope, PREVIEW_STACKS),
+        *_lambda_access(scope, PREVIEW_STACKS),
+        _identity(wildcard_actions=["sts:GetCallerIdentity"]),
     )
 
 
-def prod_deploy_policy(scope: DeployScope) -> dict:
-    """The prod deploy role: every stack's state (prod owns the foundation) and the project's resources.
+# The foundation's fixed names (StateBackend, AuditTrail, GithubOidc), relative to the project.
+def foundation_names(project: str, account_id: str) -> dict[str, str]:
+    return {
+        "state_bucket": f"{project}-pulumi-state-{account_id}",
+        "trail_bucket": f"{project}-audit-{account_id}",
+        "lock_table": f"{project}-pulumi-locks",
+        "trail": f"{project}-audit",
+        "trail_log_group": f"/aws/cloudtrail/{project}-audit",
+        "trail_logs_role": f"{project}-audit-cloudwatch",
+        "alert_topic": f"{project}-alerts",
+        "alarm_prefix": f"{project}-audit-",
+        "state_key_alias": f"alias/{project}-pulumi-state",
+    }
 
-    Creating a KMS key or a CloudTrail trail cannot be scoped to an ARN that does not exist yet:
-    those few actions use "*" and are named in `WILDCARD_EXCEPTIONS`.
+
+# What the AWS provider reads on refresh/update of an `aws.s3.Bucket` and its sub-resources, and
+# writes for the sub-resources the program declares. No DeleteBucket: the buckets are retained.
+_BUCKET_ACTIONS = [
+    "s3:CreateBucket",
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketWebsite",
+    "s3:GetBucketVersioning",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketLogging",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketTagging",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+]
+
+
+def prod_deploy_policy(scope: DeployScope) -> dict:
+    """The prod deploy role: every stack's state, every API function, and the foundation prod owns.
+
+    Written action by action for the resource types the program declares (create, the reads the
+    AWS provider makes on refresh, update); no delete where the resource is protected and
+    retained. Keys are matched by the project tag the provider's default tags put on them, since a
+    new key's ARN is not known before it exists. "*" resources only for `WILDCARD_EXCEPTIONS`.
     """
     account, region, project = scope.account_id, scope.region, scope.project
+    names = foundation_names(project, account)
+    trail = trail_arn(region, account, names["trail"])
+    log_group = log_group_arn(region, account, names["trail_log_group"])
+    iam = f"arn:aws:iam::{account}"
+    foundation_roles = [
+        f"{iam}:role/{deploy_role_name(project, 'prod')}",
+        f"{iam}:role/{deploy_role_name(project, 'preview')}",
+        f"{iam}:role/{names['trail_logs_role']}",
+    ]
     return _document(
         *_state_access(scope, "*"),
-        *_lambda_access(scope, f"{project}-api-*", f"{project}-*"),
+        *_lambda_access(scope, "*"),
         {
-            "Sid": "Foundation",
+            "Sid": "FoundationBuckets",
+            "Effect": "Allow",
+            "Action": _BUCKET_ACTIONS,
+            "Resource": [f"arn:aws:s3:::{names['state_bucket']}", f"arn:aws:s3:::{names['trail_bucket']}"],
+        },
+        {
+            "Sid": "FoundationLockTable",
             "Effect": "Allow",
             "Action": [
-                "s3:*",
+                "dynamodb:CreateTable",
+                "dynamodb:DescribeTable",
+                "dynamodb:UpdateTable",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:UpdateContinuousBackups",
+                "dynamodb:DescribeTimeToLive",
+                "dynamodb:ListTagsOfResource",
+                "dynamodb:TagResource",
+                "dynamodb:UntagResource",
             ],
-            "Resource": [
-                f"arn:aws:s3:::{project}-*",
-                f"arn:aws:s3:::{project}-*/*",
-            ],
+            "Resource": f"arn:aws:dynamodb:{region}:{account}:table/{names['lock_table']}",
         },
         {
-            "Sid": "FoundationTables",
-            "Effect": "Allow",
-            "Action": ["dynamodb:*"],
-            "Resource": f"arn:aws:dynamodb:{region}:{account}:table/{project}-*",
-        },
-        {
-            "Sid": "FoundationIdentity",
+            "Sid": "FoundationIdentityProvider",
             "Effect": "Allow",
             "Action": [
                 "iam:CreateOpenIDConnectProvider",
-                "iam:DeleteOpenIDConnectProvider",
                 "iam:GetOpenIDConnectProvider",
                 "iam:UpdateOpenIDConnectProviderThumbprint",
                 "iam:AddClientIDToOpenIDConnectProvider",
                 "iam:RemoveClientIDFromOpenIDConnectProvider",
                 "iam:TagOpenIDConnectProvider",
+                "iam:UntagOpenIDConnectProvider",
+            ],
+            "Resource": f"{iam}:oidc-provider/{GITHUB_OIDC_HOST}",
+        },
+        {
+            "Sid": "FoundationRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole",
+                "iam:GetRole",
+                "iam:UpdateRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:TagRole",
+                "iam:UntagRole",
                 "iam:PutRolePolicy",
                 "iam:GetRolePolicy",
                 "iam:DeleteRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
             ],
-            "Resource": [
-                f"arn:aws:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}",
-                f"arn:aws:iam::{account}:role/{project}-*",
-            ],
+            "Resource": foundation_roles,
         },
         {
+            "Sid": "PassTrailLogsRoleToCloudTrailOnly",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": f"{iam}:role/{names['trail_logs_role']}",
+            "Condition": {"StringEquals": {"iam:PassedToService": "cloudtrail.amazonaws.com"}},
+        },
+        {
+            # CloudTrail read (status, selectors, tags) and the updates the program makes. No
+            # DeleteTrail or StopLogging: the trail is protected and retained.
             "Sid": "FoundationTrail",
             "Effect": "Allow",
-            "Action": ["cloudtrail:*"],
-            "Resource": f"arn:aws:cloudtrail:{region}:{account}:trail/{project}-*",
+            "Action": [
+                "cloudtrail:CreateTrail",
+                "cloudtrail:UpdateTrail",
+                "cloudtrail:StartLogging",
+                "cloudtrail:GetTrail",
+                "cloudtrail:GetTrailStatus",
+                "cloudtrail:GetEventSelectors",
+                "cloudtrail:GetInsightSelectors",
+                "cloudtrail:ListTags",
+                "cloudtrail:AddTags",
+                "cloudtrail:RemoveTags",
+            ],
+            "Resource": trail,
         },
         {
+            "Sid": "FoundationTrailLogs",
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup",
+                "logs:DescribeLogGroups",
+                "logs:PutRetentionPolicy",
+                "logs:AssociateKmsKey",
+                "logs:ListTagsForResource",
+                "logs:ListTagsLogGroup",
+                "logs:TagResource",
+                "logs:UntagResource",
+                "logs:TagLogGroup",
+                "logs:PutMetricFilter",
+                "logs:DeleteMetricFilter",
+                "logs:DescribeMetricFilters",
+            ],
+            # DescribeLogGroups is authorized on the `log-group:*` form (a prefix listing).
+            "Resource": [log_group, f"{log_group}:*", f"arn:aws:logs:{region}:{account}:log-group:*"],
+        },
+        {
+            "Sid": "FoundationAlarms",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:ListTagsForResource",
+                "cloudwatch:TagResource",
+                "cloudwatch:UntagResource",
+            ],
+            "Resource": f"arn:aws:cloudwatch:{region}:{account}:alarm:{names['alarm_prefix']}*",
+        },
+        {
+            "Sid": "FoundationAlertTopic",
+            "Effect": "Allow",
+            "Action": [
+                "sns:CreateTopic",
+                "sns:DeleteTopic",
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:ListTagsForResource",
+                "sns:TagResource",
+                "sns:UntagResource",
+                "sns:Subscribe",
+                "sns:Unsubscribe",
+                "sns:GetSubscriptionAttributes",
+                "sns:SetSubscriptionAttributes",
+                "sns:ListSubscriptionsByTopic",
+            ],
+            # The topic and its subscriptions (`<topic arn>:<id>`).
+            "Resource": [
+                f"arn:aws:sns:{region}:{account}:{names['alert_topic']}",
+                f"arn:aws:sns:{region}:{account}:{names['alert_topic']}:*",
+            ],
+        },
+        {
+            # Keys get their ARN at creation: they are matched by the project tag the provider's
+            # default tags set on them. No ScheduleKeyDeletion: every key is retained.
             "Sid": "FoundationKeys",
             "Effect": "Allow",
             "Action": [
@@ -311,34 +575,37 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
                 "kms:GetKeyRotationStatus",
                 "kms:EnableKeyRotation",
                 "kms:PutKeyPolicy",
+                "kms:UpdateKeyDescription",
                 "kms:ListResourceTags",
                 "kms:TagResource",
-                "kms:ScheduleKeyDeletion",
+                "kms:UntagResource",
                 "kms:CreateAlias",
                 "kms:UpdateAlias",
                 "kms:DeleteAlias",
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:GenerateDataKey",
             ],
-            "Resource": [
-                f"arn:aws:kms:{region}:{account}:key/*",
-                f"arn:aws:kms:{region}:{account}:alias/{project}-*",
-            ],
+            "Resource": f"arn:aws:kms:{region}:{account}:key/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/project": project}},
         },
         {
-            "Sid": "CreateBeforeArnExists",
+            "Sid": "FoundationKeyAliases",
             "Effect": "Allow",
-            "Action": sorted(WILDCARD_EXCEPTIONS),
-            "Resource": "*",
+            "Action": ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
+            "Resource": f"arn:aws:kms:{region}:{account}:{names['state_key_alias']}",
         },
+        _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
 
 
+# Actions granted on Resource "*" and why: nothing narrower exists for them.
 WILDCARD_EXCEPTIONS = {
-    # A key's ARN is chosen by AWS at creation; there is nothing narrower to name.
-    "kms:CreateKey": "key ARN is assigned by AWS at creation",
-    "kms:ListAliases": "list actions have no resource-level permissions",
-    "cloudtrail:DescribeTrails": "list actions have no resource-level permissions",
-    "sts:GetCallerIdentity": "takes no resource",
+    "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
+    "kms:ListAliases": "a list action without resource-level permissions",
+    "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
+    "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
+}
+# In a key policy, "Resource": "*" means "this key", and the account root's `kms:*` is AWS's
+# default statement that keeps the key administrable through IAM: both are required forms.
+KEY_POLICY_EXCEPTIONS = {
+    "Resource:*": "in a key policy `*` means the key the policy is attached to",
+    "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",
 }

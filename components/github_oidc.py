@@ -62,7 +62,7 @@ class GithubOidc(pulumi.ComponentResource):
         deploy_role = aws.iam.Role(
             f"{name}-{role}-role",
             # Fixed name: the workflows name it in `role-to-assume`.
-            name=f"{args.project}-deploy-{role}",
+            name=aws_policies.deploy_role_name(args.project, role),
             assume_role_policy=self.provider.arn.apply(
                 lambda arn: json.dumps(aws_policies.github_trust_policy(arn, subjects))
             ),

@@ -137,7 +137,14 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
     )
     trail = AuditTrail(
         "audit",
-        AuditTrailArgs(project=settings.project, account_id=settings.aws_account_id, region=settings.aws_region),
+        AuditTrailArgs(
+            project=settings.project,
+            account_id=settings.aws_account_id,
+            region=settings.aws_region,
+            # IAM changes these roles make are the pipeline's own; any other caller is alarmed.
+            pipeline_roles=[aws_policies.deploy_role_name(settings.project, role) for role in ("prod", "preview")],
+            alert_email=settings.alert_email,
+        ),
         opts=child,
     )
     pages = PagesProject(

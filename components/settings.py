@@ -26,6 +26,7 @@ PR_STACK = re.compile(r"^preview-pr-(?P<number>.*)$")
 PR_NUMBER = re.compile(r"^[1-9][0-9]{0,6}$")
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
 TRANSACTION_POOLER_PORT = 6543
@@ -73,6 +74,7 @@ class Settings:
     github_subject_prefix: str
     github_prod_environment: str
     github_sweeper_environment: str
+    alert_email: str
     domain: str
     cloudflare_account_id: str
     cloudflare_zone_id: str
@@ -218,6 +220,9 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     prefix = values.get("githubSubjectPrefix") or ""
     if prefix and ("*" in prefix or not prefix.startswith("repo:")):
         problems.append(f"`githubSubjectPrefix` {prefix!r} must start with `repo:` and contain no `*`")
+    email = values.get("alertEmail") or ""
+    if email and not EMAIL.match(email):
+        problems.append(f"`alertEmail` {email!r} is not an e-mail address (or leave it empty)")
     for label_key in ("siteSubdomain", "pagesProject"):
         label = values.get(label_key)
         if label and not HOST_LABEL.match(label):
@@ -315,6 +320,7 @@ def parse_settings(
         github_subject_prefix=resolved["githubSubjectPrefix"],
         github_prod_environment=resolved["githubProdEnvironment"],
         github_sweeper_environment=resolved["githubSweeperEnvironment"],
+        alert_email=resolved["alertEmail"],
         domain=resolved["domain"],
         cloudflare_account_id=resolved["cloudflareAccountId"],
         cloudflare_zone_id=resolved["cloudflareZoneId"],

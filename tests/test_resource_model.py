@@ -25,7 +25,8 @@ def test_prod_owns_the_foundation(recorded):
     present = {r.type for r in prod.resources.values()}
     assert FOUNDATION_TYPES <= present
     assert len(prod.of_type("aws:s3/bucket:Bucket")) == 2  # state + trail logs
-    assert len(prod.of_type("aws:iam/role:Role")) == 3  # two deploy roles + execution role
+    # two deploy roles + execution role + the role CloudTrail assumes to write its log group
+    assert len(prod.of_type("aws:iam/role:Role")) == 4
 
 
 @pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
@@ -89,6 +90,31 @@ def test_the_trail_is_multi_region_validated_and_encrypted(recorded):
     assert trail["isMultiRegionTrail"] and trail["enableLogFileValidation"] and trail["includeGlobalServiceEvents"]
     assert trail["kmsKeyId"].startswith("arn:aws:kms:")
     assert trail["s3BucketName"] == "webstack-audit-123456789012"
+
+
+def test_the_trail_feeds_alarms_on_anomalies_to_an_encrypted_topic(recorded):
+    from tests.conftest import record
+
+    prod = recorded("prod")
+    trail = prod.by_name("audit-trail").inputs
+    group = prod.by_name("audit-log-group")
+    assert trail["cloudWatchLogsGroupArn"] == (
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/cloudtrail/webstack-audit:*"
+    )
+    assert trail["cloudWatchLogsRoleArn"] == "arn:aws:iam::123456789012:role/webstack-audit-cloudwatch"
+    assert group.inputs["retentionInDays"] == 365 and group.inputs["kmsKeyId"].startswith("arn:aws:kms:")
+    assert group.protect
+    topic = prod.by_name("audit-alerts").inputs
+    assert topic["kmsMasterKeyId"] == prod.by_name("audit-key").outputs["arn"]
+    alarms = {r.name: r.inputs for r in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert set(alarms) == {"audit-console-login-without-mfa-alarm", "audit-iam-policy-change-alarm"}
+    for alarm in alarms.values():
+        assert alarm["alarmActions"] == ["arn:aws:sns:us-east-1:123456789012:webstack-alerts"]
+    pattern = prod.by_name("audit-iam-policy-change").inputs["pattern"]
+    assert '!= "webstack-deploy-prod"' in pattern and '!= "webstack-deploy-preview"' in pattern
+    assert "audit-alerts-email" not in prod.names()  # no address configured
+    mailed = record("prod", alertEmail="ops@example.com").by_name("audit-alerts-email").inputs
+    assert (mailed["protocol"], mailed["endpoint"]) == ("email", "ops@example.com")
 
 
 def trust(recording, role):
