@@ -27,9 +27,8 @@ from steps.lambda_versions import (
     role_of,
     routing_problems,
 )
-from tests.support.http_stub import Reply, Request, StubServer, http_stub  # noqa: F401 - fixture
+from tests.support.http_stub import Reply, Request
 from tests.support.moto import ACCOUNT_ID, REGION, aws_env, moto_server, point_aws_at  # noqa: F401
-from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
