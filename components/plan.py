@@ -10,6 +10,7 @@ URLs are fabricated by the mocks). Bad settings print every problem and exit 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Iterable
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="prod, preview or preview-pr-<N>")
     parser.add_argument("--mermaid", action="store_true", help="print only the phase graph")
     options = parser.parse_args(argv)
+    # A short-lived process that loads the providers' large modules and frees almost nothing:
+    # the cyclic collector would only rescan them again and again (bench/plan_speed.py measures it).
+    gc.disable()
     try:
         recording, notes = plan(options.stack)
     except SettingsError as error:
