@@ -1,0 +1,463 @@
+"""steps.migrate: drizzle-kit push decided by its output and by the catalog, never by its exit code.
+
+Fast tests: argument checks, the pooler refusal, output classification on output recorded from
+drizzle-kit 0.31.11, type normalization and the catalog check. Slow tests run the step as a real
+process against a throwaway PostgreSQL (tests.support.postgres) and the real drizzle-kit of
+examples/app; schema-changing tests edit a copy of the app whose node_modules is a symlink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from steps.migrate import (
+    TIMEOUT_ALERT,
+    SchemaState,
+    classify_push,
+    describe_ambiguity,
+    normalize_type,
+    verify_state,
+)
+from tests.support.http_stub import webhook  # noqa: F401 - fixture
+from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
+from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.usefixtures("steps_env")
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "examples" / "app"
+DEFINE = Path("packages/shared-schemas/src/define.ts")
+
+# --- output recorded from drizzle-kit 0.31.11 (stdin /dev/null, stdout a pipe) ---------------
+
+PULL = (
+    "Reading config file '/work/main/examples/app/packages/shared-schemas/drizzle.config.ts'\n"
+    "Using 'pg' driver for database querying\n"
+    "[⣷] Pulling schema from database...\n"
+    "\x1b[2K\x1b[1G[✓] Pulling schema from database...\n"
+)
+APPLIED = PULL + "[✓] Changes applied\n"
+NO_CHANGES = PULL + "[i] No changes detected\n"
+TTY_ERROR = (
+    "Error: Interactive prompts require a TTY terminal (process.stdin.isTTY or process.stdout.isTTY "
+    "is false). This can happen when running in CI, piped input, or non-interactive shells.\n"
+    "    at render10 (/app/node_modules/drizzle-kit/bin.cjs:1450:31)\n"
+)
+RENAME = PULL + TTY_ERROR + (
+    "    at promptColumnsConflicts (/app/node_modules/drizzle-kit/bin.cjs:32711:65)\n"
+    "    at columnsResolver (/app/node_modules/drizzle-kit/bin.cjs:32146:28)\n"
+    "    at applyPgSnapshotsDiff (/app/node_modules/drizzle-kit/bin.cjs:28228:73)\n"
+)
+DATA_LOSS = PULL + (
+    " Warning  Found data-loss statements:\n"
+    "· You're about to delete email column in users table with 1 items\n"
+    "\n"
+    "THIS ACTION WILL CAUSE DATA LOSS AND CANNOT BE REVERTED\n"
+    "\n"
+    "Do you still want to push changes?\n"
+) + TTY_ERROR + "    at pgPush (/app/node_modules/drizzle-kit/bin.cjs:82756:70)\n"
+SQL_ERROR = PULL + (
+    'error: could not create unique index "users_email_uq"\n'
+    "    at /app/node_modules/pg-pool/index.js:45:11\n"
+    "    at async pgPush (/app/node_modules/drizzle-kit/bin.cjs:82768:13) {\n"
+    "  length: 186,\n"
+    "  severity: 'ERROR',\n"
+    "  code: '23505',\n"
+    "  detail: 'Key (email)=(dup@x) is duplicated.',\n"
+    "  hint: undefined,\n"
+    "  schema: 'app_pr_7',\n"
+    "  table: 'users',\n"
+    "  column: undefined,\n"
+    "  constraint: 'users_email_uq',\n"
+    "  routine: 'comparetup_index_btree'\n"
+    "}\n"
+)
+ALREADY_EXISTS = PULL + "error: relation \"users\" already exists\n  code: '42P07',\n"
+CONNECTION_FAILED = (
+    "Reading config file '/app/packages/shared-schemas/drizzle.config.ts'\n"
+    "Using 'pg' driver for database querying\n"
+    "[⣷] Pulling schema from database...\n"
+    "\x1b[2K\x1b[1G[⣷] Pulling schema from database...\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("returncode", "output", "kind", "ok"),
+    [
+        (0, APPLIED, "applied", True),
+        (0, NO_CHANGES, "no_changes", True),
+        (0, RENAME, "prompt", False),
+        (0, DATA_LOSS, "data_loss", False),
+        (0, SQL_ERROR, "sql_error", False),
+        (0, ALREADY_EXISTS, "sql_error", False),
+        (1, CONNECTION_FAILED, "silent_exit", False),
+        (0, CONNECTION_FAILED, "unknown", False),
+        (0, PULL + "Error: DB_SCHEMA is not set\n", "error", False),
+        (0, PULL + " Warning  something odd\n[✓] Changes applied\n", "warning", False),
+        (1, APPLIED, "silent_exit", False),
+    ],
+)
+def test_classify_push(returncode, output, kind, ok):
+    outcome = classify_push(returncode, output)
+    assert (outcome.kind, outcome.ok) == (kind, ok)
+
+
+def test_classify_push_details():
+    assert classify_push(0, RENAME).prompt == "columns"
+    assert classify_push(0, DATA_LOSS).data_loss == ("You're about to delete email column in users table with 1 items",)
+    sql = classify_push(0, SQL_ERROR)
+    assert sql.message == 'could not create unique index "users_email_uq"'
+    assert sql.sql == {
+        "severity": "ERROR", "code": "23505", "detail": "Key (email)=(dup@x) is duplicated.",
+        "schema": "app_pr_7", "table": "users", "constraint": "users_email_uq",
+    }
+    assert classify_push(0, ALREADY_EXISTS).sql["code"] == "42P07"
+
+
+@pytest.mark.parametrize(
+    ("drizzle", "postgres_type"),
+    [
+        ("varchar(255)", "character varying(255)"),
+        ("timestamp with time zone", "timestamp with time zone"),
+        ("timestamp", "timestamp without time zone"),
+        ("timestamp (3)", "timestamp(3) without time zone"),
+        ("project_status", "app_pr_7.project_status"),
+        ("numeric(10, 2)", "numeric(10,2)"),
+        ("serial", "integer"),
+        ("text[]", "text[]"),
+        ("uuid", "uuid"),
+    ],
+)
+def test_normalize_type_same(drizzle, postgres_type):
+    assert normalize_type(drizzle, "app_pr_7") == normalize_type(postgres_type, "app_pr_7")
+
+
+@pytest.mark.parametrize(("a", "b"), [("varchar(20)", "character varying(40)"), ("text", "uuid"), ("timestamp", "timestamp with time zone")])
+def test_normalize_type_different(a, b):
+    assert normalize_type(a, "app") != normalize_type(b, "app")
+
+
+MANIFEST = {
+    "schema": "app",
+    "tables": [
+        {"name": "users", "schema": "app", "columns": [
+            {"name": "id", "type": "uuid", "notNull": True},
+            {"name": "full_name", "type": "varchar(120)", "notNull": False},
+        ]},
+    ],
+    "enums": [{"name": "project_status", "schema": "app", "values": ["active", "paused"]}],
+}
+
+
+def test_verify_state_names_every_problem():
+    state = SchemaState(
+        tables={"users": {"id": ("text", True), "display_name": ("character varying(120)", False)}},
+        enums={"project_status": ["active"]},
+    )
+    assert verify_state(MANIFEST, state, "app") == [
+        "column app.users.id is text in the database but uuid in the schema file",
+        "column app.users.full_name is missing",
+        "enum app.project_status has values ['active'], the schema file ['active', 'paused']",
+    ]
+    assert verify_state(MANIFEST, SchemaState({}, {}), "app") == [
+        "table app.users is missing",
+        "enum app.project_status is missing",
+    ]
+    good = SchemaState({"users": {"id": ("uuid", True), "full_name": ("character varying(120)", False)}},
+                       {"project_status": ["active", "paused"]})
+    assert verify_state(MANIFEST, good, "app") == []
+
+
+def test_describe_ambiguity_names_the_columns():
+    state = SchemaState({"users": {"id": ("uuid", True), "display_name": ("character varying(120)", False)}}, {})
+    assert describe_ambiguity(MANIFEST, state) == [
+        "table users: column full_name (new in the schema file) vs display_name (only in the database)"
+    ]
+
+
+# --- the step as a process ---------------------------------------------------------------------
+
+
+def run_migrate(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "steps.migrate", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def failure_line(proc: subprocess.CompletedProcess[str]) -> str:
+    return next(line for line in proc.stderr.splitlines() if line.startswith("FAILED migrate:"))
+
+
+def test_pooler_port_is_refused_before_anything_else():
+    # The app dir does not exist and nothing listens: the refusal has to come first.
+    proc = run_migrate(
+        "--app-dir", "no/such/app", "--schema", "app", "--timeout", "5",
+        env={"DATABASE_URL": "postgres://u:secret-pw@127.0.0.1:6543/postgres"},
+    )
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "port 6543" in line and "transaction pooler" in line and "session pooler" in line
+    assert "secret-pw" not in proc.stderr + proc.stdout
+    assert "attempt 1 of 3" in proc.stderr and "not retrying" in proc.stderr
+
+
+def test_pooler_port_in_key_value_dsn_is_refused():
+    proc = run_migrate(
+        "--app-dir", "no/such/app", "--schema", "app", "--timeout", "5",
+        env={"DATABASE_URL": "host=aws-0-eu.pooler.supabase.com port=6543 dbname=postgres user=u password=x"},
+    )
+    assert proc.returncode == 1 and "port 6543" in failure_line(proc)
+
+
+@pytest.mark.parametrize("schema", ["App", "1app", "app-pr-7", "app; drop schema app", "a" * 64])
+def test_invalid_schema_name_is_refused(schema):
+    proc = run_migrate("--app-dir", "examples/app", "--schema", schema, "--timeout", "5",
+                       env={"DATABASE_URL": "postgres://u:not-a-real-password@127.0.0.1:1/x"})
+    assert proc.returncode == 1
+    assert "is not a plain PostgreSQL identifier" in failure_line(proc)
+
+
+def test_missing_database_url():
+    proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "5")
+    assert proc.returncode == 1 and "DATABASE_URL is not set" in failure_line(proc)
+
+
+def test_timeout_must_be_positive():
+    proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "0")
+    assert proc.returncode == 2 and "--timeout must be positive" in proc.stderr
+
+
+# --- against PostgreSQL and drizzle-kit ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """examples/app without node_modules (symlinked to the real one), ready to be edited."""
+    dest = tmp_path / "app"
+    shutil.copytree(APP, dest, ignore=shutil.ignore_patterns("node_modules", ".next", "out", "dist"), symlinks=True)
+    (dest / "node_modules").symlink_to(APP / "node_modules")
+    return dest
+
+
+def edit_define(app: Path, old: str, new: str) -> None:
+    path = app / DEFINE
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def push(db: Database, schema: str, *extra: str, app: Path = APP, timeout: str = "120", **env: str):
+    with db.connect() as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return run_migrate("--app-dir", str(app), "--schema", schema, "--timeout", timeout, *extra,
+                       env={"DATABASE_URL": db.url, **env})
+
+
+def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def catalog(db: Database, schema: str) -> list[tuple]:
+    """Every table, column, index and constraint of `schema` with its oid: a re-created one differs."""
+    with db.connect() as conn:
+        return conn.execute(
+            """
+            SELECT c.relname, c.oid::bigint, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = %(s)s
+            UNION ALL
+            SELECT con.conname, con.oid::bigint, 'constraint', pg_get_constraintdef(con.oid), NULL
+            FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace WHERE n.nspname = %(s)s
+            ORDER BY 1, 2, 4
+            """,
+            {"s": schema},
+        ).fetchall()
+
+
+def add_user(db: Database, schema: str, subject: str = "s1") -> None:
+    with db.connect() as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".users (subject, email, display_name) VALUES (%s, %s, %s)',
+            (subject, f"{subject}@example.com", "Alice"),
+        )
+
+
+def users(db: Database, schema: str) -> list[tuple]:
+    with db.connect() as conn:
+        return conn.execute(f'SELECT subject, email, display_name FROM "{schema}".users ORDER BY subject').fetchall()
+
+
+@pytest.mark.slow
+def test_two_schemas_from_one_file_then_no_changes(pg_database: Database):
+    first = [result_of(push(pg_database, schema)) for schema in ("app", "app_pr_7")]
+    assert [r["outcome"] for r in first] == ["applied", "applied"]
+    assert all(r["tables"] == 3 and r["columns"] == 16 for r in first)
+    add_user(pg_database, "app")
+    assert users(pg_database, "app_pr_7") == []  # independent schemas
+    before = {s: catalog(pg_database, s) for s in ("app", "app_pr_7")}
+    again = [result_of(push(pg_database, schema)) for schema in ("app", "app_pr_7")]
+    assert [r["outcome"] for r in again] == ["no_changes", "no_changes"]
+    assert {s: catalog(pg_database, s) for s in ("app", "app_pr_7")} == before
+    assert users(pg_database, "app") == [("s1", "s1@example.com", "Alice")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [(), ("--allow-data-loss",)])
+def test_rename_ambiguity_fails_and_names_the_column(pg_database: Database, app_copy: Path, extra):
+    result_of(push(pg_database, "app_pr_7"))
+    add_user(pg_database, "app_pr_7")
+    before = catalog(pg_database, "app_pr_7")
+    edit_define(app_copy, "varchar('display_name'", "varchar('full_name'")
+    proc = push(pg_database, "app_pr_7", *extra, app=app_copy)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "rename question" in line and "nothing was applied" in line
+    assert "table users: column full_name (new in the schema file) vs display_name (only in the database)" in line
+    assert "RENAME COLUMN" in line
+    assert catalog(pg_database, "app_pr_7") == before
+    assert users(pg_database, "app_pr_7") == [("s1", "s1@example.com", "Alice")]
+
+
+@pytest.mark.slow
+def test_data_loss_needs_allow_data_loss(pg_database: Database, app_copy: Path):
+    result_of(push(pg_database, "app_pr_7"))
+    add_user(pg_database, "app_pr_7")
+    edit_define(app_copy, "      email: varchar('email', { length: 320 }),\n", "")
+    refused = push(pg_database, "app_pr_7", app=app_copy)
+    assert refused.returncode == 1
+    line = failure_line(refused)
+    assert "would lose data and was not applied" in line
+    assert "You're about to delete email column in users table with 1 items" in line
+    assert "--allow-data-loss" in line
+    assert users(pg_database, "app_pr_7") == [("s1", "s1@example.com", "Alice")]
+
+    applied = result_of(push(pg_database, "app_pr_7", "--allow-data-loss", app=app_copy))
+    assert applied["outcome"] == "applied" and applied["dropped"] == ["column users.email"]
+    with pg_database.connect() as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'app_pr_7'"
+            " AND table_name = 'users' ORDER BY ordinal_position").fetchall()]
+    assert columns == ["id", "subject", "display_name", "created_at"]
+
+
+@pytest.mark.slow
+def test_sql_error_is_a_failure_with_code_and_constraint(pg_database: Database, app_copy: Path):
+    result_of(push(pg_database, "app_pr_7"))
+    add_user(pg_database, "app_pr_7", "s1")
+    add_user(pg_database, "app_pr_7", "s2")
+    with pg_database.connect() as conn:
+        conn.execute("UPDATE app_pr_7.users SET email = 'dup@example.com'")
+    edit_define(
+        app_copy,
+        "(t) => [uniqueIndex('users_subject_uq').on(t.subject)]",
+        "(t) => [uniqueIndex('users_subject_uq').on(t.subject), uniqueIndex('users_email_uq').on(t.email)]",
+    )
+    proc = push(pg_database, "app_pr_7", app=app_copy)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert 'could not create unique index "users_email_uq"' in line
+    assert "code 23505, table users, constraint users_email_uq" in line
+    assert "not transactional" in line
+
+
+def processes_in(directory: Path) -> list[str]:
+    """Processes whose working directory is `directory` (the push's), as 'pid cmdline'."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(proc / "cwd")) == directory:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{proc.name} {cmdline}")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_hung_push_is_killed_at_the_timeout_and_alerts(pg_database: Database, app_copy: Path, webhook):
+    result_of(push(pg_database, "app_pr_7"))
+    with pg_database.connect(autocommit=False) as holder:
+        holder.execute("LOCK TABLE app_pr_7.users IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        proc = push(pg_database, "app_pr_7", app=app_copy, timeout="5", ALERT_WEBHOOK_URL=webhook.url)
+        elapsed = time.monotonic() - started
+        with pg_database.connect() as conn:
+            backends = conn.execute(
+                "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'webstack-migrate%%'"
+            ).fetchall()
+        holder.rollback()
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "did not finish within 5s and was killed" in line and "1 server session(s) of it terminated" in line
+    assert proc.stderr.count("drizzle-kit push: running") == 1  # never retried
+    assert elapsed < 60
+    [alert] = webhook.requests
+    assert alert.json["attachments"][0]["title"] == TIMEOUT_ALERT
+    assert alert.json["text"].startswith(f"[CRITICAL] {TIMEOUT_ALERT}")
+    assert processes_in(app_copy) == []
+    assert backends == []
+
+
+@pytest.mark.slow
+def test_second_push_on_a_schema_waits_for_the_lock(pg_database: Database, webhook):
+    result_of(push(pg_database, "app_pr_7"))
+    with pg_database.connect() as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended('webstack-migrate:app_pr_7', 0))")
+        blocked = push(pg_database, "app_pr_7", timeout="3", ALERT_WEBHOOK_URL=webhook.url)
+        assert blocked.returncode == 1
+        assert "waited 3s for another migration of schema app_pr_7" in failure_line(blocked)
+        assert "drizzle-kit push: running" not in blocked.stderr
+        assert webhook.requests[0].json["attachments"][0]["title"] == TIMEOUT_ALERT
+        # Another schema is not blocked by that lock.
+        assert result_of(push(pg_database, "app_pr_8"))["outcome"] == "applied"
+        release = threading.Timer(2.0, lambda: holder.execute("SELECT pg_advisory_unlock_all()"))
+        release.start()
+        waited = push(pg_database, "app_pr_7", timeout="60")
+        release.join()
+    assert "holds the lock" in waited.stderr
+    assert result_of(waited)["outcome"] == "no_changes"
+
+
+@pytest.mark.slow
+def test_unreachable_database_is_retried_then_fails(pg_database: Database):
+    port = free_port()
+    proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "30",
+                       env={"DATABASE_URL": f"postgres://postgres:pw@127.0.0.1:{port}/postgres"})
+    assert proc.returncode == 1
+    assert f"cannot reach the database at 127.0.0.1:{port}/postgres" in failure_line(proc)
+    assert "attempt 2 of 3" in proc.stderr and "giving up" in proc.stderr
+
+
+@pytest.mark.slow
+def test_missing_database_is_not_retried(pg_database: Database):
+    url = pg_database.server.url("no_such_db")
+    proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "30", env={"DATABASE_URL": url})
+    assert proc.returncode == 1
+    assert "/no_such_db does not exist" in failure_line(proc)
+    assert "not retrying (permanent)" in proc.stderr
