@@ -25,7 +25,7 @@ ALIAS_NAME = "stable"
 API_DIR = "apps/api"
 ENTRY = "src/handler.ts"
 BUNDLE_DIR = "dist"
-# esbuild writes dist/index.mjs; the archive keeps paths relative to the build's directory.
+# esbuild writes dist/index.js (CommonJS); the archive keeps paths relative to the build's directory.
 HANDLER = f"{BUNDLE_DIR}/index.handler"
 
 

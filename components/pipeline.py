@@ -31,19 +31,21 @@ from components.lambda_role import LambdaRole, LambdaRoleArgs
 from components.pages_project import PagesProject, PagesProjectArgs
 from components.pages_site import PagesSite, PagesSiteArgs
 from components.phase import Phase
-from components.settings import Settings
+from components.settings import PROJECT_ROOT, Settings
 from components.site_domain import SiteDomain, SiteDomainArgs
 from components.state_backend import StateBackend, StateBackendArgs
-from components.source_hash import tree_hash
+from components.source_hash import combine, tree_hash
 
 CHECK_TIMEOUT_SECONDS = 300
 LOCKFILES = ("package.json", "package-lock.json")
+# Read by every TypeScript build and by drizzle-kit through the packages' `extends`.
+WORKSPACE_CONFIG = (*LOCKFILES, "tsconfig.base.json")
 SHARED_SCHEMAS = "packages/shared-schemas"
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppSources:
-    """Content hashes of the parts of the app each step reads."""
+    """Content hashes of what each step reads: the app's parts and the step program itself."""
 
     lockfile: str
     schema: str
@@ -53,11 +55,14 @@ class AppSources:
     @classmethod
     def of(cls, settings: Settings) -> AppSources:
         root = settings.app_path
+        # A changed build program (other esbuild flags, say) must rebuild like changed sources.
+        api_builder = tree_hash(PROJECT_ROOT, "steps/build_lambda.py")
+        site_builder = tree_hash(PROJECT_ROOT, "steps/build_site.py")
         return cls(
             lockfile=tree_hash(root, *LOCKFILES),
-            schema=tree_hash(root, SHARED_SCHEMAS, *LOCKFILES),
-            api=tree_hash(root, "apps/api", SHARED_SCHEMAS, *LOCKFILES),
-            web=tree_hash(root, "apps/web", SHARED_SCHEMAS, *LOCKFILES),
+            schema=tree_hash(root, SHARED_SCHEMAS, *WORKSPACE_CONFIG),
+            api=combine(tree_hash(root, "apps/api", SHARED_SCHEMAS, *WORKSPACE_CONFIG), api_builder),
+            web=combine(tree_hash(root, "apps/web", SHARED_SCHEMAS, *WORKSPACE_CONFIG), site_builder),
         )
 
 

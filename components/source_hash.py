@@ -42,3 +42,8 @@ def tree_hash(root: Path, *parts: str) -> str:
             digest.update(f"file:{relative}\0".encode())
             digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def combine(*digests: str) -> str:
+    """One hash of several (e.g. an app part's and the program that builds it)."""
+    return hashlib.sha256("\0".join(digests).encode()).hexdigest()
