@@ -1,0 +1,202 @@
+"""The two deploy roles' trust and permission documents as the program writes them (parsed JSON).
+
+Exact OIDC subjects; no wildcard action anywhere; Resource "*" only for the named exceptions; and
+the preview role cannot act on anything of prod (ARN patterns matched the way IAM does: `*` any
+run of characters, `?` one).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import aws_policies
+from components.audit_trail import iam_policy_change_pattern
+from policy.rules import arn_matches
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+HOST = aws_policies.GITHUB_OIDC_HOST
+STATE_BUCKET = f"arn:aws:s3:::webstack-pulumi-state-{ACCOUNT}"
+TRAIL_BUCKET = f"arn:aws:s3:::webstack-audit-{ACCOUNT}"
+STATE = f"{STATE_BUCKET}/pulumi/.pulumi"
+LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
+IAM = f"arn:aws:iam::{ACCOUNT}"
+
+# Everything of prod (and of the account foundation prod owns) a PR's role must not touch.
+PROD_ARNS = [
+    f"{LAMBDA}:webstack-api-prod",
+    f"{LAMBDA}:webstack-api-prod:stable",
+    f"{LAMBDA}:webstack-api-prod:7",
+    f"{IAM}:role/webstack-api-prod-exec",
+    f"{STATE}/stacks/organization/webstack/prod.json",
+    f"{STATE}/stacks/organization/webstack/prod.json.bak",
+    f"{STATE}/stacks/organization/webstack/preview.json",  # the template, run by hand
+    f"{STATE}/locks/organization/webstack/prod/0b5e.json",
+    f"{STATE}/history/organization/webstack/prod/prod-1700000000.history.json",
+    f"{STATE}/backups/organization/webstack/prod/prod.1700000000.json",
+    f"{TRAIL_BUCKET}",
+    f"{TRAIL_BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail/x.json.gz",
+    f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/webstack-audit",
+    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/webstack-pulumi-locks",
+    f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-trail-key",
+    f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/webstack-pulumi-state",
+    f"{IAM}:oidc-provider/{HOST}",
+    f"{IAM}:role/webstack-deploy-prod",
+    f"{IAM}:role/webstack-deploy-preview",
+    f"{IAM}:role/webstack-audit-cloudwatch",
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/cloudtrail/webstack-audit",
+    f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:webstack-audit-iam-policy-change",
+    f"arn:aws:sns:{REGION}:{ACCOUNT}:webstack-alerts",
+]
+# What the preview role shares with prod on purpose: listing the state bucket and the state key
+# (one backend, one secrets provider).
+SHARED = {
+    STATE_BUCKET: {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"},
+    "STATE_KEY": {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"},
+}
+
+
+def document(recording, name: str, key: str) -> dict:
+    return json.loads(recording.by_name(name).inputs[key])
+
+
+def as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def actions_on(policy: dict, arn: str) -> set[str]:
+    """Every action a policy allows on `arn` (actions that take no resource left out)."""
+    allowed: set[str] = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        if any(arn_matches(pattern, arn) for pattern in as_list(statement["Resource"])):
+            allowed |= set(as_list(statement["Action"])) - set(aws_policies.WILDCARD_EXCEPTIONS)
+    return allowed
+
+
+@pytest.fixture(scope="module")
+def roles(recorded):
+    prod = recorded("prod")
+    return {
+        role: {
+            "trust": document(prod, f"github-{role}-role", "assumeRolePolicy"),
+            "policy": document(prod, f"github-{role}-policy", "policy"),
+        }
+        for role in ("prod", "preview")
+    } | {"state_key": prod.by_name("state-key").outputs["arn"]}
+
+
+@pytest.mark.parametrize(
+    ("role", "subjects"),
+    [
+        ("prod", ["repo:org/repo:ref:refs/heads/main"]),
+        ("preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+    ],
+)
+def test_trust_exact_subjects_and_the_sts_audience(roles, role, subjects):
+    [statement] = roles[role]["trust"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {"Federated": f"{IAM}:oidc-provider/{HOST}"}
+    assert statement["Condition"] == {"StringEquals": {f"{HOST}:aud": "sts.amazonaws.com", f"{HOST}:sub": subjects}}
+
+
+def test_an_empty_sweeper_environment_leaves_pull_requests_only():
+    from tests.conftest import record
+
+    prod = record("prod", githubSweeperEnvironment="")
+    [statement] = document(prod, "github-preview-role", "assumeRolePolicy")["Statement"]
+    assert statement["Condition"]["StringEquals"][f"{HOST}:sub"] == ["repo:org/repo:pull_request"]
+
+
+@pytest.mark.parametrize("role", ["prod", "preview"])
+def test_no_wildcard_actions_and_star_resources_only_for_the_named_exceptions(roles, role):
+    for statement in roles[role]["policy"]["Statement"]:
+        actions = as_list(statement["Action"])
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
+        assert not [a for a in actions if "*" in a or "?" in a], statement  # not even prefixes
+        if "*" in as_list(statement["Resource"]):
+            assert as_list(statement["Resource"]) == ["*"]
+            assert set(actions) <= set(aws_policies.WILDCARD_EXCEPTIONS), statement
+    for action, reason in aws_policies.WILDCARD_EXCEPTIONS.items():
+        assert reason and ":" in action
+
+
+@pytest.mark.parametrize("arn", PROD_ARNS)
+def test_preview_cannot_act_on_prod(roles, arn):
+    assert actions_on(roles["preview"]["policy"], arn) == set()
+
+
+def test_preview_shares_only_the_state_listing_and_the_state_key(roles):
+    preview = roles["preview"]["policy"]
+    assert actions_on(preview, STATE_BUCKET) == SHARED[STATE_BUCKET]
+    assert actions_on(preview, roles["state_key"]) == SHARED["STATE_KEY"]
+
+
+def test_preview_acts_on_its_own_pr_resources(roles):
+    preview = roles["preview"]["policy"]
+    assert "lambda:UpdateFunctionCode" in actions_on(preview, f"{LAMBDA}:webstack-api-preview-pr-7")
+    assert "s3:PutObject" in actions_on(preview, f"{STATE}/stacks/organization/webstack/preview-pr-7.json")
+    assert "s3:DeleteObject" in actions_on(preview, f"{STATE}/locks/organization/webstack/preview-pr-7/x.json")
+    assert "iam:PassRole" in actions_on(preview, f"{IAM}:role/webstack-api-preview-pr-7-exec")
+
+
+def test_pass_role_only_for_execution_roles_and_only_to_lambda(roles):
+    for role in ("prod", "preview"):
+        passes = [s for s in roles[role]["policy"]["Statement"] if "iam:PassRole" in as_list(s["Action"])]
+        lambda_pass = [
+            s for s in passes if s["Condition"]["StringEquals"]["iam:PassedToService"] == "lambda.amazonaws.com"
+        ]
+        assert [as_list(s["Resource"]) for s in lambda_pass] == [
+            [f"{IAM}:role/webstack-api-{'*' if role == 'prod' else 'preview-pr-*'}-exec"]
+        ]
+        others = [s for s in passes if s not in lambda_pass]
+        # prod also hands CloudTrail its log-delivery role, that one role only.
+        expected = [[f"{IAM}:role/webstack-audit-cloudwatch"]] if role == "prod" else []
+        assert [as_list(s["Resource"]) for s in others] == expected
+        assert not arn_matches(as_list(lambda_pass[0]["Resource"])[0], f"{IAM}:role/webstack-deploy-prod")
+
+
+def test_execution_roles_can_only_get_the_logs_policy(roles):
+    for role in ("prod", "preview"):
+        [attach] = [s for s in roles[role]["policy"]["Statement"] if "iam:AttachRolePolicy" in as_list(s["Action"])]
+        assert attach["Condition"] == {"ArnEquals": {"iam:PolicyARN": aws_policies.BASIC_EXECUTION_POLICY}}
+
+
+def test_prod_cannot_delete_what_is_retained(roles):
+    prod = {a for s in roles["prod"]["policy"]["Statement"] for a in as_list(s["Action"])}
+    assert not prod & {
+        "s3:DeleteBucket",
+        "dynamodb:DeleteTable",
+        "cloudtrail:DeleteTrail",
+        "cloudtrail:StopLogging",
+        "kms:ScheduleKeyDeletion",
+        "kms:DisableKey",
+        "logs:DeleteLogGroup",
+    }
+
+
+def test_prod_manages_its_own_foundation(roles):
+    prod = roles["prod"]["policy"]
+    assert "iam:PutRolePolicy" in actions_on(prod, f"{IAM}:role/webstack-deploy-prod")
+    assert "iam:GetOpenIDConnectProvider" in actions_on(prod, f"{IAM}:oidc-provider/{HOST}")
+    trail = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/webstack-audit"
+    assert "cloudtrail:GetTrailStatus" in actions_on(prod, trail)
+    assert "s3:PutBucketPolicy" in actions_on(prod, TRAIL_BUCKET)
+    assert "s3:GetBucketPublicAccessBlock" in actions_on(prod, STATE_BUCKET)
+    assert "dynamodb:DescribeContinuousBackups" in actions_on(
+        prod, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/webstack-pulumi-locks"
+    )
+    log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/cloudtrail/webstack-audit"
+    assert "logs:PutMetricFilter" in actions_on(prod, log_group)
+    assert "lambda:PublishVersion" in actions_on(prod, f"{LAMBDA}:webstack-api-prod")
+    [keys] = [s for s in prod["Statement"] if s.get("Sid") == "FoundationKeys"]
+    assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/project": "webstack"}}
+
+
+def test_the_iam_change_alarm_ignores_exactly_the_deploy_roles():
+    pattern = iam_policy_change_pattern(["webstack-deploy-prod", "webstack-deploy-preview"])
+    assert "sessionIssuer.userName NOT EXISTS" in pattern  # root and IAM users are not the pipeline
+    assert pattern.count("!=") == 2
+    with pytest.raises(ValueError):
+        iam_policy_change_pattern([])
