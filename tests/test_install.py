@@ -1,0 +1,205 @@
+"""steps.install: `npm ci` once per lockfile, serialized between parallel callers.
+
+Slow tests run the real npm on a tiny workspace (two workspace packages, no registry
+dependency: nothing is downloaded) written into tmp_path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from steps.install import MARKER, ensure_installed, npm_failure_is_transient, read_marker
+from steps.runtime import PermanentError
+from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.usefixtures("steps_env")
+
+REPO = Path(__file__).resolve().parents[1]
+
+PACKAGE_JSON = {"name": "tiny", "version": "1.0.0", "private": True, "workspaces": ["packages/*"]}
+LOCKFILE = {
+    "name": "tiny",
+    "version": "1.0.0",
+    "lockfileVersion": 3,
+    "requires": True,
+    "packages": {
+        "": {"name": "tiny", "version": "1.0.0", "workspaces": ["packages/*"]},
+        "node_modules/@tiny/a": {"resolved": "packages/a", "link": True},
+        "node_modules/@tiny/b": {"resolved": "packages/b", "link": True},
+        "packages/a": {"name": "@tiny/a", "version": "1.0.0"},
+        "packages/b": {"name": "@tiny/b", "version": "1.0.0", "dependencies": {"@tiny/a": "1.0.0"}},
+    },
+}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    (app / "packages" / "a").mkdir(parents=True)
+    (app / "packages" / "b").mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps(PACKAGE_JSON))
+    (app / "package-lock.json").write_text(json.dumps(LOCKFILE, indent=2) + "\n")
+    (app / "packages" / "a" / "package.json").write_text(json.dumps({"name": "@tiny/a", "version": "1.0.0"}))
+    (app / "packages" / "b" / "package.json").write_text(
+        json.dumps({"name": "@tiny/b", "version": "1.0.0", "dependencies": {"@tiny/a": "1.0.0"}})
+    )
+    return app
+
+
+def run_install(app: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "steps.install", "--app-dir", str(app), *args],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        **popen,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, dict | None, str]:
+    out, err = proc.communicate(timeout=300)
+    result = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return proc.returncode, result, err
+
+
+# Lines npm 11 prints for network and registry failures (and for failures that are not).
+@pytest.mark.parametrize(
+    ("output", "transient"),
+    [
+        ("npm error code ECONNRESET\nnpm error network aborted\n", True),
+        ("npm error code ETIMEDOUT\nnpm error errno ETIMEDOUT\n", True),
+        ("npm error code EAI_AGAIN\nnpm error syscall getaddrinfo\n", True),
+        ("npm error code E503\nnpm error 503 Service Unavailable - GET https://registry.npmjs.org/x\n", True),
+        ("npm error code E429\nnpm error 429 Too Many Requests\n", True),
+        ("npm ERR! network request to https://registry.npmjs.org/x failed\n", True),
+        ("npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope\n", False),
+        ("npm error code EUSAGE\nnpm error `npm ci` can only install packages when your package.json and "
+         "package-lock.json are in sync.\n", False),
+        ("npm error code ELIFECYCLE\nnpm error command failed\n", False),
+        ("npm error code E401\nnpm error Unable to authenticate\n", False),
+    ],
+)
+def test_npm_failure_classification(output, transient):
+    assert npm_failure_is_transient(output) is transient
+
+
+def test_missing_lockfile_is_permanent(workspace: Path):
+    (workspace / "package-lock.json").unlink()
+    with pytest.raises(PermanentError, match="package-lock.json does not exist"):
+        ensure_installed(workspace)
+
+
+def test_missing_app_dir_fails_the_step(tmp_path: Path):
+    proc = run_install(tmp_path / "nope")
+    code, _, err = finish(proc)
+    assert code == 1 and "FAILED install:" in err and "has no package.json" in err
+
+
+@pytest.mark.slow
+def test_installs_once_per_lockfile(workspace: Path):
+    assert ensure_installed(workspace) is True
+    assert (workspace / "node_modules" / "@tiny" / "b").resolve() == (workspace / "packages" / "b").resolve()
+    marker = read_marker(workspace)
+    assert marker and len(marker["lockfile_sha256"]) == 64 and marker["node"].startswith("v")
+    assert ensure_installed(workspace) is False  # the skip path
+
+    code, result, err = finish(run_install(workspace))
+    assert code == 0 and result["installed"] is False and "npm ci skipped" in err
+
+    # A changed lockfile installs again (npm ci removes node_modules, marker included).
+    lock = json.loads((workspace / "package-lock.json").read_text())
+    lock["packages"][""]["description"] = "changed"
+    (workspace / "package-lock.json").write_text(json.dumps(lock, indent=2) + "\n")
+    code, result, err = finish(run_install(workspace))
+    assert code == 0 and result["installed"] is True and "npm ci: running" in err
+    assert read_marker(workspace)["lockfile_sha256"] == result["lockfile_sha256"] != marker["lockfile_sha256"]
+
+
+@pytest.mark.slow
+def test_failed_npm_ci_leaves_no_marker_and_is_not_retried(workspace: Path):
+    # package.json out of sync with the lockfile: npm ci refuses (EUSAGE), a permanent failure.
+    package = json.loads((workspace / "package.json").read_text())
+    package["dependencies"] = {"left-pad": "1.3.0"}
+    (workspace / "package.json").write_text(json.dumps(package))
+    code, _, err = finish(run_install(workspace))
+    assert code == 1
+    assert "FAILED install: npm ci in" in err and "in sync" in err
+    assert err.count("npm ci: running") == 1
+    assert not (workspace / "node_modules" / MARKER).exists()
+
+
+@pytest.mark.slow
+def test_a_second_caller_waits_for_the_first(workspace: Path):
+    # Hold the lock the way a running install does; a second caller must wait, then install once.
+    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = run_install(workspace)
+        time.sleep(3)
+        assert proc.poll() is None, "the install did not wait for the lock"
+        assert not (workspace / "node_modules").exists()
+    finally:
+        os.close(fd)
+    code, result, err = finish(proc)
+    assert code == 0 and result["installed"] is True and "waiting for it" in err
+
+
+@pytest.mark.slow
+def test_parallel_callers_run_npm_ci_once(workspace: Path):
+    procs = [run_install(workspace) for _ in range(3)]
+    outcomes = [finish(p) for p in procs]
+    assert [code for code, _, _ in outcomes] == [0, 0, 0]
+    assert sorted(result["installed"] for _, result, _ in outcomes) == [False, False, True]
+    assert sum(err.count("npm ci: running") for _, _, err in outcomes) == 1
+
+
+def _tarball(tmp: Path) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    data = json.dumps({"name": "tinydep", "version": "1.0.0"}).encode()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("package/package.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_registry_5xx_is_retried(workspace: Path, tmp_path: Path):
+    import base64
+    import hashlib
+
+    from tests.support.http_stub import Reply, StubServer
+
+    tgz = _tarball(tmp_path)
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+    path = "/tinydep/-/tinydep-1.0.0.tgz"
+    with StubServer() as registry:
+        registry.route("GET", path, Reply(503, body="unavailable"), Reply(200, body=tgz, headers={"Content-Type": "application/octet-stream"}))
+        package = json.loads((workspace / "package.json").read_text())
+        package["dependencies"] = {"tinydep": "1.0.0"}
+        (workspace / "package.json").write_text(json.dumps(package))
+        lock = json.loads((workspace / "package-lock.json").read_text())
+        lock["packages"][""]["dependencies"] = {"tinydep": "1.0.0"}
+        lock["packages"]["node_modules/tinydep"] = {"version": "1.0.0", "resolved": registry.url + path, "integrity": integrity}
+        (workspace / "package-lock.json").write_text(json.dumps(lock, indent=2) + "\n")
+        env = {
+            **os.environ,
+            "npm_config_cache": str(tmp_path / "npm-cache"),  # nothing cached: npm must fetch
+            "npm_config_fetch_retries": "0",  # npm's own retries would hide ours
+            "npm_config_registry": registry.url + "/",
+        }
+        code, result, err = finish(run_install(workspace, env=env))
+        assert [r.path for r in registry.requests] == [path, path]
+    assert code == 0, err
+    assert result["installed"] is True
+    assert "npm ci: attempt 1 of 3 failed" in err and "E503" in err
+    assert json.loads((workspace / "node_modules" / "tinydep" / "package.json").read_text())["name"] == "tinydep"
