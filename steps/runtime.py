@@ -271,7 +271,9 @@ def run_step(
             log(traceback.format_exc().rstrip())
         what, todo = describe(exc), _hint(exc)
         if critical:
-            _alert_safely("critical", f"Deploy step {name} failed", f"{what}\nWhat to do: {todo}")
+            # An error may name its own alert ("migration timed out: manual intervention").
+            title = getattr(exc, "alert_title", None) or f"Deploy step {name} failed"
+            _alert_safely("critical", title, f"{what}\nWhat to do: {todo}")
             log(f"FAILED {name}: {what} — {todo}")
             return 1
         _record_skip(name, what)
