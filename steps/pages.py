@@ -95,7 +95,7 @@ class PagesApi:
         base = env.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_API
         return cls(base, env["CLOUDFLARE_API_TOKEN"], env["CLOUDFLARE_ACCOUNT_ID"])
 
-    def _projects(self, project: str) -> str:
+    def project_path(self, project: str) -> str:
         return f"/accounts/{self.account_id}/pages/projects/{project}"
 
     def call(self, method: str, path: str, *, what: str, params: Mapping[str, Any] | None = None) -> dict:
@@ -184,7 +184,7 @@ class PagesApi:
         429 this request gets it too, with the wait Cloudflare wants.
         """
         try:
-            response = self._session.get(self.base_url + self._projects(project), timeout=_REQUEST_TIMEOUT)
+            response = self._session.get(self.base_url + self.project_path(project), timeout=_REQUEST_TIMEOUT)
         except requests.RequestException:
             return None
         if response.status_code != 429:
@@ -193,10 +193,10 @@ class PagesApi:
 
     # Pages ------------------------------------------------------------------------------------
     def project(self, project: str) -> dict:
-        return self.call("GET", self._projects(project), what=f"GET Pages project {project}")["result"]
+        return self.call("GET", self.project_path(project), what=f"GET Pages project {project}")["result"]
 
     def deployment(self, project: str, deployment_id: str) -> dict:
-        path = f"{self._projects(project)}/deployments/{deployment_id}"
+        path = f"{self.project_path(project)}/deployments/{deployment_id}"
         return self.call("GET", path, what=f"GET deployment {deployment_id}")["result"]
 
     def deployments(self, project: str) -> list[dict]:
@@ -206,7 +206,7 @@ class PagesApi:
         while True:
             body = self.call(
                 "GET",
-                f"{self._projects(project)}/deployments",
+                f"{self.project_path(project)}/deployments",
                 what=f"list deployments of {project} (page {page})",
                 params={"per_page": _PER_PAGE, "page": page},
             )
@@ -221,7 +221,7 @@ class PagesApi:
 
     def delete_deployment(self, project: str, deployment_id: str) -> bool:
         """DELETE with force=true (an aliased deployment needs it); False when it was already gone."""
-        path = f"{self._projects(project)}/deployments/{deployment_id}"
+        path = f"{self.project_path(project)}/deployments/{deployment_id}"
         try:
             self.call("DELETE", path, what=f"DELETE deployment {deployment_id}", params={"force": "true"})
         except PermanentError as exc:
@@ -374,7 +374,7 @@ def find_new_deployment(api: PagesApi, project: str, branch: str, since: dt.date
     """The newest deployment of `branch` created since `since`: for a run that recorded no id."""
     body = api.call(
         "GET",
-        f"{api._projects(project)}/deployments",  # noqa: SLF001 - same module
+        f"{api.project_path(project)}/deployments",
         what=f"list deployments of {project}",
         params={"per_page": _PER_PAGE, "page": 1},
     )
