@@ -24,6 +24,9 @@ SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+(\.\d+)*\s*$")
 SECRET_EXPR = re.compile(r"\$\{\{\s*secrets\.")
+# The only commands that may see secrets: pulumi (its Commands' steps read them from the
+# environment), the failure alert (the webhook) and the deploy record (the database).
+SECRET_USERS = ("pulumi ", "python -m steps.alert ", "python -m steps.deploy_record ")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -137,8 +140,8 @@ def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
             label = step.get("name") or step.get("uses") or step.get("run", "")[:30]
             if SECRET_EXPR.search(yaml.safe_dump({k: v for k, v in step.items() if k != "env"})):
                 yield f"{where}/{label}: secrets outside the step's env"
-            if SECRET_EXPR.search(yaml.safe_dump(step.get("env") or {})) and "pulumi " not in step.get(
-                "run", ""
+            if SECRET_EXPR.search(yaml.safe_dump(step.get("env") or {})) and not any(
+                user in step.get("run", "") for user in SECRET_USERS
             ):
                 yield f"{where}/{label}: secrets in a step that does not run pulumi"
         if aws:
@@ -200,9 +203,9 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
         [
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select "$STACK"',
-            'pulumi preview --json --stack "$STACK" > "$RUNNER_TEMP/plan.json"',
+            'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
             'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
-            'pulumi up --yes --stack "$STACK"',
+            'pulumi up --yes --stack "$STACK" --policy-pack policy',
         ],
     )
     if any("--create" in line for line in lines):
@@ -227,9 +230,9 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
         [
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
-            'pulumi preview --json --stack "$STACK" > "$RUNNER_TEMP/plan.json"',
+            'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
             'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
-            'pulumi up --yes --stack "$STACK"',
+            'pulumi up --yes --stack "$STACK" --policy-pack policy',
             'pulumi stack output --json --stack "$STACK"',
             "python -m steps.pr_comment",
         ],
@@ -376,7 +379,9 @@ BROKEN = [
     pytest.param("deploy", "STACK: prod", "STACK: production", "STACK must be prod", id="deploy-stack"),
     pytest.param("deploy", "vars.AWS_PROD_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "prod role", id="deploy-role"),
     pytest.param("deploy", "run: python -m steps.plan_report", "run: echo", "missing command `python -m steps.plan_report", id="deploy-no-report"),
-    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK"', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
+    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
+    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --stack "$STACK"', "missing command `pulumi up", id="deploy-up-without-policy-pack"),
+    pytest.param("preview", '--stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"', '--stack "$STACK" > "$RUNNER_TEMP/plan.json"', "missing command `pulumi preview", id="preview-without-policy-pack"),
     pytest.param("deploy", "    needs: security\n", "", "security workflow", id="deploy-ungated"),
     pytest.param("preview", "types: [opened, synchronize, reopened]", "types: [opened]", "opened/synchronize/reopened", id="preview-types"),
     pytest.param("preview", "  pull_request:\n", "  pull_request_target:\n", "pull_request_target", id="preview-target"),
