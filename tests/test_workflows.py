@@ -180,6 +180,23 @@ def role(job: Mapping[str, Any]) -> str | None:
     return (aws[0].get("with") or {}).get("role-to-assume") if aws else None
 
 
+def check_build_outputs_kept(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """Build outputs restored before `pulumi up` and saved after it, under the key computed before the builds."""
+    names = [step.get("name", "") for step in steps(job)]
+    restore = next((s for s in steps(job) if "actions/cache/restore@" in s.get("uses", "")), None)
+    save = next((s for s in steps(job) if "actions/cache/save@" in s.get("uses", "")), None)
+    if restore is None or save is None:
+        yield f"{where}: build outputs must be restored and kept (a re-run on a new runner needs them)"
+        return
+    up = names.index("pulumi up") if "pulumi up" in names else -1
+    if not (steps(job).index(restore) < up < steps(job).index(save)):
+        yield f"{where}: build outputs must be restored before `pulumi up` and kept after it"
+    if save.get("with", {}).get("key") != f"${{{{ steps.{restore.get('id')}.outputs.cache-primary-key }}}}":
+        yield f"{where}: keep the build outputs under the key computed before the builds ran"
+    if "cancelled()" not in str(save.get("if")) or "always()" in str(save.get("if")):
+        yield f"{where}: keep the build outputs also when a later step failed (not when cancelled)"
+
+
 def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     on = triggers(wf)
     if on != {"push": {"branches": ["main"]}}:
@@ -210,6 +227,7 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     )
     if any("--create" in line for line in lines):
         yield "deploy: must never create the prod stack"
+    yield from check_build_outputs_kept("deploy", job)
 
 
 def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
@@ -237,6 +255,7 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
             "python -m steps.pr_comment",
         ],
     )
+    yield from check_build_outputs_kept("preview", job)
     comment = only_job(wf, "comment")
     if comment.get("needs") != "preview" or not uses_of(comment, "actions/github-script"):
         yield "preview: the comment job must post what the preview job rendered"
@@ -383,6 +402,9 @@ BROKEN = [
     pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --stack "$STACK"', "missing command `pulumi up", id="deploy-up-without-policy-pack"),
     pytest.param("preview", '--stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"', '--stack "$STACK" > "$RUNNER_TEMP/plan.json"', "missing command `pulumi preview", id="preview-without-policy-pack"),
     pytest.param("deploy", "    needs: security\n", "", "security workflow", id="deploy-ungated"),
+    pytest.param("deploy", "key: ${{ steps.builds.outputs.cache-primary-key }}", "key: builds-${{ github.sha }}", "key computed before the builds", id="deploy-build-cache-key"),
+    pytest.param("preview", "if: ${{ !cancelled() && steps.builds", "if: ${{ success() && steps.builds", "also when a later step failed", id="preview-build-cache-only-on-success"),
+    pytest.param("preview", "uses: actions/cache/restore@", "uses: actions/cache/save@", "restored and kept", id="preview-build-cache-not-restored"),
     pytest.param("preview", "types: [opened, synchronize, reopened]", "types: [opened]", "opened/synchronize/reopened", id="preview-types"),
     pytest.param("preview", "  pull_request:\n", "  pull_request_target:\n", "pull_request_target", id="preview-target"),
     pytest.param("preview", " --secrets-provider \"$PULUMI_SECRETS_PROVIDER\"", "", "missing command `pulumi stack select --create", id="preview-no-kms"),
