@@ -20,7 +20,6 @@ digits: the deploy Command's trigger, so an unchanged site is not deployed again
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import html
 import json
@@ -29,11 +28,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
-from steps.runtime import PermanentError, log, run_step, run_tool
+from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool
 
 DEFAULT_WORKSPACE = "@app/web"
 DEFAULT_WEB_DIR = "apps/web"
@@ -91,21 +89,6 @@ def missing_values(export: Path, public: Mapping[str, str]) -> list[str]:
     return sorted(wanted)
 
 
-@contextmanager
-def _build_lock(web_dir: Path) -> Iterator[None]:
-    """Serialize builds of one app (they share .next/ and out/): flock on the directory itself."""
-    fd = os.open(web_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"build_site: another build of {web_dir} is running; waiting for it")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def replace_dir(source: Path, out: Path) -> None:
     """Copy `source` to `out`, replacing it: copy beside it, then swap by rename."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +121,8 @@ def build(args: argparse.Namespace) -> str:
     env = {"NEXT_TELEMETRY_DISABLED": "1", "NEXT_BUILD_ID": os.environ.get("NEXT_BUILD_ID") or "static", "CI": "true"}
     log("build_site: baking in " + ", ".join(f"{k}={v}" for k, v in public.items()))
     export = web_dir / "out"
-    with _build_lock(web_dir):
+    # Builds of one app share .next/ and out/: one at a time.
+    with directory_lock(web_dir, "build_site"):
         started = time.monotonic()
         result = run_tool(
             ["npm", "run", "build", "-w", args.workspace],

@@ -23,7 +23,6 @@ lockfile is unchanged (its trigger), yet a build or migration may, and finds no 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import os
@@ -32,11 +31,9 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from steps.runtime import PermanentError, TransientError, log, retry_call, run_step, run_tool
+from steps.runtime import PermanentError, TransientError, directory_lock, log, retry_call, run_step, run_tool
 
 LOCKFILE = "package-lock.json"
 MARKER = ".webstack-install.json"
@@ -102,20 +99,6 @@ def _matches(marker: dict | None, fingerprint: dict[str, str]) -> bool:
     return marker is not None and all(marker.get(k) == v for k, v in fingerprint.items())
 
 
-@contextmanager
-def _install_lock(app_dir: Path) -> Iterator[None]:
-    fd = os.open(app_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"install: another process is installing {app_dir}; waiting for it")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def _npm_ci(app_dir: Path, timeout: float) -> None:
     result = run_tool(
         ["npm", "ci", "--no-audit", "--no-fund"],
@@ -149,7 +132,7 @@ def ensure_installed(
             f"{app_dir} has no package.json", hint="pass the npm workspace root as --app-dir"
         )
     fingerprint = install_fingerprint(app_dir)
-    with _install_lock(app_dir):
+    with directory_lock(app_dir, "install"):
         if _matches(read_marker(app_dir), fingerprint):
             log(f"install: node_modules in {app_dir} matches the lockfile; npm ci skipped")
             return False

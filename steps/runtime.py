@@ -53,6 +53,7 @@ Environment read:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import signal
@@ -61,7 +62,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,7 @@ __all__ = [
     "TransientError",
     "check_response",
     "describe",
+    "directory_lock",
     "is_transient",
     "log",
     "mask",
@@ -141,6 +144,26 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+@contextmanager
+def directory_lock(directory: Path, what: str) -> Iterator[None]:
+    """Holds an exclusive flock on `directory` itself while the block runs.
+
+    For steps that Pulumi may run in parallel on one checkout (two builds both installing the
+    workspace, say): the second waits, and says so. Locking the directory leaves no lock file
+    behind, and the kernel releases the lock if the process dies.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{what}: another process holds {directory}; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def run_tool(
