@@ -137,7 +137,7 @@ class LambdaApi(pulumi.ComponentResource):
         )
         self.live = [self.url, url_permission, invoke_permission]
         if self.alias is not None:
-            self.live.append(self._create_version_steps(name, args, child))
+            self.live.append(self._create_version_steps(name, args, self.alias, child))
         self.register_outputs({"url": self.url.function_url, "functionName": self.function.name})
 
     def _create_build(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
@@ -159,9 +159,10 @@ class LambdaApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.build_after))),
         )
 
-    def _create_version_steps(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
+    def _create_version_steps(
+        self, name: str, args: LambdaApiArgs, alias: aws.lambda_.Alias, child: pulumi.ResourceOptions
+    ) -> local.Command:
         """Verify that `stable` routes to the version it should (critical), then prune (non-critical)."""
-        assert self.alias is not None
         verify = deploy_step(
             f"{name}-verify-alias",
             create=step_command(
@@ -173,8 +174,8 @@ class LambdaApi(pulumi.ComponentResource):
             ),
             environment={
                 "FUNCTION_NAME": self.function.name,
-                "ALIAS_NAME": self.alias.name,
-                "FUNCTION_VERSION": self.alias.function_version,
+                "ALIAS_NAME": alias.name,
+                "FUNCTION_VERSION": alias.function_version,
                 "AWS_REGION": args.region,
             },
             opts=child,

@@ -303,9 +303,8 @@ def parse_settings(
     elif isinstance(database_url, str):
         _check_database_url(database_url, problems)
 
-    if problems:
+    if problems or kind is None:  # a bad stack name is among the problems
         raise SettingsError(stack, problems)
-    assert kind is not None  # narrowed: a bad stack name is a problem above
 
     if isinstance(database_url, str):
         database_url = pulumi.Output.secret(database_url)
