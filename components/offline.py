@@ -30,7 +30,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.settings import PROJECT_ROOT
 
 MAIN = PROJECT_ROOT / "__main__.py"
-SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # nosec B105 - Pulumi's wire marker for a secret value, not a password
+SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker for a secret value, not a password  # nosec B105
 SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
 # The program's Pulumi runtime state is module-global; two programs at once would mix their graphs.
 _ONE_PROGRAM_AT_A_TIME = threading.Lock()

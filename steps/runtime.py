@@ -57,7 +57,7 @@ import fcntl
 import json
 import os
 import signal
-import subprocess  # nosec B404 - run_tool runs the deploy tools with list argv, no shell
+import subprocess  # run_tool runs the deploy tools with list argv, no shell  # nosec B404
 import sys
 import threading
 import time
@@ -181,7 +181,7 @@ def run_tool(
     """
     child_env = {**os.environ, **(env or {})}
     log(f"{what}: running {' '.join(argv)} (timeout {timeout:.0f}s)")
-    proc = subprocess.Popen(  # nosec B603 - argv is a list from the step, never a shell string
+    proc = subprocess.Popen(  # argv is a list from the step, never a shell string  # nosec B603
         list(argv),
         cwd=cwd,
         env=child_env,

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import re
-import subprocess  # nosec B404 - runs the pulumi CLI with fixed arguments
+import subprocess  # runs the pulumi CLI with fixed arguments  # nosec B404
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,7 +105,7 @@ def _append(path: str | None, text: str) -> None:
 
 
 def _pulumi_stack_ls() -> str:
-    result = subprocess.run(  # nosec B603 B607 - fixed argv, the CLI from PATH
+    result = subprocess.run(  # fixed argv, the CLI from PATH  # nosec B603 B607
         ["pulumi", "stack", "ls", "--json"], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
