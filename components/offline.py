@@ -236,9 +236,13 @@ def run_program(
     account_id: str = "123456789012",
     region: str = "us-east-1",
     main: Path = MAIN,
+    recording: Recording | None = None,
 ) -> Recording:
-    """Evaluates `main` for `stack` under mocks; raises what the program raised (e.g. SettingsError)."""
-    recording = Recording(stack=stack)
+    """Evaluates `main` for `stack` under mocks; raises what the program raised (e.g. SettingsError).
+
+    Pass `recording` to see what was registered even when the program raised.
+    """
+    recording = recording if recording is not None else Recording(stack=stack)
 
     def evaluate() -> None:
         pulumi.runtime.set_all_config(dict(config), list(secret_keys))

@@ -108,10 +108,13 @@ def test_bad_settings_stop_before_any_resource():
     from components.offline import Recording, config_for, run_program
     from components.settings import SettingsError
 
+    recording = Recording(stack="staging")
     with pytest.raises(SettingsError):
-        run_program("staging", config_for("staging", {}))
-    recording = Recording(stack="x")
-    assert recording.resources == {}
+        run_program("staging", config_for("staging", {}), recording=recording)
+    assert recording.resources == {}  # not even the provider: nothing was declared
+    # The same recorder does see resources when the settings are good.
+    good = record("preview-pr-3")
+    assert good.resources
 
 
 def run_plan(*args, env=None):
