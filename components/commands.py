@@ -35,6 +35,10 @@ def deploy_step(
     opts: pulumi.ResourceOptions,
 ) -> local.Command:
     """A Command that runs a deploy step; `opts` carries its parent and ordering."""
+    # A step never prints a secret; stderr (its log) is still stored as a secret, a second guard
+    # should a tool echo one in a form the masking misses. stdout stays plain: other Commands
+    # read it (hashes, deployment ids).
+    opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["stderr"]))
     return local.Command(
         name,
         create=create,

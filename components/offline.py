@@ -50,6 +50,7 @@ class RecordedResource:
     protect: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    secret_outputs: set[str] = field(default_factory=set)
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -214,6 +215,7 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             delete_before_replace=bool(request.deleteBeforeReplace),
+            secret_outputs=set(request.additionalSecretOutputs),
             outputs=_plain(self.resources[urn].state) if urn in self.resources else {},
         )
         return response

@@ -22,7 +22,7 @@ import sys
 
 import requests
 
-from steps.console import in_github_actions, log, mask, register_masks, warn
+from steps.console import in_github_actions, log, mask, warn
 from steps.retry import check_response, describe, retry_call
 
 SEVERITIES = ("critical", "warning")
@@ -117,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--body", required=True)
     args = parser.parse_args(argv)
-    register_masks()
     return 0 if send_alert(args.severity, args.title, args.body) else 1
 
 

@@ -7,6 +7,10 @@ stdout becomes an output other resources read.
 
 Secret variables: `SECRET_ENV_NAMES` plus any name listed in `STEPS_SECRET_ENV` (comma-separated).
 Values are read from the environment when masking, never cached at import time.
+
+A step never registers GitHub masks itself: a Command's stdout and stderr are stored in the stack's
+state, so an `::add-mask::<secret>` line printed there would write the secret into state. The
+workflow registers them once, before `pulumi` runs (`python -m workflow.masks`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 SECRET_ENV_NAMES: tuple[str, ...] = (
@@ -100,18 +104,3 @@ def warn(msg: str) -> None:
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     return env.get("GITHUB_ACTIONS") == "true"
-
-
-def register_masks(extra: Iterable[str] = ()) -> None:
-    """Under GitHub Actions, ask the runner to mask every secret value (`::add-mask::`).
-
-    Printed to stderr: the runner reads workflow commands from both streams of a `run:` step, and
-    stdout belongs to the step's JSON result. Outside Actions this does nothing.
-    """
-    if not in_github_actions():
-        return
-    for value in [*secret_values(), *extra]:
-        # A workflow command is one line: each line of a multi-line secret is registered alone.
-        for line in value.splitlines():
-            if line.strip():
-                print(f"::add-mask::{line}", file=sys.stderr, flush=True)

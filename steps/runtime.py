@@ -41,7 +41,7 @@ OperationalError, TimeoutError, ConnectionError). `check_response(resp, what=...
 retries one call inside a body.
 
 Logging: `log`, `warn` and `mask` (from `steps.console`) — logs go to stderr, every printed line
-is masked. Under GitHub Actions `run_step` registers every secret with `::add-mask::` first.
+is masked. A step never prints `::add-mask::` lines: they would land in state (steps.console).
 
 Environment read:
     STEPS_SECRET_ENV   extra secret variable names (comma list) to mask
@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import alert
-from steps.console import SECRET_ENV_NAMES, log, mask, register_masks, secret_names, warn
+from steps.console import SECRET_ENV_NAMES, log, mask, secret_names, warn
 from steps.retry import (
     PermanentError,
     TransientError,
@@ -278,7 +278,6 @@ def run_step(
     max_wait: float = 30.0,
 ) -> int:
     """Run one step's `body` with retries; return the exit code (see the module docstring)."""
-    register_masks()
     log(f"step {name}: start ({'critical' if critical else 'non-critical'})")
     try:
         result = retry_call(

@@ -231,6 +231,15 @@ def test_commands_run_the_steps_with_values_only_in_environment(recorded, stack)
                     assert str(value) not in text, f"{resource.name}: value {value!r} interpolated"
 
 
+@pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])
+def test_every_command_stores_its_log_as_a_secret_and_its_result_plain(recorded, stack):
+    # stderr is the step's log: a secret output in state, a second guard behind the masking.
+    # stdout carries hashes and deployment ids that other Commands read, so it must stay plain.
+    for resource in recorded(stack).of_type("command:local:Command"):
+        assert "stderr" in resource.secret_outputs, resource.name
+        assert "stdout" not in resource.secret_outputs, resource.name
+
+
 def test_migration_flags_per_stack(recorded):
     base = 'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
     assert command(recorded("prod"), "database-migrate")["create"] == base

@@ -25,8 +25,9 @@ USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+(\.\d+)*\s*$")
 SECRET_EXPR = re.compile(r"\$\{\{\s*secrets\.")
 # The only commands that may see secrets: pulumi (its Commands' steps read them from the
-# environment), the failure alert (the webhook) and the deploy record (the database).
-SECRET_USERS = ("pulumi ", "python -m steps.alert ", "python -m steps.deploy_record ")
+# environment), the mask registration, the failure alert (the webhook) and the deploy record.
+MASKS = "python -m workflow.masks"
+SECRET_USERS = ("pulumi ", MASKS, "python -m steps.alert ", "python -m steps.deploy_record ")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -169,6 +170,15 @@ def check_pulumi_job(where: str, job: Mapping[str, Any]) -> Iterator[str]:
         if step.get("uses", "").startswith("actions/checkout@"):
             if (step.get("with") or {}).get("persist-credentials") is not False:
                 yield f"{where}: checkout keeps the token (persist-credentials)"
+    # The steps under `pulumi` never print `::add-mask::` (their output is stored in state), so the
+    # job registers every secret before the first pulumi step that holds one.
+    secret_pulumi = [
+        i for i, step in enumerate(steps(job))
+        if "pulumi " in step.get("run", "") and SECRET_EXPR.search(yaml.safe_dump(step.get("env") or {}))
+    ]
+    masks = [i for i, step in enumerate(steps(job)) if MASKS in step.get("run", "")]
+    if secret_pulumi and not (masks and masks[0] < secret_pulumi[0]):
+        yield f"{where}: secrets are not masked (`{MASKS}`) before the first pulumi step that holds them"
 
 
 def only_job(wf: Mapping[str, Any], job_id: str) -> Mapping[str, Any]:
@@ -391,6 +401,8 @@ def test_every_workflow_file_is_checked() -> None:
 # (workflow, text to replace, replacement, expected fragment of a violation)
 BROKEN = [
     pytest.param("deploy", "cancel-in-progress: false", "cancel-in-progress: true", "deploy-prod", id="deploy-cancels"),
+    pytest.param("deploy", "run: python -m workflow.masks", "run: echo no masks", "secrets are not masked", id="deploy-no-masks"),
+    pytest.param("cleanup", "run: python -m workflow.masks", "run: echo no masks", "secrets are not masked", id="cleanup-no-masks"),
     pytest.param("deploy", "group: deploy-prod", "group: deploy-${{ github.sha }}", "deploy-prod", id="deploy-parallel"),
     pytest.param("deploy", "    needs: security\n", "    environment: production\n", "environment", id="deploy-environment"),
     pytest.param("deploy", "branches: [main]", "branches: [main, develop]", "push to main only", id="deploy-branches"),
