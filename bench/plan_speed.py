@@ -1,4 +1,4 @@
-"""Offline plan speed: wall time of `python -m components.plan --stack S` against the import floor.
+"""Offline plan speed: wall time of `python -m tools.plan --stack S` against the import floor.
 
     python bench/plan_speed.py [--stack prod] [--runs 7]
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="prod")
     parser.add_argument("--runs", type=int, default=7)
     options = parser.parse_args(argv)
-    plan = [sys.executable, "-m", "components.plan", "--stack", options.stack]
+    plan = [sys.executable, "-m", "tools.plan", "--stack", options.stack]
 
     wall_time(FLOOR), wall_time(plan)  # warm the page cache and the bytecode cache
     floors, bare_floors, plans = [], [], []
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     floor, bare_floor, planned = statistics.median(floors), statistics.median(bare_floors), statistics.median(plans)
     print(f"Offline plan speed, stack {options.stack!r}, median of {options.runs} fresh processes each")
     print(f"  import floor (pulumi + pulumi_aws + pulumi_cloudflare + pulumi_command): {floor:.2f} s")
-    print(f"  python -m components.plan --stack {options.stack}: {planned:.2f} s")
+    print(f"  python -m tools.plan --stack {options.stack}: {planned:.2f} s")
     print(f"  the same imports with the cyclic GC off, as the plan runs: {bare_floor:.2f} s")
     print(f"  ratio: {planned / floor:.2f}x (target <= 1.5x); against the GC-off floor: {planned / bare_floor:.2f}x")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.offline import Recording, config_for, run_program  # noqa: E402
+from tools.offline import Recording, config_for, run_program  # noqa: E402
 from components.settings import PROJECT_ROOT, PR_STACK, stack_file_values  # noqa: E402
 
 IGNORED = shutil.ignore_patterns("node_modules", ".next", "out", "dist", ".turbo")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the program evaluated under the one recording mock (components.offline).
+"""Shared fixtures: the program evaluated under the one recording mock (tools.offline).
 
 `record(stack, **overrides)` runs the real `__main__.py` for a stack with its committed config
 (a PR stack: none, it reads Pulumi.preview.yaml) plus overrides, against the small fixture app,
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.offline import Recording, config_for, run_program
+from tools.offline import Recording, config_for, run_program
 from components.settings import PR_STACK, stack_file_values
 
 # Loopback stand-ins and the steps' environment, for every test module.

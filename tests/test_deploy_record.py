@@ -1,4 +1,4 @@
-"""steps.deploy_record: one row per `pulumi up` in webstack_audit.deploys, against real PostgreSQL.
+"""workflow.deploy_record: one row per `pulumi up` in webstack_audit.deploys, against real PostgreSQL.
 
 The step runs as the workflows run it: a real process reading `pulumi stack output --json` on stdin,
 GitHub's environment variables and DATABASE_URL. Non-critical: an unreachable database is a skip
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.deploy_record import COLUMNS, build_record
+from workflow.deploy_record import COLUMNS, build_record
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
@@ -45,7 +45,7 @@ GITHUB = {
 
 def run_record(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "steps.deploy_record", *args],
+        [sys.executable, "-m", "workflow.deploy_record", *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         input=stdin,
@@ -122,7 +122,7 @@ def test_concurrent_first_records_create_the_table_once(pg_database):
     env = {**GITHUB, "DATABASE_URL": pg_database.url}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "steps.deploy_record", "--stack", f"preview-pr-{n}"],
+            [sys.executable, "-m", "workflow.deploy_record", "--stack", f"preview-pr-{n}"],
             cwd=REPO,
             env={**os.environ, **env, "GITHUB_RUN_ID": str(100 + n)},
             stdin=subprocess.PIPE,

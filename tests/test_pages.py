@@ -1,6 +1,6 @@
 """steps.pages: the real wrangler 4.86.0 against the Cloudflare stand-in, and delete/delete-branch.
 
-The stand-in (tests/support/cloudflare_stub.py) speaks the v4 endpoints wrangler's `pages deploy`
+The stand-in (sandbox/cloudflare_api.py) speaks the v4 endpoints wrangler's `pages deploy`
 calls; the deploy tests run wrangler itself (slow tier), the delete tests only need the API.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 from steps.pages import deployment_id_from_stdout, error_codes, production_ids, response_statuses
 from steps.runtime import PermanentError
-from tests.support.cloudflare_stub import ACCOUNT, TOKEN, CloudflareStub, cloudflare, error  # noqa: F401 - fixture
+from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare, error  # noqa: F401 - fixture
 from tests.support.http_stub import Reply
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 

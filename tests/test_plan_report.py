@@ -1,4 +1,4 @@
-"""steps.plan_report on preview documents in the shape `pulumi preview --json` prints."""
+"""workflow.plan_report on preview documents in the shape `pulumi preview --json` prints."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from steps import plan_report
+from workflow import plan_report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "preview"
@@ -151,7 +151,7 @@ def test_cli_writes_log_and_step_summary_and_continues(tmp_path: Path) -> None:
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}
 
     result = subprocess.run(
-        [sys.executable, "-m", "steps.plan_report", str(FIXTURES / "stateful_deletes.json"), "--stack", "prod"],
+        [sys.executable, "-m", "workflow.plan_report", str(FIXTURES / "stateful_deletes.json"), "--stack", "prod"],
         cwd=ROOT,
         env=env,
         capture_output=True,

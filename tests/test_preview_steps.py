@@ -1,4 +1,4 @@
-"""steps.pr_comment and steps.sweep_previews: the logic behind the preview and sweeper workflows."""
+"""workflow.pr_comment and workflow.sweep_previews: the logic behind the preview and sweeper workflows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from steps import plan_report, pr_comment, sweep_previews
+from workflow import plan_report, pr_comment, sweep_previews
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 OUTPUTS = {

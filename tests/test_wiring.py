@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from components.plan import phase_order_violations
+from tools.plan import phase_order_violations
 from components.settings import PROJECT_ROOT
 from tests.conftest import SECRET_SENTINEL, record
 
@@ -91,7 +91,7 @@ def test_the_secret_sentinel_appears_only_in_secret_inputs(recorded, stack):
 
 
 def test_the_sentinel_check_sees_a_plain_secret():
-    from components.offline import _secret_paths
+    from tools.offline import _secret_paths
 
     assert _secret_paths({"environment": {"A": "x"}}) == set()
     secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "x"}
@@ -105,7 +105,7 @@ def test_a_database_url_from_the_environment_is_made_secret(monkeypatch):
 
 
 def test_bad_settings_stop_before_any_resource():
-    from components.offline import Recording, config_for, run_program
+    from tools.offline import Recording, config_for, run_program
     from components.settings import SettingsError
 
     recording = Recording(stack="staging")
@@ -119,7 +119,7 @@ def test_bad_settings_stop_before_any_resource():
 
 def run_plan(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "components.plan", *args],
+        [sys.executable, "-m", "tools.plan", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

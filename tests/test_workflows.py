@@ -27,7 +27,7 @@ SECRET_EXPR = re.compile(r"\$\{\{\s*secrets\.")
 # The only commands that may see secrets: pulumi (its Commands' steps read them from the
 # environment), the mask registration, the failure alert (the webhook) and the deploy record.
 MASKS = "python -m workflow.masks"
-SECRET_USERS = ("pulumi ", MASKS, "python -m steps.alert ", "python -m steps.deploy_record ")
+SECRET_USERS = ("pulumi ", MASKS, "python -m steps.alert ", "python -m workflow.deploy_record ")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -231,7 +231,7 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select "$STACK"',
             'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
-            'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
+            'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
             'pulumi up --yes --stack "$STACK" --policy-pack policy',
         ],
     )
@@ -259,10 +259,10 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
             'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
-            'python -m steps.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
+            'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
             'pulumi up --yes --stack "$STACK" --policy-pack policy',
             'pulumi stack output --json --stack "$STACK"',
-            "python -m steps.pr_comment",
+            "python -m workflow.pr_comment",
         ],
     )
     yield from check_build_outputs_kept("preview", job)
@@ -300,7 +300,7 @@ def check_sweeper(wf: Mapping[str, Any]) -> Iterator[str]:
     if not isinstance(on, Mapping) or set(on) != {"schedule", "workflow_dispatch"}:
         yield f"sweeper: must run on schedule and workflow_dispatch, not {on}"
     find = only_job(wf, "find")
-    if index_of(run_lines(find), 'python -m steps.sweep_previews find --repo "$GITHUB_REPOSITORY"') < 0:
+    if index_of(run_lines(find), 'python -m workflow.sweep_previews find --repo "$GITHUB_REPOSITORY"') < 0:
         yield "sweeper: find job does not list the closed PRs' stacks"
     job = only_job(wf, "destroy")
     if (job.get("env") or {}).get("STACK") != "preview-pr-${{ matrix.pr }}":
@@ -309,7 +309,7 @@ def check_sweeper(wf: Mapping[str, Any]) -> Iterator[str]:
         yield "sweeper: must assume the preview role"
     yield from check_destroy("sweeper", job)
     lines = run_lines(job)
-    if not 0 <= index_of(lines, "python -m steps.sweep_previews check") < index_of(lines, DESTROY_LINES[0]):
+    if not 0 <= index_of(lines, "python -m workflow.sweep_previews check") < index_of(lines, DESTROY_LINES[0]):
         yield "sweeper: must re-check the PR state before destroying"
 
 
@@ -409,7 +409,7 @@ BROKEN = [
     pytest.param("deploy", 'pulumi stack select "$STACK"', 'pulumi stack select --create "$STACK"', "never create", id="deploy-creates-prod"),
     pytest.param("deploy", "STACK: prod", "STACK: production", "STACK must be prod", id="deploy-stack"),
     pytest.param("deploy", "vars.AWS_PROD_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "prod role", id="deploy-role"),
-    pytest.param("deploy", "run: python -m steps.plan_report", "run: echo", "missing command `python -m steps.plan_report", id="deploy-no-report"),
+    pytest.param("deploy", "run: python -m workflow.plan_report", "run: echo", "missing command `python -m workflow.plan_report", id="deploy-no-report"),
     pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
     pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --stack "$STACK"', "missing command `pulumi up", id="deploy-up-without-policy-pack"),
     pytest.param("preview", '--stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"', '--stack "$STACK" > "$RUNNER_TEMP/plan.json"', "missing command `pulumi preview", id="preview-without-policy-pack"),
@@ -435,7 +435,7 @@ BROKEN = [
     pytest.param("cleanup", "vars.AWS_PREVIEW_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "preview role", id="cleanup-role"),
     pytest.param("sweeper", "group: preview-pr-${{ matrix.pr }}", "group: sweeper", "join the PR's concurrency group", id="sweeper-group"),
     pytest.param("sweeper", 'pulumi destroy --yes --stack "$STACK"', 'pulumi destroy --yes --skip-preview --stack "$STACK"', "same commands", id="sweeper-differs"),
-    pytest.param("sweeper", "        run: python -m steps.sweep_previews check", "        run: echo check", "re-check", id="sweeper-no-recheck"),
+    pytest.param("sweeper", "        run: python -m workflow.sweep_previews check", "        run: echo check", "re-check", id="sweeper-no-recheck"),
     pytest.param("sweeper", "  workflow_dispatch:\n", "", "schedule and workflow_dispatch", id="sweeper-no-manual"),
     pytest.param("security", "          extra_args: --results=verified,unverified,unknown", "          extra_args: --only-verified", "every finding", id="security-only-verified"),
     pytest.param("security", "--severity-level high --confidence-level low\n", "--severity-level high --confidence-level low --exit-zero\n", "bandit must block", id="security-bandit-never-fails"),
@@ -452,7 +452,7 @@ BROKEN = [
     pytest.param("deploy", "    permissions:\n      id-token: write\n      contents: read\n", "    permissions:\n      contents: read\n", "needs id-token: write", id="perm-idtoken-missing"),
     pytest.param("deploy", "      PULUMI_SECRETS_PROVIDER: ${{ vars.PULUMI_SECRETS_PROVIDER }}\n", "      PULUMI_SECRETS_PROVIDER: ${{ vars.PULUMI_SECRETS_PROVIDER }}\n      DATABASE_URL: ${{ secrets.DATABASE_URL }}\n", "secrets in the job-level env", id="secret-job-env"),
     pytest.param("deploy", "run: pulumi login \"$PULUMI_BACKEND_URL\"", "run: pulumi login \"$PULUMI_BACKEND_URL\" --token ${{ secrets.DATABASE_URL }}", "secrets outside the step's env", id="secret-in-run"),
-    pytest.param("deploy", "        run: python -m steps.plan_report", "        env:\n          TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n        run: python -m steps.plan_report", "does not run pulumi", id="secret-non-pulumi-step"),
+    pytest.param("deploy", "        run: python -m workflow.plan_report", "        env:\n          TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n        run: python -m workflow.plan_report", "does not run pulumi", id="secret-non-pulumi-step"),
     pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
     pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
     pytest.param("sweeper", "pulumi-version: 3.272.0", "pulumi-version: 3.200.0", "is not the SDK's", id="cli-sdk-mismatch"),

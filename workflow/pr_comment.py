@@ -4,7 +4,7 @@ preview.yml renders the body here and posts it from a job that holds no cloud cr
 body's first line is a marker naming the workflow's comment; the posting script edits the
 comment that starts with it, so later pushes update one comment instead of adding another.
 
-Usage: python -m steps.pr_comment --stack S --plan PLAN_JSON --outputs OUTPUTS_JSON
+Usage: python -m workflow.pr_comment --stack S --plan PLAN_JSON --outputs OUTPUTS_JSON
            --outcome success|failure|... [--sha SHA] [--run-url URL] [--github-output PATH]
 Writes the body to stdout and, as the step output `body`, to $GITHUB_OUTPUT.
 """
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from steps import plan_report
+from workflow import plan_report
 
 MARKER = "<!-- webstack-preview -->"
 
@@ -95,7 +95,7 @@ def write_output(path: Path, name: str, value: str) -> None:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m steps.pr_comment", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m workflow.pr_comment", description=__doc__)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--plan", type=Path, required=True)
     parser.add_argument("--outputs", type=Path, required=True)

@@ -9,7 +9,7 @@ data lives in the program (`protect`/`retain_on_delete`), not here: a protected 
 
 Standalone on purpose: no network, no Pulumi SDK, no steps runtime.
 
-Usage: python -m steps.plan_report PLAN_JSON [--stack NAME] [--summary PATH]
+Usage: python -m workflow.plan_report PLAN_JSON [--stack NAME] [--summary PATH]
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def markdown(plan: Plan) -> str:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m steps.plan_report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m workflow.plan_report", description=__doc__)
     parser.add_argument("plan", type=Path, help="output of `pulumi preview --json`")
     parser.add_argument("--stack", help="stack name for the headings")
     parser.add_argument(

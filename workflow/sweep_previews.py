@@ -119,7 +119,7 @@ def main(
     stack_ls: Callable[[], str] = _pulumi_stack_ls,
 ) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m steps.sweep_previews", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m workflow.sweep_previews", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     find = sub.add_parser("find", help="closed PRs whose preview stack still exists")
     find.add_argument("--repo", required=True, help="owner/name")

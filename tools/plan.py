@@ -1,6 +1,6 @@
 """The offline plan: what `pulumi up` would declare for a stack, without cloud credentials or the CLI.
 
-    python -m components.plan --stack preview-pr-7
+    python -m tools.plan --stack preview-pr-7
 
 Runs the real `__main__.py` under Pulumi's mocks with the stack's config, then prints the phases
 with their resources, the phase graph as mermaid, the order check and the stack outputs (ARNs and
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterable
 
-from components.offline import Recording, RecordedResource, config_for, run_program
+from tools.offline import Recording, RecordedResource, config_for, run_program
 from components.phase import PHASES
 from components.settings import PR_STACK, SECRET_ENVIRONMENT, SettingsError, stack_file_values
 
@@ -131,7 +131,7 @@ def plan(stack: str) -> tuple[Recording, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.plan", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="prod, preview or preview-pr-<N>")
     parser.add_argument("--mermaid", action="store_true", help="print only the phase graph")
     options = parser.parse_args(argv)

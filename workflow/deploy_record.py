@@ -1,7 +1,7 @@
 """Append one deploy record per `pulumi up` to `webstack_audit.deploys` (a workflow step, not a Command).
 
-    pulumi stack output --json --stack "$STACK" | python -m steps.deploy_record --stack "$STACK" --outcome "$UP_OUTCOME"
-    python -m steps.deploy_record --stack prod --outputs outputs.json
+    pulumi stack output --json --stack "$STACK" | python -m workflow.deploy_record --stack "$STACK" --outcome "$UP_OUTCOME"
+    python -m workflow.deploy_record --stack prod --outputs outputs.json
 
 Who (GITHUB_ACTOR), what (GITHUB_SHA, GITHUB_REF, GITHUB_REPOSITORY, the run and its URL), which
 stack, with which outcome, and what it produced (the stack outputs: API and site URLs, the function,
@@ -167,7 +167,7 @@ def database_url() -> str:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m steps.deploy_record", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workflow.deploy_record", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--outputs", default="-", help="`pulumi stack output --json` file, or - for stdin")
     parser.add_argument("--outcome", default="success", choices=OUTCOMES, help="the `pulumi up` step's outcome")
