@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.offline import Recording, config_for, run_program  # noqa: E402
-from components.settings import PROJECT_ROOT, PR_STACK, stack_file_values  # noqa: E402
+from tools.offline import Recording, committed_values, config_for, run_program  # noqa: E402
+from components.settings import PROJECT_ROOT  # noqa: E402
 
 IGNORED = shutil.ignore_patterns("node_modules", ".next", "out", "dist", ".turbo")
 TARGETS = {
@@ -60,8 +60,7 @@ CHANGES: dict[str, Callable[[Path], None] | dict[str, str]] = {
 
 
 def evaluate(stack: str, app: Path, overrides: dict[str, str] | None = None) -> tuple[Recording, float]:
-    values = {} if PR_STACK.match(stack) else stack_file_values(stack, "webstack")
-    values = {**values, "appDir": str(app), **(overrides or {})}
+    values = {**committed_values(stack), "appDir": str(app), **(overrides or {})}
     config = config_for(stack, values)
     config["webstack:databaseUrl"] = "postgres://bench:bench@localhost:5432/bench"
     started = time.perf_counter()

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import aws_policies
+from components.names import foundation_names
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 
 METRIC_NAMESPACE = "webstack/Audit"
@@ -113,8 +114,7 @@ class AuditTrail(pulumi.ComponentResource):
     def __init__(self, name: str, args: AuditTrailArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:AuditTrail", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True, retain_on_delete=True))
-        names = aws_policies.foundation_names(args.project, args.account_id)
+        names = foundation_names(args.project, args.account_id)
 
         # The trail's and the log group's ARNs are known from their names, so the key, bucket and
         # role policies can name them before they exist (CloudTrail checks them on creation).
@@ -130,7 +130,7 @@ class AuditTrail(pulumi.ComponentResource):
                     account_id=args.account_id, region=args.region, trail=trail_arn, log_group=log_group_arn
                 )
             ),
-            opts=stateful,
+            opts=child,
         )
         storage = SecureBucket(
             f"{name}-storage",
@@ -149,7 +149,7 @@ class AuditTrail(pulumi.ComponentResource):
             name=names["trail_log_group"],
             retention_in_days=LOG_RETENTION_DAYS,
             kms_key_id=self.key.arn,
-            opts=stateful,
+            opts=child,
         )
         logs_role = self._create_logs_role(name, args, names, trail_arn, log_group_arn, child)
         self.trail = aws.cloudtrail.Trail(
@@ -165,7 +165,7 @@ class AuditTrail(pulumi.ComponentResource):
             ),
             cloud_watch_logs_role_arn=logs_role.arn,
             # CloudTrail validates the bucket policy and the role's permissions on creation.
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(depends_on=[storage, logs_role])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[storage, logs_role])),
         )
         self.alert_topic = self._create_alarms(name, args, names, child)
         self.register_outputs(

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.names import (
+    PR_STACKS,
+    STATE_PREFIX,
+    deploy_role_name,
+    execution_role_name,
+    foundation_names,
+    function_name,
+)
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
-# `pulumi login s3://<state bucket>/pulumi`: every stack's objects live under this prefix.
-STATE_PREFIX = "pulumi"
 
 
 def _document(*statements: dict) -> dict:
@@ -170,11 +177,6 @@ def github_subjects(prefix: str, role: str, environment: str = "") -> list[str]:
     return subjects
 
 
-def deploy_role_name(project: str, role: str) -> str:
-    """The fixed name of a deploy role (the workflows name it; the audit alarm filters on it)."""
-    return f"{project}-deploy-{role}"
-
-
 def github_trust_policy(provider_arn: str, subjects: list[str]) -> dict:
     """Web-identity trust for GitHub Actions: audience pinned, subjects matched exactly (no wildcards)."""
     if any("*" in subject or "?" in subject for subject in subjects):
@@ -208,20 +210,6 @@ class DeployScope:
 # AWS-managed: CloudWatch Logs for the function's own log group. The only policy a deploy role
 # may attach to an execution role, so a preview cannot give its function (and so itself) more.
 BASIC_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-
-# Every physical name the roles' policies are written against, derived the way the program names
-# the resources (settings.function_name, LambdaRole, AuditTrail, StateBackend, GithubOidc).
-PROD_STACK = "prod"
-PREVIEW_STACKS = "preview-pr-*"
-
-
-def function_name(project: str, stack: str) -> str:
-    return f"{project}-api-{stack}"
-
-
-def execution_role_name(project: str, stack: str) -> str:
-    return f"{function_name(project, stack)}-exec"
-
 
 def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     """The DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern).
@@ -354,25 +342,10 @@ def preview_deploy_policy(scope: DeployScope) -> dict:
     foundation's buckets, keys, table, trail or roles (tests/test_deploy_roles.py proves it).
     """
     return _document(
-        *_state_access(scope, PREVIEW_STACKS),
-        *_lambda_access(scope, PREVIEW_STACKS),
+        *_state_access(scope, PR_STACKS),
+        *_lambda_access(scope, PR_STACKS),
         _identity(wildcard_actions=["sts:GetCallerIdentity"]),
     )
-
-
-# The foundation's fixed names (StateBackend, AuditTrail, GithubOidc), relative to the project.
-def foundation_names(project: str, account_id: str) -> dict[str, str]:
-    return {
-        "state_bucket": f"{project}-pulumi-state-{account_id}",
-        "trail_bucket": f"{project}-audit-{account_id}",
-        "lock_table": f"{project}-pulumi-locks",
-        "trail": f"{project}-audit",
-        "trail_log_group": f"/aws/cloudtrail/{project}-audit",
-        "trail_logs_role": f"{project}-audit-cloudwatch",
-        "alert_topic": f"{project}-alerts",
-        "alarm_prefix": f"{project}-audit-",
-        "state_key_alias": f"alias/{project}-pulumi-state",
-    }
 
 
 # What the AWS provider reads on refresh/update of an `aws.s3.Bucket` and its sub-resources, and

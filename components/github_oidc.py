@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import aws_policies
+from components import aws_policies, names
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +62,7 @@ class GithubOidc(pulumi.ComponentResource):
         deploy_role = aws.iam.Role(
             f"{name}-{role}-role",
             # Fixed name: the workflows name it in `role-to-assume`.
-            name=aws_policies.deploy_role_name(args.project, role),
+            name=names.deploy_role_name(args.project, role),
             assume_role_policy=self.provider.arn.apply(
                 lambda arn: json.dumps(aws_policies.github_trust_policy(arn, subjects))
             ),

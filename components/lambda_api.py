@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi_command import local
 
+from components.build import Build
 from components.commands import PROJECT_DIR, deploy_step, step_command
 
 ALIAS_NAME = "stable"
@@ -144,7 +145,7 @@ class LambdaApi(pulumi.ComponentResource):
         api_dir = f"{args.app_dir}/{API_DIR}"
         # The build runs inside the API's directory so that the archive holds `dist/...` at its
         # root; relative paths keep the inputs identical on every machine.
-        return deploy_step(
+        return Build(
             f"{name}-build",
             create=step_command("build_lambda", '--app-dir "$APP_DIR"', '--entry "$ENTRY"', '--out "$OUT_DIR"'),
             environment={
@@ -156,8 +157,9 @@ class LambdaApi(pulumi.ComponentResource):
             triggers=[args.sources_hash],
             directory=api_dir,
             archive_paths=[f"{BUNDLE_DIR}/**"],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.build_after))),
-        )
+            after=args.build_after,
+            opts=child,
+        ).command
 
     def _create_version_steps(
         self, name: str, args: LambdaApiArgs, alias: aws.lambda_.Alias, child: pulumi.ResourceOptions

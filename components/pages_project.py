@@ -30,6 +30,6 @@ class PagesProject(pulumi.ComponentResource):
             account_id=args.account_id,
             name=args.project_name,
             production_branch="main",
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"subdomain": self.project.subdomain})

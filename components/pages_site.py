@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import local
 
+from components.build import Build
 from components.commands import deploy_step, step_command
 
 
@@ -48,24 +49,36 @@ class PagesSite(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         pages = {"PAGES_PROJECT": args.project_name, "PAGES_BRANCH": args.branch}
 
-        self.build = deploy_step(
+        self.build = Build(
             f"{name}-build",
             create=step_command("build_site", '--app-dir "$APP_DIR"', '--out "$OUT_DIR"'),
             environment={"APP_DIR": args.app_dir, "OUT_DIR": args.out_dir, **args.public_environment},
             triggers=[args.sources_hash, *args.public_environment.values()],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.build_after))),
-        )
+            after=args.build_after,
+            opts=child,
+        ).command
         self.deploy = deploy_step(
             f"{name}-deploy",
             create=step_command(
-                "pages", "deploy", '--project "$PAGES_PROJECT"', '--branch "$PAGES_BRANCH"', '--dir "$SITE_DIR"'
+                "pages",
+                "deploy",
+                '--project "$PAGES_PROJECT"',
+                '--branch "$PAGES_BRANCH"',
+                '--dir "$SITE_DIR"',
+                '--app-dir "$APP_DIR"',
             ),
             delete=(
                 step_command("pages", "delete", '--project "$PAGES_PROJECT"', "--deployment-from-stdout")
                 if args.delete_replaced_deployments
                 else None
             ),
-            environment={**pages, "SITE_DIR": args.out_dir, "CLOUDFLARE_ACCOUNT_ID": args.account_id},
+            # wrangler is the app workspace's own (node_modules/.bin), so the deploy names the workspace.
+            environment={
+                **pages,
+                "SITE_DIR": args.out_dir,
+                "APP_DIR": args.app_dir,
+                "CLOUDFLARE_ACCOUNT_ID": args.account_id,
+            },
             triggers=[self.build.stdout],
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))),
         )

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi_command import local
 
-from components import aws_policies
+from components import aws_policies, names, protection
 from components.audit_trail import AuditTrail, AuditTrailArgs
 from components.checks import Checks, ChecksArgs
 from components.commands import deploy_step, step_command
@@ -99,7 +99,7 @@ def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Infrastr
     foundation = _foundation(settings, child) if settings.is_prod else None
     project_name = foundation.pages.project.name if foundation else settings.pages_project
 
-    lambda_role = LambdaRole("api-role", LambdaRoleArgs(role_name=f"{settings.function_name}-exec"), opts=child)
+    lambda_role = LambdaRole("api-role", LambdaRoleArgs(role_name=names.execution_role_name(settings.project, settings.stack)), opts=child)
     site_domain = SiteDomain(
         "site-domain",
         SiteDomainArgs(
@@ -147,7 +147,7 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             account_id=settings.aws_account_id,
             region=settings.aws_region,
             # IAM changes these roles make are the pipeline's own; any other caller is alarmed.
-            pipeline_roles=[aws_policies.deploy_role_name(settings.project, role) for role in ("prod", "preview")],
+            pipeline_roles=[names.deploy_role_name(settings.project, role) for role in ("prod", "preview")],
             alert_email=settings.alert_email,
         ),
         opts=child,
@@ -174,23 +174,29 @@ def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceO
 
 def database(
     settings: Settings, sources: AppSources, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
-) -> tuple[Phase, Database]:
+) -> Phase:
     phase = Phase("database", opts)
     db = Database(
         "database",
-        DatabaseArgs(
-            schema=settings.db_schema,
-            app_dir=settings.app_dir,
-            schema_sources_hash=sources.schema,
-            migration_timeout_seconds=settings.migration_timeout_seconds,
-            drop_on_destroy=settings.is_pr,
-            allow_data_loss=not settings.is_prod,
-            protect=settings.is_prod,
-            after=after,
-        ),
+        DatabaseArgs(schema=settings.db_schema, drop_on_destroy=settings.is_pr, after=after),
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    return phase, db
+    migrate_flags = ['--app-dir "$APP_DIR"', '--schema "$DB_SCHEMA"', '--timeout "$MIGRATION_TIMEOUT"']
+    # Previews apply data-losing changes; prod never does without a person deciding so.
+    if not settings.is_prod:
+        migrate_flags.append("--allow-data-loss")
+    deploy_step(
+        "database-migrate",
+        create=step_command("migrate", *migrate_flags),
+        environment={
+            "DB_SCHEMA": settings.db_schema,
+            "APP_DIR": settings.app_dir,
+            "MIGRATION_TIMEOUT": str(settings.migration_timeout_seconds),
+        },
+        triggers=[sources.schema],
+        opts=pulumi.ResourceOptions(parent=phase, depends_on=[db]),
+    )
+    return phase
 
 
 def backend(
@@ -284,6 +290,7 @@ def checks(
 
 def deploy(settings: Settings) -> Outputs:
     """Declares every resource of the stack, phase by phase."""
+    protection.register(prod=settings.is_prod)
     sources = AppSources.of(settings)
     # One explicit provider: a PR stack has no config file, so the region cannot come from `aws:region`.
     provider = aws.Provider(
@@ -297,7 +304,7 @@ def deploy(settings: Settings) -> Outputs:
 
     infra = infrastructure(settings, opts)
     dependencies_phase, install = dependencies(settings, sources, opts)
-    database_phase, db = database(settings, sources, after=[infra.phase, dependencies_phase], opts=opts)
+    database_phase = database(settings, sources, after=[infra.phase, dependencies_phase], opts=opts)
     _, api = backend(settings, sources, infra, database_phase, install, opts)
     frontend_phase, site = frontend(settings, sources, api, install, opts)
     checks(settings, api, site, frontend_phase, opts)

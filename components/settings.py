@@ -18,16 +18,20 @@ from typing import Any, Literal
 import pulumi
 import yaml
 
+from components import names
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 
-SAFE_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-PR_STACK = re.compile(r"^preview-pr-(?P<number>.*)$")
-PR_NUMBER = re.compile(r"^[1-9][0-9]{0,6}$")
-ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Patterns are matched whole (`fullmatch`): a `$` would also accept a trailing newline.
+SAFE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+PR_STACK = re.compile(r"preview-pr-(?P<number>.*)")
+PR_NUMBER = re.compile(r"[1-9][0-9]{0,6}")
+SAFE_STACK_NAME = re.compile(r"prod|preview|preview-pr-[1-9][0-9]{0,6}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
 TRANSACTION_POOLER_PORT = 6543
 
@@ -124,7 +128,7 @@ class Settings:
 
     @property
     def function_name(self) -> str:
-        return f"{self.project}-api-{self.stack}"
+        return names.function_name(self.project, self.stack)
 
     @property
     def github_subject(self) -> str:
@@ -167,10 +171,24 @@ def stack_file_values(stack: str, project: str, root: Path = PROJECT_ROOT) -> di
     }
 
 
+def stack_setting(stack: str, key: str, root: Path = PROJECT_ROOT) -> Any:
+    """A plain setting of `stack` as the program reads it, from the files alone (no engine).
+
+    For the workflows and tools that need one before `pulumi` runs (the app directory for caches):
+    the stack's file (a PR stack: Pulumi.preview.yaml), else the default Pulumi.yaml declares.
+    """
+    document = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project = document["name"]
+    values = stack_file_values("preview" if PR_STACK.fullmatch(stack) else stack, project, root)
+    if key in values:
+        return values[key]
+    return declared_keys(root / "Pulumi.yaml")[key].default
+
+
 def stack_kind(stack: str, problems: list[str]) -> tuple[StackKind | None, int | None]:
     if stack in ("prod", "preview"):
         return stack, None
-    match = PR_STACK.match(stack)
+    match = PR_STACK.fullmatch(stack)
     if match is None:
         problems.append(
             f"stack name {stack!r} is not one of `prod`, `preview` or `preview-pr-<N>`: "
@@ -178,7 +196,7 @@ def stack_kind(stack: str, problems: list[str]) -> tuple[StackKind | None, int |
         )
         return None, None
     number = match["number"]
-    if not PR_NUMBER.match(number):
+    if not PR_NUMBER.fullmatch(number):
         problems.append(
             f"stack {stack!r}: PR number {number!r} is not a positive whole number: "
             "name PR stacks `preview-pr-<N>` with the pull request's number, e.g. `preview-pr-42`"
@@ -213,19 +231,19 @@ def _coerce(key: ConfigKey, value: Any, problems: list[str]) -> Any:
 def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]) -> None:
     """Rules that span keys or need a value's shape, each naming the key and the fix."""
     values = settings_values
-    if values.get("awsAccountId") and not ACCOUNT_ID.match(values["awsAccountId"]):
+    if values.get("awsAccountId") and not ACCOUNT_ID.fullmatch(values["awsAccountId"]):
         problems.append(f"`awsAccountId` {values['awsAccountId']!r} is not a 12-digit AWS account id")
-    if kind == "prod" and values.get("githubRepository") and not REPOSITORY.match(values["githubRepository"]):
+    if kind == "prod" and values.get("githubRepository") and not REPOSITORY.fullmatch(values["githubRepository"]):
         problems.append(f"`githubRepository` {values['githubRepository']!r} is not `owner/name`")
     prefix = values.get("githubSubjectPrefix") or ""
     if prefix and ("*" in prefix or not prefix.startswith("repo:")):
         problems.append(f"`githubSubjectPrefix` {prefix!r} must start with `repo:` and contain no `*`")
     email = values.get("alertEmail") or ""
-    if email and not EMAIL.match(email):
+    if email and not EMAIL.fullmatch(email):
         problems.append(f"`alertEmail` {email!r} is not an e-mail address (or leave it empty)")
     for label_key in ("siteSubdomain", "pagesProject"):
         label = values.get(label_key)
-        if label and not HOST_LABEL.match(label):
+        if label and not HOST_LABEL.fullmatch(label):
             problems.append(f"`{label_key}` {label!r} is not a lower-case DNS label (a-z, 0-9, '-')")
     for positive in ("lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds"):
         if values.get(positive) is not None and values[positive] < 1:
@@ -281,9 +299,9 @@ def parse_settings(
 
     base_schema = resolved.get("dbSchema")
     schema = f"{base_schema}_pr_{pr_number}" if kind == "pr" and base_schema else base_schema
-    if schema is not None and not SAFE_IDENTIFIER.match(schema):
+    if schema is not None and not SAFE_IDENTIFIER.fullmatch(schema):
         problems.append(
-            f"schema name {schema!r} is not a safe PostgreSQL identifier (^[a-z_][a-z0-9_]{{0,62}}$): "
+            f"schema name {schema!r} is not a safe PostgreSQL identifier ([a-z_][a-z0-9_]{{0,62}}): "
             "use lower-case letters, digits and '_' in `dbSchema`, short enough for the `_pr_<N>` suffix"
         )
 
@@ -348,7 +366,7 @@ def load_settings() -> Settings:
     config = pulumi.Config(project)
 
     values: dict[str, Any] = {}
-    if PR_STACK.match(stack):
+    if PR_STACK.fullmatch(stack):
         values.update(stack_file_values("preview", project))
     for key in keys.values():
         if key.secret:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.names import foundation_names
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 
 
@@ -34,37 +35,36 @@ class StateBackend(pulumi.ComponentResource):
     def __init__(self, name: str, args: StateBackendArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:StateBackend", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True, retain_on_delete=True))
+        physical = foundation_names(args.project, args.account_id)
 
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"{args.project} Pulumi state and secrets",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            opts=stateful,
+            opts=child,
         )
         self.key_alias = aws.kms.Alias(
             f"{name}-key-alias",
-            name=f"alias/{args.project}-pulumi-state",
+            name=physical["state_key_alias"],
             target_key_id=self.key.key_id,
             opts=child,
         )
-        # Bucket names are global: the account id keeps two accounts from colliding.
         self.bucket = SecureBucket(
             f"{name}-storage",
-            SecureBucketArgs(bucket_name=f"{args.project}-pulumi-state-{args.account_id}", kms_key_arn=self.key.arn),
+            SecureBucketArgs(bucket_name=physical["state_bucket"], kms_key_arn=self.key.arn),
             opts=child,
         ).bucket
         self.lock_table = aws.dynamodb.Table(
             f"{name}-locks",
-            name=f"{args.project}-pulumi-locks",
+            name=physical["lock_table"],
             billing_mode="PAY_PER_REQUEST",
             hash_key="LockID",
             attributes=[aws.dynamodb.TableAttributeArgs(name="LockID", type="S")],
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.key.arn),
             deletion_protection_enabled=True,
-            opts=stateful,
+            opts=child,
         )
         self.register_outputs(
             {"bucket": self.bucket.bucket, "keyAlias": self.key_alias.name, "lockTable": self.lock_table.name}

@@ -1,6 +1,6 @@
 """Deploy step: Cloudflare Pages deployments (deploy: critical; delete, delete-branch: non-critical).
 
-    python -m steps.pages deploy --project P --branch B --dir DIR [--app-dir examples/app] [--timeout S]
+    python -m steps.pages deploy --project P --branch B --dir DIR --app-dir APP [--timeout S]
     python -m steps.pages delete --project P (--deployment ID | --deployment-from-stdout)
     python -m steps.pages delete-branch --project P --branch B
 
@@ -59,7 +59,6 @@ from steps.runtime import (
 )
 
 DEFAULT_API = "https://api.cloudflare.com/client/v4"
-DEFAULT_APP_DIR = "examples/app"
 WRANGLER = "node_modules/.bin/wrangler"
 
 PROJECT_NOT_FOUND = 8000007
@@ -504,7 +503,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--project", required=True)
     p.add_argument("--branch", required=True)
     p.add_argument("--dir", required=True, help="the built site (steps.build_site --out)")
-    p.add_argument("--app-dir", default=DEFAULT_APP_DIR, help="the npm workspace whose wrangler runs")
+    p.add_argument("--app-dir", required=True, help="the npm workspace whose wrangler runs (the stack's appDir)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one wrangler run may take")
     p.add_argument("--confirm-timeout", type=float, default=180.0, help="seconds to wait for the deploy stage")
 

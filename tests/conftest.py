@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tools.offline import Recording, config_for, run_program
-from components.settings import PR_STACK, stack_file_values
+from tools.offline import Recording, committed_values, config_for, run_program
 
 # Loopback stand-ins and the steps' environment, for every test module.
 pytest_plugins = ["tests.support.http_stub", "tests.support.steps_env"]
@@ -23,8 +22,7 @@ SECRET_SENTINEL = "postgres://sentinel-user:S3NTINEL-5ecret-7f3a@db.example.com:
 
 
 def record(stack: str, *, database_url: str | None = SECRET_SENTINEL, **overrides: Any) -> Recording:
-    values = {} if PR_STACK.match(stack) else stack_file_values(stack, "webstack")
-    values = {**values, "appDir": FIXTURE_APP, **overrides}
+    values = {**committed_values(stack), "appDir": FIXTURE_APP, **overrides}
     config = config_for(stack, values)
     secret_keys: tuple[str, ...] = ()
     if database_url is not None:

@@ -24,7 +24,8 @@ from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 pytestmark = pytest.mark.usefixtures("steps_env")
 
 REPO = Path(__file__).resolve().parents[1]
-WRANGLER = REPO / "examples/app/node_modules/.bin/wrangler"
+APP = "examples/app"
+WRANGLER = REPO / APP / "node_modules/.bin/wrangler"
 PROJECT = "webstack-site"
 DEPLOYMENTS = "/deployments$"
 
@@ -53,7 +54,7 @@ def site(tmp_path: Path) -> Path:
 
 
 def deploy(cf: CloudflareStub, site: Path, branch: str = "pr-7", **env: str) -> subprocess.CompletedProcess[str]:
-    return pages(cf, "deploy", "--project", PROJECT, "--branch", branch, "--dir", str(site), **env)
+    return pages(cf, "deploy", "--project", PROJECT, "--branch", branch, "--dir", str(site), "--app-dir", APP, **env)
 
 
 def wrangler_runs(cf: CloudflareStub) -> int:
@@ -178,7 +179,7 @@ def test_a_bad_token_fails_at_once(cloudflare, site, steps_env):
 
 @pytest.mark.slow
 def test_an_unknown_project_fails_at_once(cloudflare, site):
-    result = pages(cloudflare, "deploy", "--project", "no-such-project", "--branch", "pr-7", "--dir", str(site))
+    result = pages(cloudflare, "deploy", "--project", "no-such-project", "--branch", "pr-7", "--dir", str(site), "--app-dir", APP)
     assert result.returncode == 1
     assert "not retrying (permanent)" in result.stderr and "Pages project does not exist" in result.stderr
 

@@ -1,10 +1,18 @@
 """The resource model per stack, under the recording mocks: what exists, with which properties."""
 
 import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from components.aws_policies import GITHUB_OIDC_HOST
+from tests.conftest import FIXTURE_APP
+
+REPO = Path(__file__).resolve().parents[1]
 
 FOUNDATION_TYPES = {
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
@@ -209,7 +217,10 @@ EXPECTED_COMMANDS = {
     "database-schema": 'python -m steps.schema create --schema "$DB_SCHEMA"',
     "api-build": 'python -m steps.build_lambda --app-dir "$APP_DIR" --entry "$ENTRY" --out "$OUT_DIR"',
     "site-build": 'python -m steps.build_site --app-dir "$APP_DIR" --out "$OUT_DIR"',
-    "site-deploy": 'python -m steps.pages deploy --project "$PAGES_PROJECT" --branch "$PAGES_BRANCH" --dir "$SITE_DIR"',
+    "site-deploy": (
+        'python -m steps.pages deploy --project "$PAGES_PROJECT" --branch "$PAGES_BRANCH" --dir "$SITE_DIR"'
+        ' --app-dir "$APP_DIR"'
+    ),
     "checks-site-health": 'python -m steps.health --url "$HEALTH_URL" --expect-status 200 --timeout "$CHECK_TIMEOUT"',
 }
 
@@ -229,6 +240,43 @@ def test_commands_run_the_steps_with_values_only_in_environment(recorded, stack)
             for value in inputs.get("environment", {}).values():
                 if len(str(value)) > 3:
                     assert str(value) not in text, f"{resource.name}: value {value!r} interpolated"
+
+
+def _step_help(module_and_action: tuple[str, ...]) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *module_and_action, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_every_step_runs_on_the_stacks_app_dir_only(recorded):
+    # conftest deploys tests/fixtures/app (`appDir`): no Command, and no step it runs, may fall
+    # back to the default workspace.
+    helps: dict[tuple[str, ...], str] = {}
+    for stack in ("prod", "preview-pr-7"):
+        recording = recorded(stack)
+        for resource in recording.of_type("command:local:Command"):
+            inputs = resource.inputs
+            assert "examples/app" not in json.dumps(inputs), resource.name
+            for text in filter(None, (inputs.get("create"), inputs.get("delete"))):
+                words = shlex.split(text)
+                module_and_action = tuple(words[2:4] if len(words) > 3 and not words[3].startswith("-") else words[2:3])
+                if module_and_action not in helps:
+                    helps[module_and_action] = _step_help(module_and_action)
+                if "--app-dir" not in helps[module_and_action]:
+                    continue
+                assert '--app-dir "$APP_DIR"' in text, f"{resource.name} does not pass the stack's app directory"
+                app_dir = os.path.normpath(os.path.join(inputs["dir"], inputs["environment"]["APP_DIR"]))
+                assert app_dir == FIXTURE_APP, f"{resource.name} runs on {app_dir}"
+    # The steps that take an app directory have no default of their own to fall back to.
+    assert sum("--app-dir" in text for text in helps.values()) >= 4
+    for module_and_action, text in helps.items():
+        if "--app-dir" in text:
+            proc = subprocess.run(
+                [sys.executable, "-m", *module_and_action], cwd=REPO, capture_output=True, text=True, timeout=60
+            )
+            assert proc.returncode == 2 and "--app-dir" in proc.stderr, module_and_action
 
 
 @pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])

@@ -468,3 +468,35 @@ def test_a_broken_copy_is_caught(name: str, old: str, new: str, expected: str) -
     found = violations(parse(texts))
 
     assert any(expected in v for v in found), found
+
+
+def test_no_workflow_names_a_workspace_of_its_own() -> None:
+    # Caches and paths come from the stack's appDir (`workflow.app_dir`), never a literal path.
+    for name in NAMES:
+        text = (WORKFLOWS / f"{name}.yml").read_text()
+        assert "examples/app" not in text, name
+        if "steps.app.outputs" in text:
+            assert "python -m workflow.app_dir" in text, name
+
+
+@pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])
+def test_app_dir_is_the_stacks_setting(stack: str, capsys) -> None:
+    from workflow import app_dir
+
+    assert app_dir.main(["--stack", stack]) == 0
+    assert capsys.readouterr().out.splitlines() == ["dir=examples/app", "api_bundle=examples/app/apps/api/dist"]
+
+
+def test_app_dir_reads_the_stack_file_and_rejects_a_bad_stack(tmp_path, capsys) -> None:
+    from components.settings import stack_setting
+
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.preview.yaml").write_text("config:\n  webstack:appDir: apps/mine\n")
+    assert stack_setting("preview-pr-7", "appDir", root=tmp_path) == "apps/mine"
+    assert stack_setting("prod", "appDir", root=tmp_path) == "examples/app"  # Pulumi.yaml's default
+
+    from workflow import app_dir
+
+    capsys.readouterr()
+    assert app_dir.main(["--stack", "preview-pr-7\n"]) == 2
+    assert "is not a stack name" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.settings import PROJECT_ROOT
+from components.settings import PR_STACK, PROJECT_ROOT, stack_file_values
 
 MAIN = PROJECT_ROOT / "__main__.py"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker for a secret value, not a password  # nosec B105
@@ -64,6 +64,9 @@ class Recording:
 
     def by_name(self, name: str) -> RecordedResource:
         matches = [r for r in self.resources.values() if r.name == name]
+        # A Build component and the Command it wraps share the build's name: the Command is meant.
+        if len(matches) > 1:
+            matches = [r for r in matches if r.custom]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r} in stack {self.stack}")
         return matches[0]
@@ -219,6 +222,12 @@ class RecordingMonitor(MockMonitor):
             outputs=_plain(self.resources[urn].state) if urn in self.resources else {},
         )
         return response
+
+
+def committed_values(stack: str) -> dict[str, Any]:
+    """The plain values a stack's own config file commits (a PR stack has none: the program reads
+    Pulumi.preview.yaml itself, as it does under `pulumi up`)."""
+    return {} if PR_STACK.fullmatch(stack) else stack_file_values(stack, "webstack")
 
 
 def config_for(stack: str, values: Mapping[str, Any], project: str = "webstack") -> dict[str, str]:

@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Iterable
 
-from tools.offline import Recording, RecordedResource, config_for, run_program
+from tools.offline import Recording, RecordedResource, committed_values, config_for, run_program
 from components.phase import PHASES
-from components.settings import PR_STACK, SECRET_ENVIRONMENT, SettingsError, stack_file_values
+from components.settings import SECRET_ENVIRONMENT, SettingsError
 
 # Builds change nothing outside the runner: they need not wait for a phase, only for their inputs.
 BUILDS = frozenset({"app-install", "api-build", "site-build"})
@@ -119,8 +119,7 @@ def render(recording: Recording, notes: Iterable[str] = ()) -> str:
 def plan(stack: str) -> tuple[Recording, list[str]]:
     """Evaluates the program for `stack` as `pulumi up` would, with offline stand-ins for secrets."""
     notes = []
-    values = {} if PR_STACK.match(stack) else stack_file_values(stack, "webstack")
-    config = config_for(stack, values)
+    config = config_for(stack, committed_values(stack))
     secret_keys = []
     for key, variable in SECRET_ENVIRONMENT.items():
         if not os.environ.get(variable):
