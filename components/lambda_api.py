@@ -1,8 +1,8 @@
 """The API (phase 4): the Lambda bundle, the function, and how requests reach it.
 
 prod publishes a version on every code or configuration change and moves the alias `stable` to it
-(or to `pinnedVersion`, the rollback switch), serves its function URL on the alias, verifies the
-alias afterwards and prunes old versions. A preview runs its own function on `$LATEST`: nothing
+(or to `pinnedVersion`, the rollback switch), serves its function URL on the alias and verifies the
+alias afterwards (old versions are pruned after the final checks, `pipeline.checks`). A preview runs its own function on `$LATEST`: nothing
 is published, and `pulumi destroy` removes the function and everything under it.
 
 The function URL has no IAM auth (`NONE`) on purpose: the API verifies bearer JWTs against the
@@ -40,7 +40,6 @@ class LambdaApiArgs:
     """Content hash of the API's and shared-schemas' sources and the lockfile."""
     publish: bool
     pinned_version: str
-    keep_versions: int
     region: str
     memory_mb: int
     timeout_seconds: int
@@ -64,6 +63,9 @@ class LambdaApi(pulumi.ComponentResource):
     """prod only: `stable`."""
     live: list[pulumi.Resource]
     """What proves the API is serving the new code: the frontend deploys after these."""
+    live_version: pulumi.Output[str]
+    """What serves now: `stable`'s version in prod; in previews `$LATEST`'s update stamp, which
+    changes with every deploy (it has no version number)."""
 
     def __init__(self, name: str, args: LambdaApiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:LambdaApi", name, None, opts)
@@ -138,8 +140,13 @@ class LambdaApi(pulumi.ComponentResource):
         )
         self.live = [self.url, url_permission, invoke_permission]
         if self.alias is not None:
-            self.live.append(self._create_version_steps(name, args, self.alias, child))
-        self.register_outputs({"url": self.url.function_url, "functionName": self.function.name})
+            self.live.append(self._create_verify_alias(name, args, self.alias, child))
+            self.live_version = self.alias.function_version
+        else:
+            self.live_version = self.function.last_modified
+        self.register_outputs(
+            {"url": self.url.function_url, "functionName": self.function.name, "liveVersion": self.live_version}
+        )
 
     def _create_build(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
         api_dir = f"{args.app_dir}/{API_DIR}"
@@ -161,11 +168,11 @@ class LambdaApi(pulumi.ComponentResource):
             opts=child,
         ).command
 
-    def _create_version_steps(
+    def _create_verify_alias(
         self, name: str, args: LambdaApiArgs, alias: aws.lambda_.Alias, child: pulumi.ResourceOptions
     ) -> local.Command:
-        """Verify that `stable` routes to the version it should (critical), then prune (non-critical)."""
-        verify = deploy_step(
+        """Verify that `stable` routes to the version it should (critical)."""
+        return deploy_step(
             f"{name}-verify-alias",
             create=step_command(
                 "lambda_versions",
@@ -182,16 +189,3 @@ class LambdaApi(pulumi.ComponentResource):
             },
             opts=child,
         )
-        deploy_step(
-            f"{name}-prune-versions",
-            create=step_command("lambda_versions", "prune", '--function "$FUNCTION_NAME"', '--keep "$KEEP_VERSIONS"'),
-            environment={
-                "FUNCTION_NAME": self.function.name,
-                "KEEP_VERSIONS": str(args.keep_versions),
-                # Re-runs after each publish: a new version is what makes an old one prunable.
-                "PUBLISHED_VERSION": self.function.version,
-                "AWS_REGION": args.region,
-            },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[verify])),
-        )
-        return verify

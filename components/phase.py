@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pulumi
 
+# The one declaration of the phases and their order; the plan, the plan report and the tests read it.
 PHASES = ("infrastructure", "dependencies", "database", "backend", "frontend", "checks")
+PHASE_TYPE = "webstack:index:Phase"
 
 
 class Phase(pulumi.ComponentResource):
@@ -17,5 +19,5 @@ class Phase(pulumi.ComponentResource):
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
         if name not in PHASES:
             raise ValueError(f"unknown phase {name!r}; phases are {', '.join(PHASES)}")
-        super().__init__("webstack:index:Phase", name, None, opts)
+        super().__init__(PHASE_TYPE, name, None, opts)
         self.register_outputs({})

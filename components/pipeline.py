@@ -10,11 +10,15 @@
 Every step that changes a live system waits for the phase before it (`depends_on` the phase where
 no data flows). Builds change nothing outside the runner, so they wait only for their inputs and
 overlap the earlier phases instead of lengthening the chain.
+
+Each phase is a function that takes what earlier phases made and returns a `Stage`: its `Phase`
+component (what a later phase waits for) and what it made (what a later phase reads).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -23,6 +27,7 @@ from pulumi_command import local
 from components import aws_policies, names, protection
 from components.audit_trail import AuditTrail, AuditTrailArgs
 from components.checks import Checks, ChecksArgs
+from components.build import Build
 from components.commands import deploy_step, step_command
 from components.database import Database, DatabaseArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
@@ -66,11 +71,20 @@ class AppSources:
         )
 
 
+Made = TypeVar("Made")
+
+
+@dataclass(frozen=True)
+class Stage(Generic[Made]):
+    """What one phase function returns: the phase to wait for, and what it made."""
+
+    phase: Phase
+    made: Made
+
+
 @dataclass(frozen=True, kw_only=True)
 class Infrastructure:
-    phase: Phase
     lambda_role: LambdaRole
-    site_domain: SiteDomain
     foundation: Foundation | None
 
 
@@ -93,14 +107,14 @@ class Outputs:
     foundation: Foundation | None
 
 
-def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Infrastructure:
+def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Stage[Infrastructure]:
     phase = Phase("infrastructure", opts)
     child = pulumi.ResourceOptions(parent=phase)
     foundation = _foundation(settings, child) if settings.is_prod else None
     project_name = foundation.pages.project.name if foundation else settings.pages_project
 
     lambda_role = LambdaRole("api-role", LambdaRoleArgs(role_name=names.execution_role_name(settings.project, settings.stack)), opts=child)
-    site_domain = SiteDomain(
+    SiteDomain(
         "site-domain",
         SiteDomainArgs(
             account_id=settings.cloudflare_account_id,
@@ -111,7 +125,7 @@ def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Infrastr
         ),
         opts=child,
     )
-    return Infrastructure(phase=phase, lambda_role=lambda_role, site_domain=site_domain, foundation=foundation)
+    return Stage(phase, Infrastructure(lambda_role=lambda_role, foundation=foundation))
 
 
 def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation:
@@ -160,21 +174,21 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
     return Foundation(state=state, oidc=oidc, trail=trail, pages=pages)
 
 
-def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceOptions) -> tuple[Phase, local.Command]:
+def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceOptions) -> Stage[Build]:
     phase = Phase("dependencies", opts)
-    install = deploy_step(
+    install = Build(
         "app-install",
         create=step_command("install", '--app-dir "$APP_DIR"'),
         environment={"APP_DIR": settings.app_dir},
         triggers=[sources.lockfile],
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    return phase, install
+    return Stage(phase, install)
 
 
 def database(
     settings: Settings, sources: AppSources, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
-) -> Phase:
+) -> Stage[local.Command]:
     phase = Phase("database", opts)
     db = Database(
         "database",
@@ -185,7 +199,7 @@ def database(
     # Previews apply data-losing changes; prod never does without a person deciding so.
     if not settings.is_prod:
         migrate_flags.append("--allow-data-loss")
-    deploy_step(
+    migration = deploy_step(
         "database-migrate",
         create=step_command("migrate", *migrate_flags),
         environment={
@@ -196,28 +210,27 @@ def database(
         triggers=[sources.schema],
         opts=pulumi.ResourceOptions(parent=phase, depends_on=[db]),
     )
-    return phase
+    return Stage(phase, migration)
 
 
 def backend(
     settings: Settings,
     sources: AppSources,
-    infra: Infrastructure,
+    infra: Stage[Infrastructure],
     database_phase: Phase,
-    install: local.Command,
+    install: Build,
     opts: pulumi.ResourceOptions,
-) -> tuple[Phase, LambdaApi]:
+) -> Stage[LambdaApi]:
     phase = Phase("backend", opts)
     api = LambdaApi(
         "api",
         LambdaApiArgs(
             function_name=settings.function_name,
-            role_arn=infra.lambda_role.role.arn,
+            role_arn=infra.made.lambda_role.role.arn,
             app_dir=settings.app_dir,
             sources_hash=sources.api,
             publish=settings.is_prod,
             pinned_version=settings.pinned_version,
-            keep_versions=settings.keep_lambda_versions,
             region=settings.aws_region,
             memory_mb=settings.lambda_memory_mb,
             timeout_seconds=settings.lambda_timeout_seconds,
@@ -234,12 +247,12 @@ def backend(
         ),
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    return phase, api
+    return Stage(phase, api)
 
 
 def frontend(
-    settings: Settings, sources: AppSources, api: LambdaApi, install: local.Command, opts: pulumi.ResourceOptions
-) -> tuple[Phase, PagesSite]:
+    settings: Settings, sources: AppSources, api: LambdaApi, install: Build, opts: pulumi.ResourceOptions
+) -> Stage[PagesSite]:
     phase = Phase("frontend", opts)
     site = PagesSite(
         "site",
@@ -261,14 +274,14 @@ def frontend(
         ),
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    return phase, site
+    return Stage(phase, site)
 
 
 def checks(
     settings: Settings, api: LambdaApi, site: PagesSite, frontend_phase: Phase, opts: pulumi.ResourceOptions
-) -> Phase:
+) -> Stage[Checks]:
     phase = Phase("checks", opts)
-    Checks(
+    final = Checks(
         "checks",
         ChecksArgs(
             host=settings.site_host,
@@ -278,14 +291,28 @@ def checks(
             site_url=settings.site_url,
             site_deployment=site.deploy.stdout,
             api_health_url=pulumi.Output.concat(api.url.function_url, "health"),
-            # A preview's $LATEST has no version number; its update stamp changes with every deploy.
-            api_version=api.alias.function_version if api.alias else api.function.last_modified,
+            api_version=api.live_version,
             timeout_seconds=CHECK_TIMEOUT_SECONDS,
             after=[frontend_phase],
         ),
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    return phase
+    if api.alias is not None:
+        # Old versions go only once the new one has answered its health check: until then they
+        # are what a rollback (`pinnedVersion`) points at. Best-effort, so nothing waits for it.
+        deploy_step(
+            "api-prune-versions",
+            create=step_command("lambda_versions", "prune", '--function "$FUNCTION_NAME"', '--keep "$KEEP_VERSIONS"'),
+            environment={
+                "FUNCTION_NAME": api.function.name,
+                "KEEP_VERSIONS": str(settings.keep_lambda_versions),
+                # Re-runs after each publish: a new version is what makes an old one prunable.
+                "PUBLISHED_VERSION": api.function.version,
+                "AWS_REGION": settings.aws_region,
+            },
+            opts=pulumi.ResourceOptions(parent=phase, depends_on=[final.api_health]),
+        )
+    return Stage(phase, final)
 
 
 def deploy(settings: Settings) -> Outputs:
@@ -303,11 +330,11 @@ def deploy(settings: Settings) -> Outputs:
     opts = pulumi.ResourceOptions(providers=[provider])
 
     infra = infrastructure(settings, opts)
-    dependencies_phase, install = dependencies(settings, sources, opts)
-    database_phase = database(settings, sources, after=[infra.phase, dependencies_phase], opts=opts)
-    _, api = backend(settings, sources, infra, database_phase, install, opts)
-    frontend_phase, site = frontend(settings, sources, api, install, opts)
-    checks(settings, api, site, frontend_phase, opts)
+    installed = dependencies(settings, sources, opts)
+    migrated = database(settings, sources, after=[infra.phase, installed.phase], opts=opts)
+    api = backend(settings, sources, infra, migrated.phase, installed.made, opts).made
+    site = frontend(settings, sources, api, installed.made, opts)
+    checks(settings, api, site.made, site.phase, opts)
 
     return Outputs(
         api_url=api.url.function_url,
@@ -316,5 +343,5 @@ def deploy(settings: Settings) -> Outputs:
         db_schema=settings.db_schema,
         function_name=api.function.name,
         stable_version=api.alias.function_version if api.alias else None,
-        foundation=infra.foundation,
+        foundation=infra.made.foundation,
     )

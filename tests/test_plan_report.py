@@ -10,53 +10,47 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.preview_documents import preview_document
 from workflow import plan_report
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "preview"
 
 
-def load(name: str, stack: str = "prod") -> plan_report.Plan:
-    return plan_report.load(FIXTURES / name, stack)
+def plan_of(recorded, stack: str, ops: dict[str, str], **reasons: list[str]) -> plan_report.Plan:
+    return plan_report.analyse(preview_document(recorded(stack), ops, reasons), stack)
 
 
-def test_lambda_replace_is_listed_with_type_and_replace_reason() -> None:
-    plan = load("lambda_replace.json")
+def test_lambda_replace_is_listed_with_type_reason_and_phase(recorded) -> None:
+    plan = plan_of(recorded, "prod", {"api-function": "replace", "api-alias": "update"})
 
     assert plan.deletes == ()
     (change,) = plan.replaces
     assert change.name == "api-function"
     assert change.type == "aws:lambda/function:Function"
-    # replaceReasons win over diffReasons: `code` alone would only update the function.
     assert change.reasons == ("name (update-replace)",)
     assert not change.stateful
+    # Read from the preview's parent links: LambdaApi -> Phase `backend`.
     assert change.phase == "backend"
+    assert plan.summary["replace"] == 1 and plan.summary["update"] == 1
 
 
-def test_update_and_same_steps_are_not_destructive() -> None:
-    plan = load("lambda_replace.json")
-
-    assert [c.name for c in plan.changes] == ["api-function"]
-    assert plan.summary == {"replace": 1, "same": 27, "update": 1}
-
-
-def test_dns_record_delete_is_listed() -> None:
-    plan = load("dns_delete.json")
+def test_dns_record_delete_is_listed(recorded) -> None:
+    plan = plan_of(recorded, "preview-pr-7", {"site-domain-record": "delete"})
 
     (change,) = plan.deletes
-    assert change.name == "site-www"
     assert change.type == "cloudflare:index/dnsRecord:DnsRecord"
     assert change.reasons == ("removed from the program",)
     assert not change.stateful
     assert change.phase == "infrastructure"
 
 
-def test_no_changes() -> None:
-    plan = load("no_changes.json", "preview-pr-12")
+def test_no_changes(recorded) -> None:
+    plan = plan_of(recorded, "preview-pr-12", {})
 
     assert plan.changes == ()
     lines = plan_report.log_lines(plan, annotations=True)
-    assert lines[0] == "Plan for preview-pr-12: 0 to create, 0 to update, 0 to replace, 0 to delete; 19 unchanged"
+    unchanged = len(recorded("preview-pr-12").resources)
+    assert lines[0] == f"Plan for preview-pr-12: 0 to create, 0 to update, 0 to replace, 0 to delete; {unchanged} unchanged"
     assert "nothing destructive" in lines[1]
     assert not any(line.startswith("::warning") for line in lines)
     md = plan_report.markdown(plan)
@@ -64,42 +58,64 @@ def test_no_changes() -> None:
     assert "classDef destructive" not in md
 
 
-def test_stateful_marks_schema_command_protected_resources_and_folds_replacement_steps() -> None:
-    plan = load("stateful_deletes.json")
+def test_stateful_changes_are_marked_by_type_structure_and_protection(recorded) -> None:
+    plan = plan_of(
+        recorded,
+        "prod",
+        {"database-schema": "delete", "state-storage-bucket": "replace", "state-key-alias": "delete", "site-deploy": "delete"},
+        **{"state-storage-bucket": ["bucket"]},
+    )
 
     by_name = {c.name: c for c in plan.changes}
-    assert set(by_name) == {"db-schema", "state-bucket", "audit-logs"}
-    assert by_name["db-schema"].stateful and by_name["db-schema"].phase == "database"
-    # delete-replaced and replace of the bucket are one entry, with the replace step's reason.
-    assert by_name["state-bucket"].action == "replace"
-    assert by_name["state-bucket"].reasons == ("bucket (update-replace)",)
-    assert by_name["state-bucket"].protected and by_name["state-bucket"].retained
-    # A log group is not a stateful type, but `protect: true` in the old state marks it.
-    assert by_name["audit-logs"].stateful and by_name["audit-logs"].protected
+    # The schema Command is stateful by structure (under the Database component), not by name.
+    assert by_name["database-schema"].stateful and by_name["database-schema"].phase == "database"
+    assert by_name["state-storage-bucket"].action == "replace"
+    assert by_name["state-storage-bucket"].reasons == ("bucket (update-replace)",)
+    assert by_name["state-storage-bucket"].protected and by_name["state-storage-bucket"].retained
+    assert by_name["state-key-alias"].stateful and by_name["state-key-alias"].phase == "infrastructure"
+    assert not by_name["site-deploy"].stateful and by_name["site-deploy"].phase == "frontend"
+
+
+def test_every_protected_resource_of_prod_is_stateful_for_the_report(recorded) -> None:
+    # One list: what the program protects, the report marks stateful from type and structure alone.
+    prod = recorded("prod")
+    protected = {r.name for r in prod.resources.values() if r.protect}
+    assert protected
+    for resource in prod.resources.values():
+        parent_types, type_, _ = plan_report.parse_urn(resource.urn)
+        if resource.name in protected:
+            assert plan_report.is_stateful(type_, parent_types), resource.name
+
+
+def test_every_resource_of_every_stack_has_a_phase(recorded) -> None:
+    for stack in ("prod", "preview-pr-7"):
+        recording = recorded(stack)
+        plan = plan_of(recorded, stack, {r.name: "delete" for r in recording.resources.values() if r.custom and not r.type.startswith("pulumi:")})
+        for change in plan.changes:
+            assert change.phase == recording.phase_of(change.urn), change.name
+            assert change.phase in plan_report.PHASES, change.name
 
 
 @pytest.mark.parametrize(
-    ("type_", "name", "stateful"),
+    ("urn", "stateful"),
     [
-        ("aws:s3/bucket:Bucket", "x", True),
-        ("aws:dynamodb/table:Table", "x", True),
-        ("aws:kms/key:Key", "x", True),
-        ("aws:cloudtrail/trail:Trail", "x", True),
-        ("command:local:Command", "db-schema", True),
-        ("command:local:Command", "db-migrate", True),
-        ("command:local:Command", "site-build", False),
-        ("command:local:Command", "schema-reader", False),
-        ("aws:s3/bucketVersioning:BucketVersioning", "x", False),
-        ("aws:lambda/function:Function", "db-schema", False),
+        ("urn:pulumi:prod::webstack::webstack:index:SecureBucket$aws:s3/bucket:Bucket::x", True),
+        ("urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::x", True),
+        ("urn:pulumi:prod::webstack::webstack:index:StateBackend$aws:kms/alias:Alias::x", True),
+        ("urn:pulumi:prod::webstack::webstack:index:Database$command:local:Command::anything", True),
+        # Named like a schema step, but not under the Database component: not stateful.
+        ("urn:pulumi:prod::webstack::webstack:index:PagesSite$command:local:Command::db-schema", False),
+        ("urn:pulumi:prod::webstack::webstack:index:SecureBucket$aws:s3/bucketVersioning:BucketVersioning::x", False),
     ],
 )
-def test_stateful_types(type_: str, name: str, stateful: bool) -> None:
-    assert plan_report.is_stateful_type(type_, name) is stateful
+def test_stateful_by_type_or_structure(urn: str, stateful: bool) -> None:
+    parent_types, type_, _ = plan_report.parse_urn(urn)
+    assert plan_report.is_stateful(type_, parent_types) is stateful
 
 
-def test_urn_type_is_the_last_segment_of_a_parented_type() -> None:
-    urn = "urn:pulumi:prod::webstack::webstack:index:Database$command:local:Command::db-schema"
-    assert plan_report.parse_urn(urn) == ("command:local:Command", "db-schema")
+def test_urn_gives_parent_types_type_and_name() -> None:
+    urn = "urn:pulumi:prod::webstack::webstack:index:Database$command:local:Command::database-schema"
+    assert plan_report.parse_urn(urn) == (("webstack:index:Database",), "command:local:Command", "database-schema")
     with pytest.raises(plan_report.PlanError):
         plan_report.parse_urn("arn:aws:s3:::bucket")
 
@@ -114,7 +130,7 @@ def test_type_falls_back_to_the_urn_when_states_are_missing() -> None:
         ]
     }
     (change,) = plan_report.analyse(doc).changes
-    assert change.type == "aws:dynamodb/table:Table" and change.stateful
+    assert change.type == "aws:dynamodb/table:Table" and change.stateful and change.phase is None
 
 
 def test_replace_reason_from_detailed_diff_when_replace_reasons_are_absent() -> None:
@@ -135,8 +151,8 @@ def test_replace_reason_from_detailed_diff_when_replace_reasons_are_absent() -> 
     assert change.reasons == ("customerMasterKeySpec (update-replace)",)
 
 
-def test_markdown_has_table_and_phase_diagram_in_order() -> None:
-    md = plan_report.markdown(load("lambda_replace.json"))
+def test_markdown_has_table_and_phase_diagram_in_order(recorded) -> None:
+    md = plan_report.markdown(plan_of(recorded, "prod", {"api-function": "replace"}))
 
     assert "| replace | `api-function` | `aws:lambda/function:Function` | name (update-replace) | no |" in md
     assert "```mermaid" in md
@@ -145,13 +161,18 @@ def test_markdown_has_table_and_phase_diagram_in_order() -> None:
     assert "class backend destructive" in md
 
 
-def test_cli_writes_log_and_step_summary_and_continues(tmp_path: Path) -> None:
+def test_cli_writes_log_and_step_summary_and_continues(recorded, tmp_path: Path) -> None:
+    document = preview_document(
+        recorded("prod"), {"database-schema": "delete", "state-storage-bucket": "replace"}, {"state-storage-bucket": ["bucket"]}
+    )
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(document), encoding="utf-8")
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n", encoding="utf-8")
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}
 
     result = subprocess.run(
-        [sys.executable, "-m", "workflow.plan_report", str(FIXTURES / "stateful_deletes.json"), "--stack", "prod"],
+        [sys.executable, "-m", "workflow.plan_report", str(plan_file), "--stack", "prod"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -160,8 +181,8 @@ def test_cli_writes_log_and_step_summary_and_continues(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert "REPLACE  state-bucket (aws:s3/bucket:Bucket)" in result.stdout
-    assert "::warning title=Stateful delete::delete of db-schema (command:local:Command)" in result.stdout
+    assert "REPLACE  state-storage-bucket (aws:s3/bucket:Bucket)" in result.stdout
+    assert "::warning title=Stateful delete::delete of database-schema (command:local:Command)" in result.stdout
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n")  # appended, not overwritten
     assert "### Plan report: `prod`" in text and "```mermaid" in text

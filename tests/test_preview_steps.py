@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.preview_documents import preview_document
 from workflow import plan_report, pr_comment, sweep_previews
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
 OUTPUTS = {
     "siteUrl": "https://pr-12.www.example.com",
     "apiUrl": "https://abc.lambda-url.us-east-1.on.aws/",
@@ -22,12 +22,14 @@ OUTPUTS = {
 }
 
 
-def test_comment_starts_with_the_marker_and_lists_urls_and_plan() -> None:
+def test_comment_starts_with_the_marker_and_lists_urls_and_plan(recorded) -> None:
+    document = preview_document(recorded("preview-pr-12"), {"api-function": "replace", "api-url": "update"})
+    unchanged = document["changeSummary"]["same"]
     body = pr_comment.render(
         stack="preview-pr-12",
         outcome="success",
         outputs=OUTPUTS,
-        plan=plan_report.load(FIXTURES / "lambda_replace.json", "preview-pr-12"),
+        plan=plan_report.analyse(document, "preview-pr-12"),
         sha="0123456789abcdef0123",
         run_url="https://github.com/org/repo/actions/runs/1",
     )
@@ -35,20 +37,21 @@ def test_comment_starts_with_the_marker_and_lists_urls_and_plan() -> None:
     assert "### Preview `preview-pr-12`: deployed at 0123456789ab" in body
     assert "| Site | https://pr-12.www.example.com |" in body
     assert "| Database schema | `app_pr_12` |" in body
-    assert "**Plan:** 0 to create, 1 to update, 1 to replace, 0 to delete; 27 unchanged." in body
+    assert f"**Plan:** 0 to create, 1 to update, 1 to replace, 0 to delete; {unchanged} unchanged." in body
     assert "| replace | `api-function` |" in body
 
 
-def test_comment_after_a_failed_up_has_no_urls_but_the_plan() -> None:
+def test_comment_after_a_failed_up_has_no_urls_but_the_plan(recorded) -> None:
+    document = preview_document(recorded("preview-pr-12"), {})
     body = pr_comment.render(
         stack="preview-pr-12",
         outcome="failure",
         outputs=None,
-        plan=plan_report.load(FIXTURES / "no_changes.json"),
+        plan=plan_report.analyse(document),
     )
     assert "not deployed (`pulumi up`: failure)" in body
     assert "| Site |" not in body
-    assert "0 to delete; 19 unchanged" in body
+    assert f"0 to delete; {document['changeSummary']['same']} unchanged" in body
 
 
 def test_comment_cli_writes_a_multiline_step_output(tmp_path: Path) -> None:

@@ -334,7 +334,9 @@ def test_version_steps_verify_then_prune(recorded):
     assert verify["environment"]["FUNCTION_NAME"] == "webstack-api-prod"
     prune = prod.by_name("api-prune-versions")
     assert prune.inputs["environment"]["KEEP_VERSIONS"] == "5"
-    assert prod.by_name("api-verify-alias").urn in prune.dependencies
+    # Old versions go only after the new one answered its health check (a rollback needs them).
+    assert prod.by_name("checks-api-health").urn in prune.dependencies
+    assert prod.by_name("api-verify-alias").urn in prod.ancestors(prune.urn)
 
 
 def test_checks_are_critical_in_prod_only(recorded):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from components.phase import PHASES
 from tools.plan import phase_order_violations
 from components.settings import PROJECT_ROOT
 from tests.conftest import SECRET_SENTINEL, record
@@ -133,7 +134,7 @@ def test_the_offline_plan_prints_all_phases(stack, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     result = run_plan("--stack", stack, env=env)
     assert result.returncode == 0, result.stderr
-    for index, phase in enumerate(("infrastructure", "dependencies", "database", "backend", "frontend", "checks"), 1):
+    for index, phase in enumerate(PHASES, 1):
         assert f"{index}. {phase}" in result.stdout
     assert "```mermaid\ngraph TD" in result.stdout
     assert "Phase order: holds" in result.stdout

@@ -27,6 +27,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.phase import PHASE_TYPE
 from components.settings import PR_STACK, PROJECT_ROOT, stack_file_values
 
 MAIN = PROJECT_ROOT / "__main__.py"
@@ -93,7 +94,7 @@ class Recording:
         """The phase a resource belongs to: the name of its nearest `Phase` ancestor."""
         current = self.resources.get(urn)
         while current is not None:
-            if current.type == "webstack:index:Phase":
+            if current.type == PHASE_TYPE:
                 return current.name
             current = self.resources.get(current.parent)
         return None

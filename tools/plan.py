@@ -16,16 +16,10 @@ import sys
 from collections.abc import Iterable
 
 from tools.offline import Recording, RecordedResource, committed_values, config_for, run_program
+from components.build import BUILD_TYPE
 from components.phase import PHASES
 from components.settings import SECRET_ENVIRONMENT, SettingsError
 
-# Builds change nothing outside the runner: they need not wait for a phase, only for their inputs.
-BUILDS = frozenset({"app-install", "api-build", "site-build"})
-# Builds that must start without waiting for any live change (they overlap the earlier phases).
-EARLY_BUILDS = frozenset({"app-install", "api-build"})
-# Not on the path later phases wait for: builds reach their consumers as data, and pruning old
-# versions is best-effort cleanup.
-OFF_THE_GATE = BUILDS - {"app-install"} | {"api-prune-versions"}
 OFFLINE_PLACEHOLDERS = {"databaseUrl": "postgres://offline-plan:placeholder@localhost:5432/offline"}
 
 
@@ -37,30 +31,40 @@ def _deployed(recording: Recording, phase: str) -> list[RecordedResource]:
     ]
 
 
+def is_build(recording: Recording, resource: RecordedResource) -> bool:
+    """A build is marked by structure: its parent is a `Build` component."""
+    parent = recording.resources.get(resource.parent)
+    return parent is not None and parent.type == BUILD_TYPE
+
+
 def phase_order_violations(recording: Recording) -> list[str]:
     """Where the recorded graph breaks the five-phase order; empty when it holds.
 
     Every step of a phase that changes a live system must wait (directly or through others) for
-    every gating step of all earlier phases; the early builds must wait for no live change.
+    every live step of all earlier phases. A build changes nothing outside the runner: it is no
+    gate, and it may wait for a live change only through the data it reads (an input's
+    dependency), never through an explicit `depends_on`, so that builds overlap earlier phases.
     """
     violations = []
     gates: list[RecordedResource] = []
     for phase in PHASES:
         members = _deployed(recording, phase)
         for resource in members:
-            if resource.name in BUILDS:
+            if is_build(recording, resource):
                 continue
             missing = sorted(gate.name for gate in gates if gate.urn not in recording.ancestors(resource.urn))
             if missing:
                 violations.append(f"{phase}: {resource.name} does not wait for {', '.join(missing)}")
-        gates.extend(r for r in members if r.name not in OFF_THE_GATE)
+        gates.extend(r for r in members if not is_build(recording, r))
 
     for resource in recording.resources.values():
-        if resource.name in EARLY_BUILDS:
-            waits_for = [recording.resources[urn] for urn in recording.ancestors(resource.urn)]
-            live = sorted(r.name for r in waits_for if r.custom and r.name not in BUILDS)
-            if live:
-                violations.append(f"{resource.name} is a build but waits for live changes: {', '.join(live)}")
+        if not is_build(recording, resource):
+            continue
+        through_data = set().union(*resource.property_dependencies.values())
+        explicit = [recording.resources[urn] for urn in resource.dependencies - through_data if urn in recording.resources]
+        live = sorted(r.name for r in explicit if r.custom and not is_build(recording, r))
+        if live:
+            violations.append(f"{resource.name} is a build but waits for live changes: {', '.join(live)}")
     return violations
 
 

@@ -7,7 +7,9 @@ the five-phase diagram, and the step exits 0 so the deploy goes on. Protection a
 data lives in the program (`protect`/`retain_on_delete`), not here: a protected resource makes
 `pulumi up` itself refuse the delete, and the report says so.
 
-Standalone on purpose: no network, no Pulumi SDK, no steps runtime.
+No network and no steps runtime. What is stateful and what the phases are come from the program's
+own definitions (`components.stateful`, `components.phase`); a resource's phase is read from its
+parents in the preview itself: every resource sits under the `Phase` component of its phase.
 
 Usage: python -m workflow.plan_report PLAN_JSON [--stack NAME] [--summary PATH]
 """
@@ -22,18 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Types whose deletion loses data or breaks what depends on them (state, audit, encryption).
-STATEFUL_TYPES = frozenset(
-    {
-        "aws:s3/bucket:Bucket",
-        "aws:dynamodb/table:Table",
-        "aws:kms/key:Key",
-        "aws:cloudtrail/trail:Trail",
-    }
-)
-COMMAND_TYPE = "command:local:Command"
-# The database schema lives behind these Commands: their delete drops a schema.
-STATEFUL_COMMAND_SUFFIXES = ("-schema", "-migrate")
+from components.phase import PHASE_TYPE, PHASES
+from components.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
 
 # Every op that tears a resource down and builds it again. `pulumi preview --json` normally shows
 # only `replace`; the others appear with `--show-replacement-steps` and are folded into it.
@@ -48,8 +40,6 @@ REPLACE_OPS = frozenset(
     }
 )
 DELETE_OPS = frozenset({"delete"})
-
-PHASES = ("infrastructure", "dependencies", "database", "backend", "frontend", "checks")
 
 
 class PlanError(ValueError):
@@ -68,10 +58,8 @@ class Change:
     stateful: bool
     protected: bool
     retained: bool
-
-    @property
-    def phase(self) -> str | None:
-        return phase_of(self.type, self.name)
+    phase: str | None
+    """The phase whose `Phase` component the resource sits under (None for the stack, providers)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,33 +81,30 @@ class Plan:
         return tuple(c for c in self.changes if c.stateful)
 
 
-def parse_urn(urn: str) -> tuple[str, str]:
-    """`urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME` -> (TYPE, NAME)."""
+def parse_urn(urn: str) -> tuple[tuple[str, ...], str, str]:
+    """`urn:pulumi:STACK::PROJECT::[PARENT$...]TYPE::NAME` -> (parent types, TYPE, NAME)."""
     parts = urn.split("::", 3)
     if len(parts) != 4 or not parts[0].startswith("urn:pulumi:"):
-        raise PlanError(f"not a Pulumi URN: {urn!r}")
-    qualified_type, name = parts[2], parts[3]
-    return qualified_type.rsplit("$", 1)[-1], name
+        raise PlanError(f"not a Pulumi URN: {urn[:200]!r}")
+    *parent_types, type_ = parts[2].split("$")
+    return tuple(parent_types), type_, parts[3]
 
 
-def is_stateful_type(type_: str, name: str) -> bool:
-    if type_ in STATEFUL_TYPES:
-        return True
-    return type_ == COMMAND_TYPE and name.endswith(STATEFUL_COMMAND_SUFFIXES)
+def is_stateful(type_: str, parent_types: Sequence[str]) -> bool:
+    """A stateful type, or a Command of the database component (whose delete drops a schema)."""
+    return type_ in STATEFUL_TYPES or DATABASE_COMPONENT in parent_types
 
 
-def phase_of(type_: str, name: str) -> str | None:
-    """The phase a resource belongs to, where its type or name says so unambiguously."""
-    if type_ == COMMAND_TYPE:
-        if name.endswith(STATEFUL_COMMAND_SUFFIXES):
-            return "database"
-        if name.endswith("-install"):
-            return "dependencies"
-        return None
-    if type_.startswith("aws:lambda/"):
-        return "backend"
-    if type_.startswith(("aws:", "cloudflare:")):
-        return "infrastructure"
+def phase_of(urn: str, parents: Mapping[str, str]) -> str | None:
+    """The name of the `Phase` component above `urn`, following the preview's parent links."""
+    seen: set[str] = set()
+    current: str | None = parents.get(urn)
+    while current and current not in seen:
+        seen.add(current)
+        _, type_, name = parse_urn(current)
+        if type_ == PHASE_TYPE:
+            return name
+        current = parents.get(current)
     return None
 
 
@@ -146,7 +131,15 @@ def _reasons(step: Mapping[str, object], action: str) -> tuple[str, ...]:
     return tuple(reasons) or ("replacement requested (no property diff reported)",)
 
 
-def _change(step: Mapping[str, object]) -> Change | None:
+def _parent(step: Mapping[str, object]) -> str | None:
+    for key in ("newState", "oldState"):
+        state = step.get(key)
+        if isinstance(state, Mapping) and isinstance(state.get("parent"), str) and state["parent"]:
+            return state["parent"]
+    return None
+
+
+def _change(step: Mapping[str, object], parents: Mapping[str, str]) -> Change | None:
     op = step.get("op")
     if op in DELETE_OPS:
         action = "delete"
@@ -161,7 +154,7 @@ def _change(step: Mapping[str, object]) -> Change | None:
     new = step.get("newState") or {}
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
         raise PlanError(f"{urn}: oldState/newState are not objects")
-    urn_type, name = parse_urn(urn)
+    parent_types, urn_type, name = parse_urn(urn)
     type_ = str(old.get("type") or new.get("type") or urn_type)
     protected = bool(old.get("protect"))
     return Change(
@@ -170,9 +163,10 @@ def _change(step: Mapping[str, object]) -> Change | None:
         name=name,
         type=type_,
         reasons=_reasons(step, action),
-        stateful=protected or is_stateful_type(type_, name),
+        stateful=protected or is_stateful(type_, parent_types),
         protected=protected,
         retained=bool(old.get("retainOnDelete") or new.get("retainOnDelete")),
+        phase=phase_of(urn, parents),
     )
 
 
@@ -183,11 +177,16 @@ def analyse(document: Mapping[str, object], stack: str | None = None) -> Plan:
         steps = []
     if not isinstance(steps, list):
         raise PlanError("`steps` is not a list")
+    if not all(isinstance(step, Mapping) for step in steps):
+        raise PlanError("a step is not an object")
+    parents = {
+        step["urn"]: parent
+        for step in steps
+        if isinstance(step.get("urn"), str) and (parent := _parent(step)) is not None
+    }
     changes: dict[str, Change] = {}
     for step in steps:
-        if not isinstance(step, Mapping):
-            raise PlanError("a step is not an object")
-        change = _change(step)
+        change = _change(step, parents)
         if change is None:
             continue
         # The replacement ops of one resource fold into one entry; the `replace` step itself
