@@ -10,9 +10,6 @@ import pulumi_aws as aws
 
 from components import aws_policies
 
-# AWS-managed: CloudWatch Logs for the function's own log group, nothing else.
-BASIC_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-
 
 @dataclass(frozen=True, kw_only=True)
 class LambdaRoleArgs:
@@ -36,7 +33,7 @@ class LambdaRole(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-logs",
             role=self.role.name,
-            policy_arn=BASIC_EXECUTION_POLICY,
+            policy_arn=aws_policies.BASIC_EXECUTION_POLICY,
             opts=child,
         )
         self.register_outputs({"arn": self.role.arn})

@@ -7,12 +7,25 @@ is derived from the project and the stack, so two stacks never collide.
 
 from __future__ import annotations
 
+import re
+
 PROD_STACK = "prod"
-# The pattern every PR stack's name matches; the preview role is scoped to it.
+# The IAM pattern every PR stack's name matches; the preview role is scoped to it.
 PR_STACKS = "preview-pr-*"
-PR_STACK_PREFIX = "preview-pr-"
+# Stack names, matched whole (`fullmatch`: a `$` would also accept a trailing newline). PR_STACK
+# takes any suffix so that a bad number gets its own message; SAFE_STACK_NAME is what is valid.
+PR_STACK = re.compile(r"preview-pr-(?P<number>.*)")
+PR_NUMBER = re.compile(r"[1-9][0-9]{0,6}")
+SAFE_STACK_NAME = re.compile(r"prod|preview|preview-pr-[1-9][0-9]{0,6}")
+# A PR stack's schema (`pr_schema`), the only kind a step may drop.
+PR_SCHEMA = re.compile(r"[a-z_][a-z0-9_]*_pr_[1-9][0-9]{0,6}")
 # The DIY backend's prefix inside the state bucket (`pulumi login s3://BUCKET/<prefix>`).
 STATE_PREFIX = "pulumi"
+
+
+def pr_schema(base_schema: str, pr_number: int) -> str:
+    """The schema of PR stack N on the shared database."""
+    return f"{base_schema}_pr_{pr_number}"
 
 
 def function_name(project: str, stack: str) -> str:

@@ -19,21 +19,17 @@ import pulumi
 import yaml
 
 from components import names
+from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
+from steps.database import connection_problem, schema_name_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 
 # Patterns are matched whole (`fullmatch`): a `$` would also accept a trailing newline.
-SAFE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-PR_STACK = re.compile(r"preview-pr-(?P<number>.*)")
-PR_NUMBER = re.compile(r"[1-9][0-9]{0,6}")
-SAFE_STACK_NAME = re.compile(r"prod|preview|preview-pr-[1-9][0-9]{0,6}")
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
 REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-# Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
-TRANSACTION_POOLER_PORT = 6543
 
 # Secrets never live in stack files; each comes from `pulumi config set --secret` or, failing
 # that, from the CI job's environment (which is also where the deploy steps read them).
@@ -259,14 +255,6 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
             problems.append(f"`{url_key}` must be an https:// URL, got {values[url_key]!r}")
 
 
-def _check_database_url(url: str, problems: list[str]) -> None:
-    if f":{TRANSACTION_POOLER_PORT}/" in url or url.rstrip("/").endswith(f":{TRANSACTION_POOLER_PORT}"):
-        problems.append(
-            "the database URL uses port 6543 (Supabase's transaction pooler), where drizzle-kit push hangs: "
-            "use the direct or session connection (port 5432)"
-        )
-
-
 def parse_settings(
     *,
     project: str,
@@ -298,12 +286,10 @@ def parse_settings(
     _check(resolved, kind or "preview", problems)
 
     base_schema = resolved.get("dbSchema")
-    schema = f"{base_schema}_pr_{pr_number}" if kind == "pr" and base_schema else base_schema
-    if schema is not None and not SAFE_IDENTIFIER.fullmatch(schema):
-        problems.append(
-            f"schema name {schema!r} is not a safe PostgreSQL identifier ([a-z_][a-z0-9_]{{0,62}}): "
-            "use lower-case letters, digits and '_' in `dbSchema`, short enough for the `_pr_<N>` suffix"
-        )
+    schema = names.pr_schema(base_schema, pr_number) if kind == "pr" and base_schema else base_schema
+    problem = schema_name_problem(schema) if schema is not None else None
+    if problem:
+        problems.append(f"{problem}; set `dbSchema` so that it is, short enough for the `_pr_<N>` suffix")
 
     app_dir = resolved.get("appDir")
     if app_dir is not None and not (root / app_dir / "package.json").is_file():
@@ -318,8 +304,8 @@ def parse_settings(
             "missing secret `databaseUrl`: export DATABASE_URL in the CI job's environment "
             "or run `pulumi config set --secret databaseUrl postgres://...`"
         )
-    elif isinstance(database_url, str):
-        _check_database_url(database_url, problems)
+    elif isinstance(database_url, str) and (problem := connection_problem(database_url)):
+        problems.append(problem)
 
     if problems or kind is None:  # a bad stack name is among the problems
         raise SettingsError(stack, problems)

@@ -1,13 +1,15 @@
 """Content hashes of the app's sources: the `triggers` that make a Command re-run on purpose only.
 
 A hash covers file names and bytes, never timestamps or absolute paths, so the same tree gives the
-same hash on every machine and an unchanged push re-runs nothing.
+same hash on every machine and an unchanged push re-runs nothing. The build steps hash what they
+built with the same `files_hash`, so a trigger and the hash a build prints mean the same thing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 # Build outputs and installed dependencies are results, not sources.
@@ -26,6 +28,19 @@ def _files_under(path: Path):
                 yield Path(directory) / name
 
 
+def _update(digest, root: Path, file: Path) -> None:
+    digest.update(f"file:{file.relative_to(root).as_posix()}\0".encode())
+    digest.update(hashlib.sha256(file.read_bytes()).digest())
+
+
+def files_hash(root: Path, files: Iterable[Path]) -> str:
+    """sha256 over the names (relative to `root`) and bytes of `files`, in the order given."""
+    digest = hashlib.sha256()
+    for file in files:
+        _update(digest, root, file)
+    return digest.hexdigest()
+
+
 def tree_hash(root: Path, *parts: str) -> str:
     """sha256 over the relative names and contents of every source file under `root/part`.
 
@@ -38,9 +53,7 @@ def tree_hash(root: Path, *parts: str) -> str:
         if not target.exists():
             continue
         for file in _files_under(target):
-            relative = file.relative_to(root).as_posix()
-            digest.update(f"file:{relative}\0".encode())
-            digest.update(hashlib.sha256(file.read_bytes()).digest())
+            _update(digest, root, file)
     return digest.hexdigest()
 
 

@@ -20,7 +20,6 @@ digits: the deploy Command's trigger, so an unchanged site is not deployed again
 from __future__ import annotations
 
 import argparse
-import hashlib
 import html
 import json
 import os
@@ -31,6 +30,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from components.source_hash import files_hash
 from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool
 
 DEFAULT_WORKSPACE = "@app/web"
@@ -63,11 +63,7 @@ def files_of(root: Path) -> list[Path]:
 
 def tree_sha256(root: Path) -> str:
     """sha256 over the relative names and bytes of every file under `root` (sorted)."""
-    digest = hashlib.sha256()
-    for path in files_of(root):
-        digest.update(f"file:{path.relative_to(root).as_posix()}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    return files_hash(root, files_of(root))
 
 
 def _forms(value: str) -> set[str]:

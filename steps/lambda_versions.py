@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from steps.retry import aws_error
 from steps.runtime import PermanentError, log, retry_call, run_step, warn
 
 T = TypeVar("T")
@@ -88,11 +89,9 @@ def role_of(arn: str) -> str | None:
 
 
 def _error(exc: BaseException) -> tuple[str, str]:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, Mapping):
-        return "", ""
-    error = response.get("Error") or {}
-    return str(error.get("Code", "")), str(error.get("Message", ""))
+    """(code, message) of an AWS error; empty strings for anything else."""
+    code, message, _ = aws_error(exc) or ("", "", 0)
+    return code, message
 
 
 def _caller_arn() -> str | None:

@@ -52,9 +52,10 @@ from steps.runtime import (
     run_tool,
     warn,
 )
-from steps.schema import DROPPABLE_SCHEMA, connect, database_url, validate_schema_name
+from components.names import PR_SCHEMA
+from steps.database import connect, connection_problem, database_url
+from steps.schema import validate_schema_name
 
-POOLER_PORT = "6543"
 PUSH_CONFIG = "packages/shared-schemas/drizzle.config.ts"
 MANIFEST_SCRIPT = "packages/shared-schemas/scripts/manifest.ts"
 DRIZZLE_KIT = "node_modules/.bin/drizzle-kit"
@@ -290,21 +291,11 @@ def dropped_objects(before: SchemaState, after: SchemaState) -> list[str]:
 
 
 def refuse_pooler(url: str) -> None:
-    """Port 6543 is Supabase's transaction pooler, where drizzle-kit push hangs (FACTS.md)."""
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except ProgrammingError:
+    """A URL migrations cannot use (unparseable, or the transaction pooler) fails at once."""
+    problem = connection_problem(url)
+    if problem:
         raise PermanentError(
-            "DATABASE_URL is not a valid PostgreSQL connection string",
-            hint="use postgres://user:password@host:5432/db",
-        ) from None
-    ports = [p.strip() for p in str(params.get("port") or "").split(",")]
-    if POOLER_PORT in ports:
-        raise PermanentError(
-            "DATABASE_URL points at port 6543, Supabase's transaction pooler: drizzle-kit push hangs there",
+            problem,
             hint="use the direct connection (db.<project>.supabase.co:5432) or the session pooler (port 5432) for migrations",
         )
 
@@ -445,7 +436,7 @@ def migrate(args: MigrateArgs) -> dict:
     app_dir = args.app_dir
     if not (app_dir / PUSH_CONFIG).is_file():
         raise PermanentError(f"{app_dir / PUSH_CONFIG} does not exist", hint="pass the app's workspace root as --app-dir")
-    if args.allow_data_loss and not DROPPABLE_SCHEMA.match(schema):
+    if args.allow_data_loss and not PR_SCHEMA.fullmatch(schema):
         warn(f"--allow-data-loss on {schema}, which is not a PR schema: data-losing changes will be applied")
     ensure_installed(app_dir)
     manifest = read_manifest(app_dir, schema)

@@ -44,7 +44,7 @@ from typing import Any
 
 import requests
 
-from steps.retry import cloudflare_error_codes, http_is_transient
+from steps.retry import cloudflare_error_codes, http_is_transient, json_body
 from steps.runtime import (
     PermanentError,
     ToolResult,
@@ -102,7 +102,7 @@ class PagesApi:
         try:
             check_response(response, what=what)
         except (TransientError, PermanentError) as exc:
-            codes = cloudflare_error_codes(_json(response))
+            codes = cloudflare_error_codes(json_body(response))
             error = self.api_error(
                 str(exc),
                 status=response.status_code,
@@ -112,7 +112,7 @@ class PagesApi:
             )
             error.status, error.codes = response.status_code, codes  # type: ignore[attr-defined]
             raise error from None
-        body = _json(response)
+        body = json_body(response)
         if not isinstance(body, dict):
             raise TransientError(f"{what}: HTTP {response.status_code} without a JSON body")
         return body
@@ -127,7 +127,7 @@ class PagesApi:
             except requests.RequestException:
                 verdicts.append(None)
                 continue
-            body = _json(response)
+            body = json_body(response)
             if response.ok and isinstance(body, dict) and (body.get("result") or {}).get("status") == "active":
                 return True
             if response.status_code in (400, 401, 403) or 1000 in cloudflare_error_codes(body):
@@ -229,13 +229,6 @@ class PagesApi:
             raise
         log(f"deleted deployment {deployment_id}")
         return True
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _total_pages(info: Any, count: int) -> int:

@@ -98,7 +98,8 @@ def cloudflare_error_codes(body: Any) -> list[int]:
     return codes
 
 
-def _json_body(response: requests.Response) -> Any:
+def json_body(response: requests.Response) -> Any:
+    """The response's JSON, or None when it has none (an HTML error page, an empty body)."""
     try:
         return response.json()
     except ValueError:
@@ -118,7 +119,7 @@ def check_response(response: requests.Response, *, what: str) -> requests.Respon
 
     A 2xx whose body is a Cloudflare envelope with `"success": false` is a failure too.
     """
-    body = _json_body(response)
+    body = json_body(response)
     codes = cloudflare_error_codes(body)
     if response.ok and not codes:
         return response
@@ -138,15 +139,18 @@ def check_response(response: requests.Response, *, what: str) -> requests.Respon
     raise PermanentError(message)
 
 
-def _aws_code(exc: BaseException) -> tuple[str, int] | None:
-    # botocore's ClientError carries a parsed response dict; duck-typed so that steps which never
-    # touch AWS do not pay for importing botocore.
+def aws_error(exc: BaseException) -> tuple[str, str, int] | None:
+    """(code, message, HTTP status) of an AWS error, or None when `exc` is not one.
+
+    botocore's ClientError carries a parsed response dict; duck-typed so that steps which never
+    touch AWS do not pay for importing botocore.
+    """
     response = getattr(exc, "response", None)
     if not isinstance(response, Mapping) or "Error" not in response:
         return None
-    code = str(response.get("Error", {}).get("Code", ""))
+    error = response.get("Error") or {}
     status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code, status
+    return str(error.get("Code", "")), str(error.get("Message", "")), status
 
 
 def _is_instance_of(exc: BaseException, module: str, names: tuple[str, ...]) -> bool:
@@ -182,14 +186,14 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, PermanentError):
         return False
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return http_is_transient(exc.response.status_code, _json_body(exc.response))
+        return http_is_transient(exc.response.status_code, json_body(exc.response))
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return True
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return True
-    aws = _aws_code(exc)
+    aws = aws_error(exc)
     if aws is not None:
-        code, status = aws
+        code, _, status = aws
         if code in AWS_TRANSIENT_CODES or code.startswith("Throttl"):
             return True
         # AccessDenied*, ValidationException, ResourceNotFoundException and other 4xx codes.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.schema import DROPPABLE_SCHEMA
+from components.names import PR_SCHEMA, pr_schema
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
@@ -39,12 +39,14 @@ def failure_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize("name", ["app_preview_pr_7", "app_pr_12", "a_pr_1", "x1_pr_300"])
 def test_pr_schema_names_are_droppable(name):
-    assert DROPPABLE_SCHEMA.match(name)
+    assert PR_SCHEMA.fullmatch(name)
+    base, _, number = name.rpartition("_pr_")
+    assert pr_schema(base, int(number)) == name  # the program derives exactly these
 
 
-@pytest.mark.parametrize("name", ["app", "app_preview", "app_pr_0", "app_pr_07", "app_pr_", "pr_7", "_pr_1", "app_pr_7x"])
+@pytest.mark.parametrize("name", ["app", "app_preview", "app_pr_0", "app_pr_07", "app_pr_", "pr_7", "_pr_1", "app_pr_7x", "app_pr_7\n"])
 def test_other_names_are_not_droppable(name):
-    assert not DROPPABLE_SCHEMA.match(name)
+    assert not PR_SCHEMA.fullmatch(name)
 
 
 @pytest.mark.parametrize("name", ["app", "app_preview", "app_pr_07"])

@@ -68,16 +68,16 @@ def test_non_numeric_pr_numbers_are_refused(number):
     assert "is not a positive whole number" in problem
 
 
-@pytest.mark.parametrize("schema", ["App", "app-preview", "1app", "app;drop", "a" * 64])
+@pytest.mark.parametrize("schema", ["App", "app-preview", "1app", "app;drop", "a" * 64, "app\n"])
 def test_unsafe_schema_names_are_refused(schema):
     problems = problems_of("preview", dbSchema=schema)
-    assert any("not a safe PostgreSQL identifier" in p for p in problems)
+    assert any("not a plain PostgreSQL identifier" in p for p in problems)
 
 
 def test_a_long_base_schema_is_refused_once_the_pr_suffix_is_added():
     base = "a" * 58  # fine alone, 64 characters with `_pr_77`
     settings_for("preview", dbSchema=base)
-    assert any("safe PostgreSQL identifier" in p for p in problems_of("preview-pr-77", dbSchema=base))
+    assert any("plain PostgreSQL identifier" in p for p in problems_of("preview-pr-77", dbSchema=base))
 
 
 def test_every_problem_is_listed_at_once():
@@ -123,3 +123,20 @@ def test_integer_and_array_config_arrive_as_strings_from_the_cli():
 
 def test_a_wildcard_subject_prefix_is_refused():
     assert any("no `*`" in p for p in problems_of("prod", base="prod", githubSubjectPrefix="repo:org/*"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "host=pooler.supabase.com port=6543 dbname=postgres user=u password=p",  # keyword form
+        "postgres://u:p@a.example.com:5432,b.example.com:6543/postgres",  # a multi-host list
+    ],
+)
+def test_the_transaction_pooler_is_refused_in_every_form_libpq_reads(url):
+    # One parser (steps.database) for the settings and the migration step.
+    assert any("6543" in p for p in problems_of("prod", base="prod", database_url=url))
+
+
+def test_a_stack_name_with_a_trailing_newline_is_refused():
+    [problem] = problems_of("preview-pr-7\n")
+    assert "PR number" in problem or "is not one of" in problem

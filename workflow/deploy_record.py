@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from steps.database import database_url
 from steps.runtime import PermanentError, run_step
 
 SCHEMA = "webstack_audit"
@@ -157,13 +158,6 @@ def append(url: str, record: Mapping[str, Any]) -> dict[str, Any]:
         "id": row[0] if row else None,
         "inserted": row is not None,
     }
-
-
-def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise PermanentError("DATABASE_URL is not set", hint="pass the DATABASE_URL secret in this step's env")
-    return url
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
