@@ -104,10 +104,13 @@ def trail_key_policy(*, account_id: str, region: str, trail: str, log_group: str
                 "kms:ReEncryptTo",
                 "kms:GenerateDataKey",
                 "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:DescribeKey",
             ],
             "Resource": "*",
-            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group}},
+            # The encryption context is a string key (Service Authorization Reference, AWS KMS:
+            # kms:EncryptionContext:${EncryptionContextKey} is String), compared exactly. No
+            # kms:DescribeKey here: DescribeKey carries no encryption context, so under this
+            # condition it was never granted (parliament: UNKNOWN_CONDITION_FOR_ACTION).
+            "Condition": {"StringEquals": {"kms:EncryptionContext:aws:logs:arn": log_group}},
         },
         {
             # An alarm publishing to an SSE-KMS topic needs its own grant on a customer key
@@ -486,7 +489,6 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
             "Effect": "Allow",
             "Action": [
                 "logs:CreateLogGroup",
-                "logs:DescribeLogGroups",
                 "logs:PutRetentionPolicy",
                 "logs:AssociateKmsKey",
                 "logs:ListTagsForResource",
@@ -498,8 +500,8 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
                 "logs:DeleteMetricFilter",
                 "logs:DescribeMetricFilters",
             ],
-            # DescribeLogGroups is authorized on the `log-group:*` form (a prefix listing).
-            "Resource": [log_group, f"{log_group}:*", f"arn:aws:logs:{region}:{account}:log-group:*"],
+            # logs:DescribeLogGroups takes no resource: it is granted on "*" (WILDCARD_EXCEPTIONS).
+            "Resource": [log_group, f"{log_group}:*"],
         },
         {
             "Sid": "FoundationAlarms",
@@ -526,16 +528,11 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
                 "sns:TagResource",
                 "sns:UntagResource",
                 "sns:Subscribe",
-                "sns:Unsubscribe",
-                "sns:GetSubscriptionAttributes",
-                "sns:SetSubscriptionAttributes",
                 "sns:ListSubscriptionsByTopic",
             ],
-            # The topic and its subscriptions (`<topic arn>:<id>`).
-            "Resource": [
-                f"arn:aws:sns:{region}:{account}:{names['alert_topic']}",
-                f"arn:aws:sns:{region}:{account}:{names['alert_topic']}:*",
-            ],
+            # The subscription actions (Unsubscribe, Get/SetSubscriptionAttributes) take no resource:
+            # they are granted on "*" (WILDCARD_EXCEPTIONS); a subscription ARN here matched nothing.
+            "Resource": f"arn:aws:sns:{region}:{account}:{names['alert_topic']}",
         },
         {
             # Keys get their ARN at creation: they are matched by the project tag the provider's
@@ -552,33 +549,41 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
                 "kms:ListResourceTags",
                 "kms:TagResource",
                 "kms:UntagResource",
-                "kms:CreateAlias",
-                "kms:UpdateAlias",
-                "kms:DeleteAlias",
             ],
             "Resource": f"arn:aws:kms:{region}:{account}:key/*",
             "Condition": {"StringEquals": {"aws:ResourceTag/project": project}},
         },
         {
+            # AWS authorizes an alias change on the alias and on its target key, both (Service
+            # Authorization Reference, AWS KMS: CreateAlias/UpdateAlias/DeleteAlias need `alias*`
+            # and `key*`). The only alias is the state key's, so the key is named, not matched.
             "Sid": "FoundationKeyAliases",
             "Effect": "Allow",
             "Action": ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
-            "Resource": f"arn:aws:kms:{region}:{account}:{names['state_key_alias']}",
+            "Resource": [f"arn:aws:kms:{region}:{account}:{names['state_key_alias']}", scope.state_key_arn],
         },
         _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
 
 
-# Actions granted on Resource "*" and why: nothing narrower exists for them.
+# Actions granted on Resource "*" and why: nothing narrower exists for them. "No resource-level
+# permissions" is the Service Authorization Reference's empty resource-type column (also in
+# parliament's bundled iam_definition.json): a statement naming an ARN for them grants nothing.
 WILDCARD_EXCEPTIONS = {
     "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
     "kms:ListAliases": "a list action without resource-level permissions",
     "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
     "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
+    "logs:DescribeLogGroups": "no resource-level permissions (Service Authorization Reference, CloudWatch Logs)",
+    "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
+    "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
+    "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
 }
 # In a key policy, "Resource": "*" means "this key", and the account root's `kms:*` is AWS's
 # default statement that keeps the key administrable through IAM: both are required forms.
+# `kms:GenerateDataKey*` is how AWS documents the CloudTrail and CloudWatch grants on a key.
 KEY_POLICY_EXCEPTIONS = {
     "Resource:*": "in a key policy `*` means the key the policy is attached to",
     "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",
+    "kms:GenerateDataKey*": "the data-key generators, as AWS documents them for CloudTrail and CloudWatch key policies",
 }

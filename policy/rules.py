@@ -6,9 +6,15 @@ the violation messages. `policies()` wraps every rule in a `ResourceValidationPo
 `StackValidationPolicy`, all MANDATORY; `__main__.py` builds the pack from them (constructing a
 `PolicyPack` starts its gRPC server and blocks, so nothing here does).
 
-This module is self-contained (the pack may run in its own virtualenv, without the program): the
-named wildcard exceptions are repeated here and tests/test_deploy_roles.py checks that they agree
-with components/aws_policies.py.
+This module runs in the pack's own virtualenv, without the program. What it shares with the
+program is read, not imported: the stateful types come from `components/stateful.py` (pure data,
+loaded by path), and the named wildcard exceptions are repeated here (tests/test_policy.py checks
+that they agree with components/aws_policies.py).
+
+Pack config (`--policy-pack-config FILE`, written by `python -m policy.pack_config` in the
+workflows): the repository the deploy roles may trust (`deploy-role-subjects.repository`, with
+GitHub's immutable ids when known) and the stack's own site (`function-url-intended.siteOrigin`).
+Without them those rules refuse: the pack cannot tell this repository or this site from any other.
 
 What a pure function can know about secrets: CrossGuard hands policies secret values in plain
 text with no mark (pulumi-policy issues 163, 241), so "is this input a Pulumi secret" is not
@@ -16,16 +22,25 @@ decidable here. The rule therefore looks where a secret never belongs at all: re
 (AWS stores and shows them in plain text whatever Pulumi thinks) and Command inputs (the steps
 read secrets from the CI environment; a Command input would be written to state and re-run on
 every rotation). A value there is a violation when its key looks like a secret's name or the
-value looks like a credential.
+value looks like a credential (a known token shape, a DSN with a password, or a long random token).
+
+No rule raises on malformed input (a string `Principal`, a `Condition` that is not an object, ...):
+it reports what it cannot accept. A rule that still fails reports a violation naming itself, never
+a traceback; only the SDK's "unknown during preview" passes through, as the SDK expects.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pulumi_policy import (
@@ -36,6 +51,25 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
+
+
+def _load_stateful() -> ModuleType:
+    """components/stateful.py, by path: the one list of stateful types the program also reads."""
+    path = Path(__file__).resolve().parents[1] / "components" / "stateful.py"
+    spec = importlib.util.spec_from_file_location("webstack_stateful", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImportError(f"the policy pack reads the stateful types from {path}, which is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_STATEFUL = _load_stateful()
+# Resources whose loss loses data or takes everything down: `protect` must be set.
+STATEFUL_TYPES: frozenset[str] = frozenset(_STATEFUL.STATEFUL_TYPES)
+# In prod, every Command of this component (the schema and its migration) is stateful by structure.
+DATABASE_COMPONENT: str = _STATEFUL.DATABASE_COMPONENT
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -43,35 +77,39 @@ PROD_STACK = "prod"
 PROD_ALIAS = "stable"
 
 # Identity-policy actions that may be granted on Resource "*", and why (nothing narrower exists).
-# Must equal components.aws_policies.WILDCARD_EXCEPTIONS (tests/test_deploy_roles.py).
+# Must equal components.aws_policies.WILDCARD_EXCEPTIONS (tests/test_policy.py).
 WILDCARD_RESOURCE_ACTIONS = {
     "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
     "kms:ListAliases": "a list action without resource-level permissions",
     "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
     "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
+    "logs:DescribeLogGroups": "no resource-level permissions (Service Authorization Reference, CloudWatch Logs)",
+    "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
+    "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
+    "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
 }
-# Key policies: `"Resource": "*"` means "this key" (the only form AWS accepts), and `kms:*` for
-# the account root is AWS's default statement that keeps a key administrable through IAM.
+# Key policies: `"Resource": "*"` means "this key" (the only form AWS accepts), `kms:*` for the
+# account root is AWS's default statement that keeps a key administrable through IAM, and
+# `kms:GenerateDataKey*` is the form AWS documents for CloudTrail and CloudWatch on a key.
+# Must equal components.aws_policies.KEY_POLICY_EXCEPTIONS.
 KEY_POLICY_EXCEPTIONS = {
     "Resource:*": "in a key policy `*` means the key the policy is attached to",
     "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",
+    "kms:GenerateDataKey*": "the data-key generators, as AWS documents them for CloudTrail and CloudWatch key policies",
 }
 ACCOUNT_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:root$")
-
-# Resources whose loss loses data or takes everything down: `protect` must be set.
-STATEFUL_TYPES = {
-    "aws:s3/bucket:Bucket",
-    "aws:kms/key:Key",
-    "aws:dynamodb/table:Table",
-    "aws:cloudtrail/trail:Trail",
-    "aws:cloudwatch/logGroup:LogGroup",
-    "cloudflare:index/pagesProject:PagesProject",
+# The only AWS-managed policies a role may carry, and why. Must contain
+# components.aws_policies.BASIC_EXECUTION_POLICY (what LambdaRole attaches).
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": (
+        "the API function's own log group and streams: CloudWatch Logs writes only"
+    ),
 }
-# prod's schema is made by a Command; its replacement would drop nothing, but a plan that
-# replaces it is a plan nobody reviewed.
-PROD_SCHEMA_COMMAND = "python -m steps.schema create"
+AWS_MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/")
+
 COMMAND_TYPES = {"command:local:Command", "command:remote:Command"}
-COMMAND_TEXT_INPUTS = ("create", "update", "delete", "stdin")
+# A prod Command running the schema step is stateful even outside the Database component.
+SCHEMA_STEP = re.compile(r"\bsteps\.schema\b")
 
 SECRET_NAME = re.compile(
     r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|DATABASE_URL|\bDSN\b|WEBHOOK)",
@@ -79,12 +117,19 @@ SECRET_NAME = re.compile(
 )
 SECRET_VALUES = (
     re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:[^\s@/]+@"),  # scheme://user:password@host
+    # libpq keyword form (`host=db user=app password=...`), PGPASSWORD=..., ?password=...; not a
+    # reference to a variable (`password=$DB_PASSWORD`).
+    re.compile(r"(?i)(password|passwd|pwd)\s*=\s*['\"]?(?![$'\"\s])[^\s'\";&]+"),
     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
     re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),  # GitHub tokens
     re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack tokens
     re.compile(r"hooks\.slack\.com/services/"),  # Slack incoming webhook
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 )
+# A long run of token characters mixing upper case, lower case and digits with high entropy:
+# API tokens, secret keys, JWTs. Hex digests, UUIDs, account ids and host names do not qualify.
+RANDOM_TOKEN = re.compile(r"[A-Za-z0-9+/_=.~-]{20,}")
+RANDOM_TOKEN_BITS_PER_CHAR = 4.0
 
 ORIGIN = re.compile(r"^https://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
@@ -107,21 +152,54 @@ class Resource:
         parts = self.urn.split("::")
         return parts[0].removeprefix("urn:pulumi:") if parts and parts[0].startswith("urn:pulumi:") else ""
 
+    @property
+    def parent_types(self) -> tuple[str, ...]:
+        """The types of the resource's ancestors, outermost first, as its URN spells them:
+        `urn:pulumi:S::P::webstack:index:Phase$webstack:index:Database$command:local:Command::N`."""
+        parts = self.urn.split("::")
+        if len(parts) < 4:
+            return ()
+        return tuple(parts[2].split("$")[:-1])
+
 
 @dataclass(frozen=True)
 class PackConfig:
-    """GitHub environments the deploy roles may trust besides their fixed subjects."""
+    """What the pack needs to know about the repository and the stack (the pack config).
 
+    `repository` is `owner/name` (`${{ github.repository }}`); with `repository_id` and
+    `repository_owner_id` GitHub's immutable subject form `repo:owner@ID/name@ID:` is accepted too.
+    `site_origin` is the stack's own site (`https://host`), the one origin a public URL may admit.
+    """
+
+    repository: str = ""
+    repository_id: str = ""
+    repository_owner_id: str = ""
+    site_origin: str = ""
     prod_environments: tuple[str, ...] = ()
     preview_environments: tuple[str, ...] = ("preview-sweeper",)
 
     @classmethod
     def of(cls, config: Mapping[str, Any] | None) -> PackConfig:
-        config = config or {}
+        config = config if isinstance(config, Mapping) else {}
         default = cls()
+
+        def text(key: str) -> str:
+            value = config.get(key)
+            return value.strip() if isinstance(value, str) else ""
+
+        def names(key: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+            value = config.get(key)
+            if value is None:
+                return fallback
+            return tuple(str(v) for v in _list(value) if isinstance(v, (str, int)))
+
         return cls(
-            prod_environments=tuple(config.get("prodEnvironments", default.prod_environments)),
-            preview_environments=tuple(config.get("previewEnvironments", default.preview_environments)),
+            repository=text("repository"),
+            repository_id=text("repositoryId"),
+            repository_owner_id=text("repositoryOwnerId"),
+            site_origin=text("siteOrigin").rstrip("/"),
+            prod_environments=names("prodEnvironments", default.prod_environments),
+            preview_environments=names("previewEnvironments", default.preview_environments),
         )
 
 
@@ -131,22 +209,36 @@ class PackConfig:
 def _list(value: Any) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         return [value]
     return list(value)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in _list(value)]
+
+
+UNPARSABLE = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Sid": "<unparsable>"}]}
+
+
 def _document(value: Any) -> Mapping[str, Any] | None:
-    """A policy document from a property: a JSON string (the usual input) or an object."""
+    """A policy document from a property: a JSON string (the usual input) or an object.
+
+    A string that is not a JSON object reads as "allow everything", so every rule refuses it.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            return {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Sid": "<unparsable>"}]}
-        return parsed if isinstance(parsed, Mapping) else None
-    return value if isinstance(value, Mapping) else None
+            return UNPARSABLE
+        return parsed if isinstance(parsed, Mapping) else UNPARSABLE
+    return value if isinstance(value, Mapping) else UNPARSABLE
 
 
 def _statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
@@ -167,12 +259,19 @@ def _falsy_string(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.lower() == "false")
 
 
-def _is_public_principal(principal: Any) -> bool:
+def _principals(principal: Any, kind: str) -> list[str]:
+    """The principals of one kind (`AWS`, `Service`, `Federated`, ...); `"*"` is every AWS principal."""
     if principal == "*":
-        return True
-    if isinstance(principal, Mapping):
-        return "*" in _list(principal.get("AWS"))
-    return False
+        return ["*"] if kind == "AWS" else []
+    return _strings(_mapping(principal).get(kind))
+
+
+def _is_public_principal(principal: Any) -> bool:
+    return "*" in _principals(principal, "AWS")
+
+
+def _wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
 
 
 def arn_matches(pattern: str, arn: str) -> bool:
@@ -182,33 +281,42 @@ def arn_matches(pattern: str, arn: str) -> bool:
 
 # --- S3 -----------------------------------------------------------------------------------------
 
+BUCKET_TYPES = {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
+VERSIONING_TYPES = {"aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"}
+ENCRYPTION_TYPES = {
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+}
+PUBLIC_ACCESS_BLOCK_TYPES = {"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"}
+BUCKET_POLICY_TYPES = {"aws:s3/bucketPolicy:BucketPolicy"}
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
+S3_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 
 def s3_public_access_blocked(r: Resource) -> list[str]:
-    if r.type != "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
+    if r.type not in PUBLIC_ACCESS_BLOCK_TYPES:
         return []
     off = [flag for flag in PUBLIC_ACCESS_FLAGS if r.props.get(flag) is not True]
     return [f"public access is not fully blocked: {', '.join(off)} must be true"] if off else []
 
 
 def s3_versioning_enabled(r: Resource) -> list[str]:
-    if r.type != "aws:s3/bucketVersioning:BucketVersioning":
+    if r.type not in VERSIONING_TYPES:
         return []
-    status = (r.props.get("versioningConfiguration") or {}).get("status")
+    status = _mapping(r.props.get("versioningConfiguration")).get("status")
     return [] if status == "Enabled" else [f"bucket versioning is {status!r}, must be 'Enabled'"]
 
 
 def s3_kms_encrypted(r: Resource) -> list[str]:
-    if r.type != "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+    if r.type not in ENCRYPTION_TYPES:
         return []
     rules = _list(r.props.get("rules"))
     if not rules:
         return ["no server-side encryption rule"]
     problems = []
     for rule in rules:
-        default = (rule or {}).get("applyServerSideEncryptionByDefault") or {}
+        default = _mapping(_mapping(rule).get("applyServerSideEncryptionByDefault"))
         if default.get("sseAlgorithm") not in KMS_ALGORITHMS:
             problems.append(f"sseAlgorithm is {default.get('sseAlgorithm')!r}, must be one of {KMS_ALGORITHMS}")
         elif not default.get("kmsMasterKeyId"):
@@ -216,56 +324,80 @@ def s3_kms_encrypted(r: Resource) -> list[str]:
     return problems
 
 
-def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
+def _covers(patterns: list[str], arn: str) -> bool:
+    return any(arn_matches(pattern, arn) for pattern in patterns)
+
+
+def _denies_plain_http(statement: Mapping[str, Any], bucket: str) -> bool:
+    """A Deny of s3:* to everyone without TLS, on `bucket` itself and on every object in it."""
     if statement.get("Effect") != "Deny" or not _is_public_principal(statement.get("Principal")):
         return False
-    if not {"s3:*", "*"} & set(_list(statement.get("Action"))):
+    if not {"s3:*", "*"} & set(_strings(statement.get("Action"))):
         return False
-    secure = ((statement.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")
+    secure = _mapping(_mapping(statement.get("Condition")).get("Bool")).get("aws:SecureTransport")
     if not _falsy_string(secure):
         return False
-    resources = [str(x) for x in _list(statement.get("Resource"))]
-    return any(x.endswith("/*") for x in resources) and any(not x.endswith("/*") for x in resources)
+    resources = _strings(statement.get("Resource"))
+    return any(
+        _covers(resources, f"arn:{partition}:s3:::{bucket}") and _covers(resources, f"arn:{partition}:s3:::{bucket}/any/key")
+        for partition in S3_PARTITIONS
+    )
 
 
 def s3_tls_only(r: Resource) -> list[str]:
-    if r.type != "aws:s3/bucketPolicy:BucketPolicy":
+    if r.type not in BUCKET_POLICY_TYPES:
         return []
-    if any(_denies_plain_http(s) for s in _statements(_document(r.props.get("policy")))):
+    bucket = r.props.get("bucket")
+    if not isinstance(bucket, str) or not bucket:
+        return ["the bucket policy names no bucket, so it cannot be checked for TLS-only access"]
+    if any(_denies_plain_http(s, bucket) for s in _statements(_document(r.props.get("policy")))):
         return []
     return [
-        "the bucket policy does not deny non-TLS access: add a Deny of s3:* to Principal * on the bucket "
-        "and bucket/* when aws:SecureTransport is false"
+        f"the bucket policy does not deny non-TLS access to {bucket}: add a Deny of s3:* to Principal * on "
+        f"arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/* when aws:SecureTransport is false"
     ]
 
 
-BUCKET_GUARDS = {
-    "aws:s3/bucketVersioning:BucketVersioning": "versioning",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "SSE-KMS",
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "a public access block",
-    "aws:s3/bucketPolicy:BucketPolicy": "a TLS-only bucket policy",
-}
+BUCKET_GUARDS = (
+    (VERSIONING_TYPES, "versioning"),
+    (ENCRYPTION_TYPES, "SSE-KMS"),
+    (PUBLIC_ACCESS_BLOCK_TYPES, "a public access block"),
+    (BUCKET_POLICY_TYPES, "a TLS-only bucket policy"),
+)
+
+
+def _bucket_name(bucket: Resource) -> str:
+    name = bucket.props.get("bucket")
+    return name if isinstance(name, str) else ""
 
 
 def _points_at(sub: Resource, bucket: Resource) -> bool:
     """A sub-resource names its bucket by name (real outputs), id, or is wired from it (recorded)."""
     target = sub.props.get("bucket")
-    names = {bucket.props.get("bucket"), bucket.props.get("id")} - {None, ""}
-    return target in names or bucket.urn in (sub.property_dependencies.get("bucket") or ())
+    names = {v for v in (bucket.props.get("bucket"), bucket.props.get("id")) if isinstance(v, str) and v}
+    return (isinstance(target, str) and target in names) or bucket.urn in _strings(sub.property_dependencies.get("bucket"))
+
+
+def _guards(resources: Sequence[Resource], bucket: Resource, kinds: set[str]) -> list[Resource]:
+    return [r for r in resources if r.type in kinds and _points_at(r, bucket)]
 
 
 def s3_buckets_guarded(resources: Sequence[Resource]) -> list[tuple[str, str]]:
-    """Every bucket has versioning, SSE-KMS, a public access block and a TLS-only policy.
+    """Every bucket (either bucket type) has versioning, SSE-KMS, a public access block and a
+    bucket policy that denies plain HTTP on that very bucket.
 
     The per-resource rules check each of those; this one checks that none is missing.
     """
     violations = []
-    for bucket in (r for r in resources if r.type == "aws:s3/bucket:Bucket"):
-        missing = [
-            what
-            for kind, what in BUCKET_GUARDS.items()
-            if not any(r.type == kind and _points_at(r, bucket) for r in resources)
-        ]
+    for bucket in (r for r in resources if r.type in BUCKET_TYPES):
+        missing = [what for kinds, what in BUCKET_GUARDS if not _guards(resources, bucket, kinds)]
+        name = _bucket_name(bucket)
+        if "a TLS-only bucket policy" not in missing and name:
+            policies = _guards(resources, bucket, BUCKET_POLICY_TYPES)
+            if not any(
+                _denies_plain_http(s, name) for p in policies for s in _statements(_document(p.props.get("policy")))
+            ):
+                missing.append(f"bucket policy that denies non-TLS access to {name} itself")
         if missing:
             violations.append((bucket.urn, f"bucket {bucket.name} has no {', no '.join(missing)}"))
     return violations
@@ -277,7 +409,8 @@ def s3_buckets_guarded(resources: Sequence[Resource]) -> list[tuple[str, str]]:
 def kms_key_rotation(r: Resource) -> list[str]:
     if r.type != "aws:kms/key:Key":
         return []
-    specs = {r.props.get("keySpec"), r.props.get("customerMasterKeySpec")} - {None, "", "SYMMETRIC_DEFAULT"}
+    specs = {str(r.props.get(key)) for key in ("keySpec", "customerMasterKeySpec") if r.props.get(key)}
+    specs -= {"SYMMETRIC_DEFAULT"}
     if specs:
         return [f"{', '.join(sorted(specs))} keys cannot rotate: only SYMMETRIC_DEFAULT keys are allowed"]
     return [] if r.props.get("enableKeyRotation") is True else ["key rotation is off: set enableKeyRotation"]
@@ -287,9 +420,9 @@ def dynamodb_pitr_and_sse(r: Resource) -> list[str]:
     if r.type != "aws:dynamodb/table:Table":
         return []
     problems = []
-    if (r.props.get("pointInTimeRecovery") or {}).get("enabled") is not True:
+    if _mapping(r.props.get("pointInTimeRecovery")).get("enabled") is not True:
         problems.append("point-in-time recovery is off")
-    sse = r.props.get("serverSideEncryption") or {}
+    sse = _mapping(r.props.get("serverSideEncryption"))
     if sse.get("enabled") is not True or not sse.get("kmsKeyArn"):
         problems.append("server-side encryption with a customer-managed KMS key (kmsKeyArn) is off")
     return problems
@@ -310,22 +443,71 @@ def cloudtrail_secure(r: Resource) -> list[str]:
     return problems
 
 
+# --- role trust ---------------------------------------------------------------------------------
+
+TRUST_ACTIONS = {
+    "sts:AssumeRole",
+    "sts:AssumeRoleWithWebIdentity",
+    "sts:AssumeRoleWithSAML",
+    "sts:TagSession",
+    "sts:SetSourceIdentity",
+    "sts:SetContext",
+}
+
+
+def _trust_document(r: Resource) -> Mapping[str, Any] | None:
+    return _document(r.props.get("assumeRolePolicy")) if r.type == "aws:iam/role:Role" else None
+
+
+def iam_trust_restricted(r: Resource) -> list[str]:
+    """Who may assume a role: named principals only. Never everyone (`*`, `{"AWS": "*"}`), never a
+    wildcard principal, never `NotPrincipal`, and no federation but GitHub's OIDC provider."""
+    document = _trust_document(r)
+    if document is None:
+        return []
+    if document is UNPARSABLE:
+        return ["the trust policy is not a JSON policy document"]
+    problems = []
+    for index, statement in enumerate(_statements(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        label = _label(statement, index)
+        if "NotPrincipal" in statement:
+            problems.append(f"{label}: Allow with NotPrincipal lets everyone else assume the role")
+            continue
+        principal = statement.get("Principal")
+        if principal != "*" and not isinstance(principal, Mapping):
+            problems.append(f"{label}: Principal {principal!r} is not `*` or an object naming principals")
+            continue
+        if _is_public_principal(principal):
+            problems.append(f"{label}: every AWS principal (*) may assume the role")
+        for kind, values in _mapping(principal).items():
+            for value in _strings(values):
+                if value != "*" and _wildcard(value):
+                    problems.append(f"{label}: the {kind} principal {value!r} has a wildcard")
+        for federated in _principals(principal, "Federated"):
+            if not federated.endswith(f":oidc-provider/{GITHUB_OIDC_HOST}"):
+                problems.append(f"{label}: federation from {federated!r}; only GitHub's OIDC provider may federate")
+        for action in _strings(statement.get("Action")):
+            if action not in TRUST_ACTIONS:
+                problems.append(f"{label}: the trust grants {action!r}; a trust policy grants only sts:AssumeRole* actions")
+    return problems
+
+
 # --- GitHub OIDC trust --------------------------------------------------------------------------
 
 
 def _github_statements(r: Resource) -> list[Mapping[str, Any]]:
-    if r.type != "aws:iam/role:Role":
-        return []
     return [
         s
-        for s in _statements(_document(r.props.get("assumeRolePolicy")))
-        if any(GITHUB_OIDC_HOST in str(p) for p in _list((s.get("Principal") or {}).get("Federated")))
+        for s in _statements(_trust_document(r))
+        if any(GITHUB_OIDC_HOST in p for p in _principals(s.get("Principal"), "Federated"))
     ]
 
 
 def _subjects(statement: Mapping[str, Any]) -> list[str]:
-    equals = (statement.get("Condition") or {}).get("StringEquals") or {}
-    return [str(s) for s in _list(equals.get(f"{GITHUB_OIDC_HOST}:sub"))]
+    equals = _mapping(_mapping(statement.get("Condition")).get("StringEquals"))
+    return _strings(equals.get(f"{GITHUB_OIDC_HOST}:sub"))
 
 
 def oidc_trust_pinned(r: Resource) -> list[str]:
@@ -335,31 +517,43 @@ def oidc_trust_pinned(r: Resource) -> list[str]:
         label = _label(statement, index)
         if statement.get("Effect") != "Allow":
             continue
-        condition = statement.get("Condition") or {}
-        equals = condition.get("StringEquals") or {}
-        if _list(equals.get(f"{GITHUB_OIDC_HOST}:aud")) != [STS_AUDIENCE]:
+        condition = _mapping(statement.get("Condition"))
+        equals = _mapping(condition.get("StringEquals"))
+        if _strings(equals.get(f"{GITHUB_OIDC_HOST}:aud")) != [STS_AUDIENCE]:
             problems.append(f"{label}: the audience must be exactly {STS_AUDIENCE}")
         subjects = _subjects(statement)
         if not subjects:
             problems.append(f"{label}: no exact `sub` condition (StringEquals)")
         for subject in subjects:
-            if "*" in subject or "?" in subject:
+            if _wildcard(subject):
                 problems.append(f"{label}: subject {subject!r} has a wildcard")
         for operator, conditions in condition.items():
-            if operator != "StringEquals" and any(f"{GITHUB_OIDC_HOST}:sub" in k for k in conditions or {}):
+            if operator != "StringEquals" and any(f"{GITHUB_OIDC_HOST}:sub" in str(k) for k in _mapping(conditions)):
                 problems.append(f"{label}: `sub` is matched with {operator}, only StringEquals is exact")
     return problems
 
 
+def _subject_prefixes(config: PackConfig) -> list[str]:
+    """`repo:owner/name:` and, with GitHub's ids, the immutable `repo:owner@ID/name@ID:`."""
+    if not config.repository:
+        return []
+    prefixes = [f"repo:{config.repository}:"]
+    owner, _, name = config.repository.partition("/")
+    if config.repository_id and config.repository_owner_id and name:
+        prefixes.append(f"repo:{owner}@{config.repository_owner_id}/{name}@{config.repository_id}:")
+    return prefixes
+
+
 def _allowed_suffixes(role: str, config: PackConfig) -> set[str]:
     if role == "prod":
-        return {":ref:refs/heads/main", *(f":environment:{e}" for e in config.prod_environments)}
-    return {":pull_request", *(f":environment:{e}" for e in config.preview_environments)}
+        return {"ref:refs/heads/main", *(f"environment:{e}" for e in config.prod_environments)}
+    return {"pull_request", *(f"environment:{e}" for e in config.preview_environments)}
 
 
 def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
-    """The prod role trusts only `main` (or its environment); the preview role only pull requests
-    (and the sweeper's environment). Any other role GitHub may assume is a violation."""
+    """The prod role trusts only `main` (or its environment) of this repository; the preview role
+    only this repository's pull requests (and the sweeper's environment). Any other role GitHub may
+    assume is a violation."""
     statements = _github_statements(r)
     if not statements:
         return []
@@ -367,16 +561,23 @@ def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list
     role = "prod" if role_name.endswith("-deploy-prod") else "preview" if role_name.endswith("-deploy-preview") else ""
     if not role:
         return [f"role {role_name or r.name!r} trusts GitHub but is neither the prod nor the preview deploy role"]
-    allowed = _allowed_suffixes(role, config)
+    prefixes = _subject_prefixes(config)
+    if not prefixes:
+        return [
+            "the pack config names no repository (deploy-role-subjects.repository): pass "
+            "`--policy-pack-config` from `python -m policy.pack_config`, or any repository's "
+            f"{'main' if role == 'prod' else 'pull requests'} would pass as this one's"
+        ]
+    allowed = sorted(prefix + suffix for prefix in prefixes for suffix in _allowed_suffixes(role, config))
     problems = []
     for statement in statements:
         for subject in _subjects(statement):
-            if not any(subject.endswith(suffix) and subject.startswith("repo:") for suffix in allowed):
-                problems.append(f"the {role} role must not trust {subject!r} (allowed: *{', *'.join(sorted(allowed))})")
+            if subject not in allowed:
+                problems.append(f"the {role} role must not trust {subject!r} (allowed: {', '.join(allowed)})")
     return problems
 
 
-# --- IAM wildcards ------------------------------------------------------------------------------
+# --- IAM permission documents -------------------------------------------------------------------
 
 IDENTITY_POLICY_INPUTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -386,25 +587,33 @@ IDENTITY_POLICY_INPUTS = {
 }
 RESOURCE_POLICY_INPUTS = {
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
+    "aws:s3/bucket:Bucket": "policy",
+    "aws:s3/bucketV2:BucketV2": "policy",
     "aws:sns/topic:Topic": "policy",
     "aws:sns/topicPolicy:TopicPolicy": "policy",
     "aws:sqs/queuePolicy:QueuePolicy": "policy",
+    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "policyDocument",
+    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
+}
+KEY_POLICY_INPUTS = {
+    "aws:kms/key:Key": "policy",
+    "aws:kms/keyPolicy:KeyPolicy": "policy",
 }
 
 
 def _policy_documents(r: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(kind, document) of every permission policy the resource carries."""
+    """(kind, document) of every permission policy the resource carries (not trust policies)."""
     if r.type in IDENTITY_POLICY_INPUTS:
         document = _document(r.props.get(IDENTITY_POLICY_INPUTS[r.type]))
         if document is not None:
             yield "identity", document
     if r.type == "aws:iam/role:Role":
         for inline in _list(r.props.get("inlinePolicies")):
-            document = _document((inline or {}).get("policy"))
+            document = _document(_mapping(inline).get("policy"))
             if document is not None:
                 yield "identity", document
-    if r.type == "aws:kms/key:Key":
-        document = _document(r.props.get("policy"))
+    if r.type in KEY_POLICY_INPUTS:
+        document = _document(r.props.get(KEY_POLICY_INPUTS[r.type]))
         if document is not None:
             yield "key", document
     if r.type in RESOURCE_POLICY_INPUTS:
@@ -413,31 +622,76 @@ def _policy_documents(r: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield "resource", document
 
 
-def _wildcard_action(action: str) -> bool:
-    return action == "*" or action.endswith(":*")
+KEY_POLICY_ACTION_WILDCARDS = {"kms:GenerateDataKey*"}
 
 
 def _root_only(principal: Any) -> bool:
     if not isinstance(principal, Mapping) or set(principal) != {"AWS"}:
         return False
-    return all(ACCOUNT_ROOT.match(str(p)) for p in _list(principal["AWS"]))
+    return all(ACCOUNT_ROOT.match(p) for p in _strings(principal["AWS"]))
+
+
+def _tag_scoped(statement: Mapping[str, Any]) -> bool:
+    """The statement only matches resources carrying a given tag (StringEquals aws:ResourceTag/...)."""
+    equals = _mapping(_mapping(statement.get("Condition")).get("StringEquals"))
+    return any(str(key).startswith("aws:ResourceTag/") for key in equals)
+
+
+# Services whose ARNs start with the resource's own name (no type prefix): sns topics, sqs queues,
+# s3 buckets. Everywhere else the first segment after the account is the resource type.
+NAME_FIRST_SERVICES = {"s3", "sns", "sqs"}
+
+
+def _broad_resource(resource: str, statement: Mapping[str, Any]) -> str:
+    """Why an ARN pattern reaches further than one named resource (or a named prefix), or ''."""
+    if not resource.startswith("arn:"):
+        return ""  # not an ARN: AWS refuses the document
+    _, partition, service, region, account, rest = (resource.split(":", 5) + [""] * 5)[:6]
+    if any(_wildcard(p) for p in (partition, service, region, account)):
+        return "a wildcard in its partition, service, region or account"
+    if service in NAME_FIRST_SERVICES:
+        name = re.split(r"[/:]", rest, maxsplit=1)[0]
+        return "" if name and not _wildcard(name[0]) else f"every {service} resource"
+    kind, separator, name = _split_type(rest)
+    if _wildcard(kind):
+        return "a wildcard resource type"
+    if separator and (not name or _wildcard(name[0])):
+        if _tag_scoped(statement):
+            return ""  # every `kind` carrying the statement's tag: a scope AWS enforces
+        return f"every {kind} ({kind}{separator}{name})"
+    return ""
+
+
+def _split_type(rest: str) -> tuple[str, str, str]:
+    match = re.match(r"^([^/:]*)([/:])(.*)$", rest)
+    return (match.group(1), match.group(2), match.group(3)) if match else (rest, "", "")
+
+
+def _wildcard_action(action: str) -> bool:
+    return _wildcard(action)
 
 
 def iam_no_wildcards(r: Resource) -> list[str]:
-    """No grant of `*`/`service:*` actions or of `*` resources, except the named exceptions."""
+    """No wildcard in a granted action (`*`, `s3:*`, `iam:Pass*`, `s3:Get*`), no `*` resource, no
+    ARN pattern that reaches every resource of a type (`arn:*`, `...:role/*`), except the named
+    exceptions; resource policies never grant to everyone."""
     problems = []
     for kind, document in _policy_documents(r):
         for index, statement in enumerate(_statements(document)):
             if statement.get("Effect") != "Allow":
                 continue  # denies may be as broad as they like
             label = _label(statement, index)
-            actions = [str(a) for a in _list(statement.get("Action"))]
-            resources = [str(x) for x in _list(statement.get("Resource"))]
+            actions = _strings(statement.get("Action"))
+            resources = _strings(statement.get("Resource"))
             if "NotAction" in statement or "NotResource" in statement:
                 problems.append(f"{label}: Allow with NotAction/NotResource grants everything else")
+            if kind != "identity" and "NotPrincipal" in statement:
+                problems.append(f"{label}: Allow with NotPrincipal grants everyone else")
             for action in filter(_wildcard_action, actions):
                 if kind == "key" and action == "kms:*" and _root_only(statement.get("Principal")):
                     continue  # KEY_POLICY_EXCEPTIONS["kms:*"]
+                if kind == "key" and action in KEY_POLICY_ACTION_WILDCARDS:
+                    continue  # KEY_POLICY_EXCEPTIONS["kms:GenerateDataKey*"]
                 problems.append(f"{label}: grants the wildcard action {action!r}")
             if kind != "identity" and _is_public_principal(statement.get("Principal")):
                 problems.append(f"{label}: grants to every principal (*)")
@@ -450,25 +704,69 @@ def iam_no_wildcards(r: Resource) -> list[str]:
                         f"{label}: grants {', '.join(unexplained or actions)} on Resource '*' "
                         "(only the named exceptions may: " + ", ".join(sorted(WILDCARD_RESOURCE_ACTIONS)) + ")"
                     )
+            for resource in resources:
+                if resource == "*":
+                    continue
+                why = _broad_resource(resource, statement)
+                if why:
+                    problems.append(f"{label}: the resource {resource!r} reaches {why}; name the resource or a named prefix")
+    return problems
+
+
+MANAGED_POLICY_INPUTS = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
+    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
+    "aws:iam/role:Role": "managedPolicyArns",
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": "policyArns",
+}
+
+
+def iam_managed_policies(r: Resource) -> list[str]:
+    """AWS-managed policies grant what AWS decides (AdministratorAccess, `*FullAccess`, ...), out
+    of this pack's sight: only the named ones may be attached. Customer-managed policies are
+    declared as `aws:iam/policy:Policy`, whose documents the wildcard rule reads."""
+    if r.type not in MANAGED_POLICY_INPUTS:
+        return []
+    problems = []
+    for arn in _strings(r.props.get(MANAGED_POLICY_INPUTS[r.type])):
+        if AWS_MANAGED_POLICY.match(arn) and arn not in ALLOWED_MANAGED_POLICIES:
+            name = arn.rsplit("/", 1)[-1]
+            problems.append(
+                f"the AWS-managed policy {name} ({arn}) is not allowed: only "
+                + ", ".join(sorted(a.rsplit("/", 1)[-1] for a in ALLOWED_MANAGED_POLICIES))
+                + " may be attached"
+            )
     return problems
 
 
 # --- Lambda function URLs -----------------------------------------------------------------------
 
 
-def function_url_intended(r: Resource) -> list[str]:
+def function_url_intended(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
     """Documented choice: a function URL without IAM auth (`NONE`) is allowed because the API checks
-    JWTs itself and `/health` is public, but only with CORS admitting exactly one https origin (the
-    stack's site, never `*`), and in prod only on the alias `stable`. Public invoke permissions
-    exist only for that URL."""
+    JWTs itself and `/health` is public, but only with CORS admitting exactly the stack's own site
+    (`siteOrigin` in the pack config; never `*`, never another origin), and in prod only on the
+    alias `stable`. Public invoke permissions exist only for that URL."""
     if r.type == "aws:lambda/functionUrl:FunctionUrl":
         if r.props.get("authorizationType") != "NONE":
             return []
         problems = []
-        origins = [str(o) for o in _list((r.props.get("cors") or {}).get("allowOrigins"))]
+        cors = _mapping(r.props.get("cors"))
+        origins = _strings(cors.get("allowOrigins"))
         if len(origins) != 1 or not ORIGIN.match(origins[0]):
             problems.append(f"a public URL must admit exactly one https site origin in CORS, got {origins}")
-        if _truthy((r.props.get("cors") or {}).get("allowCredentials")):
+        elif not config.site_origin:
+            problems.append(
+                "the pack config names no site origin (function-url-intended.siteOrigin): pass "
+                "`--policy-pack-config` from `python -m policy.pack_config`, or any origin would pass as the site"
+            )
+        elif origins[0] != config.site_origin:
+            problems.append(f"a public URL must admit only the stack's site {config.site_origin} in CORS, got {origins[0]}")
+        if _truthy(cors.get("allowCredentials")):
             problems.append("a public URL must not allow credentials in CORS")
         if r.stack == PROD_STACK and r.props.get("qualifier") != PROD_ALIAS:
             problems.append(f"prod's public URL must serve the alias {PROD_ALIAS!r}, got {r.props.get('qualifier')!r}")
@@ -489,93 +787,144 @@ def function_url_intended(r: Resource) -> list[str]:
 
 
 def stateful_protected(r: Resource) -> list[str]:
+    """Every resource of components/stateful.py's STATEFUL_TYPES is protected; in prod, so is every
+    Command of the Database component (recognised by the URN's parent types, not by its text)."""
     if r.type in STATEFUL_TYPES and not r.protect:
         return [f"{r.type} holds state nobody can recreate: set protect=True (and retain_on_delete)"]
-    if (
-        r.type in COMMAND_TYPES
-        and r.stack == PROD_STACK
-        and str(r.props.get("create") or "").startswith(PROD_SCHEMA_COMMAND)
-        and not r.protect
-    ):
-        return ["prod's database schema Command must be protected"]
+    if r.type in COMMAND_TYPES and r.stack == PROD_STACK and not r.protect:
+        if DATABASE_COMPONENT in r.parent_types:
+            return [f"prod's database Commands ({DATABASE_COMPONENT}) must be protected: {r.name} is not"]
+        if any(SCHEMA_STEP.search(str(r.props.get(name) or "")) for name in ("create", "update", "delete")):
+            return [f"prod's database schema Command {r.name} must be protected"]
     return []
 
 
-def _secret_findings(where: str, key: str, value: Any) -> list[str]:
-    if value is None or value == "":
+def _random_token(text: str) -> str:
+    """A long, high-entropy run mixing upper case, lower case and digits, or ''."""
+    for token in RANDOM_TOKEN.findall(text):
+        if re.fullmatch(r"[0-9a-fA-F.-]+", token):
+            continue  # digests, UUIDs, account and resource ids
+        if min(len(re.findall(c, token)) for c in ("[a-z]", "[A-Z]", "[0-9]")) < 2:
+            continue
+        counts = Counter(token)
+        bits = -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
+        if bits >= RANDOM_TOKEN_BITS_PER_CHAR:
+            return token
+    return ""
+
+
+def _value_findings(where: str, value: Any) -> list[str]:
+    """A credential in a value of any shape (strings inside lists and objects too)."""
+    if isinstance(value, Mapping):
+        return [m for k, v in value.items() for m in _value_findings(f"{where}.{k}", v)]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # lists, and the SDK's list proxies
+        return [m for i, v in enumerate(value) for m in _value_findings(f"{where}[{i}]", v)]
+    if not isinstance(value, str) or not value:
         return []
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if key and SECRET_NAME.search(key):
-        return [f"{where} {key!r} is named like a secret: secrets never go into {where.split()[0]}s"]
-    if any(pattern.search(text) for pattern in SECRET_VALUES):
-        return [f"{where} {key or '(value)'!r} carries a credential in plain text"]
+    if any(pattern.search(value) for pattern in SECRET_VALUES):
+        return [f"{where} carries a credential in plain text"]
+    if _random_token(value):
+        return [f"{where} carries a long random token (a key or password?) in plain text"]
     return []
+
+
+def _named_findings(what: str, values: Any) -> list[str]:
+    problems = []
+    for key, value in _mapping(values).items():
+        if value is None or value == "":
+            continue
+        if SECRET_NAME.search(str(key)):
+            problems.append(f"{what} {str(key)!r} is named like a secret: secrets never go into {what}s")
+        else:
+            problems += _value_findings(f"{what} {str(key)!r}", value)
+    return problems
 
 
 def no_plaintext_secrets(r: Resource) -> list[str]:
-    problems = []
-    tags = r.props.get("tags")
-    if isinstance(tags, Mapping):
-        for key, value in tags.items():
-            problems += _secret_findings("tag", str(key), value)
+    problems = _named_findings("tag", r.props.get("tags"))
     if r.type in COMMAND_TYPES:
-        environment = r.props.get("environment")
-        if isinstance(environment, Mapping):
-            for key, value in environment.items():
-                problems += _secret_findings("Command environment variable", str(key), value)
-        for name in COMMAND_TEXT_INPUTS:
-            problems += _secret_findings(f"Command {name}", "", r.props.get(name))
-        for trigger in _list(r.props.get("triggers")):
-            problems += _secret_findings("Command trigger", "", trigger)
+        problems += _named_findings("Command environment variable", r.props.get("environment"))
+        for name, value in r.props.items():
+            if name != "environment":
+                problems += _value_findings(f"Command {name}", value)
     return problems
 
 
 # --- the pack -----------------------------------------------------------------------------------
 
-ResourceRule = Callable[[Resource], list[str]]
+ResourceRule = Callable[..., list[str]]
 
 RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     "s3-public-access-blocked": ("S3 public access blocks set all four flags.", s3_public_access_blocked),
     "s3-versioning-enabled": ("S3 bucket versioning is Enabled.", s3_versioning_enabled),
     "s3-kms-encrypted": ("S3 default encryption is SSE-KMS with a customer-managed key.", s3_kms_encrypted),
-    "s3-tls-only": ("S3 bucket policies deny every request without TLS.", s3_tls_only),
+    "s3-tls-only": ("S3 bucket policies deny every request without TLS to their own bucket.", s3_tls_only),
     "kms-key-rotation": ("KMS keys rotate yearly.", kms_key_rotation),
     "dynamodb-pitr-and-sse": ("DynamoDB tables have PITR and SSE with a customer-managed key.", dynamodb_pitr_and_sse),
     "cloudtrail-secure": ("CloudTrail is multi-region, validated and KMS-encrypted.", cloudtrail_secure),
+    "iam-trust-restricted": (
+        "Roles are assumable by named principals only: never `*`, a wildcard, NotPrincipal, or a "
+        "federation other than GitHub's OIDC provider.",
+        iam_trust_restricted,
+    ),
     "oidc-trust-pinned": ("GitHub OIDC trust pins aud=sts.amazonaws.com and exact subjects.", oidc_trust_pinned),
     "deploy-role-subjects": (
-        "The prod role trusts only main (or its environment); the preview role only pull requests "
-        "(and the sweeper's environment).",
+        "The prod role trusts only this repository's main (or its environment); the preview role only "
+        "this repository's pull requests (and the sweeper's environment).",
         deploy_role_subjects,
     ),
-    "iam-no-wildcards": ("No IAM grant of * actions or * resources outside the named exceptions.", iam_no_wildcards),
+    "iam-no-wildcards": (
+        "No IAM grant of wildcard actions (full or partial), `*` resources or whole-type ARN patterns "
+        "outside the named exceptions; no resource policy grants to everyone.",
+        iam_no_wildcards,
+    ),
+    "iam-managed-policies": ("No AWS-managed policy but the named ones is attached to a role.", iam_managed_policies),
     "function-url-intended": (
-        "Public function URLs only on prod's alias `stable`, CORS exactly the site's origin.",
+        "Public function URLs only on prod's alias `stable`, CORS exactly the stack's own site.",
         function_url_intended,
     ),
-    "stateful-protected": ("Stateful resources are protected.", stateful_protected),
+    "stateful-protected": ("Stateful resources (components/stateful.py) and prod's database Commands are protected.", stateful_protected),
     "no-plaintext-secrets": ("No secret in a tag or a Command input.", no_plaintext_secrets),
 }
 STACK_RULES: dict[str, tuple[str, Callable[[Sequence[Resource]], list[tuple[str, str]]]]] = {
     "s3-buckets-guarded": (
-        "Every S3 bucket has versioning, SSE-KMS, a public access block and a TLS-only policy.",
+        "Every S3 bucket has versioning, SSE-KMS, a public access block and a TLS-only policy for itself.",
         s3_buckets_guarded,
     ),
 }
 
-DEPLOY_ROLE_CONFIG = PolicyConfigSchema(
-    properties={
-        "prodEnvironments": {"type": "array", "items": {"type": "string"}, "default": []},
-        "previewEnvironments": {"type": "array", "items": {"type": "string"}, "default": ["preview-sweeper"]},
-    }
-)
+# The rules that read pack config, and the config each accepts (`--policy-pack-config`).
+CONFIG_SCHEMAS: dict[str, PolicyConfigSchema] = {
+    "deploy-role-subjects": PolicyConfigSchema(
+        properties={
+            "repository": {"type": "string", "default": ""},
+            "repositoryId": {"type": "string", "default": ""},
+            "repositoryOwnerId": {"type": "string", "default": ""},
+            "prodEnvironments": {"type": "array", "items": {"type": "string"}, "default": []},
+            "previewEnvironments": {"type": "array", "items": {"type": "string"}, "default": ["preview-sweeper"]},
+        }
+    ),
+    "function-url-intended": PolicyConfigSchema(properties={"siteOrigin": {"type": "string", "default": ""}}),
+}
+_CONFIGURED = {deploy_role_subjects, function_url_intended}
+
+
+def _run(name: str, rule: ResourceRule, resource: Resource, config: PackConfig) -> list[str]:
+    """One rule on one resource. A rule that fails on input it did not foresee reports that, naming
+    itself, instead of a traceback; a value unknown during preview is left to the SDK (advisory)."""
+    try:
+        return rule(resource, config) if rule in _CONFIGURED else rule(resource)
+    except UnknownValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure becomes a violation, never a crash
+        return [f"{name} could not read this resource ({type(error).__name__}: {error}); it is refused until it can"]
 
 
 def check_resource(resource: Resource, config: PackConfig = PackConfig()) -> dict[str, list[str]]:
     """Every resource rule's violations for one resource, by rule name (empty rules left out)."""
     found = {}
     for name, (_, rule) in RESOURCE_RULES.items():
-        messages = deploy_role_subjects(resource, config) if rule is deploy_role_subjects else rule(resource)
+        messages = _run(name, rule, resource, config)
         if messages:
             found[name] = messages
     return found
@@ -606,19 +955,14 @@ def _from_args(args: ResourceValidationArgs) -> Resource:
 
 def _resource_validator(name: str, rule: ResourceRule) -> Callable[[ResourceValidationArgs, Any], None]:
     def validate(args: ResourceValidationArgs, report_violation: Any) -> None:
-        resource = _from_args(args)
-        if rule is deploy_role_subjects:
-            messages = deploy_role_subjects(resource, PackConfig.of(args.get_config()))
-        else:
-            messages = rule(resource)
-        for message in messages:
+        for message in _run(name, rule, _from_args(args), PackConfig.of(args.get_config())):
             report_violation(message)
 
     validate.__name__ = f"validate_{name.replace('-', '_')}"
     return validate
 
 
-def _stack_validator(rule: Callable[[Sequence[Resource]], list[tuple[str, str]]]) -> Callable[..., None]:
+def _stack_validator(name: str, rule: Callable[[Sequence[Resource]], list[tuple[str, str]]]) -> Callable[..., None]:
     def validate(args: StackValidationArgs, report_violation: Any) -> None:
         resources = [
             Resource(
@@ -631,8 +975,14 @@ def _stack_validator(rule: Callable[[Sequence[Resource]], list[tuple[str, str]]]
             )
             for r in args.resources
         ]
-        for urn, message in rule(resources):
-            report_violation(message, urn)
+        try:
+            violations = rule(resources)
+        except UnknownValueError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a violation naming the rule, never a crash
+            violations = [("", f"{name} could not read the stack ({type(error).__name__}: {error})")]
+        for urn, message in violations:
+            report_violation(message, urn or None)
 
     return validate
 
@@ -645,7 +995,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             description=description,
             validate=_resource_validator(name, rule),
             enforcement_level=EnforcementLevel.MANDATORY,
-            config_schema=DEPLOY_ROLE_CONFIG if rule is deploy_role_subjects else None,
+            config_schema=CONFIG_SCHEMAS.get(name),
         )
         for name, (description, rule) in RESOURCE_RULES.items()
     ]
@@ -653,7 +1003,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         StackValidationPolicy(
             name=name,
             description=description,
-            validate=_stack_validator(rule),
+            validate=_stack_validator(name, rule),
             enforcement_level=EnforcementLevel.MANDATORY,
         )
         for name, (description, rule) in STACK_RULES.items()
@@ -662,6 +1012,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
 
 
 __all__ = [
+    "CONFIG_SCHEMAS",
     "RESOURCE_RULES",
     "STACK_RULES",
     "PackConfig",

@@ -1,15 +1,21 @@
 """The CrossGuard pack (policy/): silent on the program's real resources, and every rule fires on a
-deliberately broken copy of one of them.
+deliberately broken copy of one of them, through the pure rules and through the pack's gRPC service.
 
 Validator inputs are built from the recorder: type token, inputs (already the provider's camelCase
 properties, secrets unwrapped as CrossGuard hands them to policies), URN, `protect`, and, for the
-stack rule, the property dependencies the engine also reports.
+stack rule, the property dependencies the engine also reports. Where the mocks differ from the
+engine, the inputs are translated to what the engine sends: an S3 sub-resource's `bucket` is the
+bucket's id, which for S3 is its name (the mocks fabricate `<resource name>-id`).
+
+The pack config is what the workflows pass (`python -m policy.pack_config` for the stack, with the
+repository `org/repo` of the committed stack files).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import runpy
 from pathlib import Path
 
@@ -25,18 +31,46 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import aws_policies
-from policy import rules
+from components import aws_policies, stateful
+from policy import pack_config, rules
 from policy.rules import PackConfig, Resource, check_resource, check_stack
 from tests.conftest import SECRET_SENTINEL
+from tests.support.analyzer import running_pack
 
 STACKS = ["prod", "preview", "preview-pr-7"]
+REPOSITORY = "org/repo"  # githubRepository in the committed stack files
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 
 
-def as_resource(recorded_resource, **changes) -> Resource:
+def config_document(stack: str, **overrides) -> dict:
+    """The `--policy-pack-config` document the workflows write for `stack`."""
+    document = pack_config.pack_config(stack, REPOSITORY)
+    for key, value in overrides.items():
+        policy = "function-url-intended" if key == "siteOrigin" else "deploy-role-subjects"
+        document[policy][key] = value
+    return document
+
+
+def pack_config_for(stack: str, **overrides) -> PackConfig:
+    """The same config as the pure rules see it: every policy's properties in one PackConfig."""
+    merged = {}
+    for properties in config_document(stack, **overrides).values():
+        merged.update(properties)
+    return PackConfig.of(merged)
+
+
+def _bucket_names(recording) -> dict[str, str]:
+    """Mock id of each recorded bucket -> the bucket's name (its id under the real engine)."""
+    return {f"{r.name}-id": r.inputs["bucket"] for r in recording.resources.values() if r.type in BUCKET_TYPES}
+
+
+def as_resource(recording, recorded_resource, **changes) -> Resource:
+    props = copy.deepcopy(recorded_resource.inputs)
+    if isinstance(props.get("bucket"), str):
+        props["bucket"] = _bucket_names(recording).get(props["bucket"], props["bucket"])
     resource = Resource(
         type=recorded_resource.type,
-        props=copy.deepcopy(recorded_resource.inputs),
+        props=props,
         urn=recorded_resource.urn,
         name=recorded_resource.name,
         protect=recorded_resource.protect,
@@ -46,33 +80,81 @@ def as_resource(recorded_resource, **changes) -> Resource:
 
 
 def stack_resources(recording) -> list[Resource]:
-    return [as_resource(r) for r in recording.resources.values()]
+    return [as_resource(recording, r) for r in recording.resources.values()]
 
 
 def broken(recording, name: str, mutate=None, **changes) -> Resource:
     """A copy of the recorded resource `name`, its props changed by `mutate(props)`."""
-    resource = as_resource(recording.by_name(name), **changes)
+    resource = as_resource(recording, recording.by_name(name), **changes)
     if mutate is not None:
         mutate(resource.props)
     return resource
 
 
-def fired(resource: Resource, config: PackConfig = PackConfig()) -> set[str]:
-    return set(check_resource(resource, config))
+def fired(resource: Resource, config: PackConfig | None = None) -> set[str]:
+    return set(check_resource(resource, config or pack_config_for(resource.stack or "prod")))
+
+
+@pytest.fixture(scope="module")
+def pack():
+    """The pack as a running analyzer; `pack.fired(resource)` mirrors `fired(resource)` over gRPC."""
+    with running_pack() as analyzer:
+
+        class Pack:
+            def diagnostics(self, resource: Resource, document: dict | None = None):
+                analyzer.configure(document if document is not None else config_document(resource.stack or "prod"))
+                return analyzer.analyze(resource)
+
+            def fired(self, resource: Resource, document: dict | None = None) -> set[str]:
+                return {d.policy for d in self.diagnostics(resource, document)}
+
+            def stack(self, resources: list[Resource], document: dict) -> list:
+                analyzer.configure(document)
+                return [d for r in resources for d in analyzer.analyze(r)] + analyzer.analyze_stack(resources)
+
+        yield Pack()
+
+
+# --- the program's own stacks pass ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_program_violates_no_rule(recorded, stack):
-    assert check_stack(stack_resources(recorded(stack))) == {}
+    assert check_stack(stack_resources(recorded(stack)), pack_config_for(stack)) == {}
 
 
-def test_a_configured_prod_environment_is_allowed_once_the_pack_knows_it():
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_running_pack_passes_the_program(recorded, pack, stack):
+    diagnostics = pack.stack(stack_resources(recorded(stack)), config_document(stack))
+    assert [(d.policy, d.urn, d.message) for d in diagnostics] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_workflows_config_names_the_stacks_own_site(recorded, stack):
+    """`policy.pack_config` derives the site from the stack's settings as the program does."""
+    [url] = recorded(stack).of_type("aws:lambda/functionUrl:FunctionUrl")
+    assert config_document(stack)["function-url-intended"] == {"siteOrigin": url.inputs["cors"]["allowOrigins"][0]}
+
+
+def test_pack_config_command(tmp_path, capsys):
+    out = tmp_path / "config.json"
+    assert pack_config.main(["--stack", "preview-pr-7", "--repository", "org/repo", "--output", str(out)]) == 0
+    assert json.loads(out.read_text()) == {
+        "deploy-role-subjects": {"repository": "org/repo"},
+        "function-url-intended": {"siteOrigin": "https://pr-7.app.example.com"},
+    }
+    assert pack_config.main(["--stack", "prod", "--repository", "not-a-repository"]) == 2
+    assert pack_config.main(["--stack", "preview-pr-x", "--repository", "org/repo"]) == 2
+    assert "preview-pr-x" in capsys.readouterr().err
+
+
+def test_a_configured_prod_environment_is_allowed_once_the_pack_knows_it(recorded):
     from tests.conftest import record
 
     prod = record("prod", githubProdEnvironment="production")
-    role = as_resource(prod.by_name("github-prod-role"))
+    role = as_resource(prod, prod.by_name("github-prod-role"))
     assert fired(role) == {"deploy-role-subjects"}  # unknown to the pack: refused
-    assert fired(role, PackConfig(prod_environments=("production",))) == set()
+    assert fired(role, pack_config_for("prod", prodEnvironments=["production"])) == set()
 
 
 # --- one deliberately broken resource per rule ----------------------------------------------------
@@ -112,7 +194,7 @@ def test_bucket_policy_without_the_tls_deny(recorded):
 
 def test_a_bucket_without_its_versioning_resource(recorded):
     resources = [r for r in stack_resources(recorded("prod")) if r.name != "state-storage-versioning"]
-    found = check_stack(resources)
+    found = check_stack(resources, pack_config_for("prod"))
     assert set(found) == {"s3-buckets-guarded"}
     [(urn, message)] = found["s3-buckets-guarded"]
     assert urn == recorded("prod").by_name("state-storage-bucket").urn and "versioning" in message
@@ -120,12 +202,7 @@ def test_a_bucket_without_its_versioning_resource(recorded):
 
 def test_bucket_guards_match_real_bucket_names_too(recorded):
     """Real CrossGuard outputs name the bucket in `bucket`; no dependency edges needed then."""
-    resources = []
-    for resource in stack_resources(recorded("prod")):
-        if resource.props.get("bucket", "").endswith("-bucket-id"):
-            owner = recorded("prod").by_name(resource.props["bucket"].removesuffix("-id"))
-            resource.props["bucket"] = owner.inputs["bucket"]
-        resources.append(Resource(**{**resource.__dict__, "property_dependencies": {}}))
+    resources = [Resource(**{**r.__dict__, "property_dependencies": {}}) for r in stack_resources(recorded("prod"))]
     assert rules.s3_buckets_guarded(resources) == []
     without_policy = [r for r in resources if r.name != "audit-storage-policy"]
     assert [m for _, m in rules.s3_buckets_guarded(without_policy)] == [
@@ -246,14 +323,17 @@ def test_public_invoke_not_through_the_url(recorded):
     assert fired(resource) == {"function-url-intended"}
 
 
-@pytest.mark.parametrize("name", ["state-locks", "audit-log-group", "database-schema"])
+@pytest.mark.parametrize(
+    "name", ["state-locks", "audit-log-group", "database-schema", "state-key-alias"]
+)
 def test_unprotected_stateful_resources(recorded, name):
     assert fired(broken(recorded("prod"), name, protect=False)) == {"stateful-protected"}
 
 
 def test_a_pr_schema_need_not_be_protected(recorded):
-    assert not recorded("preview-pr-7").by_name("database-schema").protect
-    assert fired(as_resource(recorded("preview-pr-7").by_name("database-schema"))) == set()
+    pr = recorded("preview-pr-7")
+    assert not pr.by_name("database-schema").protect
+    assert fired(as_resource(pr, pr.by_name("database-schema"))) == set()
 
 
 def test_database_url_in_a_command_environment(recorded):
@@ -277,10 +357,308 @@ def test_secrets_in_tags_and_command_text(recorded, where, mutate):
 
 
 def test_the_lambda_environment_may_carry_the_database_url_as_a_secret(recorded):
-    function = recorded("prod").by_name("api-function")
+    prod = recorded("prod")
+    function = prod.by_name("api-function")
     assert "environment" in function.secret_inputs
     assert function.inputs["environment"]["variables"]["DATABASE_URL"] == SECRET_SENTINEL
-    assert fired(as_resource(function)) == set()
+    assert fired(as_resource(prod, function)) == set()
+
+
+# --- what the pack used to let through (each case: pure rules and the running pack) --------------
+
+GH = rules.GITHUB_OIDC_HOST
+ACCOUNT = "123456789012"
+OTHER_BUCKET = "someone-elses-bucket"
+RANDOM_TOKEN = "tQ7vX2mR9kLp4Wz8Nc3Hs6Bd1Fg5Yj0Ae"  # a made-up token of a real token's shape  # nosec B105
+
+
+def _trust_statement(statement: dict):
+    def mutate(props):
+        document = _trust(props)
+        document["Statement"].append(statement)
+        _set_trust(props, document)
+
+    return mutate
+
+
+def _subjects(*subjects: str):
+    def mutate(props):
+        document = _trust(props)
+        document["Statement"][0]["Condition"]["StringEquals"][f"{GH}:sub"] = list(subjects)
+        _set_trust(props, document)
+
+    return mutate
+
+
+def _deny_for(bucket: str):
+    def mutate(props):
+        document = json.loads(props["policy"])
+        for statement in document["Statement"]:
+            if statement["Effect"] == "Deny":
+                statement["Resource"] = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
+def _key_policy(statement: dict) -> Resource:
+    """An `aws:kms/keyPolicy:KeyPolicy` on the audit key, built directly (the program has none)."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            statement,
+        ],
+    }
+    return Resource(
+        type="aws:kms/keyPolicy:KeyPolicy",
+        props={"keyId": "1234abcd", "policy": json.dumps(document)},
+        urn="urn:pulumi:prod::webstack::webstack:index:AuditTrail$aws:kms/keyPolicy:KeyPolicy::audit-key-policy",
+        name="audit-key-policy",
+    )
+
+
+def _command(name: str, *, parent: str = "webstack:index:Phase", protect: bool = False, **props) -> Resource:
+    """A local Command built directly, under `parent` (URN parent types) in prod."""
+    return Resource(
+        type="command:local:Command",
+        props={"dir": ".", **props},
+        urn=f"urn:pulumi:prod::webstack::{parent}$command:local:Command::{name}",
+        name=name,
+        protect=protect,
+    )
+
+
+# (id, stack, build(recorded) -> Resource, expected rules, config overrides)
+CASES = [
+    # Trust policies.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"})), {"iam-trust-restricted"}, {},
+        id="trust-aws-star"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _trust_statement(
+        {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"})), {"iam-trust-restricted"}, {},
+        id="trust-string-principal"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "audit-logs-role", _trust_statement(
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::*:root"}, "Action": "sts:AssumeRole"})),
+        {"iam-trust-restricted"}, {}, id="trust-wildcard-account"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
+        {"Effect": "Allow", "NotPrincipal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"})),
+        {"iam-trust-restricted"}, {}, id="trust-not-principal"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
+        {"Effect": "Allow", "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+         "Action": "sts:AssumeRoleWithWebIdentity"})), {"iam-trust-restricted"}, {}, id="trust-other-federation"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", lambda p: p.update(assumeRolePolicy="{")),
+        {"iam-trust-restricted"}, {}, id="trust-not-json"),
+    # The OIDC subject's repository.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _subjects("repo:other/repo:ref:refs/heads/main")),
+        {"deploy-role-subjects"}, {}, id="prod-trusts-another-repository"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-preview-role", _subjects("repo:org/repo-fork:pull_request")),
+        {"deploy-role-subjects"}, {}, id="preview-trusts-another-repository"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role"),
+        {"deploy-role-subjects"}, {"repository": ""}, id="no-repository-configured"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _subjects("repo:org@2/repo@1:ref:refs/heads/main")),
+        {"deploy-role-subjects"}, {"repositoryId": "9", "repositoryOwnerId": "2"}, id="immutable-subject-of-another-id"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _subjects("repo:org@2/repo@1:ref:refs/heads/main")),
+        set(), {"repositoryId": "1", "repositoryOwnerId": "2"}, id="immutable-subject-of-this-repository"),
+    # Managed policies.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
+        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AdministratorAccess")), {"iam-managed-policies"}, {},
+        id="attachment-administrator-access"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
+        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")), {"iam-managed-policies"}, {},
+        id="attachment-full-access"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role",
+        lambda p: p.update(managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"])), {"iam-managed-policies"},
+        {}, id="role-managed-policy-arns"),
+    # Partial wildcards.
+    *[
+        pytest.param("prod", lambda rec, s=statement: broken(rec("prod"), "github-preview-policy", _add_statement(s)),
+            {"iam-no-wildcards"}, {}, id=case_id)
+        for case_id, statement in [
+            ("iam-pass-star", {"Effect": "Allow", "Action": "iam:Pass*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/x"}),
+            ("iam-put-star", {"Effect": "Allow", "Action": "iam:Put*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/x"}),
+            ("s3-get-star", {"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/k"}),
+            ("resource-arn-star", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:*"}),
+            ("resource-every-role", {"Effect": "Allow", "Action": "iam:GetRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/*"}),
+            ("resource-any-account", {"Effect": "Allow", "Action": "iam:GetRole", "Resource": "arn:aws:iam::*:role/x"}),
+            ("resource-every-bucket", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::*/k"}),
+        ]
+    ],
+    # KMS key policies.
+    pytest.param("prod", lambda rec: _key_policy(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}),
+        {"iam-no-wildcards"}, {}, id="key-policy-resource-everyone"),
+    pytest.param("prod", lambda rec: _key_policy(
+        {"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}),
+        {"iam-no-wildcards"}, {}, id="key-policy-resource-kms-star"),
+    # TLS-only buckets: the deny must be for this bucket.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "state-storage-policy", _deny_for(OTHER_BUCKET)),
+        {"s3-tls-only"}, {}, id="tls-deny-for-another-bucket"),
+    # CORS: the stack's own site only.
+    pytest.param("preview-pr-7", lambda rec: broken(rec("preview-pr-7"), "api-url",
+        lambda p: p["cors"].update(allowOrigins=["https://evil.example.net"])), {"function-url-intended"}, {},
+        id="cors-any-single-origin"),
+    pytest.param("preview-pr-7", lambda rec: broken(rec("preview-pr-7"), "api-url",
+        lambda p: p["cors"].update(allowOrigins=["https://app.example.com"])), {"function-url-intended"}, {},
+        id="cors-another-stacks-site"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-url"), {"function-url-intended"}, {"siteOrigin": ""},
+        id="cors-no-site-configured"),
+    # Bucket types.
+    pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketV2:BucketV2", props={"bucket": "webstack-extra"},
+        urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra"),
+        {"stateful-protected"}, {}, id="bucket-v2-unprotected"),
+    pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketVersioningV2:BucketVersioningV2",
+        props={"bucket": "webstack-extra", "versioningConfiguration": {"status": "Suspended"}},
+        urn="urn:pulumi:prod::webstack::aws:s3/bucketVersioningV2:BucketVersioningV2::extra", name="extra"),
+        {"s3-versioning-enabled"}, {}, id="bucket-versioning-v2-suspended"),
+    pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketV2:BucketV2", protect=True, props={
+        "bucket": "webstack-extra", "policy": json.dumps({"Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::webstack-extra/*"}]})},
+        urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra"),
+        {"iam-no-wildcards"}, {}, id="bucket-v2-inline-public-policy"),
+    # Secrets in Commands.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "database-migrate",
+        lambda p: p.update(create=p["create"] + " --dsn 'host=db.example.com user=app password=hunter2-x'")),
+        {"no-plaintext-secrets"}, {}, id="keyword-dsn"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "site-deploy",
+        lambda p: p["environment"].update(EXTRA_ARGS=RANDOM_TOKEN)), {"no-plaintext-secrets"}, {},
+        id="random-token-under-a-neutral-name"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "database-migrate",
+        lambda p: p.update(interpreter=["/bin/sh", "-c", f"DB={SECRET_SENTINEL} exec \"$0\" \"$@\""])),
+        {"no-plaintext-secrets"}, {}, id="dsn-in-interpreter"),
+    # The prod schema Command, by structure.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "database-schema",
+        lambda p: p.update(create=p["create"].replace("python ", "python3 ")), protect=False), {"stateful-protected"},
+        {}, id="schema-command-spelled-python3"),
+    pytest.param("prod", lambda rec: _command("anything", parent="webstack:index:Phase$webstack:index:Database",
+        create="./run-something"), {"stateful-protected"}, {}, id="any-command-of-the-database-component"),
+    pytest.param("prod", lambda rec: _command("schema-elsewhere", create="python3 -m steps.schema create --schema app"),
+        {"stateful-protected"}, {}, id="schema-step-outside-the-component"),
+    # Other stateful types, from components/stateful.py.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "state-key-alias", protect=False), {"stateful-protected"}, {},
+        id="kms-alias-unprotected"),
+]
+
+
+@pytest.mark.parametrize(("stack", "build", "expected", "overrides"), CASES)
+def test_the_pure_rules_refuse(recorded, stack, build, expected, overrides):
+    resource = build(recorded)
+    assert fired(resource, pack_config_for(stack, **overrides)) == expected
+
+
+@pytest.mark.parametrize(("stack", "build", "expected", "overrides"), CASES)
+def test_the_running_pack_refuses(recorded, pack, stack, build, expected, overrides):
+    resource = build(recorded)
+    diagnostics = pack.diagnostics(resource, config_document(stack, **overrides))
+    assert {d.policy for d in diagnostics} == expected, [d.message for d in diagnostics]
+    for diagnostic in diagnostics:  # each message says what the rule is and what is wrong
+        assert diagnostic.message.count("\n") >= 1, diagnostic.message
+
+
+def test_a_tls_deny_for_another_bucket_leaves_the_bucket_unguarded(recorded, pack):
+    prod = recorded("prod")
+    resources = [
+        broken(prod, r.name, _deny_for(OTHER_BUCKET)) if r.name == "state-storage-policy" else as_resource(prod, r)
+        for r in prod.resources.values()
+    ]
+    bucket = prod.by_name("state-storage-bucket").urn
+    assert (bucket, "bucket state-storage-bucket has no bucket policy that denies non-TLS access to "
+            "webstack-pulumi-state-123456789012 itself") in check_stack(resources, pack_config_for("prod"))["s3-buckets-guarded"]
+    stack_level = [d for d in pack.stack(resources, config_document("prod")) if d.policy == "s3-buckets-guarded"]
+    assert [d.urn for d in stack_level] == [bucket]
+
+
+def test_a_bucket_v2_needs_every_guard(recorded, pack):
+    prod = recorded("prod")
+    extra = Resource(type="aws:s3/bucketV2:BucketV2", props={"bucket": "webstack-extra"}, protect=True,
+                     urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra")
+    resources = [*stack_resources(prod), extra]
+    assert check_stack(resources, pack_config_for("prod")) == {
+        "s3-buckets-guarded": [(extra.urn, "bucket extra has no versioning, no SSE-KMS, no a public access block, "
+                                           "no a TLS-only bucket policy")]
+    }
+    assert [(d.policy, d.urn) for d in pack.stack(resources, config_document("prod"))] == [("s3-buckets-guarded", extra.urn)]
+
+
+def test_the_recorded_commands_carry_no_random_token(recorded):
+    """The entropy check does not mistake the program's own values (digests, URLs, ids) for tokens."""
+    for stack in STACKS:
+        for command in recorded(stack).of_type("command:local:Command"):
+            assert rules._random_token(json.dumps(command.inputs)) == "", command.name
+
+
+def test_a_variable_reference_is_not_a_password():
+    for text in ('psql "host=db password=$PGPASS"', "--password=${DB_PASSWORD}", "password= ", "keep passwords out"):
+        assert rules._value_findings("Command create", text) == [], text
+    assert rules._value_findings("Command create", "PGPASSWORD=s3cr3t psql") != []
+
+
+def test_the_pack_reads_the_one_list_of_stateful_types():
+    assert rules.STATEFUL_TYPES == stateful.STATEFUL_TYPES
+    assert rules.DATABASE_COMPONENT == stateful.DATABASE_COMPONENT
+    source = Path(rules.__file__).read_text()
+    assert not re.search(r"^\s*(from|import) components\b", source, re.MULTILINE)  # loaded by path
+    assert '"aws:kms/alias:Alias"' not in source and '"aws:cloudwatch/logGroup:LogGroup"' not in source
+
+
+# --- bad input: a violation, never a traceback ----------------------------------------------------
+
+MALFORMED_DOCUMENTS = [
+    '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]}',
+    '{"Statement": [{"Effect": "Allow", "Principal": ["x"], "Action": 7, "Resource": {"a": 1}, "Condition": "x"}]}',
+    '{"Statement": "not a list"}',
+    '{"Statement": [{"Effect": "Deny", "Principal": {"AWS": 5}, "Condition": {"Bool": "x"}}]}',
+    '{"Statement": [{"Effect": "Allow", "Principal": {"Federated": ["token.actions.githubusercontent.com"]}, '
+    '"Condition": {"StringEquals": "sub"}, "Action": "sts:AssumeRoleWithWebIdentity"}]}',
+    "[1, 2]",
+    "null",
+    "{",
+]
+MALFORMED_PROPS = [
+    {"assumeRolePolicy": d, "policy": d, "inlinePolicies": [{"policy": d}, "x"], "managedPolicyArns": "x"}
+    for d in MALFORMED_DOCUMENTS
+] + [
+    {"tags": ["x"], "environment": "x", "cors": "x", "rules": ["x", {"applyServerSideEncryptionByDefault": "x"}],
+     "versioningConfiguration": "x", "pointInTimeRecovery": "x", "serverSideEncryption": 5, "bucket": ["x"],
+     "interpreter": {"nested": [{"k": None}]}, "triggers": 5, "policyArn": None, "policyArns": [None]},
+]
+
+
+@pytest.mark.parametrize("props", MALFORMED_PROPS)
+def test_malformed_input_never_raises(props):
+    types = [*rules.IDENTITY_POLICY_INPUTS, *rules.RESOURCE_POLICY_INPUTS, *rules.KEY_POLICY_INPUTS,
+             *rules.MANAGED_POLICY_INPUTS, "aws:iam/role:Role", "aws:lambda/functionUrl:FunctionUrl",
+             "command:local:Command", *rules.BUCKET_POLICY_TYPES, *rules.ENCRYPTION_TYPES, *rules.VERSIONING_TYPES,
+             "aws:dynamodb/table:Table", "aws:kms/key:Key"]
+    config = pack_config_for("prod")
+    for type_ in types:
+        resource = Resource(type=type_, props=props, urn=f"urn:pulumi:prod::webstack::{type_}::x", name="x")
+        for name, (_, rule) in rules.RESOURCE_RULES.items():
+            rule(resource, config) if rule in rules._CONFIGURED else rule(resource)  # raises = test error
+    rules.s3_buckets_guarded([Resource(type="aws:s3/bucket:Bucket", props=props, urn="u", name="x")])
+
+
+def test_a_string_principal_is_a_violation_through_the_pack(pack):
+    role = Resource(
+        type="aws:iam/role:Role",
+        props={"name": "webstack-deploy-prod", "assumeRolePolicy": MALFORMED_DOCUMENTS[0]},
+        urn="urn:pulumi:prod::webstack::aws:iam/role:Role::r",
+        name="r",
+    )
+    diagnostics = pack.diagnostics(role, config_document("prod"))
+    assert {d.policy for d in diagnostics} == {"iam-trust-restricted"}
+    assert "every AWS principal (*) may assume the role" in diagnostics[0].message
+
+
+def test_a_failing_rule_reports_itself_instead_of_crashing(monkeypatch):
+    def broken_rule(resource):
+        raise KeyError("surprise")
+
+    monkeypatch.setitem(rules.RESOURCE_RULES, "kms-key-rotation", ("x", broken_rule))
+    found = check_resource(Resource(type="aws:kms/key:Key", props={}, protect=True), pack_config_for("prod"))
+    assert found == {"kms-key-rotation": ["kms-key-rotation could not read this resource (KeyError: 'surprise'); "
+                                          "it is refused until it can"]}
 
 
 # --- the pack as CrossGuard runs it --------------------------------------------------------------
@@ -298,6 +676,14 @@ def test_the_pack_registers_every_rule_as_mandatory(monkeypatch):
     assert names == [*rules.RESOURCE_RULES, *rules.STACK_RULES]
     assert built["enforcement_level"] == EnforcementLevel.MANDATORY
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in built["policies"])
+    schemas = {p.name: p.config_schema for p in built["policies"] if p.config_schema is not None}
+    assert {name: set(s.properties) for name, s in schemas.items()} == {
+        "deploy-role-subjects": {"repository", "repositoryId", "repositoryOwnerId", "prodEnvironments", "previewEnvironments"},
+        "function-url-intended": {"siteOrigin"},
+    }
+    # Everything the workflows' config carries is declared (the engine validates it against these).
+    for name, properties in config_document("prod", repositoryId="1", repositoryOwnerId="2").items():
+        assert set(properties) <= set(schemas[name].properties), name
 
 
 def test_resource_policies_report_through_the_sdk(recorded):
@@ -322,7 +708,12 @@ def test_deploy_role_policy_reads_the_pack_config():
 
     role = record("prod", githubProdEnvironment="production").by_name("github-prod-role")
     policy = next(p for p in rules.policies() if p.name == "deploy-role-subjects")
-    for config, expected in (({}, 1), ({"prodEnvironments": ["production"]}, 0)):
+    for config, expected in (
+        ({}, 1),
+        ({"repository": REPOSITORY}, 1),
+        ({"repository": REPOSITORY, "prodEnvironments": ["production"]}, 0),
+        ({"repository": "org/other", "prodEnvironments": ["production"]}, 2),
+    ):
         reported = []
         args = ResourceValidationArgs(
             role.type, unknown_checking_proxy(copy.deepcopy(role.inputs)), role.urn, role.name, _options(False),
@@ -335,7 +726,7 @@ def test_deploy_role_policy_reads_the_pack_config():
 def test_unknown_values_during_preview_are_left_to_the_sdk(recorded):
     """A property unknown at preview raises the SDK's UnknownValueError (reported as advisory)."""
     bucket_policy = recorded("prod").by_name("state-storage-policy")
-    props = {**copy.deepcopy(bucket_policy.inputs), "policy": UNKNOWN_STRING_VALUE}
+    props = {**copy.deepcopy(bucket_policy.inputs), "policy": UNKNOWN_STRING_VALUE, "bucket": "webstack-state"}
     policy = next(p for p in rules.policies() if p.name == "s3-tls-only")
     args = ResourceValidationArgs(
         bucket_policy.type, unknown_checking_proxy(props), bucket_policy.urn, bucket_policy.name, _options(False), None
@@ -365,6 +756,7 @@ def test_stack_policy_reports_the_bucket_through_the_sdk(recorded):
     assert reported == [prod.by_name("audit-storage-bucket").urn]
 
 
-def test_the_pack_names_the_same_wildcard_exceptions_as_the_program():
+def test_the_pack_names_the_same_exceptions_as_the_program():
     assert rules.WILDCARD_RESOURCE_ACTIONS == aws_policies.WILDCARD_EXCEPTIONS
     assert rules.KEY_POLICY_EXCEPTIONS == aws_policies.KEY_POLICY_EXCEPTIONS
+    assert aws_policies.BASIC_EXECUTION_POLICY in rules.ALLOWED_MANAGED_POLICIES

@@ -31,6 +31,15 @@ SECRET_USERS = ("pulumi ", MASKS, "python -m steps.alert ", "python -m workflow.
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
+# The pack's config (policy/pack_config.py): this run's repository and the stack's own site.
+PACK_CONFIG = (
+    'python -m policy.pack_config --stack "$STACK" --repository "$REPOSITORY" '
+    '--repository-id "$REPOSITORY_ID" --repository-owner-id "$REPOSITORY_OWNER_ID" '
+    '--output "$RUNNER_TEMP/policy-config.json"'
+)
+WITH_POLICY = '--policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json"'
+PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
+UP_LINE = f'pulumi up --yes --stack "$STACK" {WITH_POLICY}'
 DESTROY_LINES = (
     'pulumi destroy --yes --stack "$STACK"',
     'pulumi stack rm --yes "$STACK"',
@@ -207,6 +216,19 @@ def check_build_outputs_kept(where: str, job: Mapping[str, Any]) -> Iterator[str
         yield f"{where}: keep the build outputs also when a later step failed (not when cancelled)"
 
 
+def check_pack_config(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """The pack learns the repository from the run (never from files a PR can change)."""
+    [step] = [s for s in steps(job) if "python -m policy.pack_config" in str(s.get("run"))] or [{}]
+    env = step.get("env") or {}
+    expected = {
+        "REPOSITORY": "${{ github.repository }}",
+        "REPOSITORY_ID": "${{ github.repository_id }}",
+        "REPOSITORY_OWNER_ID": "${{ github.repository_owner_id }}",
+    }
+    if {k: env.get(k) for k in expected} != expected:
+        yield f"{where}: the policy pack config must carry this run's repository (github.repository and its ids)"
+
+
 def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     on = triggers(wf)
     if on != {"push": {"branches": ["main"]}}:
@@ -228,16 +250,18 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
         "deploy",
         lines,
         [
+            PACK_CONFIG,
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select "$STACK"',
-            'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
+            PREVIEW_LINE,
             'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
-            'pulumi up --yes --stack "$STACK" --policy-pack policy',
+            UP_LINE,
         ],
     )
     if any("--create" in line for line in lines):
         yield "deploy: must never create the prod stack"
     yield from check_build_outputs_kept("deploy", job)
+    yield from check_pack_config("deploy", job)
 
 
 def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
@@ -256,16 +280,18 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
         "preview",
         run_lines(job),
         [
+            PACK_CONFIG,
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
-            'pulumi preview --json --stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"',
+            PREVIEW_LINE,
             'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
-            'pulumi up --yes --stack "$STACK" --policy-pack policy',
+            UP_LINE,
             'pulumi stack output --json --stack "$STACK"',
             "python -m workflow.pr_comment",
         ],
     )
     yield from check_build_outputs_kept("preview", job)
+    yield from check_pack_config("preview", job)
     comment = only_job(wf, "comment")
     if comment.get("needs") != "preview" or not uses_of(comment, "actions/github-script"):
         yield "preview: the comment job must post what the preview job rendered"
@@ -412,7 +438,11 @@ BROKEN = [
     pytest.param("deploy", "run: python -m workflow.plan_report", "run: echo", "missing command `python -m workflow.plan_report", id="deploy-no-report"),
     pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
     pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --stack "$STACK"', "missing command `pulumi up", id="deploy-up-without-policy-pack"),
-    pytest.param("preview", '--stack "$STACK" --policy-pack policy > "$RUNNER_TEMP/plan.json"', '--stack "$STACK" > "$RUNNER_TEMP/plan.json"', "missing command `pulumi preview", id="preview-without-policy-pack"),
+    pytest.param("preview", '--stack "$STACK" --policy-pack policy --policy-pack-config', '--stack "$STACK" --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
+    pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json"\n', "\n", "missing command `pulumi up", id="deploy-up-without-pack-config"),
+    pytest.param("preview", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', " >", "missing command `pulumi preview", id="preview-without-pack-config"),
+    pytest.param("deploy", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: org/repo", "this run's repository", id="deploy-pack-config-fixed-repository"),
+    pytest.param("preview", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: ${{ github.event.pull_request.head.repo.full_name }}", "this run's repository", id="preview-pack-config-head-repository"),
     pytest.param("deploy", "    needs: security\n", "", "security workflow", id="deploy-ungated"),
     pytest.param("deploy", "key: ${{ steps.builds.outputs.cache-primary-key }}", "key: builds-${{ github.sha }}", "key computed before the builds", id="deploy-build-cache-key"),
     pytest.param("preview", "if: ${{ !cancelled() && steps.builds", "if: ${{ success() && steps.builds", "also when a later step failed", id="preview-build-cache-only-on-success"),

@@ -1,0 +1,109 @@
+"""The pack's config for one stack: what `--policy-pack-config FILE` hands the rules.
+
+    python -m policy.pack_config --stack "$STACK" --repository "$REPOSITORY" \
+        [--repository-id ID --repository-owner-id ID] [--prod-environment NAME ...] --output FILE
+
+- `deploy-role-subjects.repository`: the repository running the workflow (`${{ github.repository }}`,
+  with `github.repository_id`/`github.repository_owner_id` for GitHub's immutable subjects). It comes
+  from the run, not from the stack's settings, so a stack that trusts another repository is refused.
+- `function-url-intended.siteOrigin`: the stack's own site, derived from the stack's settings exactly
+  as the program derives it (`Settings.site_url`), so a public URL may admit that origin only.
+- `deploy-role-subjects.prodEnvironments`: only when given here; trusting a GitHub environment stays
+  an explicit decision of the workflow, not something a stack file can grant itself.
+
+Runs in the program's virtualenv (it reads the stack's settings the way the program does), never
+inside the pack, which stays self-contained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from components.settings import (
+    PR_STACK,
+    PROJECT_FILE,
+    SettingsError,
+    declared_keys,
+    parse_settings,
+    stack_file_values,
+)
+
+
+def site_origin(stack: str) -> str:
+    """The stack's own site, `https://host`, as the program derives it from the stack's settings."""
+    project = str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
+    values = stack_file_values("preview", project) if PR_STACK.fullmatch(stack) else {}
+    values.update(stack_file_values(stack, project))
+    # The names do not depend on the database URL: an Output stands in for the secret, as
+    # `pulumi.Config.get_secret` hands it to the program (so no URL is checked or needed here).
+    settings = parse_settings(
+        project=project,
+        stack=stack,
+        values=values,
+        secrets={"databaseUrl": pulumi.Output.secret("not used for names")},
+        keys=declared_keys(),
+    )
+    return settings.site_url.rstrip("/")
+
+
+def pack_config(
+    stack: str,
+    repository: str,
+    *,
+    repository_id: str = "",
+    repository_owner_id: str = "",
+    prod_environments: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The `--policy-pack-config` document for `stack`, keyed by policy name."""
+    subjects: dict[str, Any] = {"repository": repository}
+    if repository_id and repository_owner_id:
+        subjects |= {"repositoryId": repository_id, "repositoryOwnerId": repository_owner_id}
+    if prod_environments:
+        subjects["prodEnvironments"] = list(prod_environments)
+    return {
+        "deploy-role-subjects": subjects,
+        "function-url-intended": {"siteOrigin": site_origin(stack)},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m policy.pack_config", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--repository", required=True, help="owner/name, i.e. ${{ github.repository }}")
+    parser.add_argument("--repository-id", default="")
+    parser.add_argument("--repository-owner-id", default="")
+    parser.add_argument("--prod-environment", action="append", default=[], dest="prod_environments")
+    parser.add_argument("--output", type=Path, help="write here instead of stdout")
+    args = parser.parse_args(argv)
+    if args.repository.count("/") != 1 or not all(args.repository.split("/")):
+        print(f"pack_config: --repository {args.repository!r} is not owner/name", file=sys.stderr)
+        return 2
+    try:
+        config = pack_config(
+            args.stack,
+            args.repository,
+            repository_id=args.repository_id,
+            repository_owner_id=args.repository_owner_id,
+            prod_environments=args.prod_environments,
+        )
+    except SettingsError as error:
+        print(f"pack_config: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(config, indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
