@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from components.names import (
     PR_STACKS,
+    PROD_STACK,
     STATE_PREFIX,
     deploy_role_name,
     execution_role_name,
@@ -400,9 +401,11 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
         f"{iam}:role/{deploy_role_name(project, 'preview')}",
         f"{iam}:role/{names['trail_logs_role']}",
     ]
+    # prod's own stack only: the PR stacks' state and functions are the preview role's, so that a
+    # deploy from main never needs, and never has, the power to change a preview.
     return _document(
-        *_state_access(scope, "*"),
-        *_lambda_access(scope, "*"),
+        *_state_access(scope, PROD_STACK),
+        *_lambda_access(scope, PROD_STACK),
         {
             "Sid": "FoundationBuckets",
             "Effect": "Allow",

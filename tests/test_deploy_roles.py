@@ -148,7 +148,7 @@ def test_pass_role_only_for_execution_roles_and_only_to_lambda(roles):
             s for s in passes if s["Condition"]["StringEquals"]["iam:PassedToService"] == "lambda.amazonaws.com"
         ]
         assert [as_list(s["Resource"]) for s in lambda_pass] == [
-            [f"{IAM}:role/webstack-api-{'*' if role == 'prod' else 'preview-pr-*'}-exec"]
+            [f"{IAM}:role/webstack-api-{'prod' if role == 'prod' else 'preview-pr-*'}-exec"]
         ]
         others = [s for s in passes if s not in lambda_pass]
         # prod also hands CloudTrail its log-delivery role, that one role only.
@@ -200,3 +200,28 @@ def test_the_iam_change_alarm_ignores_exactly_the_deploy_roles():
     assert pattern.count("!=") == 2
     with pytest.raises(ValueError):
         iam_policy_change_pattern([])
+
+
+# The roles' grants, checked against every ARN the program really declares: a physical name that
+# drifts between a resource and the policy written for it shows up here, not as AccessDenied at
+# deploy time. A stack's resources are acted on by its own role and by no other; what the two
+# roles share on purpose (SHARED) is the only exception.
+def _declared_arns(recording) -> list[str]:
+    return sorted(
+        {
+            r.outputs["arn"]
+            for r in recording.resources.values()
+            if r.type.startswith("aws:") and isinstance(r.outputs, dict) and r.outputs.get("arn")
+        }
+    )
+
+
+@pytest.mark.parametrize(("stack", "owner", "other"), [("prod", "prod", "preview"), ("preview-pr-7", "preview", "prod")])
+def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, other):
+    arns = _declared_arns(recorded(stack))
+    assert len(arns) >= (12 if stack == "prod" else 2)
+    shared = {STATE_BUCKET, roles["state_key"]}
+    for arn in arns:
+        assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
+        if arn not in shared:
+            assert actions_on(roles[other]["policy"], arn) == set(), f"the {other} role can act on {arn}"

@@ -9,7 +9,8 @@ import yaml
 
 from components.settings import PROJECT_ROOT, declared_keys
 
-SCHEMA = PROJECT_ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+# Pulumi's own JSON schema for Pulumi.yaml, vendored: a clone of this repository must test alone.
+SCHEMA = PROJECT_ROOT / "tests" / "fixtures" / "schemas" / "pulumi-project.schema.json"
 STACK_FILES = sorted(PROJECT_ROOT.glob("Pulumi.*.yaml"))
 
 

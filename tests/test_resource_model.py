@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -315,13 +316,34 @@ def test_a_replaced_preview_deploy_deletes_only_its_own_deployment(recorded):
     assert "delete" not in command(recorded("prod"), "site-deploy")  # prod keeps deployments for rollback
 
 
-def test_triggers_are_content_hashes(recorded):
-    prod = recorded("prod")
-    for name in ("app-install", "database-migrate", "api-build"):
-        [digest] = command(prod, name)["triggers"]
-        assert len(digest) == 64 and int(digest, 16) >= 0, name
-    site_triggers = command(prod, "site-build")["triggers"]
-    assert site_triggers[1] == prod.exports["apiUrl"]  # the value it bakes in
+TRIGGERED = ("app-install", "database-migrate", "api-build", "site-build")
+
+
+def _triggers(app: Path) -> dict[str, list]:
+    from tests.conftest import record
+
+    recording = record("prod", appDir=str(app))
+    return {name: command(recording, name)["triggers"] for name in TRIGGERED}
+
+
+@pytest.mark.parametrize(
+    ("changed_file", "reruns"),
+    [
+        ("package-lock.json", set(TRIGGERED)),
+        ("packages/shared-schemas/src/schema.ts", {"database-migrate", "api-build", "site-build"}),
+        ("apps/api/src/handler.ts", {"api-build"}),
+        ("apps/web/app/page.tsx", {"site-build"}),
+        ("README.md", set()),  # in the workspace, but in no step's sources
+    ],
+)
+def test_each_trigger_covers_exactly_the_files_its_step_reads(tmp_path, changed_file, reruns):
+    app = tmp_path / "app"
+    shutil.copytree(REPO / FIXTURE_APP, app)
+    before = _triggers(app)
+    with (app / changed_file).open("a") as f:
+        f.write("\n// touched\n")
+    after = _triggers(app)
+    assert {name for name in TRIGGERED if before[name] != after[name]} == reruns
 
 
 def test_version_steps_verify_then_prune(recorded):

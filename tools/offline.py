@@ -174,6 +174,12 @@ class FabricatingMocks(pulumi.runtime.Mocks):
             case "aws:lambda/alias:Alias":
                 function = inputs.get("functionName")
                 outputs |= {"arn": f"arn:aws:lambda:{region}:{account}:function:{function}:{name}"}
+            case "aws:cloudwatch/logGroup:LogGroup":
+                outputs |= {"arn": f"arn:aws:logs:{region}:{account}:log-group:{name}"}
+            case "aws:cloudwatch/metricAlarm:MetricAlarm":
+                outputs |= {"arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"}
+            case "aws:sns/topic:Topic":
+                outputs |= {"arn": f"arn:aws:sns:{region}:{account}:{name}"}
             case "aws:lambda/functionUrl:FunctionUrl":
                 outputs |= {"functionUrl": f"https://{token}.lambda-url.{region}.on.aws/", "urlId": token}
             case "cloudflare:index/pagesProject:PagesProject":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess  # runs the pulumi CLI with fixed arguments  # nosec B404
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import requests
 
-STACK_PATTERN = re.compile(r"^preview-pr-([1-9][0-9]*)$")
+from components.names import PR_STACK, SAFE_STACK_NAME
+
 DEFAULT_API = "https://api.github.com"
 TIMEOUT_SECONDS = 30
 
@@ -47,9 +47,10 @@ def preview_prs(stack_ls_json: str) -> list[int]:
         if not isinstance(name, str):
             continue
         # DIY backends may print `organization/webstack/preview-pr-7`.
-        match = STACK_PATTERN.match(name.rsplit("/", 1)[-1])
-        if match:
-            prs.add(int(match.group(1)))
+        short = name.rsplit("/", 1)[-1]
+        match = PR_STACK.fullmatch(short)
+        if match and SAFE_STACK_NAME.fullmatch(short):
+            prs.add(int(match["number"]))
     return sorted(prs)
 
 
