@@ -76,7 +76,7 @@ def trail_key_policy(*, account_id: str, region: str, trail: str, log_group: str
 
     A key policy's `Resource` is always "*" (it means "this key") and the account-root `kms:*`
     statement is AWS's default that keeps the key manageable through IAM: both are required forms
-    (`KEY_POLICY_EXCEPTIONS`).
+    (the policy pack names them: `policy/rules.py`, KEY_POLICY_EXCEPTIONS).
     """
     return _document(
         {
@@ -581,12 +581,4 @@ WILDCARD_EXCEPTIONS = {
     "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
     "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
     "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-}
-# In a key policy, "Resource": "*" means "this key", and the account root's `kms:*` is AWS's
-# default statement that keeps the key administrable through IAM: both are required forms.
-# `kms:GenerateDataKey*` is how AWS documents the CloudTrail and CloudWatch grants on a key.
-KEY_POLICY_EXCEPTIONS = {
-    "Resource:*": "in a key policy `*` means the key the policy is attached to",
-    "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",
-    "kms:GenerateDataKey*": "the data-key generators, as AWS documents them for CloudTrail and CloudWatch key policies",
 }

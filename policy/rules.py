@@ -91,7 +91,6 @@ WILDCARD_RESOURCE_ACTIONS = {
 # Key policies: `"Resource": "*"` means "this key" (the only form AWS accepts), `kms:*` for the
 # account root is AWS's default statement that keeps a key administrable through IAM, and
 # `kms:GenerateDataKey*` is the form AWS documents for CloudTrail and CloudWatch on a key.
-# Must equal components.aws_policies.KEY_POLICY_EXCEPTIONS.
 KEY_POLICY_EXCEPTIONS = {
     "Resource:*": "in a key policy `*` means the key the policy is attached to",
     "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",

@@ -758,5 +758,4 @@ def test_stack_policy_reports_the_bucket_through_the_sdk(recorded):
 
 def test_the_pack_names_the_same_exceptions_as_the_program():
     assert rules.WILDCARD_RESOURCE_ACTIONS == aws_policies.WILDCARD_EXCEPTIONS
-    assert rules.KEY_POLICY_EXCEPTIONS == aws_policies.KEY_POLICY_EXCEPTIONS
     assert aws_policies.BASIC_EXECUTION_POLICY in rules.ALLOWED_MANAGED_POLICIES
