@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 import pulumi
@@ -25,6 +26,7 @@ from steps.database import connection_problem, schema_name_problem
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Patterns are matched whole (`fullmatch`): a `$` would also accept a trailing newline.
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
 REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -85,6 +87,7 @@ class Settings:
     jwt_issuer: str
     jwt_audience: str
     app_dir: str
+    site_url_override: str
     lambda_memory_mb: int
     lambda_timeout_seconds: int
     keep_lambda_versions: int
@@ -113,7 +116,8 @@ class Settings:
 
     @property
     def site_url(self) -> str:
-        return f"https://{self.site_host}/"
+        """Where the site is served: its host over https, unless `siteUrl` says otherwise."""
+        return self.site_url_override or f"https://{self.site_host}/"
 
     @property
     def pages_target(self) -> str:
@@ -224,6 +228,17 @@ def _coerce(key: ConfigKey, value: Any, problems: list[str]) -> Any:
         return None
 
 
+def _secure_url(url: str) -> bool:
+    """https anywhere; plain http only to this machine, where nothing crosses a network."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+
+
 def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]) -> None:
     """Rules that span keys or need a value's shape, each naming the key and the fix."""
     values = settings_values
@@ -250,9 +265,15 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
             f"`pinnedVersion` {pinned!r}: only prod can pin, and only to a published version number; "
             "clear it with `pulumi config set pinnedVersion ''`"
         )
-    for url_key in ("jwksUrl", "jwtIssuer"):
-        if values.get(url_key) and not str(values[url_key]).startswith("https://"):
-            problems.append(f"`{url_key}` must be an https:// URL, got {values[url_key]!r}")
+    for url_key in ("jwksUrl", "jwtIssuer", "siteUrl"):
+        if values.get(url_key) and not _secure_url(str(values[url_key])):
+            problems.append(
+                f"`{url_key}` must be an https:// URL (http:// only on loopback, for the local sandbox), "
+                f"got {str(values[url_key])[:200]!r}"
+            )
+    site_url = str(values.get("siteUrl") or "")
+    if site_url and not site_url.endswith("/"):
+        problems.append(f"`siteUrl` must end with '/', got {site_url[:200]!r}")
 
 
 def parse_settings(
@@ -334,6 +355,7 @@ def parse_settings(
         jwt_issuer=resolved["jwtIssuer"],
         jwt_audience=resolved["jwtAudience"],
         app_dir=app_dir,
+        site_url_override=resolved["siteUrl"],
         lambda_memory_mb=resolved["lambdaMemoryMb"],
         lambda_timeout_seconds=resolved["lambdaTimeoutSeconds"],
         keep_lambda_versions=resolved["keepLambdaVersions"],

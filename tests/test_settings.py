@@ -140,3 +140,31 @@ def test_the_transaction_pooler_is_refused_in_every_form_libpq_reads(url):
 def test_a_stack_name_with_a_trailing_newline_is_refused():
     [problem] = problems_of("preview-pr-7\n")
     assert "PR number" in problem or "is not one of" in problem
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "ok"),
+    [
+        ("jwksUrl", "http://127.0.0.1:8123/.well-known/jwks.json", True),
+        ("jwksUrl", "http://auth.example.com/.well-known/jwks.json", False),  # plain http off this machine
+        ("jwtIssuer", "http://localhost:8123/", True),
+        ("siteUrl", "http://127.0.0.1:8124/", True),
+        ("siteUrl", "http://127.0.0.1:8124", False),  # an origin plus '/', as the program derives it
+        ("siteUrl", "ftp://127.0.0.1/", False),
+        ("siteUrl", "http://[::1/", False),
+    ],
+)
+def test_plain_http_is_accepted_only_on_loopback(key, url, ok):
+    try:
+        settings_for("preview", **{key: url})
+        problems = []
+    except SettingsError as error:
+        problems = error.problems
+    assert (problems == []) is ok, problems
+
+
+def test_site_url_overrides_where_the_site_is_checked_and_admitted():
+    settings = settings_for("preview-pr-3", siteUrl="http://127.0.0.1:8124/")
+    assert settings.site_url == "http://127.0.0.1:8124/"
+    assert settings.site_host == "pr-3.app.example.com"  # the DNS record is still the real host's
+    assert settings_for("preview-pr-3").site_url == "https://pr-3.app.example.com/"
