@@ -33,7 +33,7 @@ from components.settings import stack_file_values  # noqa: E402
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub  # noqa: E402
 from tests.support.dns_stub import DnsStub  # noqa: E402
 from tests.support.http_stub import Reply, StubServer  # noqa: E402
-from tests.support.postgres import running_postgres  # noqa: E402
+from sandbox.postgres import running_postgres  # noqa: E402
 
 IGNORED = shutil.ignore_patterns("node_modules", ".next", "out", "dist", ".turbo")
 SCHEMA = "app_bench"
