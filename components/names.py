@@ -23,6 +23,14 @@ PR_SCHEMA = re.compile(r"[a-z_][a-z0-9_]*_pr_[1-9][0-9]{0,6}")
 STATE_PREFIX = "pulumi"
 
 
+def pages_branch(stack: str) -> str:
+    """The Pages branch a stack deploys to: `main` (prod, the production branch), `preview`, `pr-<N>`."""
+    match = PR_STACK.fullmatch(stack)
+    if match:
+        return f"pr-{match['number']}"
+    return {"prod": "main"}.get(stack, stack)
+
+
 def pr_schema(base_schema: str, pr_number: int) -> str:
     """The schema of PR stack N on the shared database."""
     return f"{base_schema}_pr_{pr_number}"

@@ -106,7 +106,7 @@ class Settings:
 
     @property
     def pages_branch(self) -> str:
-        return {"prod": "main", "preview": "preview"}.get(self.kind, f"pr-{self.pr_number}")
+        return names.pages_branch(self.stack)
 
     @property
     def site_host(self) -> str:

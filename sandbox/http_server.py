@@ -76,14 +76,14 @@ class _Queue:
 
 
 class StubServer:
-    """A ThreadingHTTPServer on an ephemeral loopback port; use as a context manager."""
+    """A ThreadingHTTPServer on a loopback port (`port`, default any free one); a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, port: int = 0) -> None:
         self.requests: list[Request] = []
         self._routes: list[tuple[str | None, str, _Queue]] = []
         self._default: _Queue | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
