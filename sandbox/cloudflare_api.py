@@ -15,6 +15,34 @@ use, so the real wrangler runs against it with `CLOUDFLARE_API_BASE_URL=<stub.ap
     GET    /user/tokens/verify, /user                                  token status, the user (wrangler
                                                                        asks both after an auth error)
 
+and, for the stand-in `cloudflare` provider (sandbox/providers/cloudflare.py):
+
+    GET    /accounts/:acct/pages/projects                              list projects
+    POST   /accounts/:acct/pages/projects                              create {name, production_branch, ...}
+                                                                       (409 code 8000002 when it exists)
+    PATCH  /accounts/:acct/pages/projects/:project                     change production_branch, configs
+    DELETE /accounts/:acct/pages/projects/:project                     the project, its deployments, domains
+    GET    /accounts/:acct/pages/projects/:project/domains             custom domains
+    POST   /accounts/:acct/pages/projects/:project/domains             attach {name} (active at once)
+    GET    /accounts/:acct/pages/projects/:project/domains/:name       one domain (404 code 8000018)
+    DELETE /accounts/:acct/pages/projects/:project/domains/:name       detach
+    GET    /zones, /zones/:zone                                        ?name= ; the zones the stand-in knows
+    GET    /zones/:zone/dns_records                                    ?name=&type=&content=&page=&per_page=
+    POST   /zones/:zone/dns_records                                    create (a CNAME excludes other
+                                                                       records of its name: code 81053)
+    GET    /zones/:zone/dns_records/:id                                one record (404 code 81044)
+    PUT    /zones/:zone/dns_records/:id                                overwrite; PATCH: change given fields
+    DELETE /zones/:zone/dns_records/:id                                {"id": ...}
+
+Zones are fixed when the stand-in starts (`zones={id: name}`, default ZONE -> example.com, the
+zone of the committed stack files); record names are stored fully qualified ("app" and "@" are
+expanded as Cloudflare does). `dns_records(name=None, type=None)` lists records in Python (what a
+loopback DNS server answers from); the server's own state is only in memory.
+
+Run as a process: `python -m sandbox.cloudflare_api [--port N] [--token T] [--zone ID=NAME]...
+[--project NAME]` serves in the foreground and prints `CLOUDFLARE_API_BASE_URL=<base>` once it
+listens (no project exists unless `--project` names one: the provider creates it).
+
 Everything answers in the v4 envelope `{"success", "errors", "messages", "result"[, "result_info"]}`.
 A wrong `Authorization: Bearer` token on an account route gets what Cloudflare sends for it:
 403 with code 10000 "Authentication error" (and `/user/tokens/verify` then answers 401 code 1000).
@@ -49,13 +77,21 @@ from typing import Any
 
 import pytest
 
-from tests.support.http_stub import Reply, Request, StubServer
+from sandbox.http_server import Reply, Request, StubServer
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "stub-token-0f9e8d7c6b5a"
+ZONE = "fedcba9876543210fedcba9876543210"
+ZONE_NAME = "example.com"
 PREFIX = "/client/v4"
 
 _ACCOUNT_PATH = re.compile(rf"^{PREFIX}/accounts/(?P<acct>[^/]+)/pages/projects/(?P<project>[^/]+)(?P<rest>/.*)?$")
+_PROJECTS_PATH = re.compile(rf"^{PREFIX}/accounts/(?P<acct>[^/]+)/pages/projects/?$")
+_ZONE_PATH = re.compile(rf"^{PREFIX}/zones(?:/(?P<zone>[^/]+)(?P<rest>/.*)?)?/?$")
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,56}[a-z0-9]$|^[a-z0-9]$")
+RECORD_TYPES = {"A", "AAAA", "CAA", "CERT", "CNAME", "DNSKEY", "DS", "HTTPS", "LOC", "MX", "NAPTR", "NS",
+                "PTR", "SMIMEA", "SRV", "SSHFP", "SVCB", "TLSA", "TXT", "URI"}  # fmt: skip
+PROXIABLE = {"A", "AAAA", "CNAME"}
 
 
 def envelope(result: Any = None, **extra: Any) -> dict[str, Any]:
@@ -135,16 +171,34 @@ class Deployment:
 
 
 SUCCESS_STAGE = {"name": "deploy", "status": "success"}
+_RECORD_FIELDS = {"type", "name", "content", "ttl", "proxied", "comment", "tags", "settings", "priority", "data"}
 
 
 class CloudflareStub:
     """The stand-in's state and request handling; use as a context manager (it owns a StubServer)."""
 
-    def __init__(self, *, project: str = "webstack-site", production_branch: str = "main", token: str = TOKEN):
-        self.project = project
+    def __init__(
+        self,
+        *,
+        project: str | None = "webstack-site",
+        production_branch: str = "main",
+        token: str = TOKEN,
+        zones: dict[str, str] | None = None,
+        port: int = 0,
+    ):
+        self.project = project or ""
         self.production_branch = production_branch
         self.token = token
-        self.projects = {project: production_branch}
+        self.projects: dict[str, str] = {project: production_branch} if project else {}
+        """name -> production branch of every Pages project."""
+        self.project_settings: dict[str, dict[str, Any]] = {}
+        """name -> what a create/PATCH set besides the branch (build_config, deployment_configs, ...)."""
+        self.domains: dict[str, dict[str, dict[str, Any]]] = {}
+        """project -> domain name -> the custom domain as the API shows it."""
+        self.zones: dict[str, str] = dict(zones) if zones is not None else {ZONE: ZONE_NAME}
+        """zone id -> zone name."""
+        self.records: dict[str, dict[str, dict[str, Any]]] = {zone: {} for zone in self.zones}
+        """zone id -> record id -> the DNS record as the API shows it."""
         self.deployments: dict[str, Deployment] = {}
         self.assets: dict[str, bytes] = {}
         self.asset_names: dict[str, str] = {}
@@ -155,7 +209,7 @@ class CloudflareStub:
         self._faults: list[tuple[str, re.Pattern[str], list[Any]]] = []
         self._clock = itertools.count()
         self._lock = threading.Lock()
-        self._server = StubServer()
+        self._server = StubServer(port=port)
         self._server.script(self._answer)
 
     # lifecycle --------------------------------------------------------------------------------
@@ -215,6 +269,16 @@ class CloudflareStub:
         live = [d for d in self.deployments.values() if d.project == project and d.environment == "production"]
         return max(live, key=lambda d: d.created_on) if live else None
 
+    def dns_records(self, name: str | None = None, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Every DNS record of every zone (copies), optionally only those of a FQDN and/or type."""
+        with self._lock:
+            found = [dict(r) for zone in self.records.values() for r in zone.values()]
+        wanted = name.rstrip(".").lower() if name else None
+        return [
+            r for r in found
+            if (wanted is None or r["name"] == wanted) and (type is None or r["type"] == type.upper())
+        ]  # fmt: skip
+
     # handling ---------------------------------------------------------------------------------
     def _answer(self, request: Request) -> Reply:
         path = request.path.removeprefix(PREFIX)
@@ -230,6 +294,18 @@ class CloudflareStub:
             return self._user(request, path)
         if path.startswith("/pages/assets/"):
             return self._assets(request, path.removeprefix("/pages/assets/"))
+        zone_match = _ZONE_PATH.match(request.path)
+        if zone_match:
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                return error(403, 10000, "Authentication error")
+            with self._lock:
+                return self._zone_route(request, zone_match["zone"], zone_match["rest"] or "")
+        projects_match = _PROJECTS_PATH.match(request.path)
+        if projects_match:
+            if request.headers.get("authorization") != f"Bearer {self.token}" or projects_match["acct"] != ACCOUNT:
+                return error(403, 10000, "Authentication error")
+            with self._lock:
+                return self._projects_route(request)
         match = _ACCOUNT_PATH.match(request.path)
         if not match:
             return error(404, 7000, "No route for that URI")
@@ -271,23 +347,230 @@ class CloudflareStub:
         production_api = production.to_api(SUCCESS_STAGE, self.projects[project]) if production else None
         newest = max((d for d in self.deployments.values() if d.project == project), key=lambda d: d.created_on, default=None)
         config = {"compatibility_date": "2024-01-01", "compatibility_flags": [], "env_vars": {}}
+        settings = self.project_settings.get(project, {})
         return {
             "id": hashlib.sha256(project.encode()).hexdigest()[:32],
             "name": project,
             "subdomain": f"{project}.pages.dev",
             "production_branch": self.projects[project],
-            "domains": [f"{project}.pages.dev"],
-            "created_on": "2026-01-01T00:00:00Z",
-            "deployment_configs": {"production": dict(config), "preview": dict(config)},
+            "domains": [f"{project}.pages.dev", *sorted(self.domains.get(project, {}))],
+            "created_on": settings.get("created_on", "2026-01-01T00:00:00Z"),
+            "deployment_configs": settings.get("deployment_configs") or {"production": dict(config), "preview": dict(config)},
+            "build_config": settings.get("build_config") or {},
             "canonical_deployment": production_api,
             "latest_deployment": newest.to_api(SUCCESS_STAGE, self.projects[project]) if newest else None,
-            "source": None,
+            "source": settings.get("source"),
+            "framework": "",
+            "framework_version": "",
+            "uses_functions": False,
+            "build_image_auto_upgrade": True,
+            "preview_script_name": None,
+            "production_script_name": None,
         }
+
+    # projects, domains (the provider's) --------------------------------------------------------
+    def _projects_route(self, request: Request) -> Reply:
+        if request.method == "GET":
+            return Reply(200, json=envelope([self._project_api(name) for name in sorted(self.projects)]))
+        if request.method != "POST":
+            return error(405, 7001, f"Method {request.method} not allowed for this route")
+        body = request.json or {}
+        name = str(body.get("name") or "")
+        if not _PROJECT_NAME.match(name):
+            return error(400, 8000011, f"Invalid project name {name!r}: lowercase letters, digits and dashes, at most 58.")
+        if name in self.projects:
+            return error(409, 8000002, "A project with this name already exists. Choose a different project name.")
+        self.projects[name] = str(body.get("production_branch") or "main")
+        self.project_settings[name] = {
+            "created_on": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            **{k: body[k] for k in ("build_config", "deployment_configs", "source") if body.get(k)},
+        }
+        self.domains[name] = {}
+        return Reply(200, json=envelope(self._project_api(name)))
+
+    def _project_change(self, request: Request, project: str) -> Reply:
+        if request.method == "DELETE":
+            del self.projects[project]
+            self.project_settings.pop(project, None)
+            self.domains.pop(project, None)
+            for deployment_id in [d.id for d in self.deployments.values() if d.project == project]:
+                del self.deployments[deployment_id]
+            return Reply(200, json=envelope(None))
+        body = request.json or {}
+        if body.get("production_branch"):
+            self.projects[project] = str(body["production_branch"])
+        settings = self.project_settings.setdefault(project, {})
+        settings.update({k: body[k] for k in ("build_config", "deployment_configs", "source") if k in body})
+        return Reply(200, json=envelope(self._project_api(project)))
+
+    def _domain_route(self, request: Request, project: str, name: str) -> Reply:
+        domains = self.domains.setdefault(project, {})
+        if not name:
+            if request.method == "GET":
+                return Reply(200, json=envelope(list(domains.values())))
+            if request.method == "POST":
+                host = str((request.json or {}).get("name") or "").lower().rstrip(".")
+                if not host or "." not in host:
+                    return error(400, 8000015, f"Invalid domain name {host!r}.")
+                if host in domains or any(host in other for other in self.domains.values()):
+                    return error(409, 8000018, "You have already added this custom domain.")
+                zone = next((zid for zid, zname in self.zones.items() if host == zname or host.endswith("." + zname)), "")
+                now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+                domains[host] = {
+                    "id": str(uuid.uuid4()),
+                    "domain_id": str(uuid.uuid4()),
+                    "name": host,
+                    "status": "active",
+                    "certificate_authority": "google",
+                    "zone_tag": zone,
+                    "created_on": now,
+                    "validation_data": {"status": "active", "method": "http"},
+                    "verification_data": {"status": "active"},
+                }
+                return Reply(200, json=envelope(domains[host]))
+        elif name in domains:
+            if request.method == "GET":
+                return Reply(200, json=envelope(domains[name]))
+            if request.method == "DELETE":
+                del domains[name]
+                return Reply(200, json=envelope(None))
+            if request.method == "PATCH":  # "retry validation": nothing to retry here
+                return Reply(200, json=envelope(domains[name]))
+        else:
+            return error(404, 8000018, f"Domain {name} is not a custom domain of project {project}.")
+        return error(405, 7001, f"Method {request.method} not allowed for this route")
+
+    # zones, DNS records --------------------------------------------------------------------------
+    def _zone_api(self, zone: str) -> dict[str, Any]:
+        return {
+            "id": zone,
+            "name": self.zones[zone],
+            "status": "active",
+            "paused": False,
+            "type": "full",
+            "account": {"id": ACCOUNT, "name": "stand-in account"},
+            "name_servers": ["ns1.stand-in.invalid", "ns2.stand-in.invalid"],
+        }
+
+    def _fqdn(self, zone: str, name: str) -> str:
+        zone_name = self.zones[zone]
+        name = name.strip().rstrip(".").lower()
+        if name in ("@", "", zone_name):
+            return zone_name
+        return name if name.endswith("." + zone_name) else f"{name}.{zone_name}"
+
+    def _zone_route(self, request: Request, zone: str | None, rest: str) -> Reply:
+        if zone is None:
+            if request.method != "GET":
+                return error(405, 7001, f"Method {request.method} not allowed for this route")
+            wanted = request.query.get("name", [None])[0]
+            zones = [self._zone_api(z) for z, n in sorted(self.zones.items()) if wanted in (None, n)]
+            info = {"page": 1, "per_page": 50, "count": len(zones), "total_count": len(zones), "total_pages": 1}
+            return Reply(200, json=envelope(zones, result_info=info))
+        if zone not in self.zones:
+            return error(404, 7003, f"Could not route to /zones/{zone}{rest}, perhaps your object identifier is invalid?")
+        if rest == "" and request.method == "GET":
+            return Reply(200, json=envelope(self._zone_api(zone)))
+        if rest == "/dns_records":
+            if request.method == "GET":
+                return self._record_list(request, zone)
+            if request.method == "POST":
+                return self._record_write(zone, None, request.json or {}, partial=False)
+        record_id = rest.removeprefix("/dns_records/")
+        if rest.startswith("/dns_records/") and "/" not in record_id:
+            record = self.records[zone].get(record_id)
+            if record is None:
+                return error(404, 81044, "Record does not exist.")
+            if request.method == "GET":
+                return Reply(200, json=envelope(dict(record)))
+            if request.method in ("PUT", "PATCH"):
+                return self._record_write(zone, record_id, request.json or {}, partial=request.method == "PATCH")
+            if request.method == "DELETE":
+                del self.records[zone][record_id]
+                return Reply(200, json=envelope({"id": record_id}))
+        return error(404, 7000, f"No route for {request.method} /zones/{zone}{rest}")
+
+    def _record_list(self, request: Request, zone: str) -> Reply:
+        def arg(key: str) -> str | None:
+            return request.query.get(key, [None])[0]
+
+        name = self._fqdn(zone, arg("name")) if arg("name") else None
+        items = [
+            r for r in self.records[zone].values()
+            if (name is None or r["name"] == name)
+            and (arg("type") is None or r["type"] == arg("type").upper())
+            and (arg("content") is None or r["content"] == arg("content"))
+        ]  # fmt: skip
+        items.sort(key=lambda r: (r["name"], r["type"], r["created_on"]))
+        page = int(arg("page") or 1)
+        per_page = int(arg("per_page") or 100)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        info = {
+            "page": page,
+            "per_page": per_page,
+            "count": len(chunk),
+            "total_count": len(items),
+            "total_pages": max(1, -(-len(items) // per_page)),
+        }
+        return Reply(200, json=envelope([dict(r) for r in chunk], result_info=info))
+
+    def _record_write(self, zone: str, record_id: str | None, body: dict[str, Any], *, partial: bool) -> Reply:
+        old = self.records[zone].get(record_id) if record_id else None
+        base = dict(old) if (old and partial) else {}
+        fields = {**base, **{k: v for k, v in body.items() if k in _RECORD_FIELDS}}
+        record_type = str(fields.get("type") or "").upper()
+        if record_type not in RECORD_TYPES:
+            return error(400, 9004, f"DNS record type {record_type or '(none)'!r} is invalid.")
+        if not fields.get("name"):
+            return error(400, 9005, "DNS record name is required.")
+        if fields.get("content") in (None, "") and "data" not in fields:
+            return error(400, 9006, "DNS record content is required.")
+        ttl = int(fields.get("ttl") if fields.get("ttl") is not None else 1)
+        if ttl != 1 and not 30 <= ttl <= 86400:
+            return error(400, 9021, "Invalid TTL. Must be between 30 and 86400 seconds, or 1 for Automatic.")
+        proxied = bool(fields.get("proxied", False))
+        if proxied and record_type not in PROXIABLE:
+            return error(400, 9041, f"This record type cannot be proxied: {record_type}.")
+        name = self._fqdn(zone, str(fields["name"]))
+        content = str(fields.get("content") or "")
+        for other in self.records[zone].values():
+            if other["id"] == record_id or other["name"] != name:
+                continue
+            if record_type == "CNAME" or other["type"] == "CNAME":
+                return error(400, 81053, "An A, AAAA, or CNAME record with that host already exists.")
+            if other["type"] == record_type and other["content"] == content:
+                return error(400, 81058, "An identical record already exists.")
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        record = {
+            "id": record_id or uuid.uuid4().hex,
+            "zone_id": zone,
+            "zone_name": self.zones[zone],
+            "name": name,
+            "type": record_type,
+            "content": content,
+            "proxiable": record_type in PROXIABLE,
+            "proxied": proxied,
+            "ttl": ttl,
+            "comment": fields.get("comment"),
+            "tags": list(fields.get("tags") or []),
+            "settings": dict(fields.get("settings") or {}),
+            "meta": {},
+            "created_on": old["created_on"] if old else now,
+            "modified_on": now,
+            **({"priority": fields["priority"]} if fields.get("priority") is not None else {}),
+            **({"data": fields["data"]} if fields.get("data") is not None else {}),
+        }
+        self.records[zone][record["id"]] = record
+        return Reply(200, json=envelope(dict(record)))
 
     def _project_route(self, request: Request, project: str, rest: str) -> Reply:
         production_branch = self.projects[project]
         if rest == "" and request.method == "GET":
             return Reply(200, json=envelope(self._project_api(project)))
+        if rest == "" and request.method in ("PATCH", "DELETE"):
+            return self._project_change(request, project)
+        if rest == "/domains" or rest.startswith("/domains/"):
+            return self._domain_route(request, project, rest.removeprefix("/domains").strip("/"))
         if rest == "/upload-token" and request.method == "GET":
             claims = {"exp": int(time.time()) + 3600, "max_file_count_allowed": 20000, "sub": project}
             return Reply(200, json=envelope({"jwt": _jwt(claims)}))
@@ -344,8 +627,42 @@ class CloudflareStub:
         return Reply(200, json=envelope(None))
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Serve the stand-in in the foreground until interrupted."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m sandbox.cloudflare_api", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--token", default=TOKEN, help="the API token it accepts (default: the tests' token)")
+    parser.add_argument("--zone", action="append", default=[], metavar="ID=NAME",
+                        help=f"a zone it serves (repeatable; default {ZONE}={ZONE_NAME})")  # fmt: skip
+    parser.add_argument("--project", action="append", default=[], help="a Pages project that exists from the start")
+    args = parser.parse_args(argv)
+    zones = dict(item.split("=", 1) for item in args.zone) if args.zone else None
+    stub = CloudflareStub(project=None, token=args.token, zones=zones, port=args.port)
+    for name in args.project:
+        stub.projects[name] = "main"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with stub:
+        print(f"CLOUDFLARE_API_BASE_URL={stub.api_base}", flush=True)
+        try:
+            # A long-lived server keeps only the latest requests (they hold uploaded bodies).
+            while not stop.wait(30):
+                del stub.requests[:-1000]
+        except KeyboardInterrupt:
+            pass
+    sys.exit(0)
+
+
 @pytest.fixture
 def cloudflare() -> Iterator[CloudflareStub]:
     """A CloudflareStub with project `webstack-site` (production branch `main`) and no deployments."""
     with CloudflareStub() as stub:
         yield stub
+
+
+if __name__ == "__main__":
+    main()
