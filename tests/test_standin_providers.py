@@ -34,7 +34,6 @@ from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.runtime import proto
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from sandbox import cloudflare_api
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, ZONE, CloudflareStub
 from sandbox.providers import aws as aws_provider
 from sandbox.providers import cloudflare as cloudflare_provider
