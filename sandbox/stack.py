@@ -1,0 +1,216 @@
+"""A stack of the real program, run by the real Pulumi CLI against the local cloud.
+
+    stack = LocalStack(root=Path(".sandbox"), name="preview-pr-1", endpoints=ensure_running(root))
+    stack.init()                  # file backend, passphrase secrets, the stack's settings
+    stack.pulumi("up", "--yes")   # exactly what CI runs, with the local cloud's endpoints
+
+Everything a run writes stays under `root`: the file backend (`state/`), the engine's home, and
+the stack's config file (`Pulumi.<stack>.yaml`, passed with `--config-file` so the repository's
+own stack files are never touched). The program runs from the repository, as in CI, so its
+Commands find `steps/` and the app where they always do.
+
+The environment is what a CI job's would be, pointed at loopback: AWS (the stand-in provider and
+the steps) at moto_server, Cloudflare (the stand-in provider, wrangler and the steps) at the API
+stand-in, the steps' DATABASE_URL at the local PostgreSQL, alerts at the local webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess  # runs the pulumi CLI with list argv, no shell  # nosec B404
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+from psycopg import sql
+
+from components.names import pages_branch
+from sandbox.cloud import Endpoints
+from sandbox.engine import BIN_DIR, engine_env
+
+REPO = Path(__file__).resolve().parents[1]
+STANDIN_PLUGINS = REPO / "sandbox" / "bin"
+VENV = REPO / ".venv"
+PAGES_PROJECT = "webstack-site"
+DATABASE = "app"
+# Commands that read the stack's settings take --config-file (they live under the sandbox, not
+# in the repository); the others only take --stack.
+_TAKES_CONFIG_FILE = {("up",), ("preview",), ("destroy",), ("refresh",), ("config",), ("stack", "output")}
+_TAKES_STACK = {("cancel",), ("stack", "export"), ("stack", "import"), ("stack", "history")}
+
+
+class StackError(Exception):
+    """A pulumi command failed; the message names the command and the end of its output."""
+
+
+@dataclass
+class LocalStack:
+    root: Path
+    name: str
+    endpoints: Endpoints
+    passphrase: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        if not self.passphrase:
+            self.passphrase = _passphrase(self.root)
+
+    # --- where things are -------------------------------------------------------------------
+    @property
+    def backend(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / f"Pulumi.{self.name}.yaml"
+
+    @property
+    def branch(self) -> str:
+        return pages_branch(self.name)
+
+    @property
+    def database_url(self) -> str:
+        """The stack's database on the local PostgreSQL (the sandbox's superuser; trust auth)."""
+        return re.sub(r"/[^/]*$", f"/{DATABASE}", self.endpoints.database_url)
+
+    def env(self) -> dict[str, str]:
+        env = engine_env(self.backend, self.passphrase, venv=VENV)
+        env["PATH"] = os.pathsep.join([str(BIN_DIR), str(STANDIN_PLUGINS), str(VENV / "bin"), env["PATH"]])
+        env.update(
+            {
+                # AWS: the stand-in provider and the steps' boto3 both honour AWS_ENDPOINT_URL.
+                "AWS_ENDPOINT_URL": self.endpoints.aws,
+                "AWS_ACCESS_KEY_ID": "sandbox",
+                "AWS_SECRET_ACCESS_KEY": "sandbox-secret-key",
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "WEBSTACK_LAMBDA_URL_BASE": self.endpoints.lambda_base,
+                # Cloudflare: the stand-in provider, wrangler and steps.pages.
+                "CLOUDFLARE_API_BASE_URL": self.endpoints.cloudflare_api,
+                "CLOUDFLARE_API_TOKEN": self.endpoints.cloudflare_token,
+                "CLOUDFLARE_ACCOUNT_ID": self.endpoints.cloudflare_account,
+                # The steps read the database and the alert webhook from the job's environment.
+                "DATABASE_URL": self.database_url,
+                "ALERT_WEBHOOK_URL": self.endpoints.webhook,
+                "PYTHONPATH": str(REPO),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    # --- running pulumi ---------------------------------------------------------------------
+    def pulumi(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 1800,
+        on_line: Callable[[str], None] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `pulumi ARGS` for this stack; output is streamed to `on_line` when given."""
+        argv = [str(BIN_DIR / "pulumi"), *args, "--non-interactive"]
+        if tuple(args[:1]) in _TAKES_CONFIG_FILE or tuple(args[:2]) in _TAKES_CONFIG_FILE:
+            argv += ["--stack", self.name, "--config-file", str(self.config_file)]
+        elif tuple(args[:1]) in _TAKES_STACK or tuple(args[:2]) in _TAKES_STACK:
+            argv += ["--stack", self.name]
+        proc = subprocess.Popen(  # noqa: S603 - list argv  # nosec B603
+            argv, cwd=REPO, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        lines: list[str] = []
+        started = time.monotonic()
+        assert proc.stdout is not None  # nosec B101 - Popen with PIPE
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+            if time.monotonic() - started > timeout:
+                proc.kill()
+        code = proc.wait()
+        output = "".join(lines)
+        if check and code != 0:
+            tail = "\n".join(output.strip().splitlines()[-25:])
+            raise StackError(f"`pulumi {' '.join(args)}` for {self.name} exited with {code}:\n{tail}")
+        return subprocess.CompletedProcess(argv, code, output, "")
+
+    def outputs(self) -> dict[str, Any]:
+        result = self.pulumi("stack", "output", "--json", "--show-secrets")
+        return json.loads(result.stdout[result.stdout.index("{"):]) if "{" in result.stdout else {}
+
+    # --- setting a stack up -----------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The stack's settings in the local cloud (the rest comes from the stack files)."""
+        e = self.endpoints
+        return {
+            "awsRegion": "us-east-1",
+            "awsAccountId": "123456789012",
+            "githubRepository": "sandbox/webstack",
+            "domain": e.zone_name,
+            "cloudflareAccountId": e.cloudflare_account,
+            "cloudflareZoneId": e.zone_id,
+            "pagesProject": PAGES_PROJECT,
+            "siteSubdomain": "www",
+            "dbSchema": "app",
+            "jwksUrl": e.jwks_url,
+            "jwtIssuer": e.jwt_issuer,
+            "jwtAudience": e.jwt_audience,
+            "dnsResolvers": [e.dns],
+            "siteUrl": e.site(PAGES_PROJECT, self.branch),
+            "migrationTimeoutSeconds": 120,
+        }
+
+    def init(self, **overrides: Any) -> None:
+        """Create the stack (if new) on the file backend and write its settings; idempotent."""
+        self.backend.mkdir(parents=True, exist_ok=True)
+        existing = self.pulumi("stack", "ls", "--json", check=False)
+        if f'"name": "{self.name}"' not in existing.stdout:
+            self.pulumi("stack", "init", self.name, "--secrets-provider", "passphrase")
+        values = {**self.settings(), **overrides}
+        plain = {key: value for key, value in values.items() if not isinstance(value, list)}
+        args = ["config", "set-all", "--path"]
+        for key, value in plain.items():
+            args += ["--plaintext", f"webstack:{key}={value}"]
+        self.pulumi(*args)
+        for key, value in values.items():
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    self.pulumi("config", "set", "--path", f"webstack:{key}[{index}]", str(item))
+        self.pulumi("config", "set", "--secret", "webstack:databaseUrl", self.database_url)
+        self._ensure_database()
+        if not self.name == "prod":
+            self._ensure_pages_project()
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.endpoints.database_url, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+
+    def _ensure_pages_project(self) -> None:
+        """prod owns the Pages project; a PR stack deploys into it, so it must exist first."""
+        e = self.endpoints
+        url = f"{e.cloudflare_api}/accounts/{e.cloudflare_account}/pages/projects"
+        headers = {"Authorization": f"Bearer {e.cloudflare_token}"}
+        if requests.get(f"{url}/{PAGES_PROJECT}", headers=headers, timeout=10).status_code == 404:
+            response = requests.post(
+                url, headers=headers, json={"name": PAGES_PROJECT, "production_branch": "main"}, timeout=10
+            )
+            response.raise_for_status()
+
+
+def _passphrase(root: Path) -> str:
+    """The sandbox's own secrets passphrase (a file only this user can read; it protects nothing
+    but sandbox state)."""
+    path = root / "passphrase"
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
