@@ -159,7 +159,11 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
 
 def stack_file_values(stack: str, project: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """Plain (non-secure) values of `Pulumi.<stack>.yaml` in the project's namespace."""
-    path = root / f"Pulumi.{stack}.yaml"
+    return config_file_values(root / f"Pulumi.{stack}.yaml", project)
+
+
+def config_file_values(path: Path, project: str) -> dict[str, Any]:
+    """Plain (non-secure) values of a stack config file (`--config-file`) in the project's namespace."""
     if not path.exists():
         return {}
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}

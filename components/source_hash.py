@@ -15,6 +15,10 @@ from pathlib import Path
 # Build outputs and installed dependencies are results, not sources.
 IGNORED_DIRECTORIES = frozenset({"node_modules", ".next", "out", "dist", ".turbo", ".wrangler", ".git"})
 IGNORED_SUFFIXES = (".tsbuildinfo", ".log")
+# Files a build writes into the sources: `next build` creates next-env.d.ts in the web app. Hashed,
+# it would change the web hash after the first build on a machine and rebuild every time after
+# (the real engine showed it: a second `pulumi up` replaced the site build and its deploy).
+IGNORED_FILES = frozenset({"next-env.d.ts"})
 
 
 def _files_under(path: Path):
@@ -24,7 +28,7 @@ def _files_under(path: Path):
     for directory, subdirectories, files in os.walk(path):
         subdirectories[:] = sorted(d for d in subdirectories if d not in IGNORED_DIRECTORIES)
         for name in sorted(files):
-            if not name.endswith(IGNORED_SUFFIXES):
+            if not name.endswith(IGNORED_SUFFIXES) and name not in IGNORED_FILES:
                 yield Path(directory) / name
 
 

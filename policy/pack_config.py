@@ -30,6 +30,7 @@ import yaml
 from components.settings import (
     PR_STACK,
     PROJECT_FILE,
+    config_file_values,
     SettingsError,
     declared_keys,
     parse_settings,
@@ -37,11 +38,12 @@ from components.settings import (
 )
 
 
-def site_origin(stack: str) -> str:
-    """The stack's own site, `https://host`, as the program derives it from the stack's settings."""
+def site_origin(stack: str, config_file: Path | None = None) -> str:
+    """The stack's own site, `https://host`, as the program derives it from the stack's settings
+    (its file in the repository, or the `--config-file` the stack runs with)."""
     project = str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
     values = stack_file_values("preview", project) if PR_STACK.fullmatch(stack) else {}
-    values.update(stack_file_values(stack, project))
+    values.update(config_file_values(config_file, project) if config_file else stack_file_values(stack, project))
     # The names do not depend on the database URL: an Output stands in for the secret, as
     # `pulumi.Config.get_secret` hands it to the program (so no URL is checked or needed here).
     settings = parse_settings(
@@ -61,6 +63,7 @@ def pack_config(
     repository_id: str = "",
     repository_owner_id: str = "",
     prod_environments: Sequence[str] = (),
+    config_file: Path | None = None,
 ) -> dict[str, Any]:
     """The `--policy-pack-config` document for `stack`, keyed by policy name."""
     subjects: dict[str, Any] = {"repository": repository}
@@ -70,7 +73,7 @@ def pack_config(
         subjects["prodEnvironments"] = list(prod_environments)
     return {
         "deploy-role-subjects": subjects,
-        "function-url-intended": {"siteOrigin": site_origin(stack)},
+        "function-url-intended": {"siteOrigin": site_origin(stack, config_file)},
     }
 
 
@@ -82,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repository-owner-id", default="")
     parser.add_argument("--prod-environment", action="append", default=[], dest="prod_environments")
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
+    parser.add_argument("--config-file", type=Path, help="the stack's config file when not Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
     if args.repository.count("/") != 1 or not all(args.repository.split("/")):
         print(f"pack_config: --repository {args.repository!r} is not owner/name", file=sys.stderr)
@@ -93,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repository_id=args.repository_id,
             repository_owner_id=args.repository_owner_id,
             prod_environments=args.prod_environments,
+            config_file=args.config_file,
         )
     except SettingsError as error:
         print(f"pack_config: {error}", file=sys.stderr)

@@ -130,7 +130,11 @@ SECRET_VALUES = (
 RANDOM_TOKEN = re.compile(r"[A-Za-z0-9+/_=.~-]{20,}")
 RANDOM_TOKEN_BITS_PER_CHAR = 4.0
 
-ORIGIN = re.compile(r"^https://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+# A site origin: https, or plain http on this machine only (the local sandbox serves each site on
+# loopback; the program's settings accept the same, components/settings.py LOOPBACK_HOSTS).
+ORIGIN = re.compile(
+    r"https://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?|http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?"
+)
 
 
 @dataclass(frozen=True)
@@ -756,8 +760,10 @@ def function_url_intended(r: Resource, config: PackConfig = PackConfig()) -> lis
         problems = []
         cors = _mapping(r.props.get("cors"))
         origins = _strings(cors.get("allowOrigins"))
-        if len(origins) != 1 or not ORIGIN.match(origins[0]):
-            problems.append(f"a public URL must admit exactly one https site origin in CORS, got {origins}")
+        if len(origins) != 1 or not ORIGIN.fullmatch(origins[0]):
+            problems.append(
+                f"a public URL must admit exactly one https site origin (http only on loopback) in CORS, got {origins}"
+            )
         elif not config.site_origin:
             problems.append(
                 "the pack config names no site origin (function-url-intended.siteOrigin): pass "

@@ -504,6 +504,10 @@ CASES = [
         id="cors-another-stacks-site"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-url"), {"function-url-intended"}, {"siteOrigin": ""},
         id="cors-no-site-configured"),
+    # Plain http only on loopback (the local sandbox), and even then only the configured site.
+    pytest.param("preview-pr-7", lambda rec: broken(rec("preview-pr-7"), "api-url",
+        lambda p: p["cors"].update(allowOrigins=["http://pr-7.app.example.com"])), {"function-url-intended"},
+        {"siteOrigin": "http://pr-7.app.example.com"}, id="cors-plain-http-off-this-machine"),
     # Bucket types.
     pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketV2:BucketV2", props={"bucket": "webstack-extra"},
         urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra"),

@@ -4,8 +4,10 @@
 // same contract: it resolves the project's virtualenv with the SDK's own `python/toolchain` package
 // and runs upstream's `pulumi-language-python-exec` (copied from the sdk/v3 module beside this
 // binary) with the same arguments and environment as upstream's host, so the program runs under
-// the real Python SDK and the real engine. `pulumi about`, `pulumi new`, `pulumi convert` and the
-// codegen calls are not served (Unimplemented): the sandbox only needs preview/up/refresh/destroy.
+// the real Python SDK and the real engine. It also runs Python plugins (RunPlugin): that is how the
+// CLI starts a Python policy pack (`--policy-pack policy`), as upstream's host does, with the pack's
+// own virtualenv. `pulumi about`, `pulumi new`, `pulumi convert` and the codegen calls are not
+// served (Unimplemented): the sandbox only needs preview/up/refresh/destroy with the policy pack.
 package main
 
 import (
@@ -282,4 +284,46 @@ func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumir
 		Executable: info.PythonExecutable,
 		Version:    strings.TrimSpace(info.PythonVersion.String()),
 	}, nil
+}
+
+// RunPlugin runs a Python plugin directory (a policy pack) with the interpreter of its own
+// virtualenv, as upstream's host does for a bare directory: `python <dir> <args>`, in the
+// requested working directory and environment, its output streamed back to the engine.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	opts, err := pythonOptions(req.GetInfo())
+	if err != nil {
+		return err
+	}
+	// Plugins never run in the ambient interpreter: default to the plugin's own `venv`.
+	if opts.Toolchain == toolchain.Pip && opts.Virtualenv == "" {
+		opts.Virtualenv = "venv"
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	args := append([]string{req.GetInfo().GetProgramDirectory()}, req.GetArgs()...)
+	cmd, err := tc.Command(server.Context(), args...)
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+
+	cmd.Dir = req.GetPwd()
+	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return server.Send(&pulumirpc.RunPluginResponse{
+				Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(exitErr.ExitCode())}, //nolint:gosec // exit codes fit
+			})
+		}
+		return fmt.Errorf("running the plugin: %w", err)
+	}
+	return closer.Close()
 }
