@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess  # runs the pulumi CLI with list argv, no shell  # nosec B404
 import time
 from collections.abc import Callable
@@ -42,8 +43,8 @@ PAGES_PROJECT = "webstack-site"
 DATABASE = "app"
 # Commands that read the stack's settings take --config-file (they live under the sandbox, not
 # in the repository); the others only take --stack.
-_TAKES_CONFIG_FILE = {("up",), ("preview",), ("destroy",), ("refresh",), ("config",), ("stack", "output")}
-_TAKES_STACK = {("cancel",), ("stack", "export"), ("stack", "import"), ("stack", "history")}
+_TAKES_CONFIG_FILE = {("up",), ("preview",), ("destroy",), ("refresh",), ("config",)}
+_TAKES_STACK = {("cancel",), ("stack", "output"), ("stack", "export"), ("stack", "import"), ("stack", "history")}
 
 
 class StackError(Exception):
@@ -171,7 +172,7 @@ class LocalStack:
         self.backend.mkdir(parents=True, exist_ok=True)
         existing = self.pulumi("stack", "ls", "--json", check=False)
         if f'"name": "{self.name}"' not in existing.stdout:
-            self.pulumi("stack", "init", self.name, "--secrets-provider", "passphrase")
+            self._create()
         values = {**self.settings(), **overrides}
         plain = {key: value for key, value in values.items() if not isinstance(value, list)}
         args = ["config", "set-all", "--path"]
@@ -186,6 +187,18 @@ class LocalStack:
         self._ensure_database()
         if not self.name == "prod":
             self._ensure_pages_project()
+
+    def _create(self) -> None:
+        """`pulumi stack init` writes the stack's config file (its passphrase salt) beside Pulumi.yaml
+        and takes no --config-file: run it in a scratch copy of the project file, then move the file
+        under the sandbox, so nothing is written into the repository."""
+        scratch = self.root / "init"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        shutil.copy(REPO / "Pulumi.yaml", scratch / "Pulumi.yaml")
+        self.pulumi("stack", "init", self.name, "--secrets-provider", "passphrase", "--cwd", str(scratch))
+        shutil.move(str(scratch / f"Pulumi.{self.name}.yaml"), self.config_file)
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.endpoints.database_url, autocommit=True, connect_timeout=10) as conn:

@@ -1,5 +1,6 @@
 import { API_URL, SCHEMA, STACK } from './config';
 import { Health } from './health';
+import { Projects } from './projects';
 
 export default function Home() {
   return (
@@ -22,6 +23,8 @@ export default function Home() {
         ) : null}
       </dl>
       <Health />
+      <h2>Your projects</h2>
+      <Projects />
     </main>
   );
 }
