@@ -13,8 +13,8 @@ README = (PROJECT_ROOT / "README.md").read_text()
 def test_the_first_lines_give_the_main_job_and_the_test_command():
     block = README.split("```bash", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
-    assert commands[0].endswith("python -m tools.plan --stack preview-pr-7")
-    assert "pip install -r requirements.txt" in commands[0]
+    assert commands[0] == "bash .ci/setup && .venv/bin/python -m sandbox up"
+    assert (PROJECT_ROOT / ".ci" / "setup").exists() and (PROJECT_ROOT / "sandbox" / "__main__.py").exists()
     assert commands[1] == "bash .ci/run"
     assert (PROJECT_ROOT / ".ci" / "run").exists()
     ci = (PROJECT_ROOT / ".ci" / "run").read_text()
