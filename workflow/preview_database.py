@@ -45,7 +45,7 @@ APPLICATION_NAME = "webstack-preview-database"
 LOCK_KEY = 0x5EB5_0001
 RULE_FUNCTION = "webstack_preview_schema_rule"
 RULE_TRIGGER = "webstack_preview_schema_names"
-# Role attributes no preview role may have.
+# Role attributes no preview role may have (the columns problems_of reads, in this order).
 FORBIDDEN_ATTRIBUTES = ("rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
@@ -207,7 +207,8 @@ def problems_of(conn, plan: Plan, members: list[str]) -> list[str]:
     problems = []
     for role in (plan.role, *members):
         attributes = conn.execute(
-            f"SELECT {', '.join(FORBIDDEN_ATTRIBUTES)} FROM pg_roles WHERE rolname = %s", (role,)  # fixed column names
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = %s",
+            (role,),
         ).fetchone()
         held = [name.removeprefix("rol") for name, value in zip(FORBIDDEN_ATTRIBUTES, attributes, strict=True) if value]
         if held:
