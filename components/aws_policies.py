@@ -6,6 +6,7 @@ without Pulumi. Wildcards appear only where AWS needs them, and each such place 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.names import (
@@ -164,21 +165,22 @@ def lambda_trust_policy() -> dict:
     )
 
 
-def github_subjects(prefix: str, role: str, environment: str = "") -> list[str]:
+def github_subjects(prefix: str, role: str, environment: str = "", *, also: Sequence[str] = ()) -> list[str]:
     """Exact OIDC subjects a deploy role trusts.
 
-    prod: `main` (and its GitHub environment, if one is configured); preview: every pull-request
-    event (and the sweeper's environment, whose scheduled jobs destroy closed PRs' stacks).
+    A job that names a GitHub `environment:` carries that environment's subject instead of its
+    branch's or event's, so a role whose jobs run in `environment` trusts that subject only —
+    prod: `main`'s jobs without one; preview: every pull_request job without one. The environments
+    in `also` are trusted besides (the preview sweeper's: scheduled jobs on `main` that destroy
+    closed PRs' stacks, and must not carry `main`'s own subject).
     """
-    if role == "prod":
-        subjects = [f"{prefix}:ref:refs/heads/main"]
-    elif role == "preview":
-        subjects = [f"{prefix}:pull_request"]
-    else:
+    if role not in ("prod", "preview"):
         raise ValueError(f"unknown deploy role {role!r}")
     if environment:
-        subjects.append(f"{prefix}:environment:{environment}")
-    return subjects
+        subjects = [f"{prefix}:environment:{environment}"]
+    else:
+        subjects = [f"{prefix}:ref:refs/heads/main" if role == "prod" else f"{prefix}:pull_request"]
+    return subjects + [f"{prefix}:environment:{name}" for name in also if name and name != environment]
 
 
 def github_trust_policy(provider_arn: str, subjects: list[str]) -> dict:

@@ -1,8 +1,9 @@
 """GitHub Actions' OIDC identity provider and the two deploy roles it may assume (prod only).
 
-The prod role trusts only `main` (or the configured prod environment); the preview role only
-pull_request jobs and the preview sweeper's environment. Both pin the audience and match
-subjects exactly.
+The prod role trusts the jobs of prod's GitHub environment (limited to `main`, the only place
+prod's secrets are), or `main`'s jobs when none is configured; the preview role the jobs of the
+preview environment (or every pull_request job without one) and the preview sweeper's
+environment. Both pin the audience and match subjects exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class GithubOidcArgs:
     subject_prefix: str
     """`repo:OWNER/REPO`, or GitHub's immutable form `repo:OWNER@<id>/REPO@<id>`."""
     prod_environment: str
+    preview_environment: str
     sweeper_environment: str
     deploy_scope: pulumi.Input[aws_policies.DeployScope]
 
@@ -35,9 +37,9 @@ class GithubOidc(pulumi.ComponentResource):
     provider: aws.iam.OpenIdConnectProvider
     """token.actions.githubusercontent.com, audience sts.amazonaws.com."""
     prod_role: aws.iam.Role
-    """Assumed by the deploy workflow on `main`."""
+    """Assumed by the deploy workflow on `main` (in prod's environment)."""
     preview_role: aws.iam.Role
-    """Assumed by the preview and cleanup workflows of pull requests."""
+    """Assumed by the preview and cleanup workflows of pull requests, and by the sweeper."""
 
     def __init__(self, name: str, args: GithubOidcArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:GithubOidc", name, None, opts)
@@ -57,8 +59,12 @@ class GithubOidc(pulumi.ComponentResource):
     def _create_role(
         self, name: str, args: GithubOidcArgs, role: str, child: pulumi.ResourceOptions
     ) -> aws.iam.Role:
-        environment = args.prod_environment if role == "prod" else args.sweeper_environment
-        subjects = aws_policies.github_subjects(args.subject_prefix, role, environment)
+        if role == "prod":
+            subjects = aws_policies.github_subjects(args.subject_prefix, role, args.prod_environment)
+        else:
+            subjects = aws_policies.github_subjects(
+                args.subject_prefix, role, args.preview_environment, also=[args.sweeper_environment]
+            )
         deploy_role = aws.iam.Role(
             f"{name}-{role}-role",
             # Fixed name: the workflows name it in `role-to-assume`.

@@ -149,6 +149,7 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             project=settings.project,
             subject_prefix=settings.github_subject,
             prod_environment=settings.github_prod_environment,
+            preview_environment=settings.github_preview_environment,
             sweeper_environment=settings.github_sweeper_environment,
             deploy_scope=deploy_scope,
         ),

@@ -32,6 +32,7 @@ ACCOUNT_ID = re.compile(r"[0-9]{12}")
 REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+GITHUB_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 # Secrets never live in stack files; each comes from `pulumi config set --secret` or, failing
 # that, from the CI job's environment (which is also where the deploy steps read them).
@@ -75,6 +76,7 @@ class Settings:
     github_repository: str
     github_subject_prefix: str
     github_prod_environment: str
+    github_preview_environment: str
     github_sweeper_environment: str
     alert_email: str
     domain: str
@@ -253,6 +255,16 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     prefix = values.get("githubSubjectPrefix") or ""
     if prefix and ("*" in prefix or not prefix.startswith("repo:")):
         problems.append(f"`githubSubjectPrefix` {prefix!r} must start with `repo:` and contain no `*`")
+    for key in ("githubProdEnvironment", "githubPreviewEnvironment", "githubSweeperEnvironment"):
+        environment = values.get(key) or ""
+        if environment and not GITHUB_ENVIRONMENT.fullmatch(environment):
+            problems.append(
+                f"`{key}` {environment[:100]!r} is not a GitHub environment name this program trusts "
+                "(letters, digits, '.', '_', '-'; it becomes an exact OIDC subject)"
+            )
+    envs = [values.get(k) for k in ("githubProdEnvironment", "githubPreviewEnvironment", "githubSweeperEnvironment")]
+    if values.get("githubProdEnvironment") and envs.count(values["githubProdEnvironment"]) > 1:
+        problems.append("`githubProdEnvironment` must be an environment of its own: the previews' roles must not share it")
     email = values.get("alertEmail") or ""
     if email and not EMAIL.fullmatch(email):
         problems.append(f"`alertEmail` {email!r} is not an e-mail address (or leave it empty)")
@@ -347,6 +359,7 @@ def parse_settings(
         github_repository=resolved["githubRepository"],
         github_subject_prefix=resolved["githubSubjectPrefix"],
         github_prod_environment=resolved["githubProdEnvironment"],
+        github_preview_environment=resolved["githubPreviewEnvironment"],
         github_sweeper_environment=resolved["githubSweeperEnvironment"],
         alert_email=resolved["alertEmail"],
         domain=resolved["domain"],

@@ -90,8 +90,8 @@ def roles(recorded):
 @pytest.mark.parametrize(
     ("role", "subjects"),
     [
-        ("prod", ["repo:org/repo:ref:refs/heads/main"]),
-        ("preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+        ("prod", ["repo:org/repo:environment:production"]),
+        ("preview", ["repo:org/repo:environment:preview", "repo:org/repo:environment:preview-sweeper"]),
     ],
 )
 def test_trust_exact_subjects_and_the_sts_audience(roles, role, subjects):
@@ -101,10 +101,10 @@ def test_trust_exact_subjects_and_the_sts_audience(roles, role, subjects):
     assert statement["Condition"] == {"StringEquals": {f"{HOST}:aud": "sts.amazonaws.com", f"{HOST}:sub": subjects}}
 
 
-def test_an_empty_sweeper_environment_leaves_pull_requests_only():
+def test_no_environments_leave_pull_requests_only():
     from tests.conftest import record
 
-    prod = record("prod", githubSweeperEnvironment="")
+    prod = record("prod", githubSweeperEnvironment="", githubPreviewEnvironment="")
     [statement] = document(prod, "github-preview-role", "assumeRolePolicy")["Statement"]
     assert statement["Condition"]["StringEquals"][f"{HOST}:sub"] == ["repo:org/repo:pull_request"]
 

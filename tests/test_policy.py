@@ -42,9 +42,14 @@ REPOSITORY = "org/repo"  # githubRepository in the committed stack files
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 
 
+# The GitHub environments deploy.yml names for prod's pack (tests/test_workflows.py holds the workflow
+# to Pulumi.prod.yaml's githubProdEnvironment, githubPreviewEnvironment and githubSweeperEnvironment).
+PROD_ENVIRONMENTS = {"prod_environments": ["production"], "preview_environments": ["preview", "preview-sweeper"]}
+
+
 def config_document(stack: str, **overrides) -> dict:
     """The `--policy-pack-config` document the workflows write for `stack`."""
-    document = pack_config.pack_config(stack, REPOSITORY)
+    document = pack_config.pack_config(stack, REPOSITORY, **(PROD_ENVIRONMENTS if stack == "prod" else {}))
     for key, value in overrides.items():
         policy = "function-url-intended" if key == "siteOrigin" else "deploy-role-subjects"
         document[policy][key] = value
@@ -151,10 +156,24 @@ def test_pack_config_command(tmp_path, capsys):
 def test_a_configured_prod_environment_is_allowed_once_the_pack_knows_it(recorded):
     from tests.conftest import record
 
-    prod = record("prod", githubProdEnvironment="production")
+    prod = record("prod", githubProdEnvironment="release")
     role = as_resource(prod, prod.by_name("github-prod-role"))
     assert fired(role) == {"deploy-role-subjects"}  # unknown to the pack: refused
-    assert fired(role, pack_config_for("prod", prodEnvironments=["production"])) == set()
+    assert fired(role, pack_config_for("prod", prodEnvironments=["release"])) == set()
+
+
+def test_a_preview_environment_is_allowed_once_the_pack_knows_it():
+    from tests.conftest import record
+
+    prod = record("prod", githubPreviewEnvironment="pr-previews")
+    role = as_resource(prod, prod.by_name("github-preview-role"))
+    assert fired(role) == {"deploy-role-subjects"}
+    assert fired(role, pack_config_for("prod", previewEnvironments=["pr-previews", "preview-sweeper"])) == set()
+    # previewEnvironments replaces the default: the sweeper's must be named too.
+    assert fired(role, pack_config_for("prod", previewEnvironments=["pr-previews"])) == {"deploy-role-subjects"}
+    assert pack_config.pack_config("prod", REPOSITORY, preview_environments=["a", "b"])["deploy-role-subjects"][
+        "previewEnvironments"
+    ] == ["a", "b"]
 
 
 # --- one deliberately broken resource per rule ----------------------------------------------------
@@ -716,7 +735,7 @@ def test_deploy_role_policy_reads_the_pack_config():
         ({}, 1),
         ({"repository": REPOSITORY}, 1),
         ({"repository": REPOSITORY, "prodEnvironments": ["production"]}, 0),
-        ({"repository": "org/other", "prodEnvironments": ["production"]}, 2),
+        ({"repository": "org/other", "prodEnvironments": ["production"]}, 1),
     ):
         reported = []
         args = ResourceValidationArgs(

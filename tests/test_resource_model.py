@@ -133,8 +133,9 @@ def trust(recording, role):
 @pytest.mark.parametrize(
     ("role", "subjects"),
     [
-        ("prod", ["repo:org/repo:ref:refs/heads/main"]),
-        ("preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+        # Pulumi.prod.yaml: the deploy job runs in `production`, preview and cleanup in `preview`.
+        ("prod", ["repo:org/repo:environment:production"]),
+        ("preview", ["repo:org/repo:environment:preview", "repo:org/repo:environment:preview-sweeper"]),
     ],
 )
 def test_deploy_roles_trust_exact_subjects_with_the_sts_audience(recorded, role, subjects):
@@ -152,9 +153,42 @@ def test_subject_format_is_configurable_for_immutable_claims():
     prod = record("prod", githubSubjectPrefix="repo:org@1234/repo@5678", githubProdEnvironment="production")
     [statement] = trust(prod, "prod")["Statement"]
     assert statement["Condition"]["StringEquals"][f"{GITHUB_OIDC_HOST}:sub"] == [
-        "repo:org@1234/repo@5678:ref:refs/heads/main",
         "repo:org@1234/repo@5678:environment:production",
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "role", "subjects"),
+    [
+        # Without an environment: `main`'s jobs, every pull_request job.
+        ({"githubProdEnvironment": ""}, "prod", ["repo:org/repo:ref:refs/heads/main"]),
+        ({"githubPreviewEnvironment": ""}, "preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+        # An environment replaces the branch's or event's subject, it does not add to it.
+        ({"githubProdEnvironment": "release"}, "prod", ["repo:org/repo:environment:release"]),
+    ],
+)
+def test_a_deploy_role_trusts_its_environment_instead_of_the_branch_or_event(overrides, role, subjects):
+    from tests.conftest import record
+
+    [statement] = trust(record("prod", **overrides), role)["Statement"]
+    assert statement["Condition"]["StringEquals"][f"{GITHUB_OIDC_HOST}:sub"] == subjects
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"githubProdEnvironment": "prod*"}, "`githubProdEnvironment` 'prod*' is not a GitHub environment name"),
+        ({"githubPreviewEnvironment": "a:b"}, "`githubPreviewEnvironment` 'a:b' is not a GitHub environment name"),
+        ({"githubPreviewEnvironment": "production"}, "`githubProdEnvironment` must be an environment of its own"),
+    ],
+)
+def test_environment_names_are_checked(overrides, expected):
+    from components.settings import SettingsError
+    from tests.conftest import record
+
+    with pytest.raises(SettingsError) as error:
+        record("prod", **overrides)
+    assert expected in str(error.value)
 
 
 def test_oidc_provider_audience(recorded):
