@@ -34,7 +34,8 @@ from pathlib import Path
 from components.names import SAFE_STACK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
-ROOT = REPO / ".sandbox"
+# Where the sandbox keeps its services' data, state and settings (tests use their own).
+ROOT = Path(os.environ.get("WEBSTACK_SANDBOX_DIR") or REPO / ".sandbox").resolve()
 DEFAULT_STACK = "preview-pr-1"
 DEFAULT_BASE_PORT = 8600
 POLICY_VENV = REPO / "policy" / "venv"
@@ -204,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up", help="deploy a stack into the local cloud (starts it once)")
     up_parser.add_argument("--stack", default=DEFAULT_STACK, help=f"prod, preview or preview-pr-<N> (default {DEFAULT_STACK})")
-    up_parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help="first of the fixed loopback ports")
+    up_parser.add_argument(
+        "--base-port", type=int, default=DEFAULT_BASE_PORT, help="first of the fixed loopback ports (0: any free ones)"
+    )
     sub.add_parser("status", help="what runs where, and the stacks' outputs")
     sub.add_parser("down", help="pulumi destroy, stop every service, remove .sandbox/")
     args = parser.parse_args(argv)
@@ -212,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             if not SAFE_STACK_NAME.fullmatch(args.stack):
                 parser.error(f"--stack {args.stack[:80]!r} is not prod, preview or preview-pr-<N>")
-            if not 1024 <= args.base_port <= 65500:
-                parser.error("--base-port must be between 1024 and 65500")
+            if args.base_port != 0 and not 1024 <= args.base_port <= 65500:
+                parser.error("--base-port must be between 1024 and 65500 (or 0: any free ports)")
             return up(args.stack, args.base_port)
         if args.command == "status":
             return status()

@@ -50,6 +50,7 @@ JWT_AUDIENCE = "webstack-sandbox-api"
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
+POSTGRES_POINTER = "postgres.path"  # where the running cluster's temp dir is, for a stop after a crash
 
 # Offsets from --base-port; sites take the ports from SITES upwards, one per branch.
 OFFSETS = {"postgres": 0, "moto": 1, "cloudflare": 2, "dns": 3, "lambda": 4, "jwt": 5, "webhook": 6, "control": 7}
@@ -155,9 +156,11 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
 
         log("PostgreSQL")
-        database = self.root / "postgres"
-        _stop_leftover_postgres(database)
-        postgres = start_postgres(root=database, port=port_for(self.base_port, "postgres") or None)
+        _stop_leftover_postgres(self.root)
+        # The cluster lives in a temp dir of its own: as root it runs as an unprivileged user, who
+        # may not be able to reach a directory under the sandbox's (a private tmp dir, a home).
+        postgres = start_postgres(port=port_for(self.base_port, "postgres") or None)
+        (self.root / POSTGRES_POINTER).write_text(str(postgres.root))
         self._stops.append(postgres.stop)
 
         log("moto_server (AWS)")
@@ -293,10 +296,15 @@ def _record_alert(path: Path, request: Request) -> Reply:
     return Reply(200, body="ok")
 
 
-def _stop_leftover_postgres(data_root: Path) -> None:
-    """A daemon killed with SIGKILL leaves its cluster running: stop it and start afresh."""
+def _stop_leftover_postgres(root: Path) -> None:
+    """A daemon killed with SIGKILL leaves its cluster running: stop it and remove it."""
     from sandbox.postgres import find_bindir
 
+    pointer = root / POSTGRES_POINTER
+    try:
+        data_root = Path(pointer.read_text().strip())
+    except OSError:
+        return
     pid_file = data_root / "data" / "postmaster.pid"
     if pid_file.exists():
         run_as = ("runuser", "-u", "pgtest", "--") if os.geteuid() == 0 else ()
@@ -305,10 +313,11 @@ def _stop_leftover_postgres(data_root: Path) -> None:
                 [*run_as, str(find_bindir() / "pg_ctl"), "-D", str(data_root / "data"), "stop", "-m", "immediate", "-w"],
                 capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-    if data_root.exists():
+    if data_root.exists() and data_root.name.startswith("pgtest-"):
         import shutil
 
         shutil.rmtree(data_root, ignore_errors=True)
+    pointer.unlink(missing_ok=True)
 
 
 def log(message: str) -> None:
@@ -339,7 +348,7 @@ def serve(root: Path, base_port: int) -> int:
         log("stopping")
         state.unlink(missing_ok=True)
         daemon.stop()
-        _stop_leftover_postgres(root / "postgres")
+        _stop_leftover_postgres(root)
     return 0
 
 
@@ -401,7 +410,7 @@ def stop(root: Path) -> bool:
     try:
         pid = int(json.loads(state.read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        _stop_leftover_postgres(root / "postgres")
+        _stop_leftover_postgres(root)
         return False
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGTERM)
@@ -411,7 +420,7 @@ def stop(root: Path) -> bool:
     if _alive(pid):
         _kill_group(pid)
     state.unlink(missing_ok=True)
-    _stop_leftover_postgres(root / "postgres")
+    _stop_leftover_postgres(root)
     return True
 
 

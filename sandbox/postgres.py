@@ -170,10 +170,8 @@ def start_postgres(*, bindir: Path | None = None, root: Path | None = None, port
     (default: a free one). `root` must not hold a cluster yet; it is removed by `stop()`."""
     bindir = bindir or find_bindir()
     run_as: tuple[str, ...] = ()
-    if root is None:
-        root = Path(tempfile.mkdtemp(prefix="pgtest-"))
-    else:
-        root.mkdir(parents=True, exist_ok=False)
+    root = Path(tempfile.mkdtemp(prefix="pgtest-")) if root is None else root
+    root.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         user = _ensure_os_user()
         os.chown(root, user.pw_uid, user.pw_gid)

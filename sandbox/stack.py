@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess  # runs the pulumi CLI with list argv, no shell  # nosec B404
 import time
 from collections.abc import Callable
@@ -128,12 +129,23 @@ class LocalStack:
         lines: list[str] = []
         started = time.monotonic()
         assert proc.stdout is not None  # nosec B101 - Popen with PIPE
-        for line in proc.stdout:
-            lines.append(line)
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-            if time.monotonic() - started > timeout:
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+                if time.monotonic() - started > timeout:
+                    proc.kill()
+        except KeyboardInterrupt:
+            # Ctrl-C: pulumi stops cleanly on SIGINT (it finishes what is in flight and writes the
+            # state); wait for that rather than leave it running behind the prompt.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            raise
         code = proc.wait()
         output = "".join(lines)
         if check and code != 0:
