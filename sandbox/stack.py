@@ -7,7 +7,8 @@
 Everything a run writes stays under `root`: the file backend (`state/`), the engine's home, and
 the stack's config file (`Pulumi.<stack>.yaml`, passed with `--config-file` so the repository's
 own stack files are never touched). The program runs from the repository, as in CI, so its
-Commands find `steps/` and the app where they always do.
+Commands find `steps/` and the app where they always do; `project_dir` runs it from another copy
+of the project instead (a test's throwaway variant), with that copy's `components/` and `steps/`.
 
 The environment is what a CI job's would be, pointed at loopback: AWS (the stand-in provider and
 the steps) at moto_server, Cloudflare (the stand-in provider, wrangler and the steps) at the API
@@ -59,9 +60,12 @@ class LocalStack:
     endpoints: Endpoints
     passphrase: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    project_dir: Path = REPO
+    """Where Pulumi.yaml and the program are: the cwd of every pulumi command and the PYTHONPATH."""
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
+        self.project_dir = Path(self.project_dir).resolve()
         if not self.passphrase:
             self.passphrase = _passphrase(self.root)
 
@@ -102,7 +106,7 @@ class LocalStack:
                 # The steps read the database and the alert webhook from the job's environment.
                 "DATABASE_URL": self.database_url,
                 "ALERT_WEBHOOK_URL": self.endpoints.webhook,
-                "PYTHONPATH": str(REPO),
+                "PYTHONPATH": str(self.project_dir),
             }
         )
         env.update(self.extra_env)
@@ -117,13 +121,9 @@ class LocalStack:
         on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `pulumi ARGS` for this stack; output is streamed to `on_line` when given."""
-        argv = [str(BIN_DIR / "pulumi"), *args, "--non-interactive"]
-        if tuple(args[:1]) in _TAKES_CONFIG_FILE or tuple(args[:2]) in _TAKES_CONFIG_FILE:
-            argv += ["--stack", self.name, "--config-file", str(self.config_file)]
-        elif tuple(args[:1]) in _TAKES_STACK or tuple(args[:2]) in _TAKES_STACK:
-            argv += ["--stack", self.name]
+        argv = self.argv(*args)
         proc = subprocess.Popen(  # noqa: S603 - list argv  # nosec B603
-            argv, cwd=REPO, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv, cwd=self.project_dir, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
         lines: list[str] = []
@@ -152,6 +152,15 @@ class LocalStack:
             tail = "\n".join(output.strip().splitlines()[-25:])
             raise StackError(f"`pulumi {' '.join(args)}` for {self.name} exited with {code}:\n{tail}")
         return subprocess.CompletedProcess(argv, code, output, "")
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line `pulumi` runs with (in `project_dir`, with `env()`), for this stack."""
+        argv = [str(BIN_DIR / "pulumi"), *args, "--non-interactive"]
+        if tuple(args[:1]) in _TAKES_CONFIG_FILE or tuple(args[:2]) in _TAKES_CONFIG_FILE:
+            argv += ["--stack", self.name, "--config-file", str(self.config_file)]
+        elif tuple(args[:1]) in _TAKES_STACK or tuple(args[:2]) in _TAKES_STACK:
+            argv += ["--stack", self.name]
+        return argv
 
     def outputs(self) -> dict[str, Any]:
         result = self.pulumi("stack", "output", "--json", "--show-secrets")
@@ -207,7 +216,7 @@ class LocalStack:
         scratch = self.root / "init"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
-        shutil.copy(REPO / "Pulumi.yaml", scratch / "Pulumi.yaml")
+        shutil.copy(self.project_dir / "Pulumi.yaml", scratch / "Pulumi.yaml")
         self.pulumi("stack", "init", self.name, "--secrets-provider", "passphrase", "--cwd", str(scratch))
         shutil.move(str(scratch / f"Pulumi.{self.name}.yaml"), self.config_file)
         shutil.rmtree(scratch, ignore_errors=True)
