@@ -7,6 +7,7 @@ run on a broken workflow to show it is really looking.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,38 @@ def test_actionlint_reports_a_broken_workflow(broken: Path) -> None:
 def test_zizmor_offline_has_no_medium_or_higher_findings() -> None:
     result = run([str(BIN / "zizmor"), "--offline", "--min-severity", "medium", *workflow_files()])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def zizmor_auditor_findings(*targets: str) -> list[dict]:
+    """zizmor's most thorough persona (`auditor`), as JSON findings."""
+    result = run([str(BIN / "zizmor"), "--offline", "--persona", "auditor", "--format", "json", *targets])
+    assert result.stdout.strip().startswith("["), result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def secrets_outside_an_environment(findings: list[dict]) -> list[str]:
+    return [
+        f"{location['symbolic']['key']}: {finding['desc']}"
+        for finding in findings
+        if finding["ident"] == "secrets-outside-env"
+        for location in finding["locations"][:1]
+    ]
+
+
+def test_zizmor_auditor_finds_no_secret_read_outside_an_environment() -> None:
+    # Every job that reads a secret names its GitHub environment: prod's secrets live only in
+    # `production` (limited to main), the previews' in `preview` and `preview-sweeper`.
+    assert secrets_outside_an_environment(zizmor_auditor_findings(*workflow_files())) == []
+
+
+def test_zizmor_auditor_reports_a_secret_read_outside_an_environment(tmp_path: Path) -> None:
+    path = tmp_path / "repository-secret.yml"
+    path.write_text(
+        "on: pull_request\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo\n        env:\n          DATABASE_URL: ${{ secrets.DATABASE_URL }}\n",
+        encoding="utf-8",
+    )
+    assert len(secrets_outside_an_environment(zizmor_auditor_findings(str(path)))) == 1
 
 
 def test_zizmor_reports_a_broken_workflow(broken: Path) -> None:

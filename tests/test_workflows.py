@@ -27,7 +27,18 @@ SECRET_EXPR = re.compile(r"\$\{\{\s*secrets\.")
 # The only commands that may see secrets: pulumi (its Commands' steps read them from the
 # environment), the mask registration, the failure alert (the webhook) and the deploy record.
 MASKS = "python -m workflow.masks"
-SECRET_USERS = ("pulumi ", MASKS, "python -m steps.alert ", "python -m workflow.deploy_record ")
+SECRET_USERS = (
+    "pulumi ",
+    MASKS,
+    "python -m steps.alert ",
+    "python -m workflow.deploy_record ",
+    "python -m workflow.preview_database",
+)
+# The secrets the steps read, by the environment variable they read them from. Prod's workflow
+# maps each from the secret of the same name (only in the `production` environment); the
+# workflows that run for pull requests, PR code or PR-written state, from the PREVIEW_ one.
+STEP_SECRETS = ("DATABASE_URL", "CLOUDFLARE_API_TOKEN", "ALERT_WEBHOOK_URL")
+SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -40,9 +51,16 @@ PACK_CONFIG = (
 WITH_POLICY = '--policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json"'
 PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
 UP_LINE = f'pulumi up --yes --stack "$STACK" {WITH_POLICY}'
+# The state is checked against the program, and the checked copy (not the PR-writable original)
+# is what `destroy` reads.
+CHECKED = 'PULUMI_BACKEND_URL="$checked" '
 DESTROY_LINES = (
-    'pulumi destroy --yes --stack "$STACK"',
-    'pulumi stack rm --yes "$STACK"',
+    'pulumi stack export --stack "$STACK" --file "$state"',
+    'python -m workflow.verify_state --stack "$STACK" --state "$state"',
+    f'{CHECKED}pulumi stack init "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
+    f'{CHECKED}pulumi stack import --stack "$STACK" --file "$state"',
+    f'{CHECKED}pulumi destroy --yes --stack "$STACK"',
+    'pulumi stack rm --yes --force "$STACK"',
 )
 
 Workflows = Mapping[str, tuple[str, dict[str, Any]]]
@@ -229,6 +247,49 @@ def check_pack_config(where: str, job: Mapping[str, Any]) -> Iterator[str]:
         yield f"{where}: the policy pack config must carry this run's repository (github.repository and its ids)"
 
 
+def environments() -> dict[str, str]:
+    """The GitHub environment of each kind of job, as prod's stack file has its deploy roles trust them."""
+    from components.settings import stack_setting
+
+    return {
+        kind: str(stack_setting("prod", key))
+        for kind, key in (
+            ("prod", "githubProdEnvironment"),
+            ("preview", "githubPreviewEnvironment"),
+            ("sweeper", "githubSweeperEnvironment"),
+        )
+    }
+
+
+def check_environment(where: str, job: Mapping[str, Any], kind: str) -> Iterator[str]:
+    """The job runs in the environment its deploy role trusts (its OIDC `sub` is that environment's)."""
+    expected = environments()[kind]
+    if not expected:
+        yield f"{where}: Pulumi.prod.yaml names no GitHub environment for the {kind} jobs"
+    elif job.get("environment") != expected:
+        yield f"{where}: must run in the `{expected}` environment (its role trusts that subject), not {job.get('environment')!r}"
+
+
+def check_secret_sources(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
+    """Prod's secrets only in prod's workflow; pull requests' workflows map the PREVIEW_ ones into
+    the names the steps read; a job that reads any secret names its environment."""
+    prefix = "" if name == "deploy" else "PREVIEW_"
+    for job_id, job in (wf.get("jobs") or {}).items():
+        where = f"{name}/{job_id}"
+        used = False
+        for step in steps(job):
+            for variable, value in (step.get("env") or {}).items():
+                for secret in SECRET_REF.findall(str(value)):
+                    used = True
+                    if variable not in STEP_SECRETS or secret != f"{prefix}{variable}":
+                        yield (
+                            f"{where}: {variable} comes from secrets.{secret}; this workflow maps "
+                            f"{', '.join(f'{prefix}{s}' for s in STEP_SECRETS)} only (prod's secrets belong to deploy alone)"
+                        )
+        if used and not job.get("environment"):
+            yield f"{where}: reads secrets outside an environment (repository secrets reach every PR's workflow)"
+
+
 def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     on = triggers(wf)
     if on != {"push": {"branches": ["main"]}}:
@@ -237,8 +298,7 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     if conc.get("group") != "deploy-prod" or conc.get("cancel-in-progress") is not False:
         yield "deploy: needs concurrency group deploy-prod with cancel-in-progress: false"
     job = only_job(wf, "deploy")
-    if "environment" in job:
-        yield "deploy: an environment changes the OIDC sub the prod role trusts"
+    yield from check_environment("deploy", job, "prod")
     if job.get("needs") != "security" or (only_job(wf, "security").get("uses") != "./.github/workflows/security.yml"):
         yield "deploy: not gated by the security workflow"
     if role(job) != "${{ vars.AWS_PROD_ROLE_ARN }}":
@@ -253,6 +313,9 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
             PACK_CONFIG,
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select "$STACK"',
+            MASKS,
+            # Before `up`: prod's schemas exist and are prod's before a preview could claim them.
+            "python -m workflow.preview_database",
             PREVIEW_LINE,
             'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
             UP_LINE,
@@ -260,6 +323,12 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
     )
     if any("--create" in line for line in lines):
         yield "deploy: must never create the prod stack"
+    # The pack learns which environments the deploy roles may trust from the workflow itself.
+    envs = environments()
+    flags = [f"--prod-environment {envs['prod']}", f"--preview-environment {envs['preview']}", f"--preview-environment {envs['sweeper']}"]
+    pack_line = lines[index_of(lines, PACK_CONFIG)] if index_of(lines, PACK_CONFIG) >= 0 else ""
+    if not all(flag in pack_line for flag in flags) or pack_line.count("-environment ") != len(flags):
+        yield f"deploy: the pack config must name exactly the environments the roles trust: {' '.join(flags)}"
     yield from check_build_outputs_kept("deploy", job)
     yield from check_pack_config("deploy", job)
 
@@ -276,6 +345,9 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
         yield f"preview: STACK must be {PR_STACK}"
     if "head.repo.full_name == github.repository" not in str(job.get("if")):
         yield "preview: fork PRs must be skipped (no OIDC token or secrets there)"
+    yield from check_environment("preview", job, "preview")
+    if any("workflow.deploy_record" in line for line in run_lines(job)):
+        yield "preview: the audit table is written with prod's credentials only: no deploy record from a PR"
     yield from check_order(
         "preview",
         run_lines(job),
@@ -309,6 +381,7 @@ def check_cleanup(wf: Mapping[str, Any]) -> Iterator[str]:
         yield "cleanup: must assume the preview role"
     if (job.get("env") or {}).get("STACK") != PR_STACK:
         yield f"cleanup: STACK must be {PR_STACK}"
+    yield from check_environment("cleanup", job, "preview")
     yield from check_destroy("cleanup", job)
 
 
@@ -333,6 +406,8 @@ def check_sweeper(wf: Mapping[str, Any]) -> Iterator[str]:
         yield "sweeper: STACK must be preview-pr-${{ matrix.pr }}"
     if role(find) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}" or role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
         yield "sweeper: must assume the preview role"
+    yield from check_environment("sweeper/find", find, "sweeper")
+    yield from check_environment("sweeper/destroy", job, "sweeper")
     yield from check_destroy("sweeper", job)
     lines = run_lines(job)
     if not 0 <= index_of(lines, "python -m workflow.sweep_previews check") < index_of(lines, DESTROY_LINES[0]):
@@ -411,6 +486,7 @@ def violations(workflows: Workflows) -> list[str]:
     found = []
     for name, (text, wf) in workflows.items():
         found += check_common(name, text, wf)
+        found += check_secret_sources(name, wf)
         found += CHECKS[name](wf)
     found += check_shared(workflows)
     return found
@@ -430,7 +506,24 @@ BROKEN = [
     pytest.param("deploy", "run: python -m workflow.masks", "run: echo no masks", "secrets are not masked", id="deploy-no-masks"),
     pytest.param("cleanup", "run: python -m workflow.masks", "run: echo no masks", "secrets are not masked", id="cleanup-no-masks"),
     pytest.param("deploy", "group: deploy-prod", "group: deploy-${{ github.sha }}", "deploy-prod", id="deploy-parallel"),
-    pytest.param("deploy", "    needs: security\n", "    environment: production\n", "environment", id="deploy-environment"),
+    pytest.param("deploy", "    environment: production\n", "", "must run in the `production` environment", id="deploy-without-environment"),
+    pytest.param("deploy", "    environment: production\n", "    environment: preview\n", "must run in the `production` environment", id="deploy-in-the-preview-environment"),
+    pytest.param("preview", "    environment: preview\n", "", "must run in the `preview` environment", id="preview-without-environment"),
+    pytest.param("preview", "    environment: preview\n", "    environment: production\n", "must run in the `preview` environment", id="preview-in-prods-environment"),
+    pytest.param("cleanup", "    environment: preview\n", "", "reads secrets outside an environment", id="cleanup-repository-secrets"),
+    pytest.param("sweeper", "    environment: preview-sweeper\n    strategy:", "    strategy:", "sweeper/destroy: must run in the `preview-sweeper`", id="sweeper-destroy-without-environment"),
+    pytest.param("preview", "secrets.PREVIEW_DATABASE_URL", "secrets.DATABASE_URL", "DATABASE_URL comes from secrets.DATABASE_URL", id="preview-prods-database"),
+    pytest.param("cleanup", "secrets.PREVIEW_CLOUDFLARE_API_TOKEN", "secrets.CLOUDFLARE_API_TOKEN", "comes from secrets.CLOUDFLARE_API_TOKEN", id="cleanup-prods-cloudflare-token"),
+    pytest.param("sweeper", "secrets.PREVIEW_ALERT_WEBHOOK_URL", "secrets.ALERT_WEBHOOK_URL", "comes from secrets.ALERT_WEBHOOK_URL", id="sweeper-prods-webhook"),
+    pytest.param("deploy", "DATABASE_URL: ${{ secrets.DATABASE_URL }}", "DATABASE_URL: ${{ secrets.PREVIEW_DATABASE_URL }}", "comes from secrets.PREVIEW_DATABASE_URL", id="deploy-previews-database"),
+    pytest.param("preview", "CLOUDFLARE_API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN comes from", id="preview-secret-under-another-name"),
+    pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi stack output --json | python -m workflow.deploy_record --stack \"$STACK\"\n          python -m workflow.pr_comment", "no deploy record from a PR", id="preview-writes-the-audit-table"),
+    pytest.param("deploy", "        run: python -m workflow.preview_database\n", "        run: echo skipped\n", "missing command `python -m workflow.preview_database", id="deploy-no-preview-database-role"),
+    pytest.param("deploy", " --preview-environment preview-sweeper", "", "name exactly the environments", id="deploy-pack-config-forgets-the-sweeper"),
+    pytest.param("deploy", "--prod-environment production", "--prod-environment production --prod-environment staging", "name exactly the environments", id="deploy-pack-config-trusts-more"),
+    pytest.param("sweeper", '          python -m workflow.verify_state --stack "$STACK" --state "$state"\n', "", "missing command `python -m workflow.verify_state", id="sweeper-destroys-unchecked"),
+    pytest.param("sweeper", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes', "pulumi destroy --yes", "missing command `PULUMI_BACKEND_URL=\"$checked\" pulumi destroy", id="sweeper-destroys-the-writable-original"),
+    pytest.param("cleanup", '          python -m workflow.verify_state --stack "$STACK" --state "$state"\n', "", "missing command `python -m workflow.verify_state", id="cleanup-destroys-unchecked"),
     pytest.param("deploy", "branches: [main]", "branches: [main, develop]", "push to main only", id="deploy-branches"),
     pytest.param("deploy", 'pulumi stack select "$STACK"', 'pulumi stack select --create "$STACK"', "never create", id="deploy-creates-prod"),
     pytest.param("deploy", "STACK: prod", "STACK: production", "STACK must be prod", id="deploy-stack"),
@@ -459,8 +552,8 @@ BROKEN = [
     pytest.param("cleanup", "cancel-in-progress: false", "cancel-in-progress: true", "cancel-in-progress must be false", id="cleanup-cancels"),
     pytest.param("cleanup", "group: preview-pr-${{ github.event.pull_request.number }}", "group: cleanup-${{ github.event.pull_request.number }}", "share the concurrency group", id="cleanup-group"),
     pytest.param("cleanup", "types: [closed]", "types: [closed, reopened]", "closed only", id="cleanup-types"),
-    pytest.param("cleanup", '          pulumi stack rm --yes "$STACK"\n', "", "missing command `pulumi stack rm", id="cleanup-no-rm"),
-    pytest.param("cleanup", 'pulumi destroy --yes --stack "$STACK"\n          pulumi stack rm --yes "$STACK"', 'pulumi stack rm --yes "$STACK"\n          pulumi destroy --yes --stack "$STACK"', "out of order", id="cleanup-rm-first"),
+    pytest.param("cleanup", '          pulumi stack rm --yes --force "$STACK"\n', "", "missing command `pulumi stack rm", id="cleanup-no-rm"),
+    pytest.param("cleanup", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK"\n          pulumi stack rm --yes --force "$STACK"', 'pulumi stack rm --yes --force "$STACK"\n          PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK"', "out of order", id="cleanup-rm-first"),
     pytest.param("cleanup", 'grep -q "no stack named"', 'grep -q "error"', "already gone", id="cleanup-not-idempotent"),
     pytest.param("cleanup", "vars.AWS_PREVIEW_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "preview role", id="cleanup-role"),
     pytest.param("sweeper", "group: preview-pr-${{ matrix.pr }}", "group: sweeper", "join the PR's concurrency group", id="sweeper-group"),
