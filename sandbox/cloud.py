@@ -222,29 +222,10 @@ class Daemon:
         )
 
     def _start_moto(self, port: int) -> str:
-        log_file = (self.root / "moto.log").open("ab")
-        # AWS-managed policies (AWSLambdaBasicExecutionRole, which every execution role attaches)
-        # exist in moto only when it loads them.
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv  # nosec B603
-            # moto_server plus the route the Lambda runtime reads each version's code from.
-            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONPATH": str(REPO)},
-        )
-        url = f"http://127.0.0.1:{port}"
+        from sandbox.moto_server import spawn, terminate
 
-        def stop_moto() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-        self._stops.append(stop_moto)
-        _wait_for(lambda: proc.poll() is None and requests.get(f"{url}/moto-api/", timeout=2).ok, "moto_server", 60)
+        proc, url = spawn(port, (self.root / "moto.log").open("ab"), repo=REPO)
+        self._stops.append(lambda: terminate(proc))
         return url
 
     def _dns_lookup(self, name: str) -> tuple[str, str] | None:

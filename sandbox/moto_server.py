@@ -27,14 +27,21 @@ from __future__ import annotations
 
 import json
 import sys
+import os
+import signal
+import subprocess  # spawn() runs this module as a server with fixed argv  # nosec B404
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import moto.server
+import requests
 from moto.core import DEFAULT_ACCOUNT_ID
 
 CODE_PATH = "/_sandbox/lambda-code"
+START_TIMEOUT = 60.0
 
 StartResponse = Callable[..., Any]
 
@@ -85,6 +92,52 @@ class SandboxApplication(moto.server.DomainDispatcherApplication):
         if environ.get("PATH_INFO") == CODE_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return serve_code(environ, start_response)
         return super().__call__(environ, start_response)
+
+
+def spawn(
+    port: int, log: IO[bytes], *, repo: Path | None = None, stock: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m sandbox.moto_server` (or, `stock`, moto's own `moto_server`, which lacks the
+    code route) on 127.0.0.1:`port` in its own process group and wait until it answers; returns
+    the process and its URL. It loads AWS's managed IAM policies (AWSLambdaBasicExecutionRole,
+    which every execution role attaches, exists only then)."""
+    repo = repo or Path(__file__).resolve().parents[1]
+    server = [str(Path(sys.executable).with_name("moto_server"))] if stock else [sys.executable, "-m", "sandbox.moto_server"]
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv  # nosec B603
+        [*server, "-H", "127.0.0.1", "-p", str(port)],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONPATH": str(repo)},
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited with {proc.returncode} (see its log)")
+        try:
+            requests.get(f"{url}/moto-api/", timeout=1)
+            return proc, url
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                terminate(proc)
+                raise RuntimeError(f"moto_server did not answer on {url} within {START_TIMEOUT:.0f}s") from None
+            time.sleep(0.1)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,8 @@ import requests
 from sandbox.jwt_issuer import JwtIssuer
 from sandbox.lambda_runtime import MAX_WORKERS, LambdaRuntime
 from tests.support.lambda_bundle import APP, REPO, build
-from tests.support.moto import _free_port, _stop, aws_environment, moto_server  # noqa: F401 - fixture
+from sandbox.moto_server import spawn, terminate
+from tests.support.moto import _free_port, aws_environment, moto_server  # noqa: F401 - fixture
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
@@ -90,31 +91,9 @@ def echo_zip(label: str) -> bytes:
 
 # --------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m sandbox.moto_server` of this module's own."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"sandbox.moto_server exited: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail("sandbox.moto_server did not start")
-                time.sleep(0.1)
-        yield url
-    finally:
-        _stop(proc)
+def moto_endpoint(moto_server: str) -> str:
+    """The session's moto_server (tests/support/moto.py); each test resets it."""
+    return moto_server
 
 
 @pytest.fixture
@@ -515,9 +494,20 @@ def test_what_has_no_function_url_is_forbidden(runtime, lam, role):
     assert requests.get(f"{runtime.url}/", timeout=30).status_code == 404
 
 
-def test_a_plain_moto_server_is_reported_not_guessed(moto_server, aws, tmp_path):  # noqa: F811 - fixture
+@pytest.fixture
+def plain_moto(tmp_path) -> Iterator[str]:
+    """A stock `moto_server`, without the sandbox's code route."""
+    with (tmp_path / "plain-moto.log").open("wb") as log:
+        proc, url = spawn(_free_port(), log, stock=True)
+    try:
+        yield url
+    finally:
+        terminate(proc)
+
+
+def test_a_plain_moto_server_is_reported_not_guessed(plain_moto, aws, tmp_path):
+    moto_server = plain_moto
     plain = {**aws, "endpoint_url": moto_server}
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     iam_role = boto3.client("iam", **plain).create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     deploy(boto3.client("lambda", **plain), iam_role, "echo-plain-moto", echo_zip("x"))
     log_path = tmp_path / "runtime.log"

@@ -38,7 +38,7 @@ from sandbox.cloudflare_api import ACCOUNT, TOKEN, ZONE, CloudflareStub
 from sandbox.providers import aws as aws_provider
 from sandbox.providers import cloudflare as cloudflare_provider
 from sandbox.providers.base import UNKNOWN, plain, wire
-from tests.support.moto import ACCOUNT_ID, REGION, _free_port, _moto_server_bin, _stop, aws_environment
+from tests.support.moto import ACCOUNT_ID, REGION, aws_environment, moto_server  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "sandbox" / "bin"
@@ -260,37 +260,9 @@ def test_code_zip_is_deterministic_and_holds_the_archive(tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto_server of this module's own: it must know the AWS-managed IAM policies the program attaches."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [_moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
-            start_new_session=True,
-        )
-    try:
-        import requests
-
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail("moto_server did not start")
-                time.sleep(0.1)
-        yield url
-    finally:
-        _stop(proc)
+def moto_endpoint(moto_server: str) -> str:
+    """The session's moto_server (tests/support/moto.py); each test resets it."""
+    return moto_server
 
 
 @pytest.fixture

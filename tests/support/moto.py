@@ -6,8 +6,9 @@
         boto3.client("lambda").create_function(...)
         subprocess.run([sys.executable, "-m", "steps...."], env=os.environ.copy())
 
-`moto_server` (session scope) starts `.venv/bin/moto_server -H 127.0.0.1 -p PORT` in its own
-process group, waits until it answers, yields its URL and stops the whole group afterwards.
+`moto_server` (session scope) starts `python -m sandbox.moto_server` (moto_server plus the route
+the Lambda runtime reads code from) in its own process group, waits until it answers, yields its
+URL and stops the whole group afterwards.
 `aws_env` (function scope) resets moto's state, clears every AWS variable of the outer
 environment (profiles, real keys) and sets dummy credentials, so nothing can reach real AWS.
 
@@ -18,23 +19,19 @@ themselves. Lambda `invoke` needs Docker: never invoke.
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
+
+from sandbox.moto_server import spawn, terminate
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 ACCESS_KEY_ID = "testing"
 # Distinct from words in normal output: the steps mask AWS_SECRET_ACCESS_KEY's value everywhere.
 SECRET_ACCESS_KEY = "moto-dummy-secret-7c1e"
-STARTUP_TIMEOUT = 30.0
 
 
 def _free_port() -> int:
@@ -43,54 +40,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _moto_server_bin() -> str:
-    candidate = Path(sys.executable).with_name("moto_server")
-    if not candidate.exists():
-        pytest.fail(f"{candidate} not found: install moto[server] into the virtualenv")
-    return str(candidate)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a running moto_server on 127.0.0.1."""
-    port = _free_port()
+    """The URL of a running moto_server on 127.0.0.1 (the sandbox's: AWS-managed IAM policies
+    loaded, each Lambda version's code readable by the local Lambda runtime)."""
     log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [_moto_server_bin(), "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            proc, url = spawn(_free_port(), log)
+        except RuntimeError as error:
+            pytest.fail(f"{error}: {log_path.read_text()[-2000:]}")
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not answer on {url} within {STARTUP_TIMEOUT:.0f}s")
-                time.sleep(0.1)
         yield url
     finally:
-        _stop(proc)
+        terminate(proc)
 
 
 def aws_environment(endpoint: str) -> dict[str, str]:
