@@ -220,13 +220,18 @@ BASIC_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExe
 def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     """The DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern).
 
-    Project-scoped layout (the organization is always `organization` there):
-    stacks/organization/<project>/<stack>.json(.bak|.gz) and a folder per stack for the rest.
+    Project-scoped layout, as the CLI writes it (pkg/backend/diy: store.go, lock.go; checked against
+    bin/pulumi's own backend in tests/test_verified_destroy.py): stacks/<project>/<stack>.json(.bak|.gz),
+    history/<project>/<stack>/, backups/<project>/<stack>/, and only the locks under the stack's
+    fully qualified name, locks/organization/<project>/<stack>/.
     """
     root = f"{scope.state_bucket_arn}/{STATE_PREFIX}/.pulumi"
-    scoped = f"organization/{scope.project}"
-    return [f"{root}/stacks/{scoped}/{stacks}.json*"] + [
-        f"{root}/{area}/{scoped}/{stacks}/*" for area in ("locks", "history", "backups")
+    project = scope.project
+    return [
+        f"{root}/stacks/{project}/{stacks}.json*",
+        f"{root}/locks/organization/{project}/{stacks}/*",
+        f"{root}/history/{project}/{stacks}/*",
+        f"{root}/backups/{project}/{stacks}/*",
     ]
 
 

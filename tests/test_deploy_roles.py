@@ -29,12 +29,12 @@ PROD_ARNS = [
     f"{LAMBDA}:webstack-api-prod:stable",
     f"{LAMBDA}:webstack-api-prod:7",
     f"{IAM}:role/webstack-api-prod-exec",
-    f"{STATE}/stacks/organization/webstack/prod.json",
-    f"{STATE}/stacks/organization/webstack/prod.json.bak",
-    f"{STATE}/stacks/organization/webstack/preview.json",  # the template, run by hand
+    f"{STATE}/stacks/webstack/prod.json",
+    f"{STATE}/stacks/webstack/prod.json.bak",
+    f"{STATE}/stacks/webstack/preview.json",  # the template, run by hand
     f"{STATE}/locks/organization/webstack/prod/0b5e.json",
-    f"{STATE}/history/organization/webstack/prod/prod-1700000000.history.json",
-    f"{STATE}/backups/organization/webstack/prod/prod.1700000000.json",
+    f"{STATE}/history/webstack/prod/prod-1700000000.history.json",
+    f"{STATE}/backups/webstack/prod/prod.1700000000.json",
     f"{TRAIL_BUCKET}",
     f"{TRAIL_BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail/x.json.gz",
     f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/webstack-audit",
@@ -136,7 +136,7 @@ def test_preview_shares_only_the_state_listing_and_the_state_key(roles):
 def test_preview_acts_on_its_own_pr_resources(roles):
     preview = roles["preview"]["policy"]
     assert "lambda:UpdateFunctionCode" in actions_on(preview, f"{LAMBDA}:webstack-api-preview-pr-7")
-    assert "s3:PutObject" in actions_on(preview, f"{STATE}/stacks/organization/webstack/preview-pr-7.json")
+    assert "s3:PutObject" in actions_on(preview, f"{STATE}/stacks/webstack/preview-pr-7.json")
     assert "s3:DeleteObject" in actions_on(preview, f"{STATE}/locks/organization/webstack/preview-pr-7/x.json")
     assert "iam:PassRole" in actions_on(preview, f"{IAM}:role/webstack-api-preview-pr-7-exec")
 

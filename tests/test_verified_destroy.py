@@ -13,6 +13,7 @@ preview's `up` would have left it), and the step must
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.aws_policies import DeployScope, state_objects
+from components.names import PR_STACKS
 from sandbox.engine import BIN_DIR, engine_env
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.stack_export import command, exported_state
@@ -162,6 +165,25 @@ def test_a_planted_delete_never_runs(runner: Runner, pg_database: Database):
     assert "not destroyed" in result.stderr and "database-schema" in result.stdout
     assert not runner.marker.exists()
     assert schema_exists(pg_database) and STACK in runner.stacks()
+
+
+def test_the_preview_roles_state_objects_are_where_the_engine_writes(runner: Runner):
+    # The deploy roles' S3 grants name the backend's paths: held against the files the real CLI
+    # wrote for a PR stack (the file backend has the S3 one's layout), `s3://BUCKET/pulumi`.
+    runner.stored(schema_state())
+    destroyed = runner.pulumi("destroy", "--yes", "--stack", STACK)  # writes history and a backup
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    scope = DeployScope(project="webstack", account_id="123456789012", region="us-east-1",
+                        state_bucket_arn="arn:aws:s3:::bucket", state_key_arn="arn:aws:kms:us-east-1:123456789012:key/k")
+    written = [
+        f"arn:aws:s3:::bucket/pulumi/{path.relative_to(runner.backend)}"
+        for path in runner.backend.glob(".pulumi/**/*")
+        if path.is_file() and path.suffix != ".attrs" and path.name != "meta.yaml" and ".pulumi-home" not in path.parts
+    ]
+    assert {"stacks", "history", "backups"} <= {arn.split("/.pulumi/")[1].split("/")[0] for arn in written}, written
+    for arn in written:
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in state_objects(scope, PR_STACKS)), arn
+        assert not any(fnmatch.fnmatchcase(arn, pattern) for pattern in state_objects(scope, "prod")), arn
 
 
 def test_a_state_rewritten_after_the_check_is_not_what_runs(runner: Runner, pg_database: Database, tmp_path: Path):
