@@ -9,6 +9,9 @@ preview's `up` would have left it), and the step must
 - refuse a planted one: its `delete` never runs, the schema and the stack are left, the step fails;
 - run the checked copy even when the stored state is rewritten after the check (a PR's workflow
   holds the preview role and may write the state file at any moment).
+
+The stored state carries a real secret (the Command's stderr, encrypted with the stored stack's
+passphrase salt): the copy, in a stack of its own with another salt, still decrypts and destroys.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from components.aws_policies import DeployScope, state_objects
 from components.names import PR_STACKS
 from sandbox.engine import BIN_DIR, engine_env
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
-from tests.support.stack_export import command, exported_state
+from tests.support.stack_export import SECRET_KEY, SECRET_VALUE, command, exported_state
 from workflow.verify_state import COMMAND_TYPE, recording_for
 
 pytestmark = [
@@ -62,8 +65,9 @@ def schema_state() -> dict:
     ]
     for r in resources:
         if r["type"] == COMMAND_TYPE:
-            r["outputs"]["stderr"] = ""  # no secrets: the stack's own passphrase provider is used
-            r.pop("additionalSecretOutputs", None)
+            # A secret in plain text: `stack import` encrypts it with the stored stack's own key, so
+            # the workflow's copy must carry that stack's secrets provider to decrypt it.
+            r["outputs"]["stderr"] = {SECRET_KEY: SECRET_VALUE, "plaintext": json.dumps("step log")}
     document["deployment"]["resources"] = resources
     document["deployment"].pop("secrets_providers")
     return document
@@ -109,10 +113,16 @@ class Runner:
     def stored(self, document: dict) -> None:
         """The stack in the 'S3' backend with `document` as its state (what a preview's up wrote)."""
         path = self.temp.parent / "stored.json"
+        result = self.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The new stack's own secrets provider (its passphrase salt), which encrypts the state's secrets.
+        empty = self.pulumi("stack", "export", "--stack", STACK)
+        assert empty.returncode == 0, empty.stderr
+        secrets_providers = json.loads(empty.stdout)["deployment"]["secrets_providers"]
+        document = {**document, "deployment": {**document["deployment"], "secrets_providers": secrets_providers}}
         path.write_text(json.dumps(document))
-        for args in (("stack", "init", STACK, "--secrets-provider", "passphrase"), ("stack", "import", "--stack", STACK, "--file", str(path))):
-            result = self.pulumi(*args)
-            assert result.returncode == 0, result.stdout + result.stderr
+        result = self.pulumi("stack", "import", "--stack", STACK, "--file", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
 
     def stacks(self) -> list[str]:
         result = self.pulumi("stack", "ls", "--json")
