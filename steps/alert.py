@@ -9,25 +9,35 @@ CLI:     `python -m steps.alert --severity critical|warning --title T --body B`.
 - `GITHUB_ACTIONS=true`: print an `::error`/`::warning` annotation (stderr; the runner reads both
   streams) and append a section to `$GITHUB_STEP_SUMMARY`.
 
-Everything is masked. `send_alert` never raises: it returns False when a configured channel could
-not be reached and logs why, so an undeliverable alert never hides the failure it reports.
-The CLI exits 0 when every configured channel worked, 1 otherwise.
+Everything is masked (`masked=False` only for a message the runtime built from variable names and
+numbers, when a secret cannot be masked safely). `send_alert` never raises: it returns False when a
+configured channel could not be reached and logs why, so an undeliverable alert never hides the
+failure it reports.
+The CLI exits 0 when every configured channel worked, 1 otherwise; like every step it refuses
+secrets that cannot be masked (exit 1, nothing sent) and sends at most TITLE_LIMIT/BODY_LIMIT
+characters of --title/--body.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import requests
 
-from steps.console import in_github_actions, log, mask, warn
+from steps.args import StepParser
+from steps.console import in_github_actions, log, mask, secret_problems, shown, warn
 from steps.retry import check_response, describe, retry_call
 
 SEVERITIES = ("critical", "warning")
 _COLOR = {"critical": "#d00000", "warning": "#e8a317"}
 _WEBHOOK_TIMEOUT = 5.0
+TITLE_LIMIT = 200
+BODY_LIMIT = 2000
+
+
+def _unmasked(text: str) -> str:
+    return text
 
 
 def _escape_data(text: str) -> str:
@@ -46,9 +56,10 @@ def _run_link() -> str | None:
     return None
 
 
-def webhook_payload(severity: str, title: str, body: str) -> dict:
+def webhook_payload(severity: str, title: str, body: str, *, masked: bool = True) -> dict:
     """The Slack-compatible message for one alert (masked)."""
-    title, body = mask(title), mask(body)
+    if masked:
+        title, body = mask(title), mask(body)
     link = _run_link()
     text = f"[{severity.upper()}] {title}\n{body}"
     if link:
@@ -64,17 +75,18 @@ def _post_webhook(url: str, payload: dict) -> None:
     check_response(response, what="alert webhook")
 
 
-def _github(severity: str, title: str, body: str) -> bool:
+def _github(severity: str, title: str, body: str, masked: bool = True) -> bool:
     level = "error" if severity == "critical" else "warning"
+    mask_ = mask if masked else _unmasked
     print(
-        f"::{level} title={_escape_property(mask(title))}::{_escape_data(mask(body))}",
+        f"::{level} title={_escape_property(mask_(title))}::{_escape_data(mask_(body))}",
         file=sys.stderr,
         flush=True,
     )
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if not summary:
         return True
-    section = f"### {severity.upper()}: {mask(title)}\n\n```\n{mask(body)}\n```\n\n"
+    section = f"### {severity.upper()}: {mask_(title)}\n\n```\n{mask_(body)}\n```\n\n"
     try:
         with open(summary, "a", encoding="utf-8") as f:
             f.write(section)
@@ -84,18 +96,21 @@ def _github(severity: str, title: str, body: str) -> bool:
     return True
 
 
-def send_alert(severity: str, title: str, body: str) -> bool:
+def send_alert(severity: str, title: str, body: str, *, masked: bool = True) -> bool:
     """Send one alert on every configured channel; True if all of them took it. Never raises."""
     if severity not in SEVERITIES:
-        warn(f"unknown alert severity {severity!r}; sending it as critical")
+        warn(f"unknown alert severity {shown(severity)}; sending it as critical")
         severity = "critical"
-    log(f"alert ({severity}): {title}")
+    if masked:
+        log(f"alert ({severity}): {title}")
+    else:
+        print(f"alert ({severity}): {title}", file=sys.stderr, flush=True)
     delivered = True
     if in_github_actions():
-        delivered = _github(severity, title, body) and delivered
+        delivered = _github(severity, title, body, masked) and delivered
     url = os.environ.get("ALERT_WEBHOOK_URL")
     if url:
-        payload = webhook_payload(severity, title, body)
+        payload = webhook_payload(severity, title, body, masked=masked)
         try:
             retry_call(
                 lambda: _post_webhook(url, payload),
@@ -112,12 +127,19 @@ def send_alert(severity: str, title: str, body: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m steps.alert", description=__doc__.splitlines()[0])
+    parser = StepParser(prog="python -m steps.alert", description=__doc__.splitlines()[0])
     parser.add_argument("--severity", choices=SEVERITIES, required=True)
     parser.add_argument("--title", required=True)
     parser.add_argument("--body", required=True)
     args = parser.parse_args(argv)
-    return 0 if send_alert(args.severity, args.title, args.body) else 1
+    unsafe = secret_problems()
+    if unsafe:
+        # Names and lengths only: printed as they are (masking cannot be trusted now).
+        print(f"alert not sent: {'; '.join(unsafe)}", file=sys.stderr, flush=True)
+        return 1
+    title = shown(args.title, TITLE_LIMIT, quote=False)
+    body = args.body if len(args.body) <= BODY_LIMIT else shown(args.body, BODY_LIMIT, quote=False)
+    return 0 if send_alert(args.severity, title, body) else 1
 
 
 if __name__ == "__main__":

@@ -16,14 +16,14 @@ as `APP_VERSION`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from steps.runtime import PermanentError, log, run_step, run_tool
+from steps.args import StepParser, local_path
+from steps.runtime import PermanentError, log, run_step, run_tool, shown
 
 BUNDLE = "index.js"
 # esbuild takes well under a second for this app; the limit only catches a hung process.
@@ -60,7 +60,7 @@ def clear_out_dir(out_dir: Path, *, keep: list[Path]) -> None:
     for path in keep:
         if _inside(path.resolve(), target):
             raise PermanentError(
-                f"refusing to clear --out {out_dir}: it contains {path}",
+                f"refusing to clear --out {shown(out_dir, quote=False)}: it contains {shown(path, quote=False)}",
                 hint="point --out at a build directory of its own (the program uses dist)",
             )
     if target.is_symlink() or target.is_file():
@@ -78,11 +78,11 @@ def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
     """Install if needed, bundle, check the result; return the bundle's sha256."""
     if not (app_dir / "package.json").is_file():
         raise PermanentError(
-            f"--app-dir {app_dir} is not an npm workspace (no package.json) seen from {Path.cwd()}",
+            f"--app-dir {shown(app_dir, quote=False)} is not an npm workspace (no package.json) seen from {Path.cwd()}",
             hint="pass the app's workspace root, relative to the working directory",
         )
     if not entry.is_file():
-        raise PermanentError(f"--entry {entry} does not exist (seen from {Path.cwd()})",
+        raise PermanentError(f"--entry {shown(entry, quote=False)} does not exist (seen from {Path.cwd()})",
                              hint="pass the handler's source file, relative to the working directory")
 
     # Imported here: steps.install is its own step and the build only needs its entry point.
@@ -92,7 +92,7 @@ def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
     esbuild = (app_dir / "node_modules" / ".bin" / "esbuild").resolve()
     if not esbuild.is_file():
         raise PermanentError(
-            f"{esbuild} is missing after installing {app_dir}",
+            f"{shown(esbuild, quote=False)} is missing after installing {shown(app_dir, quote=False)}",
             hint="the workspace must list esbuild in its devDependencies (pinned in the lockfile)",
         )
 
@@ -103,21 +103,21 @@ def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
     bundle = out_dir / BUNDLE
     if not result.ok:
         raise PermanentError(
-            f"esbuild exited with {result.returncode} bundling {entry}",
+            f"esbuild exited with {result.returncode} bundling {shown(entry, quote=False)}",
             hint="fix the build error shown above (run `npm run build -w @app/api` locally) and push again",
         )
     if not bundle.is_file() or bundle.stat().st_size == 0 or not (out_dir / f"{BUNDLE}.map").is_file():
-        raise PermanentError(f"esbuild exited 0 but {bundle} (or its source map) is missing or empty")
+        raise PermanentError(f"esbuild exited 0 but {shown(bundle, quote=False)} (or its source map) is missing or empty")
     digest = sha256_file(bundle)
-    log(f"bundle {bundle}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
+    log(f"bundle {shown(bundle, quote=False)}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
     return digest
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m steps.build_lambda", description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", required=True, type=Path, help="npm workspace root")
-    parser.add_argument("--entry", required=True, type=Path, help="handler source file")
-    parser.add_argument("--out", required=True, type=Path, help="output directory (cleared first)")
+    parser = StepParser(prog="python -m steps.build_lambda", description=__doc__.splitlines()[0])
+    parser.add_argument("--app-dir", required=True, type=local_path, help="npm workspace root")
+    parser.add_argument("--entry", required=True, type=local_path, help="handler source file")
+    parser.add_argument("--out", required=True, type=local_path, help="output directory (cleared first)")
     args = parser.parse_args(argv)
     return run_step("build_lambda", critical=True, body=lambda: build(args.app_dir, args.entry, args.out))
 

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from components.source_hash import files_hash
-from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool
+from steps.args import StepParser, local_path, positive_seconds
+from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool, shown
 
 DEFAULT_WORKSPACE = "@app/web"
 DEFAULT_WEB_DIR = "apps/web"
@@ -51,7 +52,7 @@ def check_public_environment(public: Mapping[str, str]) -> None:
     problems = [f"{name} is not set" for name in REQUIRED if not public.get(name)]
     api_url = public.get("NEXT_PUBLIC_API_URL", "")
     if api_url and not api_url.endswith("/"):
-        problems.append(f"NEXT_PUBLIC_API_URL must end with '/' (got {api_url!r})")
+        problems.append(f"NEXT_PUBLIC_API_URL must end with '/' (got {shown(api_url)})")
     if problems:
         raise PermanentError("; ".join(problems), hint="pass the API's URL (ending with /) from the stack's outputs")
 
@@ -110,12 +111,14 @@ def build(args: argparse.Namespace) -> str:
     app_dir = Path(args.app_dir)
     web_dir = app_dir / args.web_dir
     if not (web_dir / "package.json").is_file():
-        raise PermanentError(f"{web_dir} has no package.json", hint="pass the npm workspace root as --app-dir")
+        raise PermanentError(
+            f"{shown(web_dir, quote=False)} has no package.json", hint="pass the npm workspace root as --app-dir"
+        )
     public = public_environment(os.environ)
     check_public_environment(public)
     ensure_installed(app_dir)
     env = {"NEXT_TELEMETRY_DISABLED": "1", "NEXT_BUILD_ID": os.environ.get("NEXT_BUILD_ID") or "static", "CI": "true"}
-    log("build_site: baking in " + ", ".join(f"{k}={v}" for k, v in public.items()))
+    log("build_site: baking in " + ", ".join(f"{k}={shown(v, quote=False)}" for k, v in public.items()))
     export = web_dir / "out"
     # Builds of one app share .next/ and out/: one at a time.
     with directory_lock(web_dir, "build_site"):
@@ -129,9 +132,10 @@ def build(args: argparse.Namespace) -> str:
         )
         if not result.ok:
             tail = " | ".join([line.strip() for line in result.output.splitlines() if line.strip()][-5:])
+            workspace = shown(args.workspace, quote=False)
             raise PermanentError(
-                f"next build of {args.workspace} exited {result.returncode}: {tail}",
-                hint="fix the build error above (it fails the same way locally: npm run build -w " + args.workspace + ")",
+                f"next build of {workspace} exited {result.returncode}: {tail}",
+                hint=f"fix the build error above (it fails the same way locally: npm run build -w {workspace})",
             )
         log(f"build_site: next build took {time.monotonic() - started:.1f}s")
         if not (export / "index.html").is_file():
@@ -153,12 +157,12 @@ def build(args: argparse.Namespace) -> str:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m steps.build_site", description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", required=True, help="the npm workspace root (examples/app)")
-    parser.add_argument("--out", required=True, help="where the export goes (replaced)")
+    parser = StepParser(prog="python -m steps.build_site", description=__doc__.splitlines()[0])
+    parser.add_argument("--app-dir", required=True, type=local_path, help="the npm workspace root (examples/app)")
+    parser.add_argument("--out", required=True, type=local_path, help="where the export goes (replaced)")
     parser.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="the site's npm workspace name")
-    parser.add_argument("--web-dir", default=DEFAULT_WEB_DIR, help="the site's directory in the app")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument("--web-dir", default=DEFAULT_WEB_DIR, type=local_path, help="the site's directory in the app")
+    parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds next build may take")
     return parser.parse_args(argv)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+from steps.console import dsn_password_ambiguous, shown
 from steps.retry import PermanentError
 
 # A plain PostgreSQL identifier, matched whole: it is also quoted with `sql.Identifier` everywhere.
@@ -25,9 +26,45 @@ def schema_name_problem(name: str) -> str | None:
     if SCHEMA_NAME.fullmatch(name):
         return None
     return (
-        f"schema name {name[:80]!r} is not a plain PostgreSQL identifier ([a-z_][a-z0-9_]{{0,62}}): "
+        f"schema name {shown(name, 80)} is not a plain PostgreSQL identifier ([a-z_][a-z0-9_]{{0,62}}): "
         "use lower-case letters, digits and '_', at most 63, not starting with a digit"
     )
+
+
+_ENCODE_HINT = "in a URL, percent-encode '@', '/', '?' and '#' in the password: %40, %2F, %3F, %23"
+
+
+def _params(url: str) -> dict[str, str] | str:
+    """libpq's parse of `url` (URL or keyword form), or why it cannot be used.
+
+    The messages never quote the URL or a part of it: a piece of a badly encoded password could
+    stand where a host or a port is expected.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    if dsn_password_ambiguous(url):
+        return (
+            "the database URL has an unencoded '@', '/', '?' or '#' in its user or password, which libpq and "
+            "other parsers split differently: percent-encode them (%40, %2F, %3F, %23)"
+        )
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - psycopg's message quotes the string; say it without it
+        return (
+            "the database URL is not a valid PostgreSQL connection string: use "
+            f"postgres://user:password@host:5432/db or host=... port=... keywords ({_ENCODE_HINT})"
+        )
+    for port in str(params.get("port") or "").split(","):
+        port = port.strip()
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return f"the database URL has a port that is not a number from 1 to 65535 ({_ENCODE_HINT})"
+    return {k: str(v) for k, v in params.items()}
+
+
+def dsn_problem(url: str) -> str | None:
+    """Why `url` is not a usable PostgreSQL connection string (checked before connecting), or None."""
+    params = _params(url)
+    return params if isinstance(params, str) else None
 
 
 def connection_problem(url: str) -> str | None:
@@ -36,13 +73,9 @@ def connection_problem(url: str) -> str | None:
     Parsed the way libpq parses it, URL or keyword form, so a port given as `port=6543` or in a
     multi-host list is seen as well as `host:6543/db`.
     """
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except ProgrammingError:
-        return "the database URL is not a valid PostgreSQL connection string: use postgres://user:password@host:5432/db"
+    params = _params(url)
+    if isinstance(params, str):
+        return params
     ports = [port.strip() for port in str(params.get("port") or "").split(",")]
     if str(TRANSACTION_POOLER_PORT) in ports:
         return (
@@ -53,12 +86,19 @@ def connection_problem(url: str) -> str | None:
 
 
 def database_url() -> str:
-    """DATABASE_URL from the process environment (the CI job's secret), never from a flag."""
+    """DATABASE_URL from the process environment (the CI job's secret), never from a flag;
+    refused before any connection when libpq could not use it as given (`dsn_problem`)."""
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
         raise PermanentError(
             "DATABASE_URL is not set",
             hint="set it in the CI job's environment (a secret), postgres://user:password@host:port/db",
+        )
+    problem = dsn_problem(url)
+    if problem:
+        raise PermanentError(
+            problem.replace("the database URL", "DATABASE_URL", 1),
+            hint="fix the DATABASE_URL secret of the CI job (nothing was done)",
         )
     return url
 

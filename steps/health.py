@@ -7,6 +7,9 @@ runtime's backoff. Connection errors, timeouts, 408/425/429/5xx are retried (`Re
 honoured); another status (401/403/404, or a redirect when a 200 is expected) fails at once: a
 wrong URL or missing access does not fix itself while we wait. Redirects are followed unless a
 3xx is what is expected. Prints `{"url", "status", "elapsed_s"}` on stdout.
+
+Bad arguments (a URL that is not http(s) with a host, a status outside 100-599, a timeout that is
+not a positive finite number of seconds) exit 2 with one line before any request is sent.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import time
 
 import requests
 
+from steps.args import StepParser, http_url, positive_seconds
 from steps.retry import http_is_transient
-from steps.runtime import PermanentError, TransientError, parse_retry_after, run_step
+from steps.runtime import PermanentError, TransientError, parse_retry_after, run_step, shown
 
 # One request never takes more than this, so a hung server still leaves time for more attempts.
 _REQUEST_TIMEOUT = 10.0
@@ -27,13 +31,17 @@ _REQUEST_TIMEOUT = 10.0
 def check(url: str, expect_status: int, request_timeout: float) -> dict:
     """One health probe: the result on the expected status, else a classified error."""
     started = time.monotonic()
-    response = requests.get(
-        url, timeout=request_timeout, allow_redirects=not 300 <= expect_status < 400
-    )
+    try:
+        response = requests.get(
+            url, timeout=request_timeout, allow_redirects=not 300 <= expect_status < 400
+        )
+    except ValueError as exc:  # requests' InvalidURL/MissingSchema/InvalidSchema, urllib3's parse errors
+        raise PermanentError(f"GET {shown(url)}: not a URL requests can send ({type(exc).__name__})",
+                             hint="pass an http:// or https:// URL with a valid host") from None
     status = response.status_code
     if status == expect_status:
         return {"url": url, "status": status, "elapsed_s": round(time.monotonic() - started, 3)}
-    message = f"GET {url} answered {status}, expected {expect_status}"
+    message = f"GET {shown(url, 200, quote=False)} answered {status}, expected {expect_status}"
     if http_is_transient(status):
         raise TransientError(
             message,
@@ -43,11 +51,22 @@ def check(url: str, expect_status: int, request_timeout: float) -> dict:
     raise PermanentError(message, hint=f"check the URL and that it is public; it answers {status}")
 
 
+def http_status(text: str) -> int:
+    """An HTTP status code, 100-599 (argparse `type=`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 100 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"must be an HTTP status from 100 to 599, not {shown(text)}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m steps.health", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--expect-status", type=int, default=200)
-    parser.add_argument("--timeout", type=float, default=120.0, help="total seconds to keep trying")
+    parser = StepParser(prog="python -m steps.health", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, type=http_url, help="http:// or https:// URL")
+    parser.add_argument("--expect-status", type=http_status, default=200)
+    parser.add_argument("--timeout", type=positive_seconds, default=120.0, help="total seconds to keep trying")
     args = parser.parse_args(argv)
     request_timeout = min(_REQUEST_TIMEOUT, args.timeout)
     return run_step(

@@ -22,7 +22,6 @@ lockfile is unchanged (its trigger), yet a build or migration may, and finds no 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -33,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from steps.runtime import PermanentError, TransientError, directory_lock, log, retry_call, run_step, run_tool
+from steps.args import StepParser, local_path, positive_seconds
+from steps.runtime import PermanentError, TransientError, directory_lock, log, retry_call, run_step, run_tool, shown
 
 LOCKFILE = "package-lock.json"
 MARKER = ".webstack-install.json"
@@ -71,7 +71,7 @@ def install_fingerprint(app_dir: Path) -> dict[str, str]:
         digest = hashlib.sha256(lockfile.read_bytes()).hexdigest()
     except FileNotFoundError:
         raise PermanentError(
-            f"{lockfile} does not exist",
+            f"{shown(lockfile, quote=False)} does not exist",
             hint="commit package-lock.json (npm install once, locally) and point --app-dir at the workspace root",
         ) from None
     return {
@@ -109,7 +109,7 @@ def _npm_ci(app_dir: Path, timeout: float) -> None:
     )
     if result.ok:
         return
-    summary = f"npm ci in {app_dir} exited {result.returncode}: {_last_lines(result.output)}"
+    summary = f"npm ci in {shown(app_dir, quote=False)} exited {result.returncode}: {_last_lines(result.output)}"
     if npm_failure_is_transient(result.output):
         raise TransientError(summary, hint="the npm registry or the network kept failing; re-run the deploy")
     raise PermanentError(
@@ -129,7 +129,7 @@ def ensure_installed(
     app_dir = Path(app_dir)
     if not (app_dir / "package.json").is_file():
         raise PermanentError(
-            f"{app_dir} has no package.json", hint="pass the npm workspace root as --app-dir"
+            f"{shown(app_dir, quote=False)} has no package.json", hint="pass the npm workspace root as --app-dir"
         )
     fingerprint = install_fingerprint(app_dir)
     with directory_lock(app_dir, "install"):
@@ -157,10 +157,10 @@ def install(app_dir: Path, timeout: float) -> dict:
     }
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m steps.install", description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", required=True, type=Path, help="npm workspace root (holds package-lock.json)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per npm ci attempt")
+def parse(argv: list[str] | None = None):
+    parser = StepParser(prog="python -m steps.install", description=__doc__.splitlines()[0])
+    parser.add_argument("--app-dir", required=True, type=local_path, help="npm workspace root (holds package-lock.json)")
+    parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds per npm ci attempt")
     return parser.parse_args(argv)
 
 

@@ -14,6 +14,9 @@ delete those, but moto and other stand-ins do not, so the step never asks. `$LAT
 touched. A version Lambda still reports in use is skipped with a warning. Prints
 `{"function", "deleted", "kept", "skipped"}` (version numbers as strings, oldest first).
 
+Names are checked before anything runs (exit 2, one line): a function name or ARN, an alias name,
+a version number (or `$LATEST`), `--keep` at least 1.
+
 AWS access: the standard boto3 credential chain, region from `AWS_REGION` (or the chain's
 default), `AWS_ENDPOINT_URL` honoured by boto3 itself. botocore's own retries are off: the steps
 runtime retries, logs each attempt and bounds the total time.
@@ -29,8 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from steps.args import StepParser, matching
 from steps.retry import aws_error
-from steps.runtime import PermanentError, log, retry_call, run_step, warn
+from steps.runtime import PermanentError, log, retry_call, run_step, shown, warn
 
 T = TypeVar("T")
 
@@ -41,7 +45,13 @@ _PRINCIPAL = re.compile(r"\bUser: (?P<arn>arn:[^\s]+) is not authorized")
 _ACTION = re.compile(r"\bperform: (?P<action>[A-Za-z0-9-]+:[A-Za-z0-9*]+)")
 _RESOURCE = re.compile(r"\bon resource: (?P<resource>[^\s]+)")
 _REASON = re.compile(r"\b(?P<reason>(?:because|with an explicit deny) .*?)\.?$")
-_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>[^:]+):sts::(?P<account>\d+):assumed-role/(?P<role>[^/]+)/(?P<session>.+)$")
+# Matched whole (`fullmatch`): with `$`, an ARN with a trailing newline would pass.
+_ASSUMED_ROLE = re.compile(r"arn:(?P<partition>[^:]+):sts::(?P<account>\d+):assumed-role/(?P<role>[^/]+)/(?P<session>.+)")
+_ROLE_OR_USER = re.compile(r"arn:[^:]+:iam::\d+:(?:role|user)/\S+")
+# Lambda's own limits: a name or ARN (function), an alias name, a published version.
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_:.-]{1,170}")
+ALIAS_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+VERSION = re.compile(r"[0-9]{1,10}|\$LATEST")
 
 # Lambda answers ResourceConflictException both for "an update is in progress" (passes) and for
 # "the following aliases reference it" (will not pass): only the first is worth a retry.
@@ -80,10 +90,10 @@ def parse_access_denied(message: str) -> AccessDenied:
 def role_of(arn: str) -> str | None:
     """The IAM role ARN behind an STS assumed-role ARN (the role's path is not in it), or the
     ARN itself when it already names a role or user; None for anything else."""
-    match = _ASSUMED_ROLE.match(arn)
+    match = _ASSUMED_ROLE.fullmatch(arn)
     if match:
         return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
-    if re.match(r"^arn:[^:]+:iam::\d+:(role|user)/", arn):
+    if _ROLE_OR_USER.fullmatch(arn):
         return arn
     return None
 
@@ -286,7 +296,10 @@ class _InUse(Exception):
 
 
 def _keep(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {shown(value)}") from None
     # The newest version is the function's `version` in Pulumi's state: it must survive.
     if number < 1:
         raise argparse.ArgumentTypeError("--keep must be at least 1")
@@ -294,14 +307,15 @@ def _keep(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m steps.lambda_versions", description=__doc__.splitlines()[0])
+    function = matching(FUNCTION_NAME, "a Lambda function name or ARN")
+    parser = StepParser(prog="python -m steps.lambda_versions", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify-alias", help="check that an alias routes to the expected version")
-    verify.add_argument("--function", required=True)
-    verify.add_argument("--alias", required=True)
-    verify.add_argument("--version", required=True)
+    verify.add_argument("--function", required=True, type=function)
+    verify.add_argument("--alias", required=True, type=matching(ALIAS_NAME, "a Lambda alias name"))
+    verify.add_argument("--version", required=True, type=matching(VERSION, "a published version number"))
     pruner = sub.add_parser("prune", help="delete old versions no alias routes to")
-    pruner.add_argument("--function", required=True)
+    pruner.add_argument("--function", required=True, type=function)
     pruner.add_argument("--keep", required=True, type=_keep, help="newest published versions to keep (>= 1)")
     args = parser.parse_args(argv)
 

@@ -31,7 +31,6 @@ Prints `{"schema", "outcome": "applied"|"no_changes", "tables", "columns", "drop
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import re
@@ -42,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steps.args import StepParser, local_path, positive_seconds
 from steps.install import ensure_installed
 from steps.runtime import (
     PermanentError,
@@ -50,6 +50,7 @@ from steps.runtime import (
     log,
     run_step,
     run_tool,
+    shown,
     warn,
 )
 from components.names import PR_SCHEMA
@@ -78,7 +79,7 @@ class MigrationTimeout(PermanentError):
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _RESOLVER = re.compile(r"\bat (\w+?)Resolver\b")
 _PROMPT_FN = re.compile(r"\bat (prompt\w+)\b")
-_SQL_FIELD = re.compile(r"^\s*(code|detail|hint|schema|table|column|constraint|severity): '(.*)',?$")
+_SQL_FIELD = re.compile(r"\s*(code|detail|hint|schema|table|column|constraint|severity): '(.*)',?")
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def classify_push(returncode: int, output: str) -> PushOutcome:
         return PushOutcome("prompt", False, f"drizzle-kit needs an answer about {prompt} (a possible rename)", prompt=prompt)
     sql_error = next((line for line in lines if line.startswith("error: ")), None)
     if sql_error:
-        fields = {m.group(1): m.group(2) for line in lines if (m := _SQL_FIELD.match(line))}
+        fields = {m.group(1): m.group(2) for line in lines if (m := _SQL_FIELD.fullmatch(line))}
         return PushOutcome("sql_error", False, sql_error[len("error: ") :].strip(), sql=fields)
     error = next((line.strip() for line in lines if re.search(r"\bError\b|\berror:", line)), None)
     if error:
@@ -205,7 +206,7 @@ _TYPE_ALIASES = {
     "float4": "real",
     "decimal": "numeric",
 }
-_TYPE_SHAPE = re.compile(r"^(?P<base>[a-z_][a-z0-9_ ]*?)\s*(?P<args>\([^)]*\))?\s*(?P<tz>with(?:out)? time zone)?$")
+_TYPE_SHAPE = re.compile(r"(?P<base>[a-z_][a-z0-9_ ]*?)\s*(?P<args>\([^)]*\))?\s*(?P<tz>with(?:out)? time zone)?")
 
 
 def normalize_type(type_: str, schema: str) -> str:
@@ -217,7 +218,7 @@ def normalize_type(type_: str, schema: str) -> str:
     while t.endswith("[]"):
         suffix += "[]"
         t = t[:-2].rstrip()
-    m = _TYPE_SHAPE.match(t)
+    m = _TYPE_SHAPE.fullmatch(t)
     if not m:
         return t + suffix
     base = _TYPE_ALIASES.get(m.group("base"), m.group("base"))
@@ -435,7 +436,9 @@ def migrate(args: MigrateArgs) -> dict:
     refuse_pooler(url)
     app_dir = args.app_dir
     if not (app_dir / PUSH_CONFIG).is_file():
-        raise PermanentError(f"{app_dir / PUSH_CONFIG} does not exist", hint="pass the app's workspace root as --app-dir")
+        raise PermanentError(
+            f"{shown(app_dir / PUSH_CONFIG, quote=False)} does not exist", hint="pass the app's workspace root as --app-dir"
+        )
     if args.allow_data_loss and not PR_SCHEMA.fullmatch(schema):
         warn(f"--allow-data-loss on {schema}, which is not a PR schema: data-losing changes will be applied")
     ensure_installed(app_dir)
@@ -505,14 +508,14 @@ def migrate(args: MigrateArgs) -> dict:
 
 
 def parse(argv: list[str] | None = None) -> MigrateArgs:
-    parser = argparse.ArgumentParser(prog="python -m steps.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", required=True, type=Path, help="npm workspace root of the app")
+    parser = StepParser(prog="python -m steps.migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--app-dir", required=True, type=local_path, help="npm workspace root of the app")
     parser.add_argument("--schema", required=True, help="target PostgreSQL schema")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for lock wait plus push; then killed")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds for lock wait plus push; then killed"
+    )
     parser.add_argument("--allow-data-loss", action="store_true", help="apply data-losing changes (drizzle-kit --force)")
     ns = parser.parse_args(argv)
-    if ns.timeout <= 0:
-        parser.error("--timeout must be positive")
     return MigrateArgs(app_dir=ns.app_dir, schema=ns.schema, timeout=ns.timeout, allow_data_loss=ns.allow_data_loss)
 
 

@@ -26,6 +26,11 @@ delete removes one deployment (`?force=true`: a branch deployment has an alias);
 already gone. delete-branch lists every page of the project's deployments and deletes those whose
 `deployment_trigger.metadata.branch` is B. Neither ever deletes the project's production
 deployment, and delete-branch refuses the production branch: both record a skip with a warning.
+
+Names are checked before anything runs (exit 2, one line): a project is a Pages project name
+(lowercase letters, digits, `-`, at most 58), a branch a git-style name that cannot pass for an
+option (no leading `-`, no spaces), a deployment id letters, digits and `-` (it is part of an API
+path); timeouts are positive finite seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 
 import requests
 
+from steps.args import StepParser, local_path, matching, positive_seconds
 from steps.retry import cloudflare_error_codes, http_is_transient, json_body
 from steps.runtime import (
     PermanentError,
@@ -55,6 +61,7 @@ from steps.runtime import (
     retry_call,
     run_step,
     run_tool,
+    shown,
     warn,
 )
 
@@ -66,6 +73,10 @@ AUTH_ERROR = 10000
 _REQUEST_TIMEOUT = 30.0
 _PER_PAGE = 25
 _MAX_PAGES = 1000
+# Matched whole (`fullmatch`), so no trailing newline slips through.
+PROJECT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,56}[a-z0-9])?")
+BRANCH_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+@-]{0,254}")
+DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _NETWORK_ERROR = re.compile(r"fetch failed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|UND_ERR|socket hang up")
 
 
@@ -418,10 +429,15 @@ def deploy(args: argparse.Namespace) -> dict:
     api = PagesApi.from_env()
     site = Path(args.dir).resolve()
     if not (site / "index.html").is_file():
-        raise PermanentError(f"{site} has no index.html", hint="run steps.build_site first (its --out is this --dir)")
+        raise PermanentError(
+            f"{shown(site, quote=False)} has no index.html", hint="run steps.build_site first (its --out is this --dir)"
+        )
     wrangler = (Path(args.app_dir) / WRANGLER).resolve()
     if not wrangler.exists():
-        raise PermanentError(f"{wrangler} not found", hint=f"install the workspace first: python -m steps.install --app-dir {args.app_dir}")
+        raise PermanentError(
+            f"{shown(wrangler, quote=False)} not found",
+            hint=f"install the workspace first: python -m steps.install --app-dir {shown(args.app_dir, quote=False)}",
+        )
     started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)  # clock skew allowance
     record = run_wrangler(api, wrangler=wrangler, site=site, project=args.project, branch=args.branch, timeout=args.timeout)
     deployment_id = record.get("deployment_id")
@@ -450,6 +466,11 @@ def deployment_id_from_stdout(stdout: str | None) -> str:
         except ValueError:
             continue
         if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
+            if not DEPLOYMENT_ID.fullmatch(value["id"]):
+                raise PermanentError(
+                    f"PULUMI_COMMAND_STDOUT holds a deployment id that is not one: {shown(value['id'])}",
+                    hint="nothing was deleted; remove a leftover deployment with delete-branch or the dashboard",
+                )
             return value["id"]
     raise PermanentError(
         "PULUMI_COMMAND_STDOUT holds no deployment id",
@@ -488,29 +509,34 @@ def delete_branch(args: argparse.Namespace) -> dict:
 # --- CLI ---------------------------------------------------------------------------------------
 
 
+_project_arg = matching(PROJECT_NAME, "a Pages project name (a-z, 0-9, '-', at most 58)")
+_branch_arg = matching(BRANCH_NAME, "a branch name (letters, digits, . _ / + @ -, not starting with '-')")
+_deployment_arg = matching(DEPLOYMENT_ID, "a deployment id (letters, digits, '-')")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m steps.pages", description=__doc__.splitlines()[0])
+    parser = StepParser(prog="python -m steps.pages", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("deploy", help="wrangler pages deploy, confirmed through the API")
-    p.add_argument("--project", required=True)
-    p.add_argument("--branch", required=True)
-    p.add_argument("--dir", required=True, help="the built site (steps.build_site --out)")
-    p.add_argument("--app-dir", required=True, help="the npm workspace whose wrangler runs (the stack's appDir)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds one wrangler run may take")
-    p.add_argument("--confirm-timeout", type=float, default=180.0, help="seconds to wait for the deploy stage")
+    p.add_argument("--project", required=True, type=_project_arg)
+    p.add_argument("--branch", required=True, type=_branch_arg)
+    p.add_argument("--dir", required=True, type=local_path, help="the built site (steps.build_site --out)")
+    p.add_argument("--app-dir", required=True, type=local_path, help="the npm workspace whose wrangler runs (the stack's appDir)")
+    p.add_argument("--timeout", type=positive_seconds, default=600.0, help="seconds one wrangler run may take")
+    p.add_argument("--confirm-timeout", type=positive_seconds, default=180.0, help="seconds to wait for the deploy stage")
 
     p = commands.add_parser("delete", help="delete one deployment (force=true)")
-    p.add_argument("--project", required=True)
+    p.add_argument("--project", required=True, type=_project_arg)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--deployment", help="deployment id")
+    which.add_argument("--deployment", type=_deployment_arg, help="deployment id")
     which.add_argument(
         "--deployment-from-stdout", action="store_true", help="read the id from PULUMI_COMMAND_STDOUT (the deploy's output)"
     )
 
     p = commands.add_parser("delete-branch", help="delete every deployment of a preview branch")
-    p.add_argument("--project", required=True)
-    p.add_argument("--branch", required=True)
+    p.add_argument("--project", required=True, type=_project_arg)
+    p.add_argument("--branch", required=True, type=_branch_arg)
     return parser.parse_args(argv)
 
 

@@ -21,9 +21,13 @@ from typing import Any, TypeVar
 import requests
 import tenacity
 
-from steps.console import log
+from steps.console import log, shown
 
 T = TypeVar("T")
+
+# An error line (log, FAILED line, alert) shows at most this much of its message: an exception
+# may carry a whole input or a tool's output.
+DESCRIBE_LIMIT = 2000
 
 # Cloudflare API error codes that its own documentation and our runs show to be passing
 # (internal error, rate/auth hiccups under load), see FACTS.md.
@@ -222,11 +226,11 @@ def retry_after_of(exc: BaseException) -> float | None:
 
 
 def describe(exc: BaseException) -> str:
-    """One line naming the error: its type and message."""
+    """One line naming the error: its type and message (bounded, see DESCRIBE_LIMIT)."""
     text = " ".join(str(exc).split()) or "(no message)"
-    if isinstance(exc, (TransientError, PermanentError)):
-        return text
-    return f"{type(exc).__name__}: {text}"
+    if not isinstance(exc, (TransientError, PermanentError)):
+        text = f"{type(exc).__name__}: {text}"
+    return shown(text, DESCRIBE_LIMIT, quote=False)
 
 
 def _seconds(value: float) -> str:

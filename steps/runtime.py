@@ -11,9 +11,13 @@ A step is a module `steps/<name>.py` run as `python -m steps.<name>` with cwd = 
 
 `run_step(name, critical=..., body=...)` calls `body()` and returns the process exit code:
 
+- before anything else, the secrets of the environment must be maskable (`secret_problems`: none
+  shorter than 8 characters, no DSN password with an unencoded `@`/`/`); otherwise the step fails
+  (or skips) at once with one line naming the variable, and the body never runs.
 - success: the body's return value, if not None, is printed to stdout (the Command's output
   other resources read): a `str` as it is (e.g. a content hash), anything else as one JSON line;
-  exit 0.
+  exit 0. It is printed as it is, never masked by substring (that would corrupt it): a result
+  that contains a secret's value is refused instead, and the step fails.
 - a transient error (`is_transient`) retries the *whole body* with backoff (`attempts`,
   `deadline`, see `retry_call`); a body that retries finer-grained calls itself with
   `retry_call` should pass `attempts=1` so the retries do not multiply.
@@ -42,6 +46,7 @@ retries one call inside a body.
 
 Logging: `log`, `warn` and `mask` (from `steps.console`) — logs go to stderr, every printed line
 is masked. A step never prints `::add-mask::` lines: they would land in state (steps.console).
+User input is echoed through `shown` (a bounded, one-line prefix); error lines are bounded too.
 
 Environment read:
     STEPS_SECRET_ENV   extra secret variable names (comma list) to mask
@@ -68,7 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import alert
-from steps.console import SECRET_ENV_NAMES, log, mask, secret_names, warn
+from steps.console import SECRET_ENV_NAMES, log, mask, secret_in, secret_names, secret_problems, shown, warn
 from steps.retry import (
     PermanentError,
     TransientError,
@@ -96,6 +101,7 @@ __all__ = [
     "run_step",
     "run_tool",
     "secret_names",
+    "shown",
     "skip_log_path",
     "warn",
 ]
@@ -180,7 +186,7 @@ def run_tool(
     Raises ToolTimeout (with `.output`) when `timeout` seconds pass; returns ToolResult otherwise.
     """
     child_env = {**os.environ, **(env or {})}
-    log(f"{what}: running {' '.join(argv)} (timeout {timeout:.0f}s)")
+    log(f"{what}: running {' '.join(shown(a, 200, quote=False) for a in argv)} (timeout {timeout:.0f}s)")
     proc = subprocess.Popen(  # argv is a list from the step, never a shell string  # nosec B603
         list(argv),
         cwd=cwd,
@@ -226,6 +232,7 @@ def skip_log_path() -> Path:
 
 
 def _record_skip(name: str, reason: str) -> None:
+    # `reason` is masked text already; the JSON line itself is never masked by substring.
     record = {
         "step": name,
         "skipped_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -235,7 +242,7 @@ def _record_skip(name: str, reason: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
-            f.write(mask(json.dumps(record)) + "\n")
+            f.write(json.dumps(record) + "\n")
     except OSError as exc:
         warn(f"could not record the skip of {name} in {path}: {exc}")
 
@@ -251,20 +258,79 @@ def _hint(exc: BaseException) -> str:
     return "unexpected error (traceback above); fix the step or its input and re-run the deploy"
 
 
-def _alert_safely(severity: str, title: str, body: str) -> None:
+def _alert_safely(severity: str, title: str, body: str, *, masked: bool = True) -> None:
     # The alert is a courtesy: whatever goes wrong in it must not replace the step's own failure.
     try:
-        alert.send_alert(severity, title, body)
+        alert.send_alert(severity, title, body, masked=masked)
     except Exception as exc:  # noqa: BLE001 - any alert failure is reported and swallowed
         warn(f"alert could not be sent: {describe(exc)}")
 
 
-def _print_result(result: object) -> None:
-    """The step's stdout, which the Command exposes: a string as it is (a hash), anything else as JSON."""
+class SecretInResult(PermanentError):
+    """A step's result would print a secret's value on stdout (stored in the stack's state)."""
+
+
+def _result_text(name: str, result: object) -> str | None:
+    """The step's stdout: a string as it is (a hash), anything else as one JSON line.
+
+    Checked structurally, never rewritten: every string of the result (keys included, as JSON
+    would carry them) is searched for a secret's value; one found fails the step.
+    """
     if result is None:
-        return
+        return None
     text = result if isinstance(result, str) else json.dumps(result, default=str)
-    print(mask(text), flush=True)
+    strings: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(result if isinstance(result, str) else json.loads(text))
+    for value in strings:
+        secret = secret_in(value)
+        if secret:
+            raise SecretInResult(
+                f"the result of step {name} contains the value of {secret}; it was not printed",
+                hint="a step's stdout is stored in the stack's state and must never carry a secret: fix the step",
+            )
+    return text
+
+
+def _print_result(text: str | None) -> None:
+    if text is not None:
+        print(text, flush=True)
+
+
+def _give_up(name: str, critical: bool, what: str, todo: str, *, title: str | None = None, masked: bool = True) -> int:
+    """After the last attempt: alert and exit 1 (critical), or warn, record the skip and exit 0.
+
+    `masked=False` only for messages built from variable names and numbers (see `secret_problems`):
+    masking cannot be trusted then, it would mangle the message.
+    """
+    say = log if masked else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if critical:
+        _alert_safely("critical", title or f"Deploy step {name} failed", f"{what}\nWhat to do: {todo}", masked=masked)
+        say(f"FAILED {name}: {what} — {todo}")
+        return 1
+    if masked:
+        what = mask(what)
+    _record_skip(name, what)
+    _alert_safely(
+        "warning",
+        f"Deploy step {name} skipped",
+        f"{what}\nThe deploy went on without it. What to do: {todo}",
+        masked=masked,
+    )
+    say(f"SKIPPED {name}: {what} — {todo} (non-critical; recorded in {skip_log_path()})")
+    _print_result(json.dumps({"skipped": True, "step": name, "reason": what}))
+    return 0
 
 
 def run_step(
@@ -278,6 +344,15 @@ def run_step(
     max_wait: float = 30.0,
 ) -> int:
     """Run one step's `body` with retries; return the exit code (see the module docstring)."""
+    unsafe = secret_problems()
+    if unsafe:
+        return _give_up(
+            name,
+            critical,
+            "; ".join(unsafe),
+            "fix the secret in the CI job's environment (nothing was done)",
+            masked=False,
+        )
     log(f"step {name}: start ({'critical' if critical else 'non-critical'})")
     try:
         result = retry_call(
@@ -288,25 +363,14 @@ def run_step(
             initial_wait=initial_wait,
             max_wait=max_wait,
         )
+        text = _result_text(name, result)
     except Exception as exc:  # noqa: BLE001 - a step turns every failure into an exit code
         if not isinstance(exc, (TransientError, PermanentError)) and not is_transient(exc):
-            log(traceback.format_exc().rstrip())
-        what, todo = describe(exc), _hint(exc)
-        if critical:
-            # An error may name its own alert ("migration timed out: manual intervention").
-            title = getattr(exc, "alert_title", None) or f"Deploy step {name} failed"
-            _alert_safely("critical", title, f"{what}\nWhat to do: {todo}")
-            log(f"FAILED {name}: {what} — {todo}")
-            return 1
-        _record_skip(name, what)
-        _alert_safely(
-            "warning",
-            f"Deploy step {name} skipped",
-            f"{what}\nThe deploy went on without it. What to do: {todo}",
-        )
-        log(f"SKIPPED {name}: {what} — {todo} (non-critical; recorded in {skip_log_path()})")
-        _print_result({"skipped": True, "step": name, "reason": what})
-        return 0
+            # A bug: its traceback, each line bounded (an exception may quote a whole input).
+            for line in traceback.format_exc().rstrip().splitlines():
+                log(shown(line, 500, quote=False))
+        # An error may name its own alert ("migration timed out: manual intervention").
+        return _give_up(name, critical, describe(exc), _hint(exc), title=getattr(exc, "alert_title", None))
     log(f"step {name}: ok")
-    _print_result(result)
+    _print_result(text)
     return 0

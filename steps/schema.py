@@ -13,10 +13,10 @@ by the runtime (bad credentials or a missing database are not).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from components.names import PR_SCHEMA
+from steps.args import StepParser
 from steps.database import connect, database_url, schema_name_problem
 from steps.runtime import PermanentError, run_step
 
@@ -71,8 +71,8 @@ def drop_schema(name: str) -> dict:
     return {"schema": name, "action": "drop", "changed": existed}
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m steps.schema", description=__doc__.splitlines()[0])
+def parse(argv: list[str] | None = None):
+    parser = StepParser(prog="python -m steps.schema", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     for action in ("create", "drop"):
         sub.add_parser(action).add_argument("--schema", required=True)

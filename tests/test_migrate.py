@@ -220,7 +220,7 @@ def test_pooler_port_is_refused_before_anything_else():
 def test_pooler_port_in_key_value_dsn_is_refused():
     proc = run_migrate(
         "--app-dir", "no/such/app", "--schema", "app", "--timeout", "5",
-        env={"DATABASE_URL": "host=aws-0-eu.pooler.supabase.com port=6543 dbname=postgres user=u password=x"},
+        env={"DATABASE_URL": "host=aws-0-eu.pooler.supabase.com port=6543 dbname=postgres user=u password=not-a-real-password"},
     )
     assert proc.returncode == 1 and "port 6543" in failure_line(proc)
 
@@ -240,7 +240,7 @@ def test_missing_database_url():
 
 def test_timeout_must_be_positive():
     proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "0")
-    assert proc.returncode == 2 and "--timeout must be positive" in proc.stderr
+    assert proc.returncode == 2 and "--timeout: must be positive" in proc.stderr
 
 
 # --- against PostgreSQL and drizzle-kit ----------------------------------------------------------
@@ -448,7 +448,7 @@ def test_second_push_on_a_schema_waits_for_the_lock(pg_database: Database, webho
 def test_unreachable_database_is_retried_then_fails(pg_database: Database):
     port = free_port()
     proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "30",
-                       env={"DATABASE_URL": f"postgres://postgres:pw@127.0.0.1:{port}/postgres"})
+                       env={"DATABASE_URL": f"postgres://postgres:not-a-real-password@127.0.0.1:{port}/postgres"})
     assert proc.returncode == 1
     assert f"cannot reach the database at 127.0.0.1:{port}/postgres" in failure_line(proc)
     assert "attempt 2 of 3" in proc.stderr and "giving up" in proc.stderr

@@ -281,7 +281,7 @@ def test_delete_retries_transient_errors_and_fails_fast_on_a_bad_token(cloudflar
     assert json.loads(result.stdout)["deleted"] is True
     assert "attempt 2 of 5 failed" in result.stderr
     other = cloudflare.add_deployment("pr-7")
-    bad = pages(cloudflare, "delete", "--project", PROJECT, "--deployment", other.id, token="wrong")
+    bad = pages(cloudflare, "delete", "--project", PROJECT, "--deployment", other.id, token="wrong-token-0123")
     assert bad.returncode == 0 and json.loads(bad.stdout)["skipped"] is True
     assert "not retrying (permanent)" in bad.stderr and "API token is not valid" in bad.stderr
     assert other.id in cloudflare.deployments

@@ -116,6 +116,27 @@ def test_a_failing_step_prints_no_secret(step: str, github: bool, steps_env, tmp
     assert_no_secret(kept, secrets)
 
 
+@pytest.mark.parametrize("step", sorted(FAILURES))
+def test_a_dsn_whose_password_parsers_split_differently_leaks_no_piece(step: str, steps_env, tmp_path: Path, hook: StubServer) -> None:
+    # An unencoded '@' and '/' in the password: libpq takes "…A" for the password and "…B" for the
+    # host, Python's urlsplit something else again; each piece carries the marker.
+    closed = _closed_port()
+    secrets = {
+        **secrets_for(closed, hook.url),
+        "DATABASE_URL": f"postgres://postgres:Pw{MARKER}A@{MARKER}B/{MARKER}C@127.0.0.1:{closed}/postgres",
+    }
+    env = steps_env.child_env(**secrets, AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}", CLOUDFLARE_ACCOUNT_ID="0" * 32)
+    argv = [
+        {"OUT": str(tmp_path / "out"), "RESOLVER": f"127.0.0.1:{closed}", "URL": f"http://127.0.0.1:{closed}/"}.get(a, a)
+        for a in FAILURES[step]
+    ]
+    code, kept = run_step(argv, env, tmp_path, github=False)
+    alerts = "".join(request.body.decode() for request in hook.requests)
+    assert code != 0 or step in {"prune", "pages-delete-branch"}, kept
+    assert "percent-encode" in kept  # refused at start, whichever step it is
+    assert_no_secret(kept + alerts, secrets)
+
+
 @pytest.mark.parametrize("github", [True, False], ids=["github-actions", "local"])
 def test_succeeding_steps_print_no_secret(github: bool, steps_env, tmp_path: Path, hook: StubServer, dns_stub: DnsStub) -> None:  # noqa: F811
     secrets = secrets_for(_closed_port(), hook.url)

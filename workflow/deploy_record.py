@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.names import SAFE_STACK_NAME
+from steps.args import StepParser, matching
 from steps.database import database_url
 from steps.runtime import PermanentError, run_step
 
@@ -161,8 +163,10 @@ def append(url: str, record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workflow.deploy_record", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True)
+    parser = StepParser(prog="python -m workflow.deploy_record", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--stack", required=True, type=matching(SAFE_STACK_NAME, "a stack name (prod, preview or preview-pr-<N>)")
+    )
     parser.add_argument("--outputs", default="-", help="`pulumi stack output --json` file, or - for stdin")
     parser.add_argument("--outcome", default="success", choices=OUTCOMES, help="the `pulumi up` step's outcome")
     parser.add_argument(

@@ -12,9 +12,9 @@ GITHUB_OUTPUT, GITHUB_STEP_SUMMARY.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import re
 import subprocess  # runs the pulumi CLI with fixed arguments  # nosec B404
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,9 +23,12 @@ from pathlib import Path
 
 import requests
 
-from components.names import PR_STACK, SAFE_STACK_NAME
+from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME
+from steps.args import StepParser, matching
 
 DEFAULT_API = "https://api.github.com"
+# owner/name as GitHub allows them (it is part of an API path).
+REPOSITORY = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}")
 TIMEOUT_SECONDS = 30
 
 
@@ -120,13 +123,14 @@ def main(
     stack_ls: Callable[[], str] = _pulumi_stack_ls,
 ) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m workflow.sweep_previews", description=__doc__)
+    parser = StepParser(prog="python -m workflow.sweep_previews", description=__doc__)
+    repo = matching(REPOSITORY, "a repository (owner/name)")
     sub = parser.add_subparsers(dest="command", required=True)
     find = sub.add_parser("find", help="closed PRs whose preview stack still exists")
-    find.add_argument("--repo", required=True, help="owner/name")
+    find.add_argument("--repo", required=True, type=repo, help="owner/name")
     check = sub.add_parser("check", help="is this PR still closed?")
-    check.add_argument("--repo", required=True, help="owner/name")
-    check.add_argument("--pr", type=int, required=True)
+    check.add_argument("--repo", required=True, type=repo, help="owner/name")
+    check.add_argument("--pr", type=matching(PR_NUMBER, "a pull request number"), required=True)
     args = parser.parse_args(argv)
 
     token = env.get("GH_TOKEN") or env.get("GITHUB_TOKEN")
@@ -143,7 +147,7 @@ def main(
             _append(env.get("GITHUB_STEP_SUMMARY"), report)
             _append(env.get("GITHUB_OUTPUT"), f"prs={json.dumps(closed)}\n")
         else:
-            state = github.pr_state(args.pr)
+            state = github.pr_state(int(args.pr))
             print(f"PR #{args.pr} is {state}.")
             _append(env.get("GITHUB_OUTPUT"), f"closed={'true' if state == 'closed' else 'false'}\n")
             if state != "closed":
