@@ -96,7 +96,7 @@ KEY_POLICY_EXCEPTIONS = {
     "kms:*": "granted to the account root only: AWS's default that keeps the key manageable via IAM",
     "kms:GenerateDataKey*": "the data-key generators, as AWS documents them for CloudTrail and CloudWatch key policies",
 }
-ACCOUNT_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:root$")
+ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:root")  # fullmatch: `$` accepts a trailing newline
 # The only AWS-managed policies a role may carry, and why. Must contain
 # components.aws_policies.BASIC_EXECUTION_POLICY (what LambdaRole attaches).
 ALLOWED_MANAGED_POLICIES = {
@@ -631,7 +631,7 @@ KEY_POLICY_ACTION_WILDCARDS = {"kms:GenerateDataKey*"}
 def _root_only(principal: Any) -> bool:
     if not isinstance(principal, Mapping) or set(principal) != {"AWS"}:
         return False
-    return all(ACCOUNT_ROOT.match(p) for p in _strings(principal["AWS"]))
+    return all(ACCOUNT_ROOT.fullmatch(p) for p in _strings(principal["AWS"]))
 
 
 def _tag_scoped(statement: Mapping[str, Any]) -> bool:
