@@ -397,9 +397,11 @@ def _failure(outcome: PushOutcome, schema: str, manifest: Mapping, before: Schem
         )
     if outcome.kind == "data_loss":
         statements = "; ".join(outcome.data_loss)
+        # No deploy setting approves data loss (only previews pass --allow-data-loss): a person runs it.
         hint = (
-            "if losing that data is intended, a person approves it by deploying with --allow-data-loss "
-            "(prod: the allowDataLoss setting); otherwise keep the column/table or copy its data first"
+            "if losing that data is intended, a person applies it by hand, python -m steps.migrate --app-dir APP_DIR "
+            f"--schema {schema} --allow-data-loss with that database's DATABASE_URL, then re-runs the deploy; "
+            "otherwise give the new column a default, keep the column/table or copy its data first"
         )
         if allow_data_loss:
             hint = "drizzle-kit still asked although --force was given; apply the change by hand"
