@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess  # runs the pulumi CLI with fixed arguments  # nosec B404
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import requests
 
 from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME
 from steps.args import StepParser, matching
-
-DEFAULT_API = "https://api.github.com"
-# owner/name as GitHub allows them (it is part of an API path).
-REPOSITORY = re.compile(r"[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}")
-TIMEOUT_SECONDS = 30
+from workflow.github_api import DEFAULT_API, REPOSITORY, GitHub, GitHubError
 
 
-class SweepError(RuntimeError):
+class SweepError(GitHubError):
     pass
 
 
@@ -55,33 +47,6 @@ def preview_prs(stack_ls_json: str) -> list[int]:
         if match and SAFE_STACK_NAME.fullmatch(short):
             prs.add(int(match["number"]))
     return sorted(prs)
-
-
-@dataclass(frozen=True)
-class GitHub:
-    repo: str
-    token: str
-    api_url: str = DEFAULT_API
-
-    def pr_state(self, number: int) -> str:
-        """`open`, `closed` or `missing` (no such PR: the stack is left alone, not guessed at)."""
-        response = requests.get(
-            f"{self.api_url.rstrip('/')}/repos/{self.repo}/pulls/{number}",
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-            },
-            timeout=TIMEOUT_SECONDS,
-        )
-        if response.status_code == 404:
-            return "missing"
-        if response.status_code != 200:
-            raise SweepError(f"GitHub API: PR #{number}: HTTP {response.status_code}")
-        state = response.json().get("state")
-        if state not in ("open", "closed"):
-            raise SweepError(f"GitHub API: PR #{number}: unexpected state {state!r}")
-        return str(state)
 
 
 def classify(prs: Iterable[int], pr_state: Callable[[int], str]) -> dict[int, str]:
@@ -152,7 +117,7 @@ def main(
             _append(env.get("GITHUB_OUTPUT"), f"closed={'true' if state == 'closed' else 'false'}\n")
             if state != "closed":
                 _append(env.get("GITHUB_STEP_SUMMARY"), f"Kept `preview-pr-{args.pr}`: PR is {state}.\n")
-    except (SweepError, requests.RequestException) as exc:
+    except GitHubError as exc:
         print(f"sweep_previews: {exc}", file=sys.stderr)
         return 1
     return 0
