@@ -50,7 +50,12 @@ PACK_CONFIG = (
 )
 WITH_POLICY = '--policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json"'
 PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
-UP_LINE = f'pulumi up --yes --stack "$STACK" {WITH_POLICY}'
+# Every `pulumi up` and `destroy` runs under the stack's DynamoDB lease (workflow/lease.py): either
+# on one line after LEASED, or inside a `LEASED bash -euo pipefail -c '` block that ends with a line `'`.
+LEASED = 'python -m workflow.lease run --stack "$STACK" -- '
+LEASED_BLOCK = f"{LEASED}bash -euo pipefail -c '"
+PULUMI_UP_OR_DESTROY = re.compile(r"\bpulumi\s+(up|destroy)\b")
+UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {WITH_POLICY}'
 # The state is checked against the program, and the checked copy (not the PR-writable original)
 # is what `destroy` reads.
 CHECKED = 'PULUMI_BACKEND_URL="$checked" '
@@ -172,8 +177,38 @@ def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
                 user in step.get("run", "") for user in SECRET_USERS
             ):
                 yield f"{where}/{label}: secrets in a step that does not run pulumi"
+        yield from check_leased(where, job)
         if aws:
             yield from check_pulumi_job(where, job)
+
+
+def unleased(script: str) -> list[str]:
+    """The lines of a script that run `pulumi up`/`destroy` outside the lease."""
+    found, inside = [], False
+    for raw in script.splitlines():
+        line = raw.strip()
+        if inside:
+            if line == "'":
+                inside = False
+            elif "'" in line:
+                found.append(f"{line} (a quote inside the leased block)")
+            elif PULUMI_UP_OR_DESTROY.search(line):
+                pass
+            continue
+        if line == LEASED_BLOCK:
+            inside = True
+        elif PULUMI_UP_OR_DESTROY.search(line) and not line.startswith(LEASED):
+            found.append(line)
+    if inside:
+        found.append("a leased block that never ends (a line `'`)")
+    return found
+
+
+def check_leased(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """Every `pulumi up` and `pulumi destroy` holds the stack's lease while it runs."""
+    for script in runs(job):
+        for line in unleased(script):
+            yield f"{where}: pulumi up/destroy outside the lease (`{LEASED}`): {line}"
 
 
 def check_pulumi_job(where: str, job: Mapping[str, Any]) -> Iterator[str]:
@@ -387,7 +422,12 @@ def check_cleanup(wf: Mapping[str, Any]) -> Iterator[str]:
 
 def check_destroy(where: str, job: Mapping[str, Any]) -> Iterator[str]:
     lines = run_lines(job)
-    yield from check_order(where, lines, ['pulumi login "$PULUMI_BACKEND_URL"', *DESTROY_LINES])
+    yield from check_order(where, lines, ['pulumi login "$PULUMI_BACKEND_URL"', LEASED_BLOCK, *DESTROY_LINES])
+    # The lease is held from the export to the removal: no `up` can write the state in between.
+    block = index_of(lines, LEASED_BLOCK)
+    end = lines.index("'", block) if block >= 0 and "'" in lines[block:] else -1
+    if block >= 0 and not block < index_of(lines, DESTROY_LINES[-1]) < end:
+        yield f"{where}: the lease must be held from the state export to `pulumi stack rm`"
     if not any('grep -q "no stack named"' in line for line in lines):
         yield f"{where}: a stack that is already gone must count as success"
     if any(line.startswith("pulumi stack select") and "--create" in line for line in lines):
@@ -529,10 +569,18 @@ BROKEN = [
     pytest.param("deploy", "STACK: prod", "STACK: production", "STACK must be prod", id="deploy-stack"),
     pytest.param("deploy", "vars.AWS_PROD_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "prod role", id="deploy-role"),
     pytest.param("deploy", "run: python -m workflow.plan_report", "run: echo", "missing command `python -m workflow.plan_report", id="deploy-no-report"),
-    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --skip-preview', "missing command `pulumi up", id="deploy-up-stack"),
-    pytest.param("deploy", 'run: pulumi up --yes --stack "$STACK" --policy-pack policy', 'run: pulumi up --yes --stack "$STACK"', "missing command `pulumi up", id="deploy-up-without-policy-pack"),
+    pytest.param("deploy", '-- pulumi up --yes --stack "$STACK" --policy-pack policy', '-- pulumi up --yes --skip-preview', "missing command `python -m workflow.lease run --stack \"$STACK\" -- pulumi up", id="deploy-up-stack"),
+    pytest.param("deploy", '-- pulumi up --yes --stack "$STACK" --policy-pack policy', '-- pulumi up --yes --stack "$STACK"', "missing command `python -m workflow.lease run --stack \"$STACK\" -- pulumi up", id="deploy-up-without-policy-pack"),
+    pytest.param("deploy", 'run: python -m workflow.lease run --stack "$STACK" -- pulumi up', "run: pulumi up", "outside the lease", id="deploy-up-unleased"),
+    pytest.param("preview", 'run: python -m workflow.lease run --stack "$STACK" -- pulumi up', "run: pulumi up", "outside the lease", id="preview-up-unleased"),
+    pytest.param("deploy", 'python -m workflow.lease run --stack "$STACK" -- pulumi up', "python -m workflow.lease run --stack preview-pr-1 -- pulumi up", "outside the lease", id="deploy-up-under-another-stacks-lease"),
+    pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi destroy --yes --stack \"$STACK\"\n          python -m workflow.pr_comment", "outside the lease", id="preview-destroys-unleased"),
+    pytest.param("cleanup", "          python -m workflow.lease run --stack \"$STACK\" -- bash -euo pipefail -c '\n", "", "outside the lease", id="cleanup-destroy-unleased"),
+    pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          '\n          pulumi stack rm --yes --force \"$STACK\"\n", "held from the state export to", id="sweeper-lease-released-before-rm"),
+    pytest.param("cleanup", "          # ... then destroy exactly the checked copy", "          # ... then destroy the checked copy (it's", "a quote inside the leased block", id="cleanup-quote-ends-the-leased-block"),
+    pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          pulumi stack rm --yes --force \"$STACK\"\n", "never ends", id="sweeper-leased-block-unterminated"),
     pytest.param("preview", '--stack "$STACK" --policy-pack policy --policy-pack-config', '--stack "$STACK" --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
-    pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json"\n', "\n", "missing command `pulumi up", id="deploy-up-without-pack-config"),
+    pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json"\n', "\n", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
     pytest.param("preview", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', " >", "missing command `pulumi preview", id="preview-without-pack-config"),
     pytest.param("deploy", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: org/repo", "this run's repository", id="deploy-pack-config-fixed-repository"),
     pytest.param("preview", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: ${{ github.event.pull_request.head.repo.full_name }}", "this run's repository", id="preview-pack-config-head-repository"),
