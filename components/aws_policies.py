@@ -17,6 +17,7 @@ from components.names import (
     execution_role_name,
     foundation_names,
     function_name,
+    lease_key,
 )
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -346,6 +347,35 @@ def _identity(*, wildcard_actions: list[str]) -> dict:
     }
 
 
+# What `python -m workflow.lease` does on the lock table: take, renew, read, release an item.
+LEASE_ACTIONS = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+
+
+def lock_table_arn(scope: DeployScope) -> str:
+    name = foundation_names(scope.project, scope.account_id)["lock_table"]
+    return f"arn:aws:dynamodb:{scope.region}:{scope.account_id}:table/{name}"
+
+
+def _lease_access(scope: DeployScope, stacks: str) -> dict:
+    """The item actions of the lease on the lock table, for the items of `stacks` only.
+
+    `dynamodb:LeadingKeys` is the request's hash key (`LockID`): a role can hold, renew, read and
+    release only its own stacks' leases (the preview role: `<project>/preview-pr-*`), never prod's.
+    `ForAllValues` is true for an empty set, so the `Null` test requires the key to be present.
+    """
+    operator = "ForAllValues:StringLike" if "*" in stacks else "ForAllValues:StringEquals"
+    return {
+        "Sid": "StackLease",
+        "Effect": "Allow",
+        "Action": LEASE_ACTIONS,
+        "Resource": lock_table_arn(scope),
+        "Condition": {
+            operator: {"dynamodb:LeadingKeys": [lease_key(scope.project, stacks)]},
+            "Null": {"dynamodb:LeadingKeys": "false"},
+        },
+    }
+
+
 def preview_deploy_policy(scope: DeployScope) -> dict:
     """A PR's deploy role: its own state objects, PR functions and their execution roles only.
 
@@ -355,6 +385,7 @@ def preview_deploy_policy(scope: DeployScope) -> dict:
     return _document(
         *_state_access(scope, PR_STACKS),
         *_lambda_access(scope, PR_STACKS),
+        _lease_access(scope, PR_STACKS),
         _identity(wildcard_actions=["sts:GetCallerIdentity"]),
     )
 
@@ -413,6 +444,7 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
     return _document(
         *_state_access(scope, PROD_STACK),
         *_lambda_access(scope, PROD_STACK),
+        _lease_access(scope, PROD_STACK),
         {
             "Sid": "FoundationBuckets",
             "Effect": "Allow",

@@ -51,6 +51,12 @@ def deploy_role_name(project: str, role: str) -> str:
     return f"{project}-deploy-{role}"
 
 
+def lease_key(project: str, stack: str) -> str:
+    """The lock table item (hash key `LockID`) of a stack's lease (workflow/lease.py); `stack` may be
+    a pattern such as PR_STACKS, which the preview role's `dynamodb:LeadingKeys` condition uses."""
+    return f"{project}/{stack}"
+
+
 def foundation_names(project: str, account_id: str) -> dict[str, str]:
     """The account-level resources prod owns (StateBackend, AuditTrail, GithubOidc).
 

@@ -38,7 +38,6 @@ PROD_ARNS = [
     f"{TRAIL_BUCKET}",
     f"{TRAIL_BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail/x.json.gz",
     f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/webstack-audit",
-    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/webstack-pulumi-locks",
     f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-trail-key",
     f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/webstack-pulumi-state",
     f"{IAM}:oidc-provider/{HOST}",
@@ -49,10 +48,14 @@ PROD_ARNS = [
     f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:webstack-audit-iam-policy-change",
     f"arn:aws:sns:{REGION}:{ACCOUNT}:webstack-alerts",
 ]
+LOCK_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/webstack-pulumi-locks"
+LEASE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 # What the preview role shares with prod on purpose: listing the state bucket and the state key
-# (one backend, one secrets provider).
+# (one backend, one secrets provider), and the lock table's item actions, for its own stacks'
+# items only (`dynamodb:LeadingKeys`, `lease_actions` below).
 SHARED = {
     STATE_BUCKET: {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"},
+    LOCK_TABLE: LEASE,
     "STATE_KEY": {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"},
 }
 
@@ -72,6 +75,26 @@ def actions_on(policy: dict, arn: str) -> set[str]:
         assert statement["Effect"] == "Allow"
         if any(arn_matches(pattern, arn) for pattern in as_list(statement["Resource"])):
             allowed |= set(as_list(statement["Action"])) - set(aws_policies.WILDCARD_EXCEPTIONS)
+    return allowed
+
+
+def lease_actions(policy: dict, key: str) -> set[str]:
+    """The actions a policy allows on the lock table item `key` (its conditions evaluated)."""
+    allowed: set[str] = set()
+    for statement in policy["Statement"]:
+        if not any(arn_matches(pattern, LOCK_TABLE) for pattern in as_list(statement["Resource"])):
+            continue
+        condition = dict(statement.get("Condition") or {})
+        assert condition.pop("Null", {"dynamodb:LeadingKeys": "false"}) == {"dynamodb:LeadingKeys": "false"}
+        if not condition:
+            allowed |= set(as_list(statement["Action"])) & (LEASE | {"dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem"})
+            continue
+        [(operator, keys)] = condition.items()
+        [(name, patterns)] = keys.items()
+        assert name == "dynamodb:LeadingKeys" and operator in ("ForAllValues:StringLike", "ForAllValues:StringEquals"), statement
+        match = (lambda p: arn_matches(p, key)) if operator.endswith("StringLike") else (lambda p: p == key)
+        if any(match(p) for p in as_list(patterns)):
+            allowed |= set(as_list(statement["Action"]))
     return allowed
 
 
@@ -127,9 +150,10 @@ def test_preview_cannot_act_on_prod(roles, arn):
     assert actions_on(roles["preview"]["policy"], arn) == set()
 
 
-def test_preview_shares_only_the_state_listing_and_the_state_key(roles):
+def test_preview_shares_only_the_state_listing_the_state_key_and_its_leases(roles):
     preview = roles["preview"]["policy"]
     assert actions_on(preview, STATE_BUCKET) == SHARED[STATE_BUCKET]
+    assert actions_on(preview, LOCK_TABLE) == SHARED[LOCK_TABLE]
     assert actions_on(preview, roles["state_key"]) == SHARED["STATE_KEY"]
 
 
@@ -220,8 +244,33 @@ def _declared_arns(recording) -> list[str]:
 def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, other):
     arns = _declared_arns(recorded(stack))
     assert len(arns) >= (12 if stack == "prod" else 2)
-    shared = {STATE_BUCKET, roles["state_key"]}
+    shared = {STATE_BUCKET, roles["state_key"], LOCK_TABLE}  # the table: leases by key (test above)
     for arn in arns:
         assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
         if arn not in shared:
             assert actions_on(roles[other]["policy"], arn) == set(), f"the {other} role can act on {arn}"
+
+
+@pytest.mark.parametrize(
+    ("role", "key", "allowed"),
+    [
+        ("preview", "webstack/preview-pr-7", True),
+        ("preview", "webstack/preview-pr-1234567", True),
+        ("preview", "webstack/prod", False),
+        ("preview", "webstack/preview", False),  # the template, run by hand
+        ("preview", "other/preview-pr-7", False),
+        ("prod", "webstack/prod", True),
+        ("prod", "webstack/preview-pr-7", False),
+        ("prod", "webstack/prod-2", False),
+    ],
+)
+def test_each_role_holds_only_its_own_stacks_leases(roles, role, key, allowed):
+    # Exactly the item actions workflow.lease uses, on that one table, for the role's own keys.
+    assert lease_actions(roles[role]["policy"], key) == (LEASE if allowed else set())
+
+
+def test_the_lease_key_is_the_one_workflow_lease_writes():
+    from workflow.lease import lock_id
+
+    assert lock_id("webstack", "preview-pr-7") == "webstack/preview-pr-7"
+    assert lock_id("webstack", "prod") == "webstack/prod"

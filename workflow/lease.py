@@ -62,7 +62,7 @@ from typing import Any
 
 import yaml
 
-from components.names import SAFE_STACK_NAME, foundation_names
+from components.names import SAFE_STACK_NAME, foundation_names, lease_key
 from steps.alert import send_alert
 from steps.args import StepParser, matching, positive_seconds
 from steps.console import log, shown, warn
@@ -95,7 +95,7 @@ def project_name(root: Path = ROOT) -> str:
 
 def lock_id(project: str, stack: str) -> str:
     """The item's key. The preview role's policy matches it by prefix (`<project>/preview-pr-*`)."""
-    return f"{project}/{stack}"
+    return lease_key(project, stack)
 
 
 def default_table(project: str) -> str:
