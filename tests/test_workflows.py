@@ -33,12 +33,22 @@ SECRET_USERS = (
     "python -m steps.alert ",
     "python -m workflow.deploy_record ",
     "python -m workflow.preview_database",
+    "python -m workflow.quarantine open",
 )
 # The secrets the steps read, by the environment variable they read them from. Prod's workflow
 # maps each from the secret of the same name (only in the `production` environment); the
 # workflows that run for pull requests, PR code or PR-written state, from the PREVIEW_ one.
 STEP_SECRETS = ("DATABASE_URL", "CLOUDFLARE_API_TOKEN", "ALERT_WEBHOOK_URL")
 SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
+
+# The security quarantine (workflow/quarantine.py): security's `quarantine` job alone writes issues,
+# in its own environment with one secret (the security alert webhook); every job that runs
+# `pulumi up` checks for an open quarantine issue first; removing things is never gated.
+QUARANTINE_CHECK = "python -m workflow.quarantine check"
+QUARANTINE_OPEN = 'python -m workflow.quarantine open --findings "$RUNNER_TEMP/verified-findings.jsonl"'
+QUARANTINE_ENV = "security-quarantine"
+QUARANTINE_SECRET = "SECURITY_ALERT_WEBHOOK_URL"
+PULUMI_UP = re.compile(r"\bpulumi\s+up\b")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -165,7 +175,8 @@ def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
             yield f"{where}: pull-requests: write without a comment step"
         if script and set(perms) != {"pull-requests"}:
             yield f"{where}: the comment job must hold nothing but pull-requests: write"
-        for extra in set(perms) - {"contents", "id-token", "pull-requests"}:
+        yield from check_issue_permissions(where, job, perms)
+        for extra in set(perms) - {"contents", "id-token", "pull-requests", "issues"}:
             yield f"{where}: unexpected permission {extra}"
         if SECRET_EXPR.search(yaml.safe_dump(job.get("env") or {})):
             yield f"{where}: secrets in the job-level env"
@@ -309,6 +320,8 @@ def check_secret_sources(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
     """Prod's secrets only in prod's workflow; pull requests' workflows map the PREVIEW_ ones into
     the names the steps read; a job that reads any secret names its environment."""
     prefix = "" if name == "deploy" else "PREVIEW_"
+    # security reads one secret, the security alert webhook (its quarantine job's environment).
+    allowed = {"ALERT_WEBHOOK_URL": QUARANTINE_SECRET} if name == "security" else {s: f"{prefix}{s}" for s in STEP_SECRETS}
     for job_id, job in (wf.get("jobs") or {}).items():
         where = f"{name}/{job_id}"
         used = False
@@ -316,10 +329,10 @@ def check_secret_sources(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
             for variable, value in (step.get("env") or {}).items():
                 for secret in SECRET_REF.findall(str(value)):
                     used = True
-                    if variable not in STEP_SECRETS or secret != f"{prefix}{variable}":
+                    if allowed.get(variable) != secret:
                         yield (
                             f"{where}: {variable} comes from secrets.{secret}; this workflow maps "
-                            f"{', '.join(f'{prefix}{s}' for s in STEP_SECRETS)} only (prod's secrets belong to deploy alone)"
+                            f"{', '.join(allowed.values())} only (prod's secrets belong to deploy alone)"
                         )
         if used and not job.get("environment"):
             yield f"{where}: reads secrets outside an environment (repository secrets reach every PR's workflow)"
@@ -466,7 +479,7 @@ def check_security(wf: Mapping[str, Any]) -> Iterator[str]:
     if not checkout or (checkout[0].get("with") or {}).get("fetch-depth") != 0:
         yield "security: secret scanning needs the history (fetch-depth: 0)"
     sast = only_job(wf, "sast")
-    for step in steps(secrets_job) + steps(sast):
+    for step in steps(secrets_job) + steps(sast) + steps(only_job(wf, "quarantine")):
         if step.get("continue-on-error"):
             yield "security: a gate step must not continue on error"
     lines = run_lines(sast)
@@ -513,6 +526,107 @@ def check_shared(workflows: Workflows) -> Iterator[str]:
                     yield f"{name}/{job_id}: pulumi-version {version} is not the SDK's {sdk and sdk.group(1)}"
 
 
+def check_issue_permissions(where: str, job: Mapping[str, Any], perms: Mapping[str, Any]) -> Iterator[str]:
+    """`issues: write` only where the quarantine issue is written (security's `quarantine` job, and
+    the call of security.yml that lends it that ceiling); `issues: read` only for the gate."""
+    issues = perms.get("issues")
+    if issues is None:
+        return
+    if "uses" in job:
+        if job["uses"] != "./.github/workflows/security.yml" or issues != "write":
+            yield f"{where}: issues: {issues} on a workflow call other than security.yml's (whose quarantine job writes the issue)"
+        return
+    lines = run_lines(job)
+    if issues == "write":
+        if index_of(lines, "python -m workflow.quarantine open") < 0:
+            yield f"{where}: issues: write only in the quarantine job (`python -m workflow.quarantine open`)"
+        elif dict(perms) != {"contents": "read", "issues": "write"}:
+            yield f"{where}: the quarantine job holds contents: read and issues: write, nothing else"
+    elif issues == "read":
+        if index_of(lines, QUARANTINE_CHECK) < 0:
+            yield f"{where}: issues: read only for the quarantine gate (`{QUARANTINE_CHECK}`)"
+    else:
+        yield f"{where}: issues: {issues} is neither read (the gate) nor write (the quarantine job)"
+
+
+def check_quarantine_gate(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """A job that runs `pulumi up` asks for an open quarantine issue before anything else (AWS
+    credentials, `pulumi`); one that only removes things never does."""
+    job_steps = steps(job)
+    ups = [i for i, step in enumerate(job_steps) if PULUMI_UP.search(str(step.get("run", "")))]
+    gates = [i for i, step in enumerate(job_steps) if QUARANTINE_CHECK in str(step.get("run", ""))]
+    if not ups:
+        if gates:
+            yield f"{where}: a job that runs no `pulumi up` has no quarantine gate (removing things is always allowed)"
+        return
+    if not gates:
+        yield f"{where}: runs `pulumi up` without the quarantine gate (`{QUARANTINE_CHECK}`)"
+        return
+    gate = job_steps[gates[0]]
+    aws = [i for i, step in enumerate(job_steps) if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    pulumi = [i for i, step in enumerate(job_steps) if "pulumi " in str(step.get("run", "")) or str(step.get("uses", "")).startswith("pulumi/actions@")]
+    if not gates[0] < min(aws + pulumi + ups):
+        yield f"{where}: the quarantine gate must run before the AWS credentials and any pulumi step (fail at once)"
+    if "if" in gate or gate.get("continue-on-error"):
+        yield f"{where}: the quarantine gate must always run and always stop the job (no `if`, no continue-on-error)"
+    if (gate.get("env") or {}).get("GITHUB_TOKEN") != "${{ github.token }}":
+        yield f"{where}: the quarantine gate asks GitHub with the job's own token (GITHUB_TOKEN: ${{{{ github.token }}}})"
+    if (job.get("permissions") or {}).get("issues") != "read":
+        yield f"{where}: the quarantine gate needs issues: read"
+
+
+def check_quarantine(workflows: Workflows) -> Iterator[str]:
+    for name, (_, wf) in workflows.items():
+        for job_id, job in (wf.get("jobs") or {}).items():
+            if "uses" not in job:
+                yield from check_quarantine_gate(f"{name}/{job_id}", job)
+
+    security = workflows["security"][1]
+    on = triggers(security)
+    if not isinstance(on, Mapping) or not (on.get("schedule") or []) or "workflow_dispatch" not in on:
+        yield "security: the full-history scan must run weekly (schedule) and by hand (workflow_dispatch)"
+    elif not all(re.fullmatch(r"\d+ \d+ \* \* \d", str(entry.get("cron", ""))) for entry in on["schedule"]):
+        yield f"security: the full-history scan runs weekly (one cron `M H * * D`), not {on['schedule']}"
+    if only_job(security, "secrets").get("if") != "github.event_name != 'schedule' && github.event_name != 'workflow_dispatch'":
+        yield "security: the secret scan must run on every push, pull request and call (only the scheduled run is the quarantine's)"
+    job = only_job(security, "quarantine")
+    where = "security/quarantine"
+    if job.get("needs") != "secrets":
+        yield f"{where}: must follow the secret scan (needs: secrets)"
+    condition = " ".join(str(job.get("if", "")).split())
+    for needed in ("!cancelled()", "needs.secrets.result == 'failure'", "github.event_name == 'schedule'"):
+        if needed not in condition:
+            yield f"{where}: must run after a failed secret scan and on the weekly schedule (`{needed}` in its `if`)"
+    if job.get("environment") != QUARANTINE_ENV:
+        yield f"{where}: must run in the `{QUARANTINE_ENV}` environment (its alert webhook, no prod secret)"
+    conc = job.get("concurrency") or {}
+    if conc.get("group") != QUARANTINE_ENV or conc.get("cancel-in-progress") is not False:
+        yield f"{where}: one quarantine writer at a time (concurrency group {QUARANTINE_ENV}, not cancelled)"
+    checkout = uses_of(job, "actions/checkout")
+    if not checkout or (checkout[0].get("with") or {}).get("fetch-depth") != 0:
+        yield f"{where}: the full-history scan needs the history (fetch-depth: 0)"
+    lines = run_lines(job)
+    scan = next((line for line in lines if line.startswith("docker run") and "trufflehog" in line), "")
+    gate = uses_of(only_job(security, "secrets"), "trufflesecurity/trufflehog")
+    version = str(((gate[0] if gate else {}).get("with") or {}).get("version"))
+    if f"ghcr.io/trufflesecurity/trufflehog:{version} " not in scan:
+        yield f"{where}: the full-history scan must run the same trufflehog release as the gate ({version})"
+    if "git file:///tmp/ " not in scan or "--since-commit" in scan or "--branch" in scan:
+        yield f"{where}: the scan must cover all of the history (no --since-commit or --branch)"
+    if "--results=verified " not in scan or "--json" not in scan:
+        yield f"{where}: the scan quarantines on verified results only, as JSON (--results=verified --json)"
+    if not scan.endswith(' > "$RUNNER_TEMP/verified-findings.jsonl"'):
+        yield f"{where}: the scan's findings go to a file, never the log (a finding carries the secret)"
+    if not 0 <= index_of(lines, scan or "docker run") < index_of(lines, QUARANTINE_OPEN):
+        yield f"{where}: the quarantine reads the scan's findings (`{QUARANTINE_OPEN}`) after the scan"
+    opener = next((step for step in steps(job) if QUARANTINE_OPEN in str(step.get("run", ""))), {})
+    if (opener.get("env") or {}).get("GITHUB_TOKEN") != "${{ github.token }}" or "if" in opener:
+        yield f"{where}: the quarantine writes the issue with the job's own token, always"
+    call = only_job(workflows["deploy"][1], "security")
+    if dict(call.get("permissions") or {}) != {"contents": "read", "issues": "write"}:
+        yield "deploy/security: the security call must grant contents: read and issues: write (its quarantine job's ceiling on main)"
+
+
 CHECKS = {
     "deploy": check_deploy,
     "preview": check_preview,
@@ -529,6 +643,7 @@ def violations(workflows: Workflows) -> list[str]:
         found += check_secret_sources(name, wf)
         found += CHECKS[name](wf)
     found += check_shared(workflows)
+    found += check_quarantine(workflows)
     return found
 
 
@@ -596,7 +711,7 @@ BROKEN = [
     pytest.param("preview", "    if: github.event.pull_request.head.repo.full_name == github.repository\n", "", "fork PRs", id="preview-forks"),
     pytest.param("preview", "updateComment", "deleteComment", "edited when it exists", id="preview-duplicate-comments"),
     pytest.param("preview", "    permissions:\n      pull-requests: write\n", "    permissions:\n      pull-requests: write\n      contents: read\n      id-token: write\n", "nothing but pull-requests", id="preview-comment-privileges"),
-    pytest.param("preview", "      id-token: write\n      contents: read\n    outputs:", "      id-token: write\n      contents: read\n      pull-requests: write\n    outputs:", "pull-requests: write without a comment step", id="preview-job-writes-prs"),
+    pytest.param("preview", "      contents: read\n      issues: read\n    outputs:", "      contents: read\n      issues: read\n      pull-requests: write\n    outputs:", "pull-requests: write without a comment step", id="preview-job-writes-prs"),
     pytest.param("cleanup", "cancel-in-progress: false", "cancel-in-progress: true", "cancel-in-progress must be false", id="cleanup-cancels"),
     pytest.param("cleanup", "group: preview-pr-${{ github.event.pull_request.number }}", "group: cleanup-${{ github.event.pull_request.number }}", "share the concurrency group", id="cleanup-group"),
     pytest.param("cleanup", "types: [closed]", "types: [closed, reopened]", "closed only", id="cleanup-types"),
@@ -627,6 +742,35 @@ BROKEN = [
     pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
     pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
     pytest.param("sweeper", "pulumi-version: 3.272.0", "pulumi-version: 3.200.0", "is not the SDK's", id="cli-sdk-mismatch"),
+    # The security quarantine: who may write issues, which jobs check for an open one.
+    pytest.param("deploy", "      contents: read\n      issues: read\n    env:\n      STACK: prod", "      contents: read\n      issues: write\n    env:\n      STACK: prod", "issues: write only in the quarantine job", id="quarantine-deploy-writes-issues"),
+    pytest.param("security", "    permissions:\n      contents: read\n    steps:", "    permissions:\n      contents: read\n      issues: write\n    steps:", "issues: write only in the quarantine job", id="quarantine-scan-job-writes-issues"),
+    pytest.param("security", "      contents: read\n      issues: write\n    steps:", "      contents: read\n      issues: write\n      actions: write\n    steps:", "holds contents: read and issues: write, nothing else", id="quarantine-job-holds-more"),
+    pytest.param("sweeper", "      contents: read\n      pull-requests: read\n    outputs:", "      contents: read\n      pull-requests: read\n      issues: write\n    outputs:", "issues: write only in the quarantine job", id="quarantine-sweeper-writes-issues"),
+    pytest.param("deploy", "      contents: read\n      issues: write\n", "      contents: read\n", "security call must grant contents: read and issues: write", id="quarantine-no-issue-on-main"),
+    pytest.param("deploy", "        run: python -m workflow.quarantine check\n", "        run: echo no gate\n", "deploy/deploy: runs `pulumi up` without the quarantine gate", id="quarantine-deploy-ungated"),
+    pytest.param("preview", "        run: python -m workflow.quarantine check\n", "        run: echo no gate\n", "preview/preview: runs `pulumi up` without the quarantine gate", id="quarantine-preview-ungated"),
+    pytest.param("preview", "      - name: Security quarantine gate\n", "      - name: Security quarantine gate\n        continue-on-error: true\n", "must always run and always stop", id="quarantine-gate-soft"),
+    pytest.param("deploy", "      - name: Security quarantine gate\n", "      - name: Security quarantine gate\n        if: github.actor != 'dependabot[bot]'\n", "must always run and always stop", id="quarantine-gate-conditional"),
+    pytest.param("preview", "          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check", "          GITHUB_TOKEN: ${{ vars.QUARANTINE_TOKEN }}\n        run: python -m workflow.quarantine check", "with the job's own token", id="quarantine-gate-other-token"),
+    pytest.param("deploy", "      contents: read\n      issues: read\n", "      contents: read\n", "the quarantine gate needs issues: read", id="quarantine-gate-cannot-read"),
+    pytest.param("deploy", "      - name: Security quarantine gate\n", "      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2\n        with:\n          role-to-assume: ${{ vars.AWS_PROD_ROLE_ARN }}\n          aws-region: ${{ vars.AWS_REGION }}\n\n      - name: Security quarantine gate\n", "deploy/deploy: the quarantine gate must run before the AWS credentials", id="quarantine-gate-late"),
+    pytest.param("cleanup", "      - name: pulumi login (S3 backend)\n", "      - name: quarantine\n        env:\n          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check\n\n      - name: pulumi login (S3 backend)\n", "cleanup/destroy: a job that runs no `pulumi up` has no quarantine gate", id="quarantine-cleanup-gated"),
+    pytest.param("sweeper", "      - name: Is the pull request still closed?\n", "      - name: quarantine\n        env:\n          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check\n\n      - name: Is the pull request still closed?\n", "sweeper/destroy: a job that runs no `pulumi up` has no quarantine gate", id="quarantine-sweeper-destroy-gated"),
+    pytest.param("security", "    environment: security-quarantine\n", "", "reads secrets outside an environment", id="quarantine-job-without-environment"),
+    pytest.param("security", "    environment: security-quarantine\n", "    environment: production\n", "must run in the `security-quarantine` environment", id="quarantine-job-in-production"),
+    pytest.param("security", "ALERT_WEBHOOK_URL: ${{ secrets.SECURITY_ALERT_WEBHOOK_URL }}\n        run: python -m workflow.quarantine", "ALERT_WEBHOOK_URL: ${{ secrets.ALERT_WEBHOOK_URL }}\n        run: python -m workflow.quarantine", "comes from secrets.ALERT_WEBHOOK_URL", id="quarantine-prods-webhook"),
+    pytest.param("security", "--results=verified --json", "--results=verified,unverified --json", "verified results only", id="quarantine-unverified"),
+    pytest.param("security", "git file:///tmp/ --results=verified", "git file:///tmp/ --since-commit HEAD~20 --results=verified", "all of the history", id="quarantine-partial-history"),
+    pytest.param("security", "ghcr.io/trufflesecurity/trufflehog:3.96.0\n", "ghcr.io/trufflesecurity/trufflehog:latest\n", "same trufflehog release", id="quarantine-floating-scanner"),
+    pytest.param("security", '          > "$RUNNER_TEMP/verified-findings.jsonl"\n', "\n", "never the log", id="quarantine-findings-in-the-log"),
+    pytest.param("security", 'open --findings "$RUNNER_TEMP/verified-findings.jsonl"', "open --findings /dev/null", "reads the scan's findings", id="quarantine-reads-nothing"),
+    pytest.param("security", '  schedule:\n    - cron: "41 5 * * 1"\n', "", "must run weekly", id="quarantine-no-schedule"),
+    pytest.param("security", '    - cron: "41 5 * * 1"', '    - cron: "41 5 * * *"', "runs weekly", id="quarantine-daily"),
+    pytest.param("security", "needs.secrets.result == 'failure'", "needs.secrets.result == 'success'", "after a failed secret scan", id="quarantine-only-on-success"),
+    pytest.param("security", "    if: github.event_name != 'schedule' && github.event_name != 'workflow_dispatch'\n", "    if: github.event_name == 'push'\n", "must run on every push, pull request", id="quarantine-scan-skips-prs"),
+    pytest.param("security", "      group: security-quarantine\n", "      group: security-${{ github.run_id }}\n", "one quarantine writer at a time", id="quarantine-parallel-writers"),
+    pytest.param("security", "        id: open\n", "        id: open\n        continue-on-error: true\n", "must not continue on error", id="quarantine-soft"),
 ]
 
 
