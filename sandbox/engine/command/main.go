@@ -256,12 +256,58 @@ func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReque
 	return &emptypb.Empty{}, nil
 }
 
-// Read (refresh) keeps the stored state: a command's outputs cannot be read back.
+// Read (refresh) keeps the stored state: a command's outputs cannot be read back. The engine sends
+// the state with every asset's and archive's contents elided (hash only), and what Read returns is
+// stored as is: echoed back, the `archive` of a build would keep nothing to read from, and whatever
+// deploys it next (a Lambda's code) would ship an empty zip. So the files the globs name are
+// collected again from `dir`, and put back when they are exactly what the last run recorded (same
+// hash); anything else (files gone or changed) keeps the stored value.
 func (p *commandProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
+	state, err := unmarshal(req.GetProperties())
+	if err != nil {
+		return nil, err
+	}
+	restoreContents(state)
+	props, err := marshal(state)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: props, Inputs: req.GetInputs()}, nil
+}
+
+// restoreContents puts the contents back into the `archive` and `assets` outputs of a state whose
+// contents were elided, from the files under `dir`, wherever they hash the same.
+func restoreContents(state resource.PropertyMap) {
+	dir := plainString(state["dir"])
+	if dir == "" {
+		dir = "."
+	}
+	if v, ok := state["archive"]; ok && v.IsArchive() {
+		if assets, err := globAssets(dir, plainStrings(state["archivePaths"])); err == nil && len(assets) > 0 {
+			members := map[string]any{}
+			for name, a := range assets {
+				members[name] = a
+			}
+			if archive, err := resource.NewAssetArchive(members); err == nil && archive.Hash == v.ArchiveValue().Hash {
+				state["archive"] = resource.NewArchiveProperty(archive)
+			}
+		}
+	}
+	if v, ok := state["assets"]; ok && v.IsObject() {
+		if assets, err := globAssets(dir, plainStrings(state["assetPaths"])); err == nil {
+			restored := resource.PropertyMap{}
+			for name, old := range v.ObjectValue() {
+				restored[name] = old
+				if a, ok := assets[string(name)]; ok && old.IsAsset() && a.Hash == old.AssetValue().Hash {
+					restored[name] = resource.NewAssetProperty(a)
+				}
+			}
+			state["assets"] = resource.NewProperty(restored)
+		}
+	}
 }
 
 func (p *commandProvider) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {
