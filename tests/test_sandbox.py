@@ -201,13 +201,23 @@ def test_down_destroys_the_stack_stops_everything_and_leaves_nothing(root: Path,
 
 
 def _free_base() -> int:
-    for _ in range(50):
+    """A base port whose whole block of sandbox ports is free right now."""
+    from sandbox.cloud import MAX_SITES, SITES
+
+    for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             base = probe.getsockname()[1]
-        if 1024 <= base <= 65000:
+        if not 1024 <= base <= 65000:
+            continue
+        try:
+            for port in range(base, base + SITES + MAX_SITES):
+                with socket.socket() as check:
+                    check.bind(("127.0.0.1", port))
             return base
-    raise RuntimeError("no free port")
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports")
 
 
 def test_a_taken_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
