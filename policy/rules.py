@@ -746,6 +746,51 @@ def iam_managed_policies(r: Resource) -> list[str]:
     return problems
 
 
+# --- DynamoDB items: only under a key condition -----------------------------------------------
+
+# Actions that read or write table items. The lock table holds every stack's lease: a deploy role
+# may reach only its own stacks' items, which IAM enforces with `dynamodb:LeadingKeys`.
+DYNAMODB_ITEM_ACTIONS = frozenset(
+    a.lower()
+    for a in (
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:Scan",
+        "dynamodb:ConditionCheckItem", "dynamodb:PartiQLSelect", "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:*", "*",
+    )
+)  # fmt: skip
+
+
+def _keyed_by_leading_keys(statement: Mapping[str, Any]) -> bool:
+    """A `ForAllValues:` condition on `dynamodb:LeadingKeys`, and `Null` false for it: without the
+    Null test, a request that names no key would pass `ForAllValues` vacuously."""
+    condition = _mapping(statement.get("Condition"))
+    keyed = any(
+        operator.startswith("ForAllValues:") and "dynamodb:LeadingKeys" in _mapping(values)
+        for operator, values in condition.items()
+    )
+    null = _mapping(condition.get("Null")).get("dynamodb:LeadingKeys")
+    return keyed and str(null).lower() == "false"
+
+
+def dynamodb_items_by_key(r: Resource) -> list[str]:
+    problems = []
+    for kind, document in _policy_documents(r):
+        if kind != "identity":
+            continue
+        for index, statement in enumerate(_statements(document)):
+            if statement.get("Effect") != "Allow":
+                continue
+            granted = sorted({a for a in _strings(statement.get("Action")) if a.lower() in DYNAMODB_ITEM_ACTIONS})
+            if granted and not _keyed_by_leading_keys(statement):
+                problems.append(
+                    f"{_label(statement, index)} grants DynamoDB item access ({', '.join(granted)}) without a "
+                    "ForAllValues condition on dynamodb:LeadingKeys (and Null=false): a role may reach only "
+                    "its own stacks' lease items"
+                )
+    return problems
+
+
 # --- Lambda function URLs -----------------------------------------------------------------------
 
 
@@ -884,6 +929,10 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
         iam_no_wildcards,
     ),
     "iam-managed-policies": ("No AWS-managed policy but the named ones is attached to a role.", iam_managed_policies),
+    "dynamodb-items-by-key": (
+        "DynamoDB item actions are granted only for the role's own keys (dynamodb:LeadingKeys).",
+        dynamodb_items_by_key,
+    ),
     "function-url-intended": (
         "Public function URLs only on prod's alias `stable`, CORS exactly the stack's own site.",
         function_url_intended,

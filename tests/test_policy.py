@@ -438,6 +438,17 @@ def _key_policy(statement: dict) -> Resource:
     )
 
 
+def _lease_statement(change):
+    """Change the deploy role's StackLease statement (its DynamoDB item grant) with `change(statement)`."""
+    def mutate(props):
+        document = json.loads(props["policy"])
+        [lease] = [s for s in document["Statement"] if s.get("Sid") == "StackLease"]
+        change(lease)
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
 def _command(name: str, *, parent: str = "webstack:index:Phase", protect: bool = False, **props) -> Resource:
     """A local Command built directly, under `parent` (URN parent types) in prod."""
     return Resource(
@@ -561,6 +572,15 @@ CASES = [
     # Other stateful types, from components/stateful.py.
     pytest.param("prod", lambda rec: broken(rec("prod"), "state-key-alias", protect=False), {"stateful-protected"}, {},
         id="kms-alias-unprotected"),
+    # DynamoDB items: a role's own lease keys only.
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-preview-policy",
+        _lease_statement(lambda st: st.pop("Condition"))), {"dynamodb-items-by-key"}, {}, id="lease-any-key"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-policy",
+        _lease_statement(lambda st: st["Condition"].pop("Null"))), {"dynamodb-items-by-key"}, {},
+        id="lease-no-key-passes-vacuously"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-preview-policy",
+        _lease_statement(lambda st: st.update(Action=["dynamodb:Scan"], Condition={}))),
+        {"dynamodb-items-by-key"}, {}, id="lease-scan-every-item"),
 ]
 
 
