@@ -35,7 +35,7 @@ from sandbox.jwt_issuer import JwtIssuer
 from sandbox.lambda_runtime import MAX_WORKERS, LambdaRuntime
 from tests.support.lambda_bundle import APP, REPO, build
 from sandbox.moto_server import spawn, terminate
-from tests.support.moto import _free_port, aws_environment, moto_server  # noqa: F401 - fixture
+from tests.support.moto import _free_port, aws_environment, boto_kwargs, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
@@ -97,16 +97,9 @@ def moto_endpoint(moto_server: str) -> str:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str) -> dict[str, Any]:
+def aws(boto_kwargs: dict[str, str]) -> dict[str, Any]:
     """A reset moto and the boto3 keyword arguments that reach it."""
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    env = aws_environment(moto_endpoint)
-    return {
-        "endpoint_url": moto_endpoint,
-        "region_name": REGION,
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
+    return boto_kwargs
 
 
 @pytest.fixture

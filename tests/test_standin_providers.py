@@ -38,7 +38,7 @@ from sandbox.cloudflare_api import ACCOUNT, TOKEN, ZONE, CloudflareStub
 from sandbox.providers import aws as aws_provider
 from sandbox.providers import cloudflare as cloudflare_provider
 from sandbox.providers.base import UNKNOWN, plain, wire
-from tests.support.moto import ACCOUNT_ID, REGION, aws_environment, moto_server  # noqa: F401 - fixture
+from tests.support.moto import ACCOUNT_ID, REGION, aws_environment, boto_kwargs, moto_server  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "sandbox" / "bin"
@@ -266,18 +266,9 @@ def moto_endpoint(moto_server: str) -> str:
 
 
 @pytest.fixture
-def moto(moto_endpoint: str) -> dict[str, Any]:
+def moto(boto_kwargs: dict[str, str]) -> dict[str, Any]:
     """A reset moto and boto3 keyword arguments that reach it."""
-    import requests
-
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    env = aws_environment(moto_endpoint)
-    return {
-        "endpoint_url": moto_endpoint,
-        "region_name": REGION,
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
+    return boto_kwargs
 
 
 @pytest.fixture(scope="module")

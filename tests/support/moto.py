@@ -86,3 +86,16 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     point_aws_at(monkeypatch, moto_server)
     return moto_server
+
+
+@pytest.fixture
+def boto_kwargs(moto_server: str) -> dict[str, str]:
+    """A reset moto and the boto3 keyword arguments that reach it (no process environment used)."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    env = aws_environment(moto_server)
+    return {
+        "endpoint_url": moto_server,
+        "region_name": REGION,
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
