@@ -35,7 +35,7 @@ from sandbox.jwt_issuer import JwtIssuer
 from sandbox.lambda_runtime import MAX_WORKERS, LambdaRuntime
 from tests.support.lambda_bundle import APP, REPO, build
 from sandbox.moto_server import spawn, terminate
-from tests.support.moto import _free_port, aws_environment, boto_kwargs, moto_server  # noqa: F401 - fixtures
+from tests.support.moto import _free_port, boto_kwargs, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
