@@ -25,12 +25,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
 from components.aws_policies import DeployScope, state_objects
-from components.names import PR_STACKS
+from components.names import PR_STACKS, foundation_names
 from sandbox.engine import BIN_DIR, engine_env
+from tests.support.moto import ACCOUNT_ID, aws_environment, boto_kwargs, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.stack_export import SECRET_KEY, SECRET_VALUE, command, exported_state
 from workflow.verify_state import COMMAND_TYPE, recording_for
@@ -88,7 +90,7 @@ def project(tmp_path: Path) -> Path:
 
 
 class Runner:
-    def __init__(self, tmp_path: Path, project: Path, database: Database):
+    def __init__(self, tmp_path: Path, project: Path, database: Database, aws: dict[str, str]):
         self.project = project
         self.backend = tmp_path / "backend"
         self.backend.mkdir()
@@ -102,6 +104,8 @@ class Runner:
             RUNNER_TEMP=str(self.temp),
             GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
             DATABASE_URL=database.url,
+            # The step runs under the stack's DynamoDB lease (workflow.lease): moto's lock table.
+            **aws_environment(aws["endpoint_url"]),
         )
         self.env.pop("ALERT_WEBHOOK_URL", None)
 
@@ -146,11 +150,17 @@ def schema_exists(database: Database) -> bool:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, project: Path, pg_database: Database) -> Runner:
+def runner(tmp_path: Path, project: Path, pg_database: Database, boto_kwargs: dict[str, str]) -> Runner:
     with pg_database.connect() as conn:
         conn.execute(f"CREATE SCHEMA {SCHEMA}")
         conn.execute(f"CREATE TABLE {SCHEMA}.items (id int)")
-    return Runner(tmp_path, project, pg_database)
+    boto3.client("dynamodb", **boto_kwargs).create_table(
+        TableName=foundation_names("webstack", ACCOUNT_ID)["lock_table"],
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Runner(tmp_path, project, pg_database, boto_kwargs)
 
 
 def planted(document: dict, marker: Path) -> dict:

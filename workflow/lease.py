@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 from components.names import SAFE_STACK_NAME, foundation_names, lease_key
 from steps.alert import send_alert
@@ -531,8 +532,8 @@ def main(argv: list[str] | None = None, *, table_client: Any = None) -> int:
     args = build_parser().parse_args(argv)
     project = args.project or project_name()
     key = lock_id(project, args.stack)
-    table = LeaseTable(args.table or default_table(project), client=table_client)
     try:
+        table = LeaseTable(args.table or default_table(project), client=table_client)
         if args.action == "status":
             item = table.get(key)
             print(json.dumps({"key": key, "held": item is not None, "lease": item}, indent=2, sort_keys=True))
@@ -588,6 +589,15 @@ def main(argv: list[str] | None = None, *, table_client: Any = None) -> int:
     except KeyboardInterrupt:
         print("lease: interrupted while waiting", file=sys.stderr, flush=True)
         return 130
+    except (BotoCoreError, ClientError) as exc:
+        # No region, no credentials, an unreachable endpoint, AccessDenied on the table: one line.
+        print(
+            f"lease: the lock table cannot be used ({type(exc).__name__}: {shown(str(exc), 300, quote=False)}); "
+            "check the job's AWS credentials and region (AWS_REGION) and the deploy role's lease grant",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":
