@@ -23,14 +23,13 @@ import pytest
 from tests.support.http_stub import Reply, StubServer
 from tests.support.lambda_bundle import APP, REPO, build
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
+from tests.support.app_database import SCHEMA, SUBJECT, app_database  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
 ISSUER = "https://auth.example.test/"
 AUDIENCE = "webstack-api"
-SUBJECT = "user-1"
 JWKS_PATH = "/.well-known/jwks.json"
-SCHEMA = "app"
 RUN_HANDLER = """
 const { handler } = require(process.argv[1]);
 handler(JSON.parse(process.argv[2])).then(
@@ -148,26 +147,6 @@ def test_unreachable_jwks_is_503_not_401(bundle, tokens):
                              JWKS_URL=f"http://127.0.0.1:{_closed_port()}{JWKS_PATH}")
     assert status == 503
     assert body["error"] == "jwks_unavailable"
-
-
-@pytest.fixture
-def app_database(pg_database):
-    """A database with the app's tables (the app's own drizzle-kit push) and one user's project."""
-    with pg_database.connect() as conn:
-        conn.execute(f'create schema "{SCHEMA}"')
-    push = subprocess.run(
-        [str(APP / "node_modules/.bin/drizzle-kit"), "push", "--config", "packages/shared-schemas/drizzle.config.ts"],
-        cwd=APP, env={**os.environ, "DB_SCHEMA": SCHEMA, "DATABASE_URL": pg_database.url},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
-    )
-    # drizzle-kit exits 0 on failure too (FACTS.md): the output and the tables decide.
-    assert push.returncode == 0 and "Changes applied" in push.stdout + push.stderr, push.stdout + push.stderr
-    with pg_database.connect() as conn:
-        owner = conn.execute(f'insert into "{SCHEMA}".users (subject) values (%s) returning id', (SUBJECT,)).fetchone()[0]
-        other = conn.execute(f'insert into "{SCHEMA}".users (subject) values (%s) returning id', ("user-2",)).fetchone()[0]
-        conn.execute(f'insert into "{SCHEMA}".projects (owner_id, name) values (%s, %s)', (owner, "mine"))
-        conn.execute(f'insert into "{SCHEMA}".projects (owner_id, name) values (%s, %s)', (other, "not mine"))
-    return pg_database
 
 
 @pytest.mark.parametrize("token", ["valid", "valid_in_audience_list"])

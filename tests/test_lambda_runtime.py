@@ -37,6 +37,7 @@ from tests.support.lambda_bundle import APP, REPO, build
 from sandbox.moto_server import spawn, terminate
 from tests.support.moto import _free_port, boto_kwargs, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
+from tests.support.app_database import SCHEMA, SUBJECT, app_database  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,6 @@ CORS = {
     "MaxAge": 300,
 }
 AUDIENCE = "webstack-sandbox-api"
-SCHEMA = "app"
-SUBJECT = "user-1"
 INTERNAL_ERROR = {"Message": "Internal Server Error"}
 
 # A handler that reports what it saw; LABEL marks one code version from another.
@@ -137,26 +136,6 @@ def api_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def issuer() -> Iterator[JwtIssuer]:
     with JwtIssuer(audience=AUDIENCE) as running:
         yield running
-
-
-@pytest.fixture
-def app_database(pg_database):
-    """A database with the app's tables (its own drizzle-kit push) and one project per user."""
-    with pg_database.connect() as conn:
-        conn.execute(f'create schema "{SCHEMA}"')
-    push = subprocess.run(
-        [str(APP / "node_modules/.bin/drizzle-kit"), "push", "--config", "packages/shared-schemas/drizzle.config.ts"],
-        cwd=APP, env={**os.environ, "DB_SCHEMA": SCHEMA, "DATABASE_URL": pg_database.url},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    # drizzle-kit exits 0 on failure too (FACTS.md): its output decides.
-    assert push.returncode == 0 and "Changes applied" in push.stdout + push.stderr, push.stdout + push.stderr
-    with pg_database.connect() as conn:
-        owner = conn.execute(f'insert into "{SCHEMA}".users (subject) values (%s) returning id', (SUBJECT,)).fetchone()[0]
-        other = conn.execute(f'insert into "{SCHEMA}".users (subject) values (%s) returning id', ("user-2",)).fetchone()[0]
-        conn.execute(f'insert into "{SCHEMA}".projects (owner_id, name) values (%s, %s)', (owner, "mine"))
-        conn.execute(f'insert into "{SCHEMA}".projects (owner_id, name) values (%s, %s)', (other, "not mine"))
-    return pg_database
 
 
 # ---------------------------------------------------------------------------------------- helpers
