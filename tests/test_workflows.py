@@ -33,6 +33,7 @@ SECRET_USERS = (
     "python -m steps.alert ",
     "python -m workflow.deploy_record ",
     "python -m workflow.preview_database",
+    "python -m workflow.ddl_audit ",
     "python -m workflow.quarantine open",
 )
 # The secrets the steps read, by the environment variable they read them from. Prod's workflow
@@ -364,6 +365,8 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
             MASKS,
             # Before `up`: prod's schemas exist and are prod's before a preview could claim them.
             "python -m workflow.preview_database",
+            # Before `up`: the migration's DDL is recorded (and marked) by the trigger.
+            "python -m workflow.ddl_audit install",
             PREVIEW_LINE,
             'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
             UP_LINE,
@@ -674,6 +677,7 @@ BROKEN = [
     pytest.param("preview", "CLOUDFLARE_API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN comes from", id="preview-secret-under-another-name"),
     pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi stack output --json | python -m workflow.deploy_record --stack \"$STACK\"\n          python -m workflow.pr_comment", "no deploy record from a PR", id="preview-writes-the-audit-table"),
     pytest.param("deploy", "        run: python -m workflow.preview_database\n", "        run: echo skipped\n", "missing command `python -m workflow.preview_database", id="deploy-no-preview-database-role"),
+    pytest.param("deploy", "        run: python -m workflow.ddl_audit install\n", "        run: echo skipped\n", "missing command `python -m workflow.ddl_audit install", id="deploy-no-ddl-audit"),
     pytest.param("deploy", " --preview-environment preview-sweeper", "", "name exactly the environments", id="deploy-pack-config-forgets-the-sweeper"),
     pytest.param("deploy", "--prod-environment production", "--prod-environment production --prod-environment staging", "name exactly the environments", id="deploy-pack-config-trusts-more"),
     pytest.param("sweeper", '          python -m workflow.verify_state --stack "$STACK" --state "$state"\n', "", "missing command `python -m workflow.verify_state", id="sweeper-destroys-unchecked"),
