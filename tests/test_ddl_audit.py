@@ -6,40 +6,19 @@ nothing; without a superuser it installs nothing and says so.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from psycopg import sql
 
 from tests.support.postgres import PASSWORD, Database, pg_database, postgres  # noqa: F401 - fixtures
-from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+from tests.support.steps_env import REPO, result_of, steps_env  # noqa: F401 - fixture
+from tests.support.steps_env import run_step as run
 from workflow.ddl_audit import MIGRATION_APPLICATIONS, TRIGGERS, migration_pattern, watched_schemas
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
-REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "examples" / "app"
-
-
-def run(module: str, *args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def events(db: Database) -> list[dict]:

@@ -9,42 +9,20 @@ someone had granted them before the step ran.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import errors, sql
 
 from tests.support.postgres import PASSWORD, Database, pg_database, postgres  # noqa: F401 - fixtures
-from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+from tests.support.steps_env import result_of, run_step, steps_env  # noqa: F401 - fixture
 from workflow.deploy_record import _create_table
 from workflow.preview_database import Plan, plan_from_settings
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_step(module: str, *args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 class Roles:

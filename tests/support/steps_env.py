@@ -8,7 +8,10 @@ after importing it, or through `pytest_plugins`.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 
 from steps.console import SECRET_ENV_NAMES
 
+REPO = Path(__file__).resolve().parents[2]
 _CLEARED_PREFIXES = ("GITHUB_", "STEPS_", "RUNNER_")
 
 
@@ -39,3 +43,21 @@ def steps_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StepsEnv:
     skip_log = tmp_path / "skipped-steps.jsonl"
     monkeypatch.setenv("STEPS_SKIP_LOG", str(skip_log))
     return StepsEnv(skip_log=skip_log, tmp=tmp_path)
+
+
+def run_step(module: str, *args: str, url: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> ARGS` from the repository root with DATABASE_URL=url, as a workflow runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
+    """The JSON result line a successful step printed last."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
