@@ -43,9 +43,13 @@ class LambdaApiArgs:
     region: str
     memory_mb: int
     timeout_seconds: int
+    reserved_concurrency: int
+    """At most this many executions at once: the API's share of database connections is
+    reserved_concurrency x DB_POOL_SIZE (settings check the budget)."""
     site_origin: str
     environment: dict[str, pulumi.Input[str]]
-    """What the handler reads: JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, DB_SCHEMA, DATABASE_URL (secret)."""
+    """What the handler reads: JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, DB_SCHEMA, DATABASE_URL (secret,
+    the runtime URL), DB_POOL_SIZE."""
     after: Sequence[pulumi.Resource]
     """What must be live before the function changes: the migrated database."""
     build_after: Sequence[pulumi.Resource]
@@ -82,6 +86,7 @@ class LambdaApi(pulumi.ComponentResource):
             code=self.build.archive,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
+            reserved_concurrent_executions=args.reserved_concurrency,
             publish=args.publish,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={

@@ -235,13 +235,16 @@ def backend(
             region=settings.aws_region,
             memory_mb=settings.lambda_memory_mb,
             timeout_seconds=settings.lambda_timeout_seconds,
+            reserved_concurrency=settings.api_reserved_concurrency,
             site_origin=settings.site_url.rstrip("/"),
             environment={
                 "JWKS_URL": settings.jwks_url,
                 "JWT_ISSUER": settings.jwt_issuer,
                 "JWT_AUDIENCE": settings.jwt_audience,
                 "DB_SCHEMA": settings.db_schema,
-                "DATABASE_URL": settings.database_url,
+                # The runtime URL (usually the transaction pooler), never the migrations' direct one.
+                "DATABASE_URL": settings.runtime_database_url,
+                "DB_POOL_SIZE": str(settings.api_pool_size),
             },
             after=[database_phase],
             build_after=[install],

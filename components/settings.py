@@ -21,7 +21,7 @@ import yaml
 
 from components import names
 from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
-from steps.database import connection_problem, schema_name_problem
+from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
@@ -36,12 +36,16 @@ GITHUB_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 # Secrets never live in stack files; each comes from `pulumi config set --secret` or, failing
 # that, from the CI job's environment (which is also where the deploy steps read them).
-SECRET_ENVIRONMENT = {"databaseUrl": "DATABASE_URL"}
+# `databaseUrl` is the direct connection (migrations, schema, deploy records); `runtimeDatabaseUrl`
+# is what the API function connects with, usually the transaction pooler.
+SECRET_ENVIRONMENT = {"databaseUrl": "DATABASE_URL", "runtimeDatabaseUrl": "RUNTIME_DATABASE_URL"}
 
 StackKind = Literal["prod", "preview", "pr"]
 
 
-class SettingsError(Exception):
+class SettingsError(pulumi.RunError):
+    # A RunError: the Python host prints its message alone, not a traceback of the program.
+
     """Every problem with the stack's settings, each with what to do about it."""
 
     def __init__(self, stack: str, problems: list[str]):
@@ -96,7 +100,16 @@ class Settings:
     pinned_version: str
     migration_timeout_seconds: int
     dns_resolvers: tuple[str, ...]
+    api_reserved_concurrency: int
+    api_pool_size: int
+    api_function_count: int
+    database_connection_limit: int
     database_url: pulumi.Input[str]
+    """The direct connection: migrations, schema create/drop, deploy records."""
+    runtime_database_url: pulumi.Input[str]
+    """What the API function connects with (the transaction pooler, or `database_url`)."""
+    warnings: tuple[str, ...] = ()
+    """What deploys but should be changed (logged by `load_settings`)."""
 
     @property
     def is_prod(self) -> bool:
@@ -272,7 +285,10 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
         label = values.get(label_key)
         if label and not HOST_LABEL.fullmatch(label):
             problems.append(f"`{label_key}` {label!r} is not a lower-case DNS label (a-z, 0-9, '-')")
-    for positive in ("lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds"):
+    for positive in (
+        "lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds",
+        "apiReservedConcurrency", "apiPoolSize", "apiFunctionCount", "databaseConnectionLimit",
+    ):  # fmt: skip
         if values.get(positive) is not None and values[positive] < 1:
             problems.append(f"`{positive}` must be at least 1, got {values[positive]}")
     pinned = values.get("pinnedVersion") or ""
@@ -290,6 +306,31 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     site_url = str(values.get("siteUrl") or "")
     if site_url and not site_url.endswith("/"):
         problems.append(f"`siteUrl` must end with '/', got {site_url[:200]!r}")
+    problem = connection_budget_problem(values)
+    if problem:
+        problems.append(problem)
+
+
+BUDGET_KEYS = ("apiFunctionCount", "apiReservedConcurrency", "apiPoolSize")
+
+
+def connection_budget_problem(values: Mapping[str, Any]) -> str | None:
+    """Why the API's worst case (functions x concurrency x pool size) does not fit the
+    connection limit, in one line naming each number, or None (also when a number is missing or
+    below 1: that is reported on its own)."""
+    numbers = [values.get(key) for key in (*BUDGET_KEYS, "databaseConnectionLimit")]
+    if any(not isinstance(n, int) or n < 1 for n in numbers):
+        return None
+    functions, concurrency, pool, limit = numbers
+    worst = functions * concurrency * pool
+    if worst <= limit:
+        return None
+    return (
+        f"connection budget exceeded: {functions} functions (`apiFunctionCount`) x {concurrency} "
+        f"concurrent executions (`apiReservedConcurrency`) x {pool} pool connections (`apiPoolSize`) "
+        f"= {worst} connections at worst, over the limit of {limit} (`databaseConnectionLimit`): "
+        "lower one of the first three or raise the limit"
+    )
 
 
 def parse_settings(
@@ -342,13 +383,29 @@ def parse_settings(
             "or run `pulumi config set --secret databaseUrl postgres://...`"
         )
     elif isinstance(database_url, str) and (problem := connection_problem(database_url)):
-        problems.append(problem)
+        problems.append(f"`databaseUrl` (DATABASE_URL): {problem}")
+
+    warnings: list[str] = []
+    runtime_url = secrets.get("runtimeDatabaseUrl")
+    if runtime_url is None or runtime_url == "":
+        runtime_url = database_url
+        warnings.append(
+            "no runtime database URL: the API connects with `databaseUrl`, a direct connection; set "
+            "RUNTIME_DATABASE_URL (or `pulumi config set --secret runtimeDatabaseUrl ...`) to the transaction pooler"
+        )
+    elif isinstance(runtime_url, str):
+        if problem := dsn_problem(runtime_url):
+            problems.append(f"`runtimeDatabaseUrl` (RUNTIME_DATABASE_URL): {problem}")
+        elif warning := runtime_connection_warning(runtime_url):
+            warnings.append(warning)
 
     if problems or kind is None:  # a bad stack name is among the problems
         raise SettingsError(stack, problems)
 
     if isinstance(database_url, str):
         database_url = pulumi.Output.secret(database_url)
+    if isinstance(runtime_url, str):
+        runtime_url = pulumi.Output.secret(runtime_url)
     return Settings(
         project=project,
         stack=stack,
@@ -379,7 +436,13 @@ def parse_settings(
         pinned_version=resolved["pinnedVersion"],
         migration_timeout_seconds=resolved["migrationTimeoutSeconds"],
         dns_resolvers=resolved["dnsResolvers"],
+        api_reserved_concurrency=resolved["apiReservedConcurrency"],
+        api_pool_size=resolved["apiPoolSize"],
+        api_function_count=resolved["apiFunctionCount"],
+        database_connection_limit=resolved["databaseConnectionLimit"],
         database_url=database_url,
+        runtime_database_url=runtime_url,
+        warnings=tuple(warnings),
     )
 
 
@@ -406,4 +469,7 @@ def load_settings() -> Settings:
     secrets: dict[str, pulumi.Input[str] | None] = {}
     for name, variable in SECRET_ENVIRONMENT.items():
         secrets[name] = config.get_secret(name) or os.environ.get(variable)
-    return parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)
+    settings = parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)
+    for warning in settings.warnings:
+        pulumi.log.warn(warning)
+    return settings

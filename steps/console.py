@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 SECRET_ENV_NAMES: tuple[str, ...] = (
     "DATABASE_URL",
+    "RUNTIME_DATABASE_URL",
     "CLOUDFLARE_API_TOKEN",
     "ALERT_WEBHOOK_URL",
     "AWS_SECRET_ACCESS_KEY",

@@ -76,13 +76,35 @@ def connection_problem(url: str) -> str | None:
     params = _params(url)
     if isinstance(params, str):
         return params
-    ports = [port.strip() for port in str(params.get("port") or "").split(",")]
-    if str(TRANSACTION_POOLER_PORT) in ports:
+    if _pooler_ports(params):
         return (
             f"the database URL uses port {TRANSACTION_POOLER_PORT} (Supabase's transaction pooler), where "
             "drizzle-kit push hangs: use the direct connection or the session pooler (port 5432)"
         )
     return None
+
+
+def _pooler_ports(params: dict[str, str]) -> bool:
+    ports = [port.strip() for port in str(params.get("port") or "").split(",")]
+    return str(TRANSACTION_POOLER_PORT) in ports
+
+
+def runtime_connection_warning(url: str) -> str | None:
+    """Why `url` is a poor choice for the API at run time (a direct connection), or None.
+
+    Every warm Lambda container keeps its own pool: through a direct connection each one holds
+    server connections while idle, and a traffic spike runs the server out of them. The
+    transaction pooler lends a server connection per transaction instead. Only the port tells
+    the pooler apart, so a pooler on another port is warned about too (a warning, not a refusal).
+    """
+    params = _params(url)
+    if isinstance(params, str) or _pooler_ports(params):
+        return None
+    return (
+        f"the API's runtime database URL is a direct connection (not port {TRANSACTION_POOLER_PORT}, the "
+        "transaction pooler): every warm function container holds its own server connections; set "
+        "RUNTIME_DATABASE_URL (or `pulumi config set --secret runtimeDatabaseUrl ...`) to the pooler"
+    )
 
 
 def database_url() -> str:

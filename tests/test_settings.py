@@ -7,13 +7,16 @@ from components.settings import SettingsError, declared_keys, parse_settings, st
 DATABASE_URL = "postgres://app:pw@db.example.com:5432/app"
 
 
-def settings_for(stack, *, base="preview", database_url=DATABASE_URL, **overrides):
+POOLER_URL = "postgres://app:pw@pooler.example.com:6543/app"
+
+
+def settings_for(stack, *, base="preview", database_url=DATABASE_URL, runtime_url=POOLER_URL, **overrides):
     values = {**stack_file_values(base, "webstack"), "appDir": "tests/fixtures/app", **overrides}
     return parse_settings(
         project="webstack",
         stack=stack,
         values=values,
-        secrets={"databaseUrl": database_url},
+        secrets={"databaseUrl": database_url, "runtimeDatabaseUrl": runtime_url},
         keys=declared_keys(),
     )
 
@@ -168,3 +171,80 @@ def test_site_url_overrides_where_the_site_is_checked_and_admitted():
     assert settings.site_url == "http://127.0.0.1:8124/"
     assert settings.site_host == "pr-3.app.example.com"  # the DNS record is still the real host's
     assert settings_for("preview-pr-3").site_url == "https://pr-3.app.example.com/"
+
+
+def secret_value(output):
+    """The plain value of a settings Output (the tests run outside an engine)."""
+    import asyncio
+
+    return asyncio.get_event_loop().run_until_complete(output.future())
+
+
+def test_the_runtime_url_may_be_the_transaction_pooler_and_stays_apart_from_the_direct_one():
+    settings = settings_for("prod", base="prod")
+    assert settings.warnings == ()
+    assert secret_value(settings.runtime_database_url) == POOLER_URL
+    assert secret_value(settings.database_url) == DATABASE_URL
+    assert settings.runtime_database_url.is_secret
+
+
+@pytest.mark.parametrize("runtime_url", [None, ""])
+def test_without_a_runtime_url_the_api_uses_the_direct_one_with_a_warning(runtime_url):
+    settings = settings_for("preview-pr-3", runtime_url=runtime_url)
+    assert secret_value(settings.runtime_database_url) == DATABASE_URL
+    [warning] = settings.warnings
+    assert "RUNTIME_DATABASE_URL" in warning and "direct" in warning
+
+
+def test_a_direct_runtime_url_is_warned_about_not_refused():
+    settings = settings_for("prod", base="prod", runtime_url="postgres://app:pw@db.example.com:5432/app")
+    [warning] = settings.warnings
+    assert "direct connection" in warning and "6543" in warning
+    assert "pw" not in warning
+
+
+def test_an_unparseable_runtime_url_is_refused_without_quoting_it():
+    [problem] = problems_of("prod", base="prod", runtime_url="postgres://app:se@cret@db:5432/app")
+    assert problem.startswith("`runtimeDatabaseUrl` (RUNTIME_DATABASE_URL):")
+    assert "cret" not in problem
+
+
+def test_the_pooler_is_refused_as_the_direct_url_but_accepted_as_the_runtime_one():
+    problems = problems_of("prod", base="prod", database_url=POOLER_URL, runtime_url=POOLER_URL)
+    assert [p for p in problems if "runtimeDatabaseUrl" in p] == []
+    assert any(p.startswith("`databaseUrl` (DATABASE_URL):") and "6543" in p for p in problems)
+
+
+def test_the_stack_files_budgets_fit_and_previews_default_small():
+    prod, preview = settings_for("prod", base="prod"), settings_for("preview-pr-4")
+    for settings in (prod, preview):
+        worst = settings.api_function_count * settings.api_reserved_concurrency * settings.api_pool_size
+        assert worst <= settings.database_connection_limit
+    assert preview.api_reserved_concurrency < prod.api_reserved_concurrency
+    assert declared_keys()["apiReservedConcurrency"].default <= preview.api_reserved_concurrency
+
+
+def test_a_budget_over_the_limit_is_refused_in_one_line_naming_each_number():
+    [problem] = problems_of(
+        "preview-pr-4", apiFunctionCount=7, apiReservedConcurrency=3, apiPoolSize=2, databaseConnectionLimit=41
+    )
+    assert "\n" not in problem
+    for number, key in (("7", "apiFunctionCount"), ("3", "apiReservedConcurrency"), ("2", "apiPoolSize"),
+                        ("42", ""), ("41", "databaseConnectionLimit")):  # fmt: skip
+        assert number in problem and key in problem
+    # One connection less is within the budget.
+    settings_for("preview-pr-4", apiFunctionCount=7, apiReservedConcurrency=3, apiPoolSize=2, databaseConnectionLimit=42)
+
+
+@pytest.mark.parametrize("key", ["apiReservedConcurrency", "apiPoolSize", "apiFunctionCount", "databaseConnectionLimit"])
+def test_budget_numbers_must_be_positive(key):
+    problems = problems_of("prod", base="prod", **{key: 0})
+    assert problems == [f"`{key}` must be at least 1, got 0"]
+
+
+def test_settings_errors_reach_the_engine_without_a_traceback():
+    import pulumi
+
+    # The Python host logs a RunError's message alone; any other exception with its traceback.
+    with pytest.raises(pulumi.RunError):
+        settings_for("prod", base="prod", apiPoolSize=50)

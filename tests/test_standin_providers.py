@@ -328,6 +328,7 @@ def test_function_lifecycle_in_moto(aws_plugin: Plugin, client: Any, tmp_path: P
         "timeout": 10,
         "publish": True,
         "environment": {"variables": {"STAGE": "test"}},
+        "reservedConcurrentExecutions": 3,
     }
     inputs = aws_plugin.checked(fn_urn, news)
     rid, state = aws_plugin.create(fn_urn, inputs)
@@ -357,6 +358,16 @@ def test_function_lifecycle_in_moto(aws_plugin: Plugin, client: Any, tmp_path: P
     state = aws_plugin.update(fn_urn, rid, state, bigger)
     assert lam.get_function_configuration(FunctionName=rid)["MemorySize"] == 512
     assert state["version"] == "2" and state["memorySize"] == 512
+    assert lam.get_function_concurrency(FunctionName=rid)["ReservedConcurrentExecutions"] == 3
+
+    # Reserved concurrency is a setting of its own: updated in place, no new version; -1 = unreserved.
+    for reserved, expected in ((5, 5), (-1, None)):
+        changed = {**bigger, "reservedConcurrentExecutions": reserved}
+        assert list(aws_plugin.diff(fn_urn, rid, state, changed).diffs) == ["reservedConcurrentExecutions"]
+        state = aws_plugin.update(fn_urn, rid, state, changed)
+        assert lam.get_function_concurrency(FunctionName=rid).get("ReservedConcurrentExecutions") == expected
+        assert state["version"] == "2"
+    bigger = changed
 
     # The name forces a replacement.
     diff = aws_plugin.diff(fn_urn, rid, state, {**bigger, "name": "webstack-api-other"})

@@ -39,7 +39,7 @@ SECRET_USERS = (
 # The secrets the steps read, by the environment variable they read them from. Prod's workflow
 # maps each from the secret of the same name (only in the `production` environment); the
 # workflows that run for pull requests, PR code or PR-written state, from the PREVIEW_ one.
-STEP_SECRETS = ("DATABASE_URL", "CLOUDFLARE_API_TOKEN", "ALERT_WEBHOOK_URL")
+STEP_SECRETS = ("DATABASE_URL", "RUNTIME_DATABASE_URL", "CLOUDFLARE_API_TOKEN", "ALERT_WEBHOOK_URL")
 SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 
 # The security quarantine (workflow/quarantine.py): security's `quarantine` job alone writes issues,

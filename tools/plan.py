@@ -20,7 +20,10 @@ from components.build import BUILD_TYPE
 from components.phase import PHASES
 from components.settings import SECRET_ENVIRONMENT, SettingsError
 
-OFFLINE_PLACEHOLDERS = {"databaseUrl": "postgres://offline-plan:placeholder@localhost:5432/offline"}
+OFFLINE_PLACEHOLDERS = {
+    "databaseUrl": "postgres://offline-plan:placeholder@localhost:5432/offline",
+    "runtimeDatabaseUrl": "postgres://offline-plan:placeholder@localhost:6543/offline",
+}
 
 
 def _deployed(recording: Recording, phase: str) -> list[RecordedResource]:

@@ -1213,6 +1213,15 @@ def _function_code(inputs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     raise ProviderError("one of code, s3Bucket or imageUri must be set")
 
 
+def _set_concurrency(lam: Any, name: str, reserved: Any) -> None:
+    """`reservedConcurrentExecutions`: -1 (the provider's default) = unreserved."""
+    count = as_int(reserved)
+    if count is None or count < 0:
+        ignoring_gone(lam.delete_function_concurrency, FunctionName=name)
+    else:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=count)
+
+
 def unqualified(arn: str) -> str:
     """A function ARN without a `:version` / `:alias` suffix."""
     return arn.rsplit(":", 1)[0] if arn.count(":") >= 7 else arn
@@ -1230,7 +1239,10 @@ class LambdaFunction(AwsType):
             "sourceCodeHash", "codeSha256", "sourceCodeSize", "responseStreamingInvokeArn", "id",
         }
     )  # fmt: skip
-    defaults = {"memorySize": 128, "timeout": 3, "publish": False, "packageType": "Zip", "architectures": ["x86_64"]}
+    defaults = {
+        "memorySize": 128, "timeout": 3, "publish": False, "packageType": "Zip", "architectures": ["x86_64"],
+        "reservedConcurrentExecutions": -1,
+    }  # fmt: skip
 
     def derived_inputs(self, news: dict[str, Any]) -> dict[str, Any]:
         # Check is the only call that sees the archive's contents (Diff gets it elided): hash it here.
@@ -1278,6 +1290,9 @@ class LambdaFunction(AwsType):
             **_function_config(inputs),
         )
         version = answer["Version"] if inputs.get("publish") else "$LATEST"
+        reserved = as_int(inputs.get("reservedConcurrentExecutions"))
+        if reserved is not None and reserved >= 0:
+            _set_concurrency(lam, name, reserved)
         return name, {
             **self._arns(ctx, unqualified(answer["FunctionArn"]), version, self.region(ctx, inputs)),
             "lastModified": answer["LastModified"],
@@ -1318,6 +1333,9 @@ class LambdaFunction(AwsType):
             stamp = lam.get_function_configuration(FunctionName=rid)["LastModified"]
             # moto keeps $LATEST's first stamp; AWS moves it on every update.
             computed["lastModified"] = stamp if stamp > str(olds.get("lastModified") or "") else now_stamp()
+        if "reservedConcurrentExecutions" in changed:
+            # A function setting of its own (PutFunctionConcurrency): no new version.
+            _set_concurrency(lam, rid, news.get("reservedConcurrentExecutions"))
         arn = olds.get("arn") or lam.get_function_configuration(FunctionName=rid)["FunctionArn"]
         if news.get("publish") and (touched or "publish" in changed):
             version = self._retrying(lam.publish_version, FunctionName=rid)["Version"]
@@ -1364,6 +1382,7 @@ class LambdaFunction(AwsType):
                 return None
             raise
         variables = (config.get("Environment") or {}).get("Variables")
+        reserved = lam.get_function_concurrency(FunctionName=rid).get("ReservedConcurrentExecutions")
         current = {
             **state,
             "name": config["FunctionName"],
@@ -1372,6 +1391,7 @@ class LambdaFunction(AwsType):
             "runtime": config.get("Runtime"),
             "memorySize": config.get("MemorySize"),
             "timeout": config.get("Timeout"),
+            "reservedConcurrentExecutions": -1 if reserved is None else reserved,
             "architectures": config.get("Architectures") or state.get("architectures"),
             "environment": {"variables": variables} if variables else None,
             "sourceCodeHash": config.get("CodeSha256"),
