@@ -19,14 +19,20 @@ cannot connect. So this step, in order:
 5. classifies the output (`classify_push`): success needs exit 0, `Changes applied` or
    `No changes detected`, and no `Error`/`error:`/`Warning`. A rename prompt names the
    tables/columns drizzle-kit could not decide about (from the snapshot vs the manifest); refused
-   data loss lists drizzle-kit's own statements; an SQL error gives its code, table, constraint;
-6. re-reads the catalog and checks every table, column (type, NOT NULL) and enum of the manifest.
+   data loss lists drizzle-kit's own statements; an SQL error (pg's `error:` or postgres.js'
+   `PostgresError:`) gives its code, table, constraint, and a failed `DROP SCHEMA` says to export
+   the pgSchema object; a config that fails while loading is permanent (never retried).
+   drizzle-kit before 0.31.10 (the supported range is SUPPORTED_DRIZZLE_KIT, warned about when
+   outside) waits at its prompts instead of failing: the push is killed at the question's line;
+6. re-reads the catalog and checks every table, column (type, NOT NULL) and enum of the manifest,
+   and warns about foreign keys the push dropped and re-added (names over 63 bytes: every push).
 
 A timeout kills the push's whole process group, terminates its server backend (a killed client's
 `ALTER TABLE` waiting for a lock would otherwise still run once it gets the lock), and fails with
 the critical alert "migration timed out: manual intervention"; it is never retried.
 
-Prints `{"schema", "outcome": "applied"|"no_changes", "tables", "columns", "dropped", "seconds"}`.
+Prints `{"schema", "outcome": "applied"|"no_changes", "tables", "columns", "dropped",
+"recreated_foreign_keys", "seconds"}`.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from pathlib import Path
 from steps.args import StepParser, local_path, positive_seconds
 from steps.install import ensure_installed
 from steps.runtime import (
+    MissingTool,
     PermanentError,
     ToolTimeout,
     TransientError,
@@ -65,6 +72,12 @@ MANIFEST_TIMEOUT = 180.0
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ALERT = "migration timed out: manual intervention"
 LOCK_NAMESPACE = "webstack-migrate:"
+# drizzle-kit 0.31.10 is the first to fail at once, saying so, when a prompt has no TTY; older
+# ones wait at the prompt (or exit 0 with it unanswered). 1.0 is another CLI (still in beta).
+SUPPORTED_DRIZZLE_KIT = ((0, 31, 10), (1, 0, 0))
+SUPPORTED_DRIZZLE_KIT_TEXT = ">=0.31.10 <1.0.0"
+# PostgreSQL truncates identifiers to this many bytes; a longer constraint name never matches.
+MAX_IDENTIFIER_BYTES = 63
 
 
 class MigrationTimeout(PermanentError):
@@ -79,7 +92,22 @@ class MigrationTimeout(PermanentError):
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _RESOLVER = re.compile(r"\bat (\w+?)Resolver\b")
 _PROMPT_FN = re.compile(r"\bat (prompt\w+)\b")
-_SQL_FIELD = re.compile(r"\s*(code|detail|hint|schema|table|column|constraint|severity): '(.*)',?")
+_SQL_FIELD = re.compile(
+    r"\s*(code|detail|hint|schema|table|column|constraint|severity"
+    r"|schema_name|table_name|column_name|constraint_name): '(.*)',?"
+)
+# postgres.js names the fields of a PostgresError like this; pg (node-postgres) without the suffix.
+_POSTGRES_JS_FIELDS = {"schema_name": "schema", "table_name": "table", "column_name": "column", "constraint_name": "constraint"}
+# The SQL error's first line: pg prints `error: ...`, postgres.js `PostgresError: ...`.
+_SQL_ERROR_LINE = re.compile(r"(?:error|PostgresError): (?P<message>.*)")
+# The questions drizzle-kit asks (its hanji prompts), as printed without colours.
+_RENAME_QUESTION = re.compile(
+    r"Is (?P<name>\S+) (?:column in (?P<table>\S+) table|(?P<entity>\w+)) created or renamed from another (?P<kind>\w+)\?"
+)
+_DATA_LOSS_QUESTION = "Do you still want to push changes?"
+# drizzle-kit emits DROP SCHEMA for a schema in its schemaFilter that no exported pgSchema declares.
+_DROPS_SCHEMA = re.compile(r"cannot drop schema \S+ because other objects depend on it")
+_REACHED_DATABASE = ("driver for database querying", "Pulling schema from database")
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,8 @@ class PushOutcome:
     """What drizzle-kit wanted to ask about: columns, tables, enums, schemas, ..."""
     data_loss: tuple[str, ...] = ()
     sql: Mapping[str, str] = field(default_factory=dict)
+    question: str | None = None
+    """The prompt's own question, when drizzle-kit printed it (versions before 0.31.10)."""
 
 
 def clean_output(output: str) -> str:
@@ -115,22 +145,60 @@ def _data_loss_statements(lines: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def prompt_question(line: str) -> str | None:
+    """The question, if `line` is one of drizzle-kit's prompts (rename or data loss)."""
+    text = clean_output(line).strip()
+    m = _RENAME_QUESTION.search(text)
+    if m:
+        return m.group(0)
+    return _DATA_LOSS_QUESTION if _DATA_LOSS_QUESTION in text else None
+
+
+def waits_for_an_answer(line: str) -> bool:
+    """run_tool's stop condition: nobody will answer a prompt (no TTY), so waiting is pointless."""
+    return prompt_question(line) is not None
+
+
+def _config_failure(lines: Sequence[str]) -> str:
+    """What drizzle-kit printed while loading its config (after `Reading config file`)."""
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("Reading config file")), 0)
+    said = [line.strip() for line in lines[start:] if line.strip() and not line.lstrip().startswith("at ")]
+    return " | ".join(said[:3]) or "(nothing)"
+
+
 def classify_push(returncode: int, output: str) -> PushOutcome:
     """What a `drizzle-kit push` run did, from its exit code and combined output."""
     text = clean_output(output)
     lines = text.splitlines()
     data_loss = _data_loss_statements(lines)
-    if "Interactive prompts require a TTY" in text:
-        if data_loss:
-            return PushOutcome("data_loss", False, "drizzle-kit refused data-loss statements", data_loss=data_loss)
+    question = next((q for line in lines if (q := prompt_question(line))), None)
+    if "Interactive prompts require a TTY" in text or question:
+        if data_loss or question == _DATA_LOSS_QUESTION:
+            return PushOutcome(
+                "data_loss", False, "drizzle-kit refused data-loss statements", data_loss=data_loss, question=question
+            )
         resolver = _RESOLVER.search(text)
         prompt_fn = _PROMPT_FN.search(text)
-        prompt = resolver.group(1) if resolver else (prompt_fn.group(1) if prompt_fn else "unknown")
-        return PushOutcome("prompt", False, f"drizzle-kit needs an answer about {prompt} (a possible rename)", prompt=prompt)
-    sql_error = next((line for line in lines if line.startswith("error: ")), None)
+        asked = _RENAME_QUESTION.search(question or "")
+        if resolver:
+            prompt = resolver.group(1)
+        elif asked:
+            prompt = asked.group("kind") + "s"
+        else:
+            prompt = prompt_fn.group(1) if prompt_fn else "unknown"
+        return PushOutcome(
+            "prompt", False, f"drizzle-kit needs an answer about {prompt} (a possible rename)", prompt=prompt, question=question
+        )
+    if not any(marker in text for marker in _REACHED_DATABASE) and "Reading config file" in text and returncode != 0:
+        # It stopped while loading drizzle.config.ts: nothing reached the database, and a re-run
+        # loads the same config again.
+        return PushOutcome("config_error", False, f"drizzle-kit could not load its config: {_config_failure(lines)}")
+    sql_error = next((m for line in lines if (m := _SQL_ERROR_LINE.fullmatch(line.strip()))), None)
     if sql_error:
-        fields = {m.group(1): m.group(2) for line in lines if (m := _SQL_FIELD.fullmatch(line))}
-        return PushOutcome("sql_error", False, sql_error[len("error: ") :].strip(), sql=fields)
+        fields = {
+            _POSTGRES_JS_FIELDS.get(m.group(1), m.group(1)): m.group(2) for line in lines if (m := _SQL_FIELD.fullmatch(line))
+        }
+        return PushOutcome("sql_error", False, sql_error.group("message").strip(), sql=fields)
     error = next((line.strip() for line in lines if re.search(r"\bError\b|\berror:", line)), None)
     if error:
         return PushOutcome("error", False, error)
@@ -365,10 +433,92 @@ def terminate_push_backends(conn, application_name: str) -> int:
     return len(rows)
 
 
+def foreign_keys(conn, schema: str) -> dict[str, int]:
+    """The foreign keys of `schema`: name -> oid (a dropped and re-added one gets a new oid)."""
+    rows = conn.execute(
+        "SELECT con.conname, con.oid::bigint FROM pg_constraint con"
+        " JOIN pg_namespace n ON n.oid = con.connamespace WHERE n.nspname = %s AND con.contype = 'f'",
+        (schema,),
+    ).fetchall()
+    return dict(rows)
+
+
+def recreated_foreign_keys(before: Mapping[str, int], after: Mapping[str, int]) -> list[str]:
+    """Foreign keys that a push dropped and added again under the same name."""
+    return sorted(name for name, oid in after.items() if name in before and before[name] != oid)
+
+
+def long_foreign_key_names(manifest: Mapping) -> list[str]:
+    """Foreign-key names of the schema file that PostgreSQL will truncate (over 63 bytes)."""
+    return sorted(
+        fk["name"]
+        for table in manifest.get("tables", [])
+        for fk in table.get("foreignKeys", [])
+        if len(str(fk.get("name", "")).encode()) > MAX_IDENTIFIER_BYTES
+    )
+
+
+def foreign_key_churn_warning(schema: str, recreated: Sequence[str], long_names: Sequence[str]) -> str | None:
+    """One warning naming the constraints that every push drops and re-adds, and the fix."""
+    if not recreated and not long_names:
+        return None
+    parts = []
+    if long_names:
+        parts.append(f"foreign key names over {MAX_IDENTIFIER_BYTES} bytes in the schema file: {', '.join(long_names)}")
+    if recreated:
+        parts.append(f"dropped and re-added by this push: {', '.join(recreated)}")
+    return (
+        f"migrate: {schema}: {'; '.join(parts)}. PostgreSQL truncates names at {MAX_IDENTIFIER_BYTES} bytes, so drizzle-kit "
+        "never finds them and drops and re-adds them on every push (locking both tables each time); give each a name "
+        "of at most 63 bytes: foreignKey({ name: 'members_user_fk', columns: [t.userId], foreignColumns: [users.id] })"
+    )
+
+
 # --- the step --------------------------------------------------------------------------------
 
 
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)(-)?", version)
+    if not m:
+        return None
+    numbers = tuple(int(g) for g in m.groups()[:3])
+    # A pre-release (1.0.0-beta.2) comes before its release.
+    return numbers + ((0,) if m.group(4) else (1,))
+
+
+def drizzle_kit_version(app_dir: Path) -> str | None:
+    try:
+        return str(json.loads((app_dir / "node_modules/drizzle-kit/package.json").read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drizzle_kit_version_note(version: str | None) -> str:
+    """'' when `version` is in the supported range, else why it matters (for a warning or an error)."""
+    low, high = SUPPORTED_DRIZZLE_KIT
+    parsed = _version_tuple(version or "")
+    if parsed is not None and low + (1,) <= parsed < high + (0,):
+        return ""
+    if parsed is not None and parsed < low + (1,):
+        return (
+            f"; drizzle-kit {version} is older than the supported {SUPPORTED_DRIZZLE_KIT_TEXT}: it waits at prompts "
+            "instead of failing, so its questions are read from its output; upgrade drizzle-kit to 0.31.10 or later"
+        )
+    return f"; drizzle-kit {version or '(unknown version)'} is outside the supported {SUPPORTED_DRIZZLE_KIT_TEXT}"
+
+
+def require_tool(app_dir: Path, tool: str, package: str) -> None:
+    if not (app_dir / tool).is_file():
+        raise MissingTool(
+            f"{package} is not installed in {shown(app_dir, quote=False)} ({tool} does not exist)",
+            tool=package,
+            hint=f"add {package} to the devDependencies of the workspace root's package.json, run npm install, "
+            "commit package-lock.json",
+        )
+
+
 def read_manifest(app_dir: Path, schema: str) -> dict:
+    require_tool(app_dir, TSX, "tsx")
     try:
         result = run_tool([TSX, MANIFEST_SCRIPT], cwd=app_dir, env={"DB_SCHEMA": schema}, timeout=MANIFEST_TIMEOUT, what="schema manifest")
     except ToolTimeout as exc:
@@ -386,14 +536,29 @@ def read_manifest(app_dir: Path, schema: str) -> dict:
     return manifest
 
 
-def _failure(outcome: PushOutcome, schema: str, manifest: Mapping, before: SchemaState, allow_data_loss: bool) -> Exception:
+def _failure(
+    outcome: PushOutcome,
+    schema: str,
+    manifest: Mapping,
+    before: SchemaState,
+    allow_data_loss: bool,
+    version_note: str = "",
+) -> Exception:
     if outcome.kind == "prompt":
         what = describe_ambiguity(manifest, before)
         detail = "; ".join(what) if what else f"drizzle-kit wanted to ask about {outcome.prompt}"
+        asked = f" (it asked: {outcome.question!r})" if outcome.question else ""
         return PermanentError(
-            f"migration of {schema} stopped at a rename question drizzle-kit cannot ask without a TTY: {detail}; nothing was applied",
+            f"migration of {schema} stopped at a rename question drizzle-kit cannot ask without a TTY{asked}: {detail}; "
+            f"nothing was applied{version_note}",
             hint="make the change unambiguous: rename by hand (ALTER TABLE ... RENAME COLUMN old TO new) before the deploy, "
             "or split it into two deploys (add the new column, then drop the old one)",
+        )
+    if outcome.kind == "config_error":
+        return PermanentError(
+            f"migration of {schema} failed before reaching the database: {outcome.message} ({PUSH_CONFIG}); not retried",
+            hint="the config must load in CI with only DB_SCHEMA and DATABASE_URL set (no cloud-only resources, no "
+            f"local files); try it: DB_SCHEMA={schema} DATABASE_URL=... npx drizzle-kit push --config {PUSH_CONFIG}",
         )
     if outcome.kind == "data_loss":
         statements = "; ".join(outcome.data_loss)
@@ -405,7 +570,17 @@ def _failure(outcome: PushOutcome, schema: str, manifest: Mapping, before: Schem
         )
         if allow_data_loss:
             hint = "drizzle-kit still asked although --force was given; apply the change by hand"
-        return PermanentError(f"migration of {schema} would lose data and was not applied: {statements}", hint=hint)
+        return PermanentError(
+            f"migration of {schema} would lose data and was not applied: {statements or outcome.question}{version_note}", hint=hint
+        )
+    if outcome.kind == "sql_error" and _DROPS_SCHEMA.fullmatch(outcome.message):
+        return PermanentError(
+            f"migration of {schema}: drizzle-kit created the tables, then tried to drop schema {schema} "
+            f"({outcome.message}): the schema file does not export its pgSchema object, so drizzle-kit "
+            "believes the schema should not exist",
+            hint="export the pgSchema object from the schema file drizzle.config.ts reads, e.g. "
+            "`export const dbSchema = pgSchema(process.env.DB_SCHEMA!);` next to the tables built on it, then re-run",
+        )
     if outcome.kind == "sql_error":
         sql = outcome.sql
         where = ", ".join(f"{k} {sql[k]}" for k in ("table", "column", "constraint") if sql.get(k))
@@ -444,6 +619,11 @@ def migrate(args: MigrateArgs) -> dict:
     if args.allow_data_loss and not PR_SCHEMA.fullmatch(schema):
         warn(f"--allow-data-loss on {schema}, which is not a PR schema: data-losing changes will be applied")
     ensure_installed(app_dir)
+    require_tool(app_dir, DRIZZLE_KIT, "drizzle-kit")
+    version = drizzle_kit_version(app_dir)
+    version_note = drizzle_kit_version_note(version)
+    if version_note:
+        warn(f"migrate{version_note}")
     manifest = read_manifest(app_dir, schema)
 
     with connect_checked(url, application_name=f"webstack-migrate-lock:{schema}") as conn:
@@ -451,6 +631,7 @@ def migrate(args: MigrateArgs) -> dict:
         key = acquire_lock(conn, schema, deadline, args.timeout)
         try:
             before = read_state(conn, schema)
+            keys_before = foreign_keys(conn, schema)
             app_name = f"webstack-migrate:{schema}:{secrets.token_hex(4)}"
             argv = [DRIZZLE_KIT, "push", "--config", PUSH_CONFIG]
             if args.allow_data_loss:
@@ -463,6 +644,7 @@ def migrate(args: MigrateArgs) -> dict:
                     env={"DB_SCHEMA": schema, "DATABASE_URL": url, "PGAPPNAME": app_name, "FORCE_COLOR": "0"},
                     timeout=remaining,
                     what="drizzle-kit push",
+                    stop_when=waits_for_an_answer,
                 )
             except ToolTimeout:
                 ended = terminate_push_backends(conn, app_name)
@@ -472,6 +654,9 @@ def migrate(args: MigrateArgs) -> dict:
                     hint="look for locks on the schema's tables (pg_locks / pg_stat_activity), check which "
                     "statements were applied (push is not transactional), fix by hand, then re-run the deploy",
                 ) from None
+            if result.stopped_at:
+                # Killed at its question: it may still hold a session open on the server.
+                terminate_push_backends(conn, app_name)
             outcome = classify_push(result.returncode, result.output)
             if outcome.kind == "silent_exit":
                 # drizzle-kit says nothing when it cannot connect; ask the database ourselves.
@@ -481,8 +666,9 @@ def migrate(args: MigrateArgs) -> dict:
                     hint="re-run the deploy; if it persists run drizzle-kit push locally against the database",
                 )
             if not outcome.ok:
-                raise _failure(outcome, schema, manifest, before, args.allow_data_loss)
+                raise _failure(outcome, schema, manifest, before, args.allow_data_loss, version_note)
             after = read_state(conn, schema)
+            recreated = recreated_foreign_keys(keys_before, foreign_keys(conn, schema))
         finally:
             # Closing the connection releases the lock too; a broken one must not hide the error.
             with contextlib.suppress(Exception):
@@ -497,6 +683,9 @@ def migrate(args: MigrateArgs) -> dict:
     dropped = dropped_objects(before, after)
     if dropped:
         warn(f"migrate: data-losing changes applied to {schema}: dropped {', '.join(dropped)}")
+    churn = foreign_key_churn_warning(schema, recreated, long_foreign_key_names(manifest))
+    if churn:
+        warn(churn)
     columns = sum(len(t["columns"]) for t in manifest["tables"])
     log(f"migrate: {schema}: {outcome.message}; {len(manifest['tables'])} tables and {columns} columns verified")
     return {
@@ -505,6 +694,7 @@ def migrate(args: MigrateArgs) -> dict:
         "tables": len(manifest["tables"]),
         "columns": columns,
         "dropped": dropped,
+        "recreated_foreign_keys": recreated,
         "seconds": round(time.monotonic() - started, 2),
     }
 

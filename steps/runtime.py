@@ -87,6 +87,7 @@ from steps.retry import (
 __all__ = [
     "SECRET_ENV_NAMES",
     "PermanentError",
+    "MissingTool",
     "ToolResult",
     "ToolTimeout",
     "TransientError",
@@ -118,12 +119,22 @@ class ToolTimeout(TransientError):
         self.output = output
 
 
+class MissingTool(PermanentError):
+    """The tool's executable does not exist (or is not executable): installing it is the fix."""
+
+    def __init__(self, message: str, *, tool: str, hint: str | None = None):
+        super().__init__(message, hint=hint or f"install {tool} (is it in the lockfile, and did the install step run?)")
+        self.tool = tool
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """Exit code and combined stdout+stderr (unmasked: check it, never print it raw)."""
 
     returncode: int
     output: str
+    stopped_at: str | None = None
+    """The output line at which `stop_when` had the tool killed, if it did."""
 
     @property
     def ok(self) -> bool:
@@ -180,30 +191,44 @@ def run_tool(
     timeout: float,
     what: str,
     kill_grace: float = 5.0,
+    stop_when: Callable[[str], bool] | None = None,
 ) -> ToolResult:
     """Run `argv` in `cwd` with os.environ plus `env`; stream masked output; kill on timeout.
 
     Raises ToolTimeout (with `.output`) when `timeout` seconds pass; returns ToolResult otherwise.
+    `stop_when(line)` returning True for an output line kills the tool's group at once (a prompt
+    that nobody will answer); the result then has `stopped_at` = that line.
+    A tool that does not exist fails with MissingTool (one line, no traceback).
     """
     child_env = {**os.environ, **(env or {})}
     log(f"{what}: running {' '.join(shown(a, 200, quote=False) for a in argv)} (timeout {timeout:.0f}s)")
-    proc = subprocess.Popen(  # argv is a list from the step, never a shell string  # nosec B603
-        list(argv),
-        cwd=cwd,
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(  # argv is a list from the step, never a shell string  # nosec B603
+            list(argv),
+            cwd=cwd,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise MissingTool(
+            f"{what}: {shown(argv[0], 200, quote=False)} cannot be run ({exc.strerror})", tool=str(argv[0])
+        ) from None
     lines: list[str] = []
     stream = proc.stdout
+    stopped: list[str] = []
 
     def pump() -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace")
             lines.append(line)
             print(mask(f"  | {line.rstrip()}", child_env), file=sys.stderr, flush=True)
+            if stop_when is not None and not stopped and stop_when(line):
+                stopped.append(line.strip())
+                # The main thread's wait returns once the group is gone.
+                _kill_group(proc, kill_grace)
 
     reader = threading.Thread(target=pump, name=f"run_tool:{what}", daemon=True)
     reader.start()
@@ -222,6 +247,9 @@ def run_tool(
     output = "".join(lines)
     if timed_out:
         raise ToolTimeout(f"{what} timed out after {timeout:.0f}s and was killed", output=output)
+    if stopped:
+        log(f"{what}: stopped at {shown(stopped[0], 200, quote=False)}")
+        return ToolResult(proc.returncode, output, stopped_at=stopped[0])
     log(f"{what}: exited with {proc.returncode}")
     return ToolResult(proc.returncode, output)
 

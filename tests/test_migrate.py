@@ -25,8 +25,13 @@ from steps.migrate import (
     SchemaState,
     classify_push,
     describe_ambiguity,
+    drizzle_kit_version_note,
+    foreign_key_churn_warning,
+    long_foreign_key_names,
     normalize_type,
+    recreated_foreign_keys,
     verify_state,
+    waits_for_an_answer,
 )
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
@@ -90,11 +95,72 @@ CONNECTION_FAILED = (
     "\x1b[2K\x1b[1G[⣷] Pulling schema from database...\n"
 )
 
+# --- output recorded from drizzle-kit 0.30.6 on postgres.js (tests/fixtures/old-drizzle-kit) ----------
+
+OLD_PULL = (
+    "Reading config file '/tmp/old/packages/shared-schemas/drizzle.config.ts'\n"
+    "Using 'postgres' driver for database querying\n"
+    "[⣷] Pulling schema from database...\n"
+    "\x1b[2K\x1b[1G[✓] Pulling schema from database...\n"
+)
+OLD_RENAME = OLD_PULL + (
+    "\x1b[?25l\n"
+    "Is heading column in notes table created or renamed from another column?\n"
+    "❯ + heading         create column\n"
+    "  ~ title › heading rename column"
+)
+OLD_DATA_LOSS = OLD_PULL + (
+    " Warning  Found data-loss statements:\n"
+    "· You're about to delete body column in notes table with 1 items\n"
+    "\n"
+    "THIS ACTION WILL CAUSE DATA LOSS AND CANNOT BE REVERTED\n"
+    "\n"
+    "Do you still want to push changes?\n"
+    "\x1b[?25l❯ No, abort\n"
+    "  Yes, I want to remove 1 column,"
+)
+POSTGRES_JS_STACK = (
+    "    at ErrorResponse (file:///tmp/old/node_modules/postgres/src/connection.js:794:26)\n"
+    "    at handle (file:///tmp/old/node_modules/postgres/src/connection.js:480:6)\n"
+    "    at TCP.onStreamRead (node:internal/stream_base_commons:191:23) {\n"
+    "  severity_local: 'ERROR',\n"
+    "  severity: 'ERROR',\n"
+)
+POSTGRES_JS_ERROR = OLD_PULL + 'PostgresError: could not create unique index "notes_title_uq"\n' + POSTGRES_JS_STACK + (
+    "  code: '23505',\n"
+    "  detail: 'Key (title)=(a) is duplicated.',\n"
+    "  schema_name: 'app',\n"
+    "  table_name: 'notes',\n"
+    "  constraint_name: 'notes_title_uq',\n"
+    "  file: 'tuplesort.c',\n"
+    "  line: '4423',\n"
+    "  routine: 'comparetup_index_btree'\n"
+    "}\n"
+)
+DROP_SCHEMA = OLD_PULL + "PostgresError: cannot drop schema app because other objects depend on it\n" + POSTGRES_JS_STACK + (
+    "  code: '2BP01',\n"
+    "  detail: 'table app.notes depends on schema app',\n"
+    "  hint: 'Use DROP ... CASCADE to drop the dependent objects too.',\n"
+    "}\n"
+)
+CONFIG_EXIT = "Reading config file '/app/packages/shared-schemas/drizzle.config.ts'\ncould not read the secret from the cloud\n"
+CONFIG_THROW = (
+    "Reading config file '/app/packages/shared-schemas/drizzle.config.ts'\n"
+    "Error: secret store unreachable\n    at Object.<anonymous> (/app/packages/shared-schemas/drizzle.config.ts:9:9)\n"
+)
+
 
 @pytest.mark.parametrize(
     ("returncode", "output", "kind", "ok"),
     [
         (0, APPLIED, "applied", True),
+        (0, OLD_RENAME, "prompt", False),
+        (-15, OLD_RENAME, "prompt", False),
+        (0, OLD_DATA_LOSS, "data_loss", False),
+        (0, POSTGRES_JS_ERROR, "sql_error", False),
+        (0, DROP_SCHEMA, "sql_error", False),
+        (1, CONFIG_EXIT, "config_error", False),
+        (1, CONFIG_THROW, "config_error", False),
         (0, NO_CHANGES, "no_changes", True),
         (0, RENAME, "prompt", False),
         (0, DATA_LOSS, "data_loss", False),
@@ -122,6 +188,64 @@ def test_classify_push_details():
         "schema": "app_pr_7", "table": "users", "constraint": "users_email_uq",
     }
     assert classify_push(0, ALREADY_EXISTS).sql["code"] == "42P07"
+
+
+def test_classify_old_drizzle_kit_and_postgres_js():
+    rename = classify_push(0, OLD_RENAME)
+    assert rename.prompt == "columns"
+    assert rename.question == "Is heading column in notes table created or renamed from another column?"
+    loss = classify_push(0, OLD_DATA_LOSS)
+    assert loss.data_loss == ("You're about to delete body column in notes table with 1 items",)
+    pg_js = classify_push(0, POSTGRES_JS_ERROR)
+    assert pg_js.message == 'could not create unique index "notes_title_uq"'
+    assert pg_js.sql == {
+        "severity": "ERROR", "code": "23505", "detail": "Key (title)=(a) is duplicated.",
+        "schema": "app", "table": "notes", "constraint": "notes_title_uq",
+    }
+    assert classify_push(1, CONFIG_EXIT).message == "drizzle-kit could not load its config: could not read the secret from the cloud"
+    assert classify_push(1, CONFIG_THROW).message == "drizzle-kit could not load its config: Error: secret store unreachable"
+    # A connection that fails after the config loaded stays a (transient) silent exit.
+    assert classify_push(1, CONNECTION_FAILED).kind == "silent_exit"
+
+
+@pytest.mark.parametrize(
+    ("line", "stops"),
+    [
+        ("Is heading column in notes table created or renamed from another column?\n", True),
+        ("Is accounts table created or renamed from another table?\n", True),
+        ("Is \x1b[1m\x1b[34mstatus\x1b[39m\x1b[22m enum created or renamed from another enum?\n", True),
+        ("Do you still want to push changes?\n", True),
+        ("[✓] Pulling schema from database...\n", False),
+        ("· You're about to delete body column in notes table with 1 items\n", False),
+        ("[✓] Changes applied\n", False),
+    ],
+)
+def test_prompt_lines_stop_the_push(line, stops):
+    assert waits_for_an_answer(line) is stops
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [("0.31.10", True), ("0.31.11", True), ("0.39.0", True), ("0.31.9", False), ("0.30.6", False),
+     ("1.0.0-beta.2", False), ("1.0.0", False), (None, False), ("garbage", False)],
+)
+def test_drizzle_kit_version_range(version, supported):
+    note = drizzle_kit_version_note(version)
+    assert (note == "") is supported
+    if not supported:
+        assert ">=0.31.10 <1.0.0" in note
+    if version in ("0.30.6", "0.31.9"):
+        assert "waits at prompts" in note and "upgrade drizzle-kit" in note
+
+
+def test_foreign_key_churn_is_named():
+    long_name = "project_members_user_id_references_users_id_on_delete_cascade_fk"
+    manifest = {"tables": [{"name": "m", "foreignKeys": [{"name": long_name}, {"name": "short_fk"}]}]}
+    assert long_foreign_key_names(manifest) == [long_name]
+    assert recreated_foreign_keys({"a_fk": 1, "b_fk": 2}, {"a_fk": 1, "b_fk": 3, "c_fk": 4}) == ["b_fk"]
+    warning = foreign_key_churn_warning("app", ["b_fk"], [long_name])
+    assert long_name in warning and "b_fk" in warning and "at most 63 bytes" in warning
+    assert foreign_key_churn_warning("app", [], []) is None
 
 
 @pytest.mark.parametrize(
@@ -461,3 +585,165 @@ def test_missing_database_is_not_retried(pg_database: Database):
     assert proc.returncode == 1
     assert "/no_such_db does not exist" in failure_line(proc)
     assert "not retrying (permanent)" in proc.stderr
+
+
+# --- apps that are not examples/app: an older drizzle-kit on postgres.js, broken configs ---------
+
+OLD_APP = REPO / "tests" / "fixtures" / "old-drizzle-kit"
+OLD_SCHEMA_FILE = Path("packages/shared-schemas/src/schema.ts")
+CONFIG_FILE = Path("packages/shared-schemas/drizzle.config.ts")
+
+
+def copy_app(source: Path, dest: Path, *, without_bins: tuple[str, ...] = ()) -> Path:
+    """A copy of an app whose node_modules links to the installed one (minus some .bin tools)."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("node_modules", ".next", "out", "dist"), symlinks=True)
+    installed = source / "node_modules"
+    assert (installed / ".bin").is_dir(), f"{installed} is not installed: run bash .ci/setup"
+    if not without_bins:
+        (dest / "node_modules").symlink_to(installed)
+        return dest
+    (dest / "node_modules" / ".bin").mkdir(parents=True)
+    for entry in installed.iterdir():
+        if entry.name != ".bin":
+            (dest / "node_modules" / entry.name).symlink_to(entry)
+    for tool in (installed / ".bin").iterdir():
+        if tool.name not in without_bins:
+            (dest / "node_modules" / ".bin" / tool.name).symlink_to(tool.resolve())
+    return dest
+
+
+def edit(app: Path, file: Path, old: str, new: str) -> None:
+    path = app / file
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def old_app(tmp_path: Path) -> Path:
+    return copy_app(OLD_APP, tmp_path / "old-app")
+
+
+@pytest.mark.slow
+def test_old_drizzle_kit_rename_prompt_is_named_at_once(pg_database: Database, old_app: Path, webhook):
+    first = push(pg_database, "app_pr_7", app=old_app)
+    assert result_of(first)["outcome"] == "applied"
+    assert "drizzle-kit 0.30.6 is older than the supported >=0.31.10 <1.0.0" in first.stderr
+    before = catalog(pg_database, "app_pr_7")
+    edit(old_app, OLD_SCHEMA_FILE, "title: varchar('title'", "heading: varchar('heading'")
+    proc = push(pg_database, "app_pr_7", app=old_app, timeout="120", ALERT_WEBHOOK_URL=webhook.url)
+    assert proc.returncode == 1
+    # Stopped at the question itself: neither drizzle-kit's own exit nor the timeout was waited for.
+    assert "drizzle-kit push: stopped at Is heading column in notes table created or renamed from another column?" in proc.stderr
+    assert "drizzle-kit push: exited with" not in proc.stderr
+    line = failure_line(proc)
+    assert "it asked: 'Is heading column in notes table created or renamed from another column?'" in line
+    assert "table notes: column heading (new in the schema file) vs title (only in the database)" in line
+    assert "nothing was applied" in line and "upgrade drizzle-kit to 0.31.10 or later" in line
+    assert "RENAME COLUMN" in line and "timed out" not in proc.stderr and "look for locks" not in proc.stderr
+    assert [a.json["attachments"][0]["title"] for a in webhook.requests] != [TIMEOUT_ALERT]
+    assert processes_in(old_app) == []
+    assert catalog(pg_database, "app_pr_7") == before
+
+
+@pytest.mark.slow
+def test_old_drizzle_kit_data_loss_prompt_is_refused_at_once(pg_database: Database, old_app: Path):
+    result_of(push(pg_database, "app_pr_7", app=old_app))
+    with pg_database.connect() as conn:
+        conn.execute("INSERT INTO app_pr_7.notes (title, body) VALUES ('kept', 'text')")
+    edit(old_app, OLD_SCHEMA_FILE, "  body: text('body'),\n", "")
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 1
+    assert "drizzle-kit push: stopped at Do you still want to push changes?" in proc.stderr
+    line = failure_line(proc)
+    assert "would lose data and was not applied: You're about to delete body column in notes table with 1 items" in line
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT title, body FROM app_pr_7.notes").fetchall() == [("kept", "text")]
+
+
+@pytest.mark.slow
+def test_postgres_js_sql_error_is_read(pg_database: Database, old_app: Path):
+    result_of(push(pg_database, "app_pr_7", app=old_app))
+    with pg_database.connect() as conn:
+        conn.execute("INSERT INTO app_pr_7.notes (title) VALUES ('same'), ('same')")
+    edit(old_app, OLD_SCHEMA_FILE, "import { pgSchema,", "import { uniqueIndex, pgSchema,")
+    edit(old_app, OLD_SCHEMA_FILE, "  body: text('body'),\n});", "  body: text('body'),\n}, (t) => [uniqueIndex('notes_title_uq').on(t.title)]);")
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert 'failed in SQL: could not create unique index "notes_title_uq"' in line
+    assert "code 23505, table notes, constraint notes_title_uq" in line
+    assert "without saying it applied anything" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_unexported_pg_schema_is_named(pg_database: Database, old_app: Path):
+    edit(old_app, OLD_SCHEMA_FILE, "export const dbSchema", "const dbSchema")
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "tried to drop schema app_pr_7" in line and "does not export its pgSchema object" in line
+    assert "export const dbSchema = pgSchema(process.env.DB_SCHEMA!);" in line
+    # What drizzle-kit did before its DROP SCHEMA failed, as the line says: the tables exist.
+    assert ("notes", "r") in {(row[0], row[2]) for row in catalog(pg_database, "app_pr_7")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config_edit", "said"),
+    [
+        ("export default defineConfig", "console.error('could not read the secret from the cloud'); process.exit(1);\nexport default defineConfig"),
+        ("export default defineConfig", "throw new Error('could not read the secret from the cloud');\nexport default defineConfig"),
+    ],
+    ids=["exit-1", "throw"],
+)
+def test_config_that_fails_to_load_is_not_retried(pg_database: Database, old_app: Path, config_edit, said):
+    edit(old_app, CONFIG_FILE, config_edit, said)
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "failed before reaching the database: drizzle-kit could not load its config:" in line
+    assert "could not read the secret from the cloud" in line and "not retried" in line
+    assert proc.stderr.count("drizzle-kit push: running") == 1
+    assert "attempt 2" not in proc.stderr and "pulling the schema" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["tsx", "drizzle-kit"])
+def test_missing_tool_is_one_line(pg_database: Database, tmp_path: Path, tool):
+    app = copy_app(OLD_APP, tmp_path / "app", without_bins=(tool,))
+    proc = push(pg_database, "app_pr_7", app=app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert f"{tool} is not installed in" in line and f"add {tool} to the devDependencies" in line
+    assert "Traceback" not in proc.stderr
+
+
+LONG_FK = "project_members_user_id_references_users_id_on_delete_cascade_foreign_key"
+
+
+@pytest.mark.slow
+def test_foreign_key_churn_is_reported(pg_database: Database, app_copy: Path):
+    edit_define(app_copy, "name: 'members_user_fk'", f"name: '{LONG_FK}'")
+    truncated = LONG_FK.encode()[:63].decode()
+    first = push(pg_database, "app_pr_7", app=app_copy)
+    assert result_of(first)["recreated_foreign_keys"] == []
+    assert f"foreign key names over 63 bytes in the schema file: {LONG_FK}" in first.stderr
+
+    def oid_of(name: str) -> int:
+        with pg_database.connect() as conn:
+            return conn.execute("SELECT oid::bigint FROM pg_constraint WHERE conname = %s", (name,)).fetchone()[0]
+
+    oid = oid_of(truncated)
+    second = push(pg_database, "app_pr_7", app=app_copy)
+    assert result_of(second)["recreated_foreign_keys"] == [truncated]
+    assert oid_of(truncated) != oid  # the catalog agrees: drizzle-kit dropped it and added it again
+    assert f"dropped and re-added by this push: {truncated}" in second.stderr
+    assert "at most 63 bytes" in second.stderr
+
+    # A short name stops the churn, and the warning with it.
+    edit_define(app_copy, f"name: '{LONG_FK}'", "name: 'members_user_fk'")
+    result_of(push(pg_database, "app_pr_7", app=app_copy))
+    third = push(pg_database, "app_pr_7", app=app_copy)
+    assert result_of(third)["outcome"] == "no_changes" and result_of(third)["recreated_foreign_keys"] == []
+    assert "63 bytes" not in third.stderr

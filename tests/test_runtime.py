@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from steps.runtime import (
+    MissingTool,
     PermanentError,
     ToolTimeout,
     TransientError,
@@ -379,6 +380,34 @@ def test_run_tool_passes_env_on_top_of_os_environ(tmp_path, monkeypatch) -> None
         ["sh", "-c", 'echo "$FROM_PARENT $EXTRA"'], cwd=tmp_path, env={"EXTRA": "e"}, timeout=10, what="env"
     )
     assert result.output.strip() == "p e"
+
+
+def test_run_tool_stops_at_a_line_it_is_told_to(tmp_path) -> None:
+    # A prompt nobody answers: the tool would sleep out its timeout, its group is killed at once.
+    started = time.monotonic()
+    result = run_tool(
+        ["sh", "-c", "echo working; echo 'Proceed?'; sleep 100 & echo $!; wait"],
+        cwd=tmp_path,
+        timeout=60,
+        what="asks",
+        stop_when=lambda line: line.strip() == "Proceed?",
+    )
+    assert result.stopped_at == "Proceed?"
+    assert time.monotonic() - started < 30
+    assert "working" in result.output and not result.ok
+    for pid in _pids(result.output.split("Proceed?")[1]):
+        assert _gone(pid)
+    # Without a matching line it runs to its end as always.
+    done = run_tool(["sh", "-c", "echo fine"], cwd=tmp_path, timeout=10, what="fine", stop_when=lambda line: "?" in line)
+    assert done.ok and done.stopped_at is None
+
+
+def test_run_tool_missing_executable_is_one_permanent_error(tmp_path) -> None:
+    with pytest.raises(MissingTool) as info:
+        run_tool([str(tmp_path / "node_modules/.bin/nope")], cwd=tmp_path, timeout=10, what="nope")
+    assert "cannot be run (No such file or directory)" in str(info.value)
+    assert isinstance(info.value, PermanentError) and not is_transient(info.value)
+    assert info.value.hint.startswith("install ")
 
 
 def _pids(output: str) -> list[int]:
