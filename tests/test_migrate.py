@@ -376,20 +376,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_copy(tmp_path: Path) -> Path:
-    """examples/app without node_modules (symlinked to the real one), ready to be edited."""
-    dest = tmp_path / "app"
-    shutil.copytree(APP, dest, ignore=shutil.ignore_patterns("node_modules", ".next", "out", "dist"), symlinks=True)
-    (dest / "node_modules").symlink_to(APP / "node_modules")
+def copy_app(source: Path, dest: Path, *, without_bins: tuple[str, ...] = ()) -> Path:
+    """A copy of an app whose node_modules links to the installed one (minus some .bin tools)."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("node_modules", ".next", "out", "dist"), symlinks=True)
+    installed = source / "node_modules"
+    assert (installed / ".bin").is_dir(), f"{installed} is not installed: run bash .ci/setup"
+    if not without_bins:
+        (dest / "node_modules").symlink_to(installed)
+        return dest
+    (dest / "node_modules" / ".bin").mkdir(parents=True)
+    for entry in installed.iterdir():
+        if entry.name != ".bin":
+            (dest / "node_modules" / entry.name).symlink_to(entry)
+    for tool in (installed / ".bin").iterdir():
+        if tool.name not in without_bins:
+            (dest / "node_modules" / ".bin" / tool.name).symlink_to(tool.resolve())
     return dest
 
 
-def edit_define(app: Path, old: str, new: str) -> None:
-    path = app / DEFINE
+def edit(app: Path, file: Path, old: str, new: str) -> None:
+    path = app / file
     text = path.read_text()
     assert text.count(old) == 1, old
     path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """examples/app without node_modules (symlinked to the real one), ready to be edited."""
+    return copy_app(APP, tmp_path / "app")
+
+
+def edit_define(app: Path, old: str, new: str) -> None:
+    edit(app, DEFINE, old, new)
 
 
 def push(db: Database, schema: str, *extra: str, app: Path = APP, timeout: str = "120", **env: str):
@@ -592,31 +611,6 @@ def test_missing_database_is_not_retried(pg_database: Database):
 OLD_APP = REPO / "tests" / "fixtures" / "old-drizzle-kit"
 OLD_SCHEMA_FILE = Path("packages/shared-schemas/src/schema.ts")
 CONFIG_FILE = Path("packages/shared-schemas/drizzle.config.ts")
-
-
-def copy_app(source: Path, dest: Path, *, without_bins: tuple[str, ...] = ()) -> Path:
-    """A copy of an app whose node_modules links to the installed one (minus some .bin tools)."""
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("node_modules", ".next", "out", "dist"), symlinks=True)
-    installed = source / "node_modules"
-    assert (installed / ".bin").is_dir(), f"{installed} is not installed: run bash .ci/setup"
-    if not without_bins:
-        (dest / "node_modules").symlink_to(installed)
-        return dest
-    (dest / "node_modules" / ".bin").mkdir(parents=True)
-    for entry in installed.iterdir():
-        if entry.name != ".bin":
-            (dest / "node_modules" / entry.name).symlink_to(entry)
-    for tool in (installed / ".bin").iterdir():
-        if tool.name not in without_bins:
-            (dest / "node_modules" / ".bin" / tool.name).symlink_to(tool.resolve())
-    return dest
-
-
-def edit(app: Path, file: Path, old: str, new: str) -> None:
-    path = app / file
-    text = path.read_text()
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new))
 
 
 @pytest.fixture
