@@ -34,6 +34,16 @@ and, for the stand-in `cloudflare` provider (sandbox/providers/cloudflare.py):
     PUT    /zones/:zone/dns_records/:id                                overwrite; PATCH: change given fields
     DELETE /zones/:zone/dns_records/:id                                {"id": ...}
 
+and, for the audit report (workflow/audit):
+
+    GET    /accounts/:acct/logs/audit                                  Audit Logs v2: ?since=&before= (both
+                                                                       required), &limit=&cursor=; one entry per
+                                                                       successful Pages or DNS write, with the
+                                                                       token that made it (actor.token_id)
+
+More tokens than the pipeline's (`add_token(token, token_id)`, e.g. someone's dashboard-made
+token) may write; `audit_log` lists what each did.
+
 Zones are fixed when the stand-in starts (`zones={id: name}`, default ZONE -> example.com, the
 zone of the committed stack files); record names are stored fully qualified ("app" and "@" are
 expanded as Cloudflare does). `dns_records(name=None, type=None)` lists records in Python (what a
@@ -206,6 +216,10 @@ class CloudflareStub:
         """`latest_stage` values successive deployment GETs report before SUCCESS_STAGE (consumed)."""
         self.deleted: list[tuple[str, bool]] = []
         """(deployment id, force) of every successful DELETE."""
+        self.token_ids: dict[str, str] = {token: "stub-token-id"}
+        """token -> its id, as `/user/tokens/verify` and the audit log show it."""
+        self.audit_log: list[dict[str, Any]] = []
+        """Audit Logs v2 entries, oldest first."""
         self._faults: list[tuple[str, re.Pattern[str], list[Any]]] = []
         self._clock = itertools.count()
         self._lock = threading.Lock()
@@ -279,8 +293,78 @@ class CloudflareStub:
             if (wanted is None or r["name"] == wanted) and (type is None or r["type"] == type.upper())
         ]  # fmt: skip
 
+    def add_token(self, token: str, token_id: str) -> None:
+        """Accept another API token (its writes are audited under `token_id`)."""
+        self.token_ids[token] = token_id
+
     # handling ---------------------------------------------------------------------------------
+    def _authorized(self, request: Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        return auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in self.token_ids
+
     def _answer(self, request: Request) -> Reply:
+        reply = self._route(request)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and reply.status < 300:
+            self._audit(request)
+        return reply
+
+    def _audit(self, request: Request) -> None:
+        """One Audit Logs v2 entry for a successful Pages or DNS write (the assets API is not audited)."""
+        path = request.path.removeprefix(PREFIX)
+        if path.startswith("/zones/"):
+            product, resource_type = "dns_records", "dns.record"
+        elif "/pages/projects" in path:
+            product, resource_type = "pages", "pages.deployment" if "/deployments" in path else "pages.project"
+        else:
+            return
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        action = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[request.method]
+        when = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        with self._lock:
+            self.audit_log.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "account": {"id": ACCOUNT, "name": "stub account"},
+                    "action": {"description": f"{request.method} {path}", "result": "success", "time": when, "type": action},
+                    "actor": {
+                        "id": "stub-user",
+                        "context": "api_token",
+                        "email": "ci@example.com",
+                        "ip_address": "127.0.0.1",
+                        "token_id": self.token_ids.get(token, ""),
+                        "token_name": f"token {self.token_ids.get(token, '')}",
+                        "type": "user",
+                    },
+                    "raw": {"method": request.method, "status_code": 200, "uri": path},
+                    "resource": {"id": path.rstrip("/").rsplit("/", 1)[-1], "product": product, "scope": "accounts", "type": resource_type},
+                    "zone": {},
+                }
+            )
+
+    def _audit_logs(self, request: Request) -> Reply:
+        def arg(key: str) -> str:
+            return (request.query.get(key) or [""])[0]
+
+        since, before = arg("since"), arg("before")
+        if not since or not before:
+            return error(400, 10001, "since and before are required")
+        try:
+            start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(before.replace("Z", "+00:00"))
+        except ValueError:
+            return error(400, 10001, "since and before must be RFC 3339 timestamps or dates")
+        limit = int(arg("limit") or 100)
+        offset = int(arg("cursor") or 0)
+        with self._lock:
+            found = [
+                e for e in self.audit_log
+                if start <= datetime.fromisoformat(e["action"]["time"].replace("Z", "+00:00")) < end
+            ]  # fmt: skip
+        page = found[offset : offset + limit]
+        cursor = str(offset + limit) if offset + limit < len(found) else ""
+        return Reply(200, json=envelope(page, result_info={"count": len(page), "cursor": cursor}))
+
+    def _route(self, request: Request) -> Reply:
         path = request.path.removeprefix(PREFIX)
         fault = None
         with self._lock:
@@ -294,22 +378,24 @@ class CloudflareStub:
             return self._user(request, path)
         if path.startswith("/pages/assets/"):
             return self._assets(request, path.removeprefix("/pages/assets/"))
+        if path == f"/accounts/{ACCOUNT}/logs/audit" and request.method == "GET":
+            return self._audit_logs(request) if self._authorized(request) else error(403, 10000, "Authentication error")
         zone_match = _ZONE_PATH.match(request.path)
         if zone_match:
-            if request.headers.get("authorization") != f"Bearer {self.token}":
+            if not self._authorized(request):
                 return error(403, 10000, "Authentication error")
             with self._lock:
                 return self._zone_route(request, zone_match["zone"], zone_match["rest"] or "")
         projects_match = _PROJECTS_PATH.match(request.path)
         if projects_match:
-            if request.headers.get("authorization") != f"Bearer {self.token}" or projects_match["acct"] != ACCOUNT:
+            if not self._authorized(request) or projects_match["acct"] != ACCOUNT:
                 return error(403, 10000, "Authentication error")
             with self._lock:
                 return self._projects_route(request)
         match = _ACCOUNT_PATH.match(request.path)
         if not match:
             return error(404, 7000, "No route for that URI")
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        if not self._authorized(request):
             return error(403, 10000, "Authentication error")
         if match["acct"] != ACCOUNT:
             return error(403, 10000, "Authentication error")
@@ -321,11 +407,12 @@ class CloudflareStub:
             return self._project_route(request, project, rest)
 
     def _user(self, request: Request, path: str) -> Reply:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        if not self._authorized(request):
             return error(401, 1000, "Invalid API Token")
         if path == "/user":
             return Reply(200, json=envelope({"id": "stub-user", "email": "ci@example.com"}))
-        return Reply(200, json=envelope({"id": "stub-token-id", "status": "active"}))
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return Reply(200, json=envelope({"id": self.token_ids[token], "status": "active"}))
 
     def _assets(self, request: Request, action: str) -> Reply:
         auth = request.headers.get("authorization", "")

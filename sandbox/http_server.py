@@ -186,3 +186,30 @@ class StubServer:
                 pass  # keep pytest output to the code under test
 
         return Handler
+
+
+class StandIn:
+    """Base of the loopback API stand-ins: owns a StubServer that answers every request with
+    `self._answer(request)`; a context manager; `url` is where it listens."""
+
+    def __init__(self, *, port: int = 0) -> None:
+        self._server = StubServer(port=port)
+        self._server.script(self._answer)
+
+    def _answer(self, request: Request) -> Reply:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def requests(self) -> list[Request]:
+        return self._server.requests
