@@ -1077,3 +1077,49 @@ def test_10_policy_pack_refuses_an_unprotected_state_bucket(world: World) -> Non
     mandatory = re.findall(r"\[mandatory\]\s+(\S+)\s+\(([^)]*)\)", failed.output)
     assert {rule for rule, _ in mandatory} == {"stateful-protected"}, failed.tail()
     assert {what for _, what in mandatory} == {"aws:s3:Bucket: state-storage-bucket", "aws:s3:Bucket: audit-storage-bucket"}, mandatory
+
+
+# --- 11 ---------------------------------------------------------------------------------------------
+
+
+def drift_check(w: World, s: LocalStack, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """`python -m workflow.drift` as audit.yml runs it, with the engine and the stack's settings."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflow.drift", "--stack", s.name, "--output", str(out), "--alert",
+         "--", "--config-file", str(s.config_file)],
+        cwd=REPO, env={**s.env(), "ALERT_WEBHOOK_URL": w.e.webhook}, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    return proc, json.loads(out.read_text()) if out.exists() else None
+
+
+def test_11_out_of_band_change_is_reported_as_drift_and_alerted(world: World) -> None:
+    w, c = world, world.cloud
+    w.need("prod")
+    s = w.stack("prod")
+    function = c.function("webstack-api-prod")
+    assert function is not None
+
+    # The pipeline's own state: nothing drifted, no alert.
+    before = len(c.alerts())
+    proc, clean = drift_check(w, s, s.root / "drift-clean.json")
+    assert proc.returncode == 0 and clean is not None, proc.stderr[-3000:]
+    assert clean["drifted"] is False and clean["resources"] == clean["following"] == [], clean
+    assert len(c.alerts()) == before
+
+    # Someone changes the function's memory by hand, in moto.
+    c.client("lambda").update_function_configuration(FunctionName="webstack-api-prod", MemorySize=function["MemorySize"] * 2)
+    try:
+        proc, found = drift_check(w, s, s.root / "drift.json")
+        assert proc.returncode == 0 and found is not None, proc.stderr[-3000:]
+        assert found["drifted"] is True
+        drifted = {(r["type"], r["op"]): r["properties"] for r in found["resources"]}
+        assert drifted == {("aws:lambda/function:Function", "update"): ["memorySize"]}, found
+        # What only follows from it (the new version the alias would move to) is not drift of its own.
+        assert {r["type"] for r in found["following"]} <= {"aws:lambda/alias:Alias", "command:local:Command"}, found
+        alerts = new_alerts(w, before)
+        assert len(alerts) == 1 and "drift in prod" in alerts[0] and "memorySize" in alerts[0], alerts
+        # The preview's refresh wrote nothing: the state still holds the declared memory.
+        [state] = [r for r in w.export(s) if r["type"] == "aws:lambda/function:Function"]
+        assert state["outputs"]["memorySize"] == function["MemorySize"]
+    finally:
+        c.client("lambda").update_function_configuration(FunctionName="webstack-api-prod", MemorySize=function["MemorySize"])
