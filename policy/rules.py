@@ -82,6 +82,7 @@ WILDCARD_RESOURCE_ACTIONS = {
     "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
     "kms:ListAliases": "a list action without resource-level permissions",
     "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
+    "cloudtrail:LookupEvents": "no resource-level permissions (Service Authorization Reference, AWS CloudTrail); the audit report reads the event history with it",
     "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
     "logs:DescribeLogGroups": "no resource-level permissions (Service Authorization Reference, CloudWatch Logs)",
     "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",

@@ -133,6 +133,9 @@ def test_every_allow_list_entry_is_still_needed(findings):
         ({"Action": "logs:DescribeLogGroups", "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:*"},
          "RESOURCE_MISMATCH"),
         ({"Action": "sns:Unsubscribe", "Resource": "arn:aws:sns:us-east-1:123456789012:t:*"}, "RESOURCE_MISMATCH"),
+        # The audit report's CloudTrail read: the event history has no ARN to grant it on.
+        ({"Action": "cloudtrail:LookupEvents", "Resource": "arn:aws:cloudtrail:us-east-1:123456789012:trail/webstack-audit"},
+         "RESOURCE_MISMATCH"),
         # A condition key the action never carries: the grant never applies.
         ({"Action": "kms:DescribeKey", "Resource": "*",
           "Condition": {"StringEquals": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:g"}}},

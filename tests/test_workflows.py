@@ -18,7 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
-NAMES = ("deploy", "preview", "cleanup", "sweeper", "security")
+NAMES = ("deploy", "preview", "cleanup", "sweeper", "security", "audit")
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
@@ -35,6 +35,8 @@ SECRET_USERS = (
     "python -m workflow.preview_database",
     "python -m workflow.ddl_audit ",
     "python -m workflow.quarantine open",
+    "python -m workflow.drift ",
+    "python -m workflow.audit report ",
 )
 # The secrets the steps read, by the environment variable they read them from. Prod's workflow
 # maps each from the secret of the same name (only in the `production` environment); the
@@ -50,6 +52,7 @@ QUARANTINE_OPEN = 'python -m workflow.quarantine open --findings "$RUNNER_TEMP/v
 QUARANTINE_ENV = "security-quarantine"
 QUARANTINE_SECRET = "SECURITY_ALERT_WEBHOOK_URL"
 PULUMI_UP = re.compile(r"\bpulumi\s+up\b")
+PULUMI_CLI = re.compile(r"(^|[\s|;&(])pulumi\s|workflow\.drift\b")
 
 PER_PR_GROUP = "preview-pr-${{ github.event.pull_request.number }}"
 PR_STACK = "preview-pr-${{ github.event.pull_request.number }}"
@@ -177,8 +180,12 @@ def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
         if script and set(perms) != {"pull-requests"}:
             yield f"{where}: the comment job must hold nothing but pull-requests: write"
         yield from check_issue_permissions(where, job, perms)
-        for extra in set(perms) - {"contents", "id-token", "pull-requests", "issues"}:
+        # Reading workflow runs is the audit report's alone (its collector lists them).
+        readers = {"actions"} if name == "audit" and perms.get("actions") == "read" else set()
+        for extra in set(perms) - {"contents", "id-token", "pull-requests", "issues"} - readers:
             yield f"{where}: unexpected permission {extra}"
+        if perms.get("pull-requests") == "write" and name == "audit":
+            yield f"{where}: the audit only reads"
         if SECRET_EXPR.search(yaml.safe_dump(job.get("env") or {})):
             yield f"{where}: secrets in the job-level env"
         for step in steps(job):
@@ -190,7 +197,7 @@ def check_common(name: str, text: str, wf: Mapping[str, Any]) -> Iterator[str]:
             ):
                 yield f"{where}/{label}: secrets in a step that does not run pulumi"
         yield from check_leased(where, job)
-        if aws:
+        if aws and any(PULUMI_CLI.search(line) for line in run_lines(job)):
             yield from check_pulumi_job(where, job)
 
 
@@ -320,7 +327,8 @@ def check_environment(where: str, job: Mapping[str, Any], kind: str) -> Iterator
 def check_secret_sources(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
     """Prod's secrets only in prod's workflow; pull requests' workflows map the PREVIEW_ ones into
     the names the steps read; a job that reads any secret names its environment."""
-    prefix = "" if name == "deploy" else "PREVIEW_"
+    # The audit reads prod's records and the account's logs: main's jobs in prod's environment only.
+    prefix = "" if name in ("deploy", "audit") else "PREVIEW_"
     # security reads one secret, the security alert webhook (its quarantine job's environment).
     allowed = {"ALERT_WEBHOOK_URL": QUARANTINE_SECRET} if name == "security" else {s: f"{prefix}{s}" for s in STEP_SECRETS}
     for job_id, job in (wf.get("jobs") or {}).items():
@@ -630,12 +638,46 @@ def check_quarantine(workflows: Workflows) -> Iterator[str]:
         yield "deploy/security: the security call must grant contents: read and issues: write (its quarantine job's ceiling on main)"
 
 
+AUDIT_REPORT = "python -m workflow.audit report --since \"$SINCE\" --alert"
+DRIFT_LINE = f'{LEASED}python -m workflow.drift --stack "$STACK" --output "$RUNNER_TEMP/drift.json"'
+
+
+def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
+    """Scheduled and by hand only; the stack list with the preview role, the drift check with the
+    prod role under the lease, the report in prod's environment reading runs and PRs, kept 90 days."""
+    on = triggers(wf)
+    if not isinstance(on, Mapping) or set(on) != {"schedule", "workflow_dispatch"}:
+        yield f"audit: must run on a schedule and by hand only, not {on}"
+    stacks, drift, report = (only_job(wf, j) for j in ("stacks", "drift", "report"))
+    yield from check_environment("audit/stacks", stacks, "sweeper")
+    if role(stacks) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}" or index_of(run_lines(stacks), "pulumi stack ls --json") < 0:
+        yield "audit/stacks: lists the stacks with the preview role (as the sweeper does)"
+    yield from check_environment("audit/drift", drift, "prod")
+    if role(drift) != "${{ vars.AWS_PROD_ROLE_ARN }}" or index_of(run_lines(drift), DRIFT_LINE) < 0:
+        yield f"audit/drift: the drift check of prod runs with the prod role under the lease: `{DRIFT_LINE}`"
+    yield from check_environment("audit/report", report, "prod")
+    if dict(report.get("permissions") or {}) != {"id-token": "write", "contents": "read", "actions": "read", "pull-requests": "read"}:
+        yield "audit/report: needs exactly id-token: write, contents: read, actions: read, pull-requests: read"
+    if sorted(report.get("needs") or []) != ["drift", "stacks"] or "!cancelled()" not in str(report.get("if")):
+        yield "audit/report: runs after stacks and drift, also when they failed (their part is then missing)"
+    if index_of(run_lines(report), AUDIT_REPORT) < 0:
+        yield f"audit/report: missing `{AUDIT_REPORT}`"
+    kept = [s for s in uses_of(report, "actions/upload-artifact") if "audit-report.json" in str((s.get("with") or {}).get("path"))]
+    if not kept or str((kept[0].get("with") or {}).get("retention-days")) != "90":
+        yield "audit/report: the JSON report is an artifact kept 90 days"
+    dispatch = (on or {}).get("workflow_dispatch") if isinstance(on, Mapping) else None
+    step = next((s for s in steps(report) if AUDIT_REPORT in str(s.get("run"))), {})
+    if "${{" in str(step.get("run")) or (step.get("env") or {}).get("SINCE") != "${{ inputs.since || '1d' }}" or not dispatch:
+        yield "audit/report: the period comes from the dispatch input through the environment, never into the script"
+
+
 CHECKS = {
     "deploy": check_deploy,
     "preview": check_preview,
     "cleanup": check_cleanup,
     "sweeper": check_sweeper,
     "security": check_security,
+    "audit": check_audit,
 }
 
 
@@ -677,6 +719,12 @@ BROKEN = [
     pytest.param("preview", "CLOUDFLARE_API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN comes from", id="preview-secret-under-another-name"),
     pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi stack output --json | python -m workflow.deploy_record --stack \"$STACK\"\n          python -m workflow.pr_comment", "no deploy record from a PR", id="preview-writes-the-audit-table"),
     pytest.param("deploy", "        run: python -m workflow.preview_database\n", "        run: echo skipped\n", "missing command `python -m workflow.preview_database", id="deploy-no-preview-database-role"),
+    pytest.param("audit", "      actions: read\n", "      actions: write\n", "unexpected permission actions", id="audit-writes-actions"),
+    pytest.param("audit", "          retention-days: 90", "          retention-days: 5", "kept 90 days", id="audit-report-not-kept"),
+    pytest.param("audit", 'run: python -m workflow.lease run --stack "$STACK" -- python -m workflow.drift', "run: python -m workflow.drift", "under the lease", id="audit-drift-unleased"),
+    pytest.param("audit", "    if: ${{ !cancelled() }}\n    runs-on: ubuntu-24.04\n    timeout-minutes: 20", "    runs-on: ubuntu-24.04\n    timeout-minutes: 20", "also when they failed", id="audit-report-skipped-after-a-failure"),
+    pytest.param("audit", "          role-to-assume: ${{ vars.AWS_PREVIEW_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "          role-to-assume: ${{ vars.AWS_PROD_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "with the preview role", id="audit-stacks-with-prod-role"),
+    pytest.param("audit", 'python -m workflow.audit report --since "$SINCE" --alert', 'python -m workflow.audit report --since "${{ inputs.since }}" --alert', "missing `python -m workflow.audit report", id="audit-input-in-the-script"),
     pytest.param("deploy", "        run: python -m workflow.ddl_audit install\n", "        run: echo skipped\n", "missing command `python -m workflow.ddl_audit install", id="deploy-no-ddl-audit"),
     pytest.param("deploy", " --preview-environment preview-sweeper", "", "name exactly the environments", id="deploy-pack-config-forgets-the-sweeper"),
     pytest.param("deploy", "--prod-environment production", "--prod-environment production --prod-environment staging", "name exactly the environments", id="deploy-pack-config-trusts-more"),
