@@ -17,7 +17,9 @@ lockfile is unchanged (its trigger), yet a build or migration may, and finds no 
   waits, then finds the marker.
 - Transient npm failures (ECONNRESET, ETIMEDOUT, EAI_AGAIN, registry 429/5xx, a hung run killed at
   the timeout) are retried with backoff; anything else (lockfile out of sync with package.json,
-  E404, a failing install script) fails at once.
+  E404, a failing install script) fails at once. The failure line carries npm's stated cause
+  (`explain_npm_failure`: an ERESOLVE peer conflict by name and versions, the lockfile entries out
+  of sync), not npm's closing lines, and the hint fits that case.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from steps.args import StepParser, local_path, positive_seconds
@@ -51,9 +54,94 @@ def npm_failure_is_transient(output: str) -> bool:
     return bool(_TRANSIENT_NPM.search(output))
 
 
-def _last_lines(output: str, n: int = 5) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return " | ".join(lines[-n:]) or "(no output)"
+_NPM_MESSAGE = re.compile(r"npm (?P<level>error|ERR!|warn|WARN) ?(?P<text>.*)")
+_NPM_CODE = re.compile(r"code (?P<code>E[A-Z0-9]+)")
+_NPM_WANTS = re.compile(r"(?P<kind>peer |peerOptional )?(?P<name>\S+?)@\"(?P<range>[^\"]*)\" from (?P<by>.+)")
+# npm's closing lines, which name no cause: where its logs are, and its usage text.
+_NPM_NOISE = re.compile(r"A complete log of this run|For a full report see|/_logs/|^Clean install a project")
+
+
+@dataclass(frozen=True)
+class NpmFailure:
+    cause: str
+    hint: str
+
+
+def _npm_messages(output: str, levels: tuple[str, ...]) -> list[str]:
+    found = []
+    for line in output.splitlines():
+        m = _NPM_MESSAGE.fullmatch(line.strip())
+        if m and m.group("level").lower() in levels:
+            found.append(m.group("text").strip())
+    return found
+
+
+@dataclass(frozen=True)
+class PeerConflict:
+    text: str
+    """`<package> requires peer <name>@<range>, but <name>@<version> is in the tree`"""
+    fix: str
+    """Which versions to align, in this case's names."""
+
+
+def peer_conflict(lines: list[str]) -> PeerConflict | None:
+    """The conflict of npm's ERESOLVE block (its `Found:` and `Could not resolve dependency:` lines)."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("ERESOLVE")), None)
+    if start is None:
+        return None
+    block = lines[start:]
+    found = next((line.split(":", 1)[1].strip() for line in block if line.startswith("Found:")), None)
+    after = next(
+        (i for i, line in enumerate(block) if line.startswith(("Could not resolve dependency:", "Conflicting peer dependency:"))),
+        None,
+    )
+    wants = next((m for line in block[after:] if (m := _NPM_WANTS.fullmatch(line))), None) if after is not None else None
+    if not wants:
+        return PeerConflict(f"a dependency conflict (npm: {block[0]}{', found ' + found if found else ''})", "align the versions npm names")
+    name, wanted, by = wants.group("name"), wants.group("range"), wants.group("by")
+    peer = "peer " if wants.group("kind") else ""
+    have = found or "another version"
+    return PeerConflict(
+        f"{by} requires {peer}{name}@{wanted}, but {have} is in the tree",
+        f"align the versions: a {name} that satisfies {wanted}, or a version of {by.rsplit('@', 1)[0]} whose peer range accepts {have}",
+    )
+
+
+def explain_npm_failure(output: str) -> NpmFailure:
+    """The cause npm states (not its closing lines) and what actually fixes that case."""
+    errors = _npm_messages(output, ("error", "err!"))
+    code = next((m.group("code") for line in errors if (m := _NPM_CODE.fullmatch(line))), None)
+    said = [line for line in errors if line and not _NPM_CODE.fullmatch(line) and not _NPM_NOISE.search(line)]
+    verify = "commit package-lock.json and check it with `npm ci` in a clean checkout before pushing"
+
+    def peer_fix(conflict: PeerConflict) -> str:
+        return (
+            f"{conflict.fix}; run npm install, {verify}. Only if you accept the mismatch: put legacy-peer-deps=true "
+            "in the workspace root's .npmrc (npm ci reads it too; a bare `npm install --legacy-peer-deps` writes a "
+            "lockfile that npm ci rejects), run npm install, commit both"
+        )
+
+    conflict = peer_conflict(errors) if code == "ERESOLVE" else None
+    if conflict:
+        return NpmFailure(f"ERESOLVE: {conflict.text}", peer_fix(conflict))
+    overridden = peer_conflict(_npm_messages(output, ("warn",)))
+    if code == "EUSAGE" and any("in sync" in line for line in said):
+        details = [line for line in said if line.startswith(("Missing:", "Invalid:"))]
+        return NpmFailure(
+            "package.json and package-lock.json are out of sync" + (f" ({'; '.join(details[:3])})" if details else ""),
+            f"run npm install in the workspace root with npm 11 (as CI), {verify}; if npm install fails with ERESOLVE, "
+            "that peer conflict is the thing to fix",
+        )
+    first = " | ".join(said[:2]) or "(no error message)"
+    cause = f"{code or 'npm error'}: {first}"
+    if overridden:
+        # npm ci re-resolves a lockfile whose peers do not fit (made with --legacy-peer-deps or
+        # --force) and then fails on something else: the conflict is the cause.
+        return NpmFailure(
+            f"the lockfile holds a peer conflict ({overridden.text}) that npm ci does not accept; then {cause}",
+            peer_fix(overridden),
+        )
+    return NpmFailure(cause, "fix the cause above (a failing install script: see its output above), then re-run the deploy")
 
 
 def _node_version() -> str:
@@ -109,14 +197,11 @@ def _npm_ci(app_dir: Path, timeout: float) -> None:
     )
     if result.ok:
         return
-    summary = f"npm ci in {shown(app_dir, quote=False)} exited {result.returncode}: {_last_lines(result.output)}"
+    failure = explain_npm_failure(result.output)
+    summary = f"npm ci in {shown(app_dir, quote=False)} exited {result.returncode}: {failure.cause}"
     if npm_failure_is_transient(result.output):
         raise TransientError(summary, hint="the npm registry or the network kept failing; re-run the deploy")
-    raise PermanentError(
-        summary,
-        hint="fix the cause above (package.json and package-lock.json out of sync: run npm install "
-        "locally and commit the lockfile; a failing install script: see its output)",
-    )
+    raise PermanentError(summary, hint=failure.hint)
 
 
 def ensure_installed(

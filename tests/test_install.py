@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.install import MARKER, ensure_installed, npm_failure_is_transient, read_marker
+from steps.install import MARKER, ensure_installed, explain_npm_failure, npm_failure_is_transient, read_marker
 from steps.runtime import PermanentError
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
@@ -203,3 +204,104 @@ def test_registry_5xx_is_retried(workspace: Path, tmp_path: Path):
     assert result["installed"] is True
     assert "npm ci: attempt 1 of 3 failed" in err and "E503" in err
     assert json.loads((workspace / "node_modules" / "tinydep" / "package.json").read_text())["name"] == "tinydep"
+
+
+# --- the cause of a failed install, not npm's closing lines ---------------------------------------
+
+# npm 11.19 `npm ci`, package.json gained fx-extra (peer fx-host ^2) after the lockfile was made.
+ERESOLVE = """npm error code ERESOLVE
+npm error ERESOLVE unable to resolve dependency tree
+npm error
+npm error While resolving: s@0.0.0
+npm error Found: fx-host@1.0.0
+npm error node_modules/fx-host
+npm error   fx-host@"file:vendor/fx-host-1.0.0.tgz" from the root project
+npm error
+npm error Could not resolve dependency:
+npm error peer fx-host@"^2.0.0" from fx-extra@1.0.0
+npm error node_modules/fx-extra
+npm error   fx-extra@"file:vendor/fx-plugin-1.0.0.tgz" from the root project
+npm error
+npm error Fix the upstream dependency conflict, or retry this command with --force or --legacy-peer-deps to accept an incorrect (and potentially broken) dependency resolution.
+npm error
+npm error
+npm error For a full report see:
+npm error /root/.npm/_logs/2026-11-30T01_27_45_778Z-eresolve-report.txt
+npm error A complete log of this run can be found in: /root/.npm/_logs/2026-11-30T01_27_45_778Z-debug-0.log
+"""
+
+
+def test_eresolve_names_the_peer_conflict_and_its_fix():
+    failure = explain_npm_failure(ERESOLVE)
+    assert failure.cause == "ERESOLVE: fx-extra@1.0.0 requires peer fx-host@^2.0.0, but fx-host@1.0.0 is in the tree"
+    assert "a fx-host that satisfies ^2.0.0, or a version of fx-extra whose peer range accepts fx-host@1.0.0" in failure.hint
+    assert "legacy-peer-deps=true in the workspace root's .npmrc" in failure.hint and "npm ci" in failure.hint
+    assert "_logs" not in failure.cause + failure.hint
+
+
+def test_other_npm_failures_keep_their_own_message():
+    failure = explain_npm_failure(
+        "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope - Not found\n"
+        "npm error A complete log of this run can be found in: /root/.npm/_logs/x-debug-0.log\n"
+    )
+    assert failure.cause == "E404: 404 Not Found - GET https://registry.npmjs.org/nope - Not found"
+    assert "legacy-peer-deps" not in failure.hint
+
+
+def _pack(source: Path, name: str, version: str, **fields: object) -> str:
+    package = source / name
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": name, "version": version, **fields}))
+    subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(source)], cwd=package, check=True,
+                   capture_output=True, timeout=120)
+    return f"file:vendor/{name}-{version}.tgz"
+
+
+@pytest.fixture
+def peer_conflict_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict]:
+    """An app whose lockfile predates a dependency with a peer conflict: local tarballs, no registry."""
+    # Offline: npm must never reach for the registry (it would, to re-resolve a conflict).
+    monkeypatch.setenv("npm_config_offline", "true")
+    app = tmp_path / "app"
+    vendor = app / "vendor"
+    vendor.mkdir(parents=True)
+    host = _pack(vendor, "fx-host", "1.0.0")
+    plugin = _pack(vendor, "fx-plugin", "1.0.0", peerDependencies={"fx-host": "^2.0.0"})
+    package = {"name": "peer-app", "version": "0.0.0", "private": True, "dependencies": {"fx-host": host}}
+    (app / "package.json").write_text(json.dumps(package))
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=app, check=True, capture_output=True, timeout=120)
+    package["dependencies"]["fx-plugin"] = plugin
+    (app / "package.json").write_text(json.dumps(package))
+    return app, package
+
+
+@pytest.mark.slow
+def test_npm_ci_eresolve_is_the_failure_line(peer_conflict_app):
+    app, _ = peer_conflict_app
+    code, _, err = finish(run_install(app))
+    assert code == 1
+    line = next(line for line in err.splitlines() if line.startswith("FAILED install:"))
+    assert "ERESOLVE: fx-plugin@1.0.0 requires peer fx-host@^2.0.0, but fx-host@1.0.0 is in the tree" in line
+    assert "For a full report" not in line and "_logs" not in line
+    assert "legacy-peer-deps=true in the workspace root's .npmrc" in line
+    assert "run npm install locally and commit the lockfile" not in line
+    assert err.count("npm ci: running") == 1
+
+
+@pytest.mark.slow
+def test_legacy_peer_deps_lockfile_is_named_and_the_npmrc_fix_works(peer_conflict_app):
+    app, _ = peer_conflict_app
+    # What the old hint led to: npm install --legacy-peer-deps, lockfile committed, npm ci in CI.
+    subprocess.run(["npm", "install", "--legacy-peer-deps", "--no-audit", "--no-fund"], cwd=app, check=True,
+                   capture_output=True, timeout=120)
+    shutil.rmtree(app / "node_modules")
+    code, _, err = finish(run_install(app))
+    assert code == 1
+    line = next(line for line in err.splitlines() if line.startswith("FAILED install:"))
+    assert "the lockfile holds a peer conflict (fx-plugin@1.0.0 requires peer fx-host@^2.0.0, but fx-host@1.0.0" in line
+    assert "that npm ci does not accept" in line
+    # The hint's second way, taken: the setting in .npmrc, which npm ci reads too.
+    (app / ".npmrc").write_text("legacy-peer-deps=true\n")
+    code, result, err = finish(run_install(app))
+    assert code == 0 and result["installed"] is True, err[-2000:]
+    assert (app / "node_modules" / "fx-plugin" / "package.json").is_file()
