@@ -41,6 +41,18 @@ get the configured headers for an allowed origin and lose any `access-control-*`
 function set (the URL's configuration takes precedence, as AWS documents). A disallowed origin
 gets no `access-control-allow-origin` at all. Without `Cors`, responses pass through untouched.
 
+Lambda's Invoke API, `POST /2015-03-31/functions/{name}/invocations[?Qualifier=Q]`, is served too:
+moto_server can only invoke through Docker, so sandbox/moto_server.py forwards Invoke here (the
+runtime registers itself with it on start), and boto3's `lambda.invoke` against moto runs the
+stored code of the version `Qualifier` names (a number, `$LATEST`, an alias, weights honoured; or
+a qualified ARN) on the same warm containers. The payload is the event as given; the answer is
+the handler's result as JSON with `X-Amz-Executed-Version`, or, when it threw, could not load or
+timed out, 200 with `X-Amz-Function-Error: Unhandled` and `{"errorType", "errorMessage", "trace"}`.
+`X-Amz-Log-Type: Tail` adds `X-Amz-Log-Result`: the invocation's log (what the handler printed,
+init included when this invocation started the container) as base64, its last 4 KB, like
+CloudWatch's. `InvocationType` Event (202, run in the background) and DryRun (204) are honoured.
+An unknown function, version or alias is 404 ResourceNotFoundException.
+
 One log line per invocation (function, qualifier, version, status, ms, method and path without the
 query) to `log_path` or stderr; request headers, query strings and environment values are never
 logged. The handler's own output is logged as `[function:version] ...` lines.
@@ -51,6 +63,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import collections
 import contextlib
 import errno
 import hashlib
@@ -84,12 +97,18 @@ import requests
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.mjs")
 CODE_ROUTE = "/_sandbox/lambda-code"  # sandbox/moto_server.py
+RUNTIME_ROUTE = "/_sandbox/lambda-runtime"  # sandbox/moto_server.py
 DEFAULT_REGION = "us-east-1"
 DUMMY_KEY_ID, DUMMY_SECRET = "testing", "testing"  # noqa: S105 - moto's dummy credentials
 MAX_WORKERS = 4  # warm containers per function version
 INIT_TIMEOUT = 10.0  # Lambda's own limit for the init phase
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 INTERNAL_ERROR = {"Message": "Internal Server Error"}
+LOG_LINES_KEPT = 200  # per container, for Invoke's LogType=Tail
+LOG_TAIL_BYTES = 4096  # what Invoke's X-Amz-Log-Result holds at most, as on Lambda
+# The Invoke API (POST /2015-03-31/functions/{name}/invocations), served here because moto_server
+# needs Docker for it; sandbox/moto_server.py forwards it to this runtime.
+INVOKE_PREFIX, INVOKE_SUFFIX = "/2015-03-31/functions/", "/invocations"
 FORBIDDEN = {"Message": "Forbidden"}
 # Request bodies of these types reach the handler as text; any other body is base64, as AWS does.
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/graphql")
@@ -107,7 +126,15 @@ class Refused(Exception):
 
 
 class InvokeFailed(Exception):
-    """The function threw, crashed, timed out or could not start: the caller answers 502."""
+    """The function threw, crashed, timed out or could not start: a function URL answers 502, the
+    Invoke API 200 with `X-Amz-Function-Error: Unhandled` and `error` as the payload."""
+
+    def __init__(self, message: str, *, error_type: str = "Runtime.Error", error_message: str | None = None,
+                 trace: list[str] | None = None, log_lines: list[str] | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.error = {"errorType": error_type, "errorMessage": error_message if error_message is not None else message,
+                      "trace": list(trace or [])}  # fmt: skip
+        self.log_lines = list(log_lines or [])
 
 
 @dataclass(frozen=True)
@@ -233,8 +260,40 @@ class Worker:
         self._buffer = bytearray()
         self._seq = 0
         label = f"[{target.function}:{target.version}]"
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=_pump, args=(stream, label), daemon=True).start()
+        # What the handler printed, newest last (CloudWatch's role): an Invoke with LogType=Tail
+        # hands back the lines of its own invocation, an init failure those of the init.
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.lines_seen = 0
+        self._pumps = [
+            threading.Thread(target=_pump, args=(stream, label, self._line), daemon=True)
+            for stream in (self.proc.stdout, self.proc.stderr)
+        ]
+        for pump in self._pumps:
+            pump.start()
+
+    def _line(self, text: str) -> None:
+        self.lines.append(text)
+        self.lines_seen += 1
+
+    def lines_since(self, mark: int) -> list[str]:
+        """The lines printed after `lines_seen` was `mark` (as many as are still kept)."""
+        new = self.lines_seen - mark
+        return list(self.lines)[-new:] if new > 0 else []
+
+    def settle(self, quiet: float = 0.03, limit: float = 0.3) -> None:
+        """Wait until the handler's output has been read (no new line for `quiet` seconds): its
+        stdout/stderr travel on other pipes than its answer and may arrive a moment later."""
+        deadline = time.monotonic() + limit
+        seen = self.lines_seen
+        while time.monotonic() < deadline:
+            if not self.alive:
+                for pump in self._pumps:
+                    pump.join(max(0.0, deadline - time.monotonic()))
+                return
+            time.sleep(quiet)
+            if self.lines_seen == seen:
+                return
+            seen = self.lines_seen
 
     def _write(self, data: bytes, deadline: float) -> None:
         fd, view = self._stdin.fileno(), memoryview(data)
@@ -269,18 +328,33 @@ class Worker:
             message = self._message(time.monotonic() + INIT_TIMEOUT)
         except TimeoutError:
             self.kill()
-            raise InvokeFailed(f"init did not finish within {INIT_TIMEOUT:.0f}s") from None
+            raise InvokeFailed(f"init did not finish within {INIT_TIMEOUT:.0f}s", error_type="Runtime.InitTimeout",
+                               log_lines=self._final_lines()) from None  # fmt: skip
         except EOFError:
             self.kill()
-            raise InvokeFailed(f"node exited during init ({self.proc.poll()})") from None
+            raise InvokeFailed(f"node exited during init ({self.proc.poll()})", error_type="Runtime.ExitError",
+                               log_lines=self._final_lines()) from None  # fmt: skip
         if message.get("type") != "ready":
             self.kill()
             error = message.get("error") or {}
-            raise InvokeFailed(f"init failed: {error.get('errorType')}: {error.get('errorMessage')}")
+            raise InvokeFailed(
+                f"init failed: {error.get('errorType')}: {error.get('errorMessage')}",
+                error_type=str(error.get("errorType") or "Runtime.InitError"),
+                error_message=str(error.get("errorMessage")),
+                trace=[str(line) for line in error.get("stack") or []],
+                log_lines=self._final_lines(),
+            )
+
+    def _final_lines(self) -> list[str]:
+        """Everything a dead container printed (its pumps have read to the end)."""
+        for pump in self._pumps:
+            pump.join(1.0)
+        return list(self.lines)
 
     def invoke(self, event: dict[str, Any], context: dict[str, Any], timeout: float) -> Any:
         """The handler's result, or InvokeFailed (the process is killed unless the handler just threw)."""
         self._seq += 1
+        mark = self.lines_seen
         deadline = time.monotonic() + timeout
         request = {"id": self._seq, "event": event, "context": {**context, "deadlineMs": int(time.time() * 1000 + timeout * 1000)}}
         try:
@@ -288,10 +362,12 @@ class Worker:
             message = self._message(deadline)
         except TimeoutError:
             self.kill()
-            raise InvokeFailed(f"Task timed out after {timeout:.2f} seconds") from None
+            raise InvokeFailed(f"Task timed out after {timeout:.2f} seconds", error_type="Sandbox.Timedout",
+                               log_lines=self.lines_since(mark)) from None  # fmt: skip
         except (EOFError, BrokenPipeError, OSError, ValueError) as exc:
             self.kill()
-            raise InvokeFailed(f"Runtime exited ({self.proc.poll()}): {type(exc).__name__}") from None
+            raise InvokeFailed(f"Runtime exited ({self.proc.poll()}): {type(exc).__name__}", error_type="Runtime.ExitError",
+                               log_lines=self._final_lines()[-max(1, self.lines_seen - mark):]) from None  # fmt: skip
         finally:
             self.last_used = time.monotonic()
         if message.get("id") != self._seq:
@@ -299,7 +375,14 @@ class Worker:
             raise InvokeFailed("the runtime answered another invocation")
         if not message.get("ok"):
             error = message.get("error") or {}
-            raise InvokeFailed(f"{error.get('errorType')}: {error.get('errorMessage')}")
+            self.settle()
+            raise InvokeFailed(
+                f"{error.get('errorType')}: {error.get('errorMessage')}",
+                error_type=str(error.get("errorType") or "Error"),
+                error_message=str(error.get("errorMessage")),
+                trace=[str(line) for line in error.get("stack") or []],
+                log_lines=self.lines_since(mark),
+            )
         return message.get("result")
 
     @property
@@ -319,11 +402,13 @@ class Worker:
         self._fd = -1
 
 
-def _pump(stream: Any, label: str) -> None:
+def _pump(stream: Any, label: str, keep: Callable[[str], None]) -> None:
     """The handler's stdout/stderr into the log, line by line (CloudWatch's role)."""
     with contextlib.suppress(ValueError, OSError):
         for raw in iter(stream.readline, b""):
-            log.info("%s %s", label, raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            keep(line)
+            log.info("%s %s", label, line)
 
 
 class WorkerPool:
@@ -608,9 +693,23 @@ class LambdaRuntime:
             thread.start()
             self._threads.append(thread)
         log.info("lambda runtime listening on %s (moto %s)", self.url, self.aws_endpoint)
+        self._register(True)
         return self.url
 
+    def _register(self, up: bool) -> None:
+        """Tell sandbox/moto_server.py where to forward Invoke calls (best effort: a plain
+        moto_server has no such route, and only function URLs are served then)."""
+        try:
+            call = requests.put if up else requests.delete
+            answer = call(f"{self.aws_endpoint}{RUNTIME_ROUTE}", data=self.url, timeout=5)
+            if answer.status_code != 204:
+                log.info("moto at %s does not forward Invoke here (%s answered %s)", self.aws_endpoint, RUNTIME_ROUTE, answer.status_code)
+        except requests.RequestException as exc:
+            log.info("could not reach moto at %s to register for Invoke: %s", self.aws_endpoint, type(exc).__name__)
+
     def stop(self) -> None:
+        if self._server is not None:
+            self._register(False)
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
@@ -653,21 +752,35 @@ class LambdaRuntime:
     # moto ------------------------------------------------------------------------------------------
     def resolve(self, function: str, qualifier: str) -> tuple[dict[str, Any], Target]:
         """(function URL config, Target) from moto, or Refused."""
+        try:
+            url_config = self._lambda.get_function_url_config(FunctionName=function, Qualifier=qualifier)
+        except botocore.exceptions.ClientError as exc:
+            raise self._refusal(exc, function, qualifier, FORBIDDEN) from None
+        except (botocore.exceptions.BotoCoreError, requests.RequestException) as exc:
+            raise Refused(502, INTERNAL_ERROR, f"moto at {self.aws_endpoint} unreachable: {type(exc).__name__}") from None
+        return url_config, self.target(function, qualifier)
+
+    def _refusal(self, exc: botocore.exceptions.ClientError, function: str, qualifier: str,
+                 not_found: dict[str, str]) -> Refused:  # fmt: skip
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceNotFoundException", "404", "InvalidParameterValueException", "ValidationException"):
+            status = 403 if not_found is FORBIDDEN else 404
+            return Refused(status, not_found, f"{function}:{qualifier}: {code}")
+        return Refused(502, INTERNAL_ERROR, f"moto answered {code} for {function}:{qualifier}")
+
+    def target(self, function: str, qualifier: str, *, not_found: dict[str, str] = FORBIDDEN) -> Target:
+        """The version `qualifier` ($LATEST, a number, an alias: weighted by its routing) runs, or Refused."""
         lam = self._lambda
         try:
-            url_config = lam.get_function_url_config(FunctionName=function, Qualifier=qualifier)
             version = qualifier
             if qualifier != "$LATEST" and not qualifier.isdigit():
                 version = pick_version(lam.get_alias(FunctionName=function, Name=qualifier))
             config = lam.get_function(FunctionName=function, Qualifier=version)["Configuration"]
         except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ResourceNotFoundException", "404", "InvalidParameterValueException", "ValidationException"):
-                raise Refused(403, FORBIDDEN, f"{function}:{qualifier}: {code}") from None
-            raise Refused(502, INTERNAL_ERROR, f"moto answered {code} for {function}:{qualifier}") from None
+            raise self._refusal(exc, function, qualifier, not_found) from None
         except (botocore.exceptions.BotoCoreError, requests.RequestException) as exc:
             raise Refused(502, INTERNAL_ERROR, f"moto at {self.aws_endpoint} unreachable: {type(exc).__name__}") from None
-        target = Target(
+        return Target(
             function=function,
             qualifier=qualifier,
             version=str(config.get("Version") or version),
@@ -679,7 +792,6 @@ class LambdaRuntime:
             environment=dict((config.get("Environment") or {}).get("Variables") or {}),
             code_sha256=config.get("CodeSha256") or "",
         )
-        return url_config, target
 
     def _fetch_code(self, target: Target) -> bytes:
         params = {"function": target.function, "qualifier": target.version, "region": self.region, "account": target.account}
@@ -732,15 +844,98 @@ class LambdaRuntime:
 
     def invoke(self, target: Target, event: dict[str, Any]) -> HttpResponse:
         """Run the handler on a warm container and map its result; InvokeFailed -> the caller's 502."""
+        result, _ = self.run(target, event, event["requestContext"]["requestId"])
+        return map_result(result)
+
+    def run(self, target: Target, event: Any, request_id: str, *, tail: bool = False) -> tuple[Any, list[str]]:
+        """(the handler's result, the lines it printed when `tail`), or InvokeFailed."""
         if not target.runtime.startswith("nodejs"):
             raise InvokeFailed(f"runtime {target.runtime!r} is not served here (nodejs* only)")
         if self.pool is None:
             raise RuntimeError("the runtime is not started")
         unqualified = ":".join(target.arn.split(":")[:7])
-        context = {"awsRequestId": event["requestContext"]["requestId"], "invokedFunctionArn": f"{unqualified}:{target.qualifier}"}
+        context = {"awsRequestId": request_id, "invokedFunctionArn": f"{unqualified}:{target.qualifier}"}
         with self.pool.worker(target) as worker:
+            mark = worker.lines_seen
             result = worker.invoke(event, context, target.timeout)
-        return map_result(result)
+            if tail:
+                worker.settle()
+            return result, worker.lines_since(mark) if tail else []
+
+    def invoke_api(self, function: str, qualifier: str, payload: bytes, headers: Any, request_id: str) -> HttpResponse:
+        """Lambda's Invoke: the handler's result as the payload (RequestResponse), 202 (Event) or
+        204 (DryRun); a function error is 200 with X-Amz-Function-Error and the error as payload."""
+        function, qualifier = split_function(function, qualifier)
+        invocation_type = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+            return api_error(400, "InvalidParameterValueException", f"Invalid invocation type {invocation_type[:40]!r}")
+        try:
+            event = json.loads(payload) if payload.strip() else {}
+        except ValueError:
+            return api_error(400, "InvalidRequestContentException", "Could not parse request body into json")
+        try:
+            target = self.target(function, qualifier, not_found={"Message": "not found"})
+        except Refused as refused:
+            if refused.status == 404:
+                return api_error(404, "ResourceNotFoundException", f"Function not found: {function}:{qualifier}")
+            raise
+        executed = [("x-amz-executed-version", target.version)]
+        if invocation_type == "DryRun":
+            return HttpResponse(204, executed, b"")
+        if invocation_type == "Event":
+            threading.Thread(target=self._run_logged, args=(target, event, request_id), daemon=True).start()
+            return HttpResponse(202, [], b"")
+        tail = (headers.get("X-Amz-Log-Type") or "None") == "Tail"
+        started = time.monotonic()
+        try:
+            result, lines = self.run(target, event, request_id, tail=tail)
+            status, extra, body = 200, [], json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
+        except InvokeFailed as failed:
+            log.info("error function=%s version=%s: %s", target.function, target.version, failed)
+            lines = failed.log_lines
+            status, extra, body = 200, [("x-amz-function-error", "Unhandled")], json.dumps(failed.error).encode()
+        if tail:
+            extra.append(("x-amz-log-result", log_result(request_id, target.version, lines, time.monotonic() - started)))
+        return HttpResponse(status, [("content-type", "application/json"), *executed, *extra], body)
+
+    def _run_logged(self, target: Target, event: Any, request_id: str) -> None:
+        try:
+            self.run(target, event, request_id)
+        except InvokeFailed as failed:
+            log.info("error function=%s version=%s (async): %s", target.function, target.version, failed)
+
+
+def split_function(function: str, qualifier: str) -> tuple[str, str]:
+    """(name, qualifier) of Invoke's FunctionName (a name, `name:qualifier`, a partial or full
+    ARN) and its `Qualifier` parameter; a qualifier in both must agree (Lambda's rule)."""
+    parts = function.split(":")
+    if len(parts) >= 7 and parts[0] == "arn":  # arn:aws:lambda:region:account:function:name[:q]
+        parts = parts[6:]
+    elif len(parts) >= 3 and parts[1] == "function":  # account:function:name[:q]
+        parts = parts[2:]
+    name = parts[0]
+    inline = parts[1] if len(parts) > 1 else ""
+    if inline and qualifier and inline != qualifier:
+        raise Refused(400, {"Message": "The derived qualifier from the function name does not match the specified qualifier."},
+                      "qualifier mismatch")  # fmt: skip
+    return name, inline or qualifier or "$LATEST"
+
+
+def api_error(status: int, code: str, message: str) -> HttpResponse:
+    """A Lambda API error as botocore parses it (the type in x-amzn-errortype and the body)."""
+    body = json.dumps({"Type": "User", "message": message, "__type": code}).encode()
+    return HttpResponse(status, [("content-type", "application/json"), ("x-amzn-errortype", code)], body)
+
+
+def log_result(request_id: str, version: str, lines: list[str], seconds: float) -> str:
+    """X-Amz-Log-Result: the invocation's log as CloudWatch would hold it, its last 4 KB, base64."""
+    text = "\n".join([
+        f"START RequestId: {request_id} Version: {version}",
+        *lines,
+        f"END RequestId: {request_id}",
+        f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms",
+    ]) + "\n"  # fmt: skip
+    return base64.b64encode(text.encode()[-LOG_TAIL_BYTES:]).decode()
 
 
 def pick_version(alias: dict[str, Any]) -> str:
@@ -765,6 +960,9 @@ def _handler_class(runtime: LambdaRuntime) -> type[BaseHTTPRequestHandler]:
             started = time.monotonic()
             request_id = str(uuid.uuid4())
             parts = urllib.parse.urlsplit(self.path)
+            if self.command == "POST" and parts.path.startswith(INVOKE_PREFIX) and parts.path.endswith(INVOKE_SUFFIX):
+                self._serve_invoke(parts, request_id, started)
+                return
             segments = parts.path.lstrip("/").split("/", 2)
             function = urllib.parse.unquote(segments[0]) if segments[0] else ""
             qualifier = urllib.parse.unquote(segments[1]) if len(segments) > 1 else ""
@@ -808,6 +1006,23 @@ def _handler_class(runtime: LambdaRuntime) -> type[BaseHTTPRequestHandler]:
             self._send(response)
             log.info("%s function=%s qualifier=%s version=%s status=%s ms=%d %s %s", kind, function, qualifier, version,
                      response.status, (time.monotonic() - started) * 1000, self.command, parts.path)  # fmt: skip
+
+        def _serve_invoke(self, parts: urllib.parse.SplitResult, request_id: str, started: float) -> None:
+            function = urllib.parse.unquote(parts.path[len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)])
+            qualifier = (urllib.parse.parse_qs(parts.query).get("Qualifier") or [""])[0]
+            try:
+                response = runtime.invoke_api(function, qualifier, self._body(), self.headers, request_id)
+            except Refused as refused:
+                log.info("refused invoke function=%s qualifier=%s: %s", function, qualifier, refused.reason)
+                response = _json_response(refused.status, refused.body)
+            except Exception:  # a bug of ours must still answer
+                log.exception("runtime error (invoke) function=%s", function)
+                response = api_error(500, "ServiceException", "the local Lambda runtime failed (see its log)")
+            response.headers.append(("x-amzn-requestid", request_id))
+            self._send(response)
+            log.info("api-invoke function=%s qualifier=%s status=%s error=%s ms=%d", function, qualifier or "$LATEST",
+                     response.status, dict(response.headers).get("x-amz-function-error", "-"),
+                     (time.monotonic() - started) * 1000)  # fmt: skip
 
         def _body(self) -> bytes:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

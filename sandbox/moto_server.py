@@ -19,6 +19,19 @@ hands it back. GetFunction's `Code.Location` names a bucket that does not exist
 Invoke needs Docker. So sandbox/lambda_runtime.py fetches code here, checks it against CodeSha256,
 and cannot serve functions of a plain moto_server.
 
+And Lambda's Invoke (`POST /2015-03-31/functions/{name}/invocations`), which moto_server can
+only serve by starting Docker: it is forwarded, as it came, to the local Lambda runtime
+(sandbox/lambda_runtime.py), which runs the stored code of the version under node. The runtime
+registers itself when it starts and leaves when it stops:
+
+    PUT /_sandbox/lambda-runtime     body: the runtime's base URL   -> 204
+    DELETE /_sandbox/lambda-runtime  body: the same URL             -> 204 (only that one leaves)
+
+The newest registered runtime serves; when it leaves, the one registered before it does again.
+
+Without a registered runtime, Invoke answers 502 ServiceException saying so (moto's own Docker
+path is never tried).
+
 Each published version keeps its own bytes: moto publishes by copying `$LATEST` and an update
 replaces `$LATEST`'s `code_bytes`/`code_sha_256` attributes rather than mutating them.
 """
@@ -41,6 +54,16 @@ import requests
 from moto.core import DEFAULT_ACCOUNT_ID
 
 CODE_PATH = "/_sandbox/lambda-code"
+RUNTIME_PATH = "/_sandbox/lambda-runtime"
+INVOKE_PREFIX, INVOKE_SUFFIX = "/2015-03-31/functions/", "/invocations"
+# Lambda's own limit for a synchronous invocation is 15 minutes; the runtime kills a handler at its timeout.
+INVOKE_TIMEOUT = 15 * 60 + 30
+FORWARDED_HEADERS = (
+    ("Content-Type", "CONTENT_TYPE"),
+    ("X-Amz-Invocation-Type", "HTTP_X_AMZ_INVOCATION_TYPE"),
+    ("X-Amz-Log-Type", "HTTP_X_AMZ_LOG_TYPE"),
+    ("X-Amz-Client-Context", "HTTP_X_AMZ_CLIENT_CONTEXT"),
+)
 START_TIMEOUT = 60.0
 
 StartResponse = Callable[..., Any]
@@ -85,13 +108,53 @@ def serve_code(environ: dict[str, Any], start_response: StartResponse) -> Iterab
     return _reply(start_response, "200 OK", bytes(code), headers)
 
 
+def _request_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
 class SandboxApplication(moto.server.DomainDispatcherApplication):
-    """moto's WSGI dispatcher, with CODE_PATH answered before any service sees the request."""
+    """moto's WSGI dispatcher, with CODE_PATH, RUNTIME_PATH and Invoke answered before any service
+    sees the request."""
+
+    # Registered runtimes, newest last: the newest serves; when it leaves, the one before it does.
+    runtimes: tuple[str, ...] = ()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
-        if environ.get("PATH_INFO") == CODE_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        path, method = environ.get("PATH_INFO") or "", environ.get("REQUEST_METHOD")
+        if path == CODE_PATH and method in ("GET", "HEAD"):
             return serve_code(environ, start_response)
+        if path == RUNTIME_PATH and method in ("PUT", "DELETE"):
+            url = _request_body(environ).decode().strip()
+            others = tuple(u for u in self.runtimes if u != url)
+            self.runtimes = (*others, url) if method == "PUT" else others
+            return _reply(start_response, "204 No Content", b"", [])
+        if method == "POST" and path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX):
+            return self._forward_invoke(environ, start_response)
         return super().__call__(environ, start_response)
+
+    def _forward_invoke(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not self.runtimes:
+            return _service_error(start_response, "no local Lambda runtime is registered to run Invoke "
+                                                  "(start sandbox.lambda_runtime against this moto)")  # fmt: skip
+        query = environ.get("QUERY_STRING") or ""
+        headers = {name: environ[key] for name, key in FORWARDED_HEADERS if environ.get(key)}
+        # PATH_INFO is percent-decoded (an ARN's colons, `$LATEST`): quoted again to forward.
+        try:
+            answer = requests.post(
+                f"{self.runtimes[-1]}{urllib.parse.quote(environ.get('PATH_INFO') or '')}" + (f"?{query}" if query else ""),
+                data=_request_body(environ), headers=headers, timeout=INVOKE_TIMEOUT,
+            )  # fmt: skip
+        except requests.RequestException as exc:
+            return _service_error(start_response, f"the local Lambda runtime at {self.runtimes[-1]} did not answer: {type(exc).__name__}")
+        kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        return _reply(start_response, f"{answer.status_code} {answer.reason}", answer.content, kept)
+
+
+def _service_error(start_response: StartResponse, message: str) -> list[bytes]:
+    body = json.dumps({"Type": "Service", "message": message}).encode()
+    headers = [("Content-Type", "application/json"), ("x-amzn-errortype", "ServiceException")]
+    return _reply(start_response, "502 Bad Gateway", body, headers)
 
 
 def spawn(

@@ -445,6 +445,89 @@ def test_failures_answer_502_like_a_function_url(runtime, lam, role):
     assert requests.get(url(runtime, "echo-bad-handler"), timeout=30).status_code == 502
 
 
+# ------------------------------------------------------------------------------ the Invoke API
+def invoke(lam: Any, fn: str, qualifier: str | None = None, event: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Lambda's Invoke through moto (which forwards it to the runtime), payload decoded."""
+    extra = {"Qualifier": qualifier} if qualifier else {}
+    answer = lam.invoke(FunctionName=fn, Payload=json.dumps(event if event is not None else {}).encode(), **extra, **kwargs)
+    answer["Payload"] = answer["Payload"].read()
+    return answer
+
+
+THROWS_ON_LOAD = """
+console.log('loading the bundle');
+throw new Error('JWKS_URL is not set');
+"""
+
+
+def test_invoke_runs_the_code_of_the_version_it_names(runtime, lam, role):
+    fn = "echo-invoke"
+    deploy(lam, role, fn, echo_zip("v1-code"))
+    lam.publish_version(FunctionName=fn)
+    lam.update_function_code(FunctionName=fn, ZipFile=echo_zip("v2-code"))
+    lam.publish_version(FunctionName=fn)
+    lam.update_function_code(FunctionName=fn, ZipFile=echo_zip("latest-code"))
+    lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
+    plain = {"rawPath": "/plain"}
+
+    for qualifier, label, version in (("1", "v1-code", "1"), ("2", "v2-code", "2"), ("live", "v1-code", "1"),
+                                      ("$LATEST", "latest-code", "$LATEST"), (None, "latest-code", "$LATEST")):  # fmt: skip
+        answer = invoke(lam, fn, qualifier, plain)
+        assert answer["StatusCode"] == 200 and "FunctionError" not in answer, answer
+        assert json.loads(answer["Payload"]) == {"plain": True, "label": label}, qualifier
+        assert answer["ExecutedVersion"] == version
+    # A qualified ARN names the version as well.
+    arn = lam.get_function_configuration(FunctionName=fn, Qualifier="2")["FunctionArn"]
+    assert json.loads(invoke(lam, arn, None, plain)["Payload"])["label"] == "v2-code"
+
+    # The alias's routing config is honoured by Invoke as by the function URL.
+    lam.update_alias(FunctionName=fn, Name="live", FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    labels = {json.loads(invoke(lam, fn, "live", plain)["Payload"])["label"] for _ in range(40)}
+    assert labels == {"v1-code", "v2-code"}
+
+    # The payload is the event, as given; the context names the invoked qualifier.
+    echoed = json.loads(invoke(lam, fn, "2", {"rawPath": "/", "custom": [1, 2]})["Payload"])
+    body = json.loads(echoed["body"])
+    assert body["event"] == {"rawPath": "/", "custom": [1, 2]} and body["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "2"
+
+    dry = lam.invoke(FunctionName=fn, Qualifier="2", InvocationType="DryRun")
+    assert dry["StatusCode"] == 204
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName="no-such-function", Payload=b"{}")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName=fn, Qualifier="99", Payload=b"{}")
+
+
+def test_invoke_reports_function_errors_with_their_log(runtime, lam, role):
+    fn = "echo-invoke-errors"
+    deploy(lam, role, fn, echo_zip("errors"))
+    thrown = invoke(lam, fn, None, {"rawPath": "/throw"}, LogType="Tail")
+    assert thrown["StatusCode"] == 200 and thrown["FunctionError"] == "Unhandled"
+    error = json.loads(thrown["Payload"])
+    assert error["errorType"] == "Error" and error["errorMessage"] == "failing on purpose"
+    tail = base64.b64decode(thrown["LogResult"]).decode()
+    assert tail.startswith("START RequestId: ") and "failing on purpose" in tail and "END RequestId" in tail
+
+    # A bundle that throws on load: the init error and what it printed before.
+    lam.update_function_code(FunctionName=fn, ZipFile=_zip({"index.js": THROWS_ON_LOAD}))
+    broken = lam.publish_version(FunctionName=fn)["Version"]
+    answer = invoke(lam, fn, broken, {"rawPath": "/health"}, LogType="Tail")
+    assert answer["FunctionError"] == "Unhandled" and answer["ExecutedVersion"] == broken
+    assert "JWKS_URL is not set" in json.loads(answer["Payload"])["errorMessage"]
+    tail = base64.b64decode(answer["LogResult"]).decode()
+    assert "loading the bundle" in tail and "JWKS_URL is not set" in tail
+    # Without LogType=Tail there is no log.
+    assert "LogResult" not in invoke(lam, fn, broken, {})
+
+
+def _zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
 def test_concurrent_requests_share_at_most_max_workers_warm_containers(runtime, lam, role):
     fn = "echo-concurrent"
     deploy(lam, role, fn, echo_zip("busy"))

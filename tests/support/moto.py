@@ -13,7 +13,8 @@ URL and stops the whole group afterwards.
 environment (profiles, real keys) and sets dummy credentials, so nothing can reach real AWS.
 
 moto enforces no IAM and lets an aliased version be deleted (FACTS.md): tests assert those rules
-themselves. Lambda `invoke` needs Docker: never invoke.
+themselves. Lambda `invoke` needs Docker in moto: sandbox/moto_server.py forwards it to a
+registered sandbox.lambda_runtime (start one to invoke; without one, Invoke answers 502).
 """
 
 from __future__ import annotations
