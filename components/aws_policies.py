@@ -338,6 +338,15 @@ def _lambda_access(scope: DeployScope, stacks: str) -> list[dict]:
     ]
 
 
+def _pre_traffic_invoke(scope: DeployScope) -> dict:
+    """prod's pre-traffic check (steps.promote) invokes a published version before `stable` moves
+    to it: Invoke on qualified ARNs only (`:N`; IAM cannot tell a version from an alias), never the
+    unqualified function, and only prod's. The canary moves `stable`'s routing config with the
+    UpdateAlias/GetAlias that ApiFunctions already grants."""
+    function = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_name(scope.project, PROD_STACK)}"
+    return {"Sid": "PreTrafficCheck", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": f"{function}:*"}
+
+
 def _identity(*, wildcard_actions: list[str]) -> dict:
     return {
         "Sid": "NoResourceLevelPermissions",
@@ -444,6 +453,7 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
     return _document(
         *_state_access(scope, PROD_STACK),
         *_lambda_access(scope, PROD_STACK),
+        _pre_traffic_invoke(scope),
         _lease_access(scope, PROD_STACK),
         {
             "Sid": "FoundationBuckets",

@@ -1,9 +1,12 @@
 """The API (phase 4): the Lambda bundle, the function, and how requests reach it.
 
-prod publishes a version on every code or configuration change and moves the alias `stable` to it
-(or to `pinnedVersion`, the rollback switch), serves its function URL on the alias and verifies the
-alias afterwards (old versions are pruned after the final checks, `pipeline.checks`). A preview runs its own function on `$LATEST`: nothing
-is published, and `pulumi destroy` removes the function and everything under it.
+prod publishes a version on every code or configuration change, proves it before any traffic
+reaches it (the pre-traffic check invokes that version's `/health`: `steps.promote check`), and
+only then moves the alias `stable` to it (or to `pinnedVersion`, the rollback switch, which skips
+the check: that version has served already), serves its function URL on the alias and verifies the
+alias afterwards (old versions are pruned after the final checks, `pipeline.checks`). A preview
+runs its own function on `$LATEST`: nothing is published, its `/health` is checked through its URL
+before the site deploys, and `pulumi destroy` removes the function and everything under it.
 
 The function URL has no IAM auth (`NONE`) on purpose: the API verifies bearer JWTs against the
 JWKS itself, `/health` is public, and CORS admits only the stack's own site.
@@ -67,6 +70,8 @@ class LambdaApi(pulumi.ComponentResource):
     """prod only: `stable`."""
     live: list[pulumi.Resource]
     """What proves the API is serving the new code: the frontend deploys after these."""
+    pre_traffic_check: local.Command | None
+    """Proves the new code answers before traffic reaches it (None when pinned)."""
     live_version: pulumi.Output[str]
     """What serves now: `stable`'s version in prod; in previews `$LATEST`'s update stamp, which
     changes with every deploy (it has no version number)."""
@@ -101,13 +106,19 @@ class LambdaApi(pulumi.ComponentResource):
 
         qualifier: pulumi.Input[str] | None = None
         self.alias = None
+        self.pre_traffic_check = None
         if args.publish:
+            alias_opts = child
+            if not args.pinned_version:
+                self.pre_traffic_check = self._create_version_check(name, args, child)
+                # No data flows from the check to the alias: it is the gate `stable` waits behind.
+                alias_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.pre_traffic_check]))
             self.alias = aws.lambda_.Alias(
                 f"{name}-alias",
                 name=ALIAS_NAME,
                 function_name=self.function.name,
                 function_version=args.pinned_version or self.function.version,
-                opts=child,
+                opts=alias_opts,
             )
             qualifier = self.alias.name
         self.url = aws.lambda_.FunctionUrl(
@@ -149,6 +160,8 @@ class LambdaApi(pulumi.ComponentResource):
             self.live_version = self.alias.function_version
         else:
             self.live_version = self.function.last_modified
+            self.pre_traffic_check = self._create_url_check(name, args, self.live, child)
+            self.live.append(self.pre_traffic_check)
         self.register_outputs(
             {"url": self.url.function_url, "functionName": self.function.name, "liveVersion": self.live_version}
         )
@@ -172,6 +185,43 @@ class LambdaApi(pulumi.ComponentResource):
             after=args.build_after,
             opts=child,
         ).command
+
+    def _create_version_check(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
+        """Invoke the just-published version's /health before `stable` moves (critical)."""
+        return deploy_step(
+            f"{name}-pre-traffic-check",
+            create=step_command(
+                "promote",
+                "check",
+                '--function "$FUNCTION_NAME"',
+                '--qualifier "$FUNCTION_VERSION"',
+                '--expect-version "$APP_VERSION"',
+            ),
+            environment={
+                "FUNCTION_NAME": self.function.name,
+                "FUNCTION_VERSION": self.function.version,
+                "APP_VERSION": self.build.stdout,
+                "AWS_REGION": args.region,
+            },
+            opts=child,
+        )
+
+    def _create_url_check(
+        self, name: str, args: LambdaApiArgs, serving: list[pulumi.Resource], child: pulumi.ResourceOptions
+    ) -> local.Command:
+        """A preview's `$LATEST` answers /health through its URL before the site deploys (critical):
+        a PR's role may not Invoke, and the URL is what the reviewer's browser calls."""
+        return deploy_step(
+            f"{name}-pre-traffic-check",
+            create=step_command("promote", "check", '--url "$API_URL"', '--expect-version "$APP_VERSION"'),
+            environment={
+                "API_URL": self.url.function_url,
+                "APP_VERSION": self.build.stdout,
+                # $LATEST has no number: its update stamp re-runs the check after every deploy.
+                "DEPLOYED": self.function.last_modified,
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(serving))),
+        )
 
     def _create_verify_alias(
         self, name: str, args: LambdaApiArgs, alias: aws.lambda_.Alias, child: pulumi.ResourceOptions

@@ -792,6 +792,42 @@ def dynamodb_items_by_key(r: Resource) -> list[str]:
     return problems
 
 
+# --- Lambda Invoke for the pre-traffic check ----------------------------------------------------
+
+LAMBDA_INVOKE_ACTIONS = frozenset({"lambda:invokefunction", "lambda:invoke*", "lambda:*", "*"})
+# arn:aws:lambda:REGION:ACCOUNT:function:NAME:QUALIFIER
+_LAMBDA_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[^:]+:[^:]+:function:(?P<name>[^:]+)(?::(?P<qualifier>.+))?")
+
+
+def lambda_invoke_scoped(r: Resource) -> list[str]:
+    """Invoke is granted by an identity policy only for prod's pre-traffic check: on qualified ARNs
+    (versions) of one prod function, named without a wildcard. A PR's role never invokes (its
+    check goes through the preview's public URL), and nobody invokes an unqualified function."""
+    problems = []
+    for kind, document in _policy_documents(r):
+        if kind != "identity":
+            continue
+        for index, statement in enumerate(_statements(document)):
+            actions = {a.lower() for a in _strings(statement.get("Action"))}
+            if statement.get("Effect") != "Allow" or not actions & LAMBDA_INVOKE_ACTIONS:
+                continue
+            for resource in _strings(statement.get("Resource")):
+                match = _LAMBDA_FUNCTION_ARN.fullmatch(resource)
+                if resource == "*" or match is None:
+                    problems.append(f"{_label(statement, index)} grants lambda:InvokeFunction on {resource!r}, not on a function's versions")
+                elif _wildcard(match["name"]) or not match["name"].endswith(f"-{PROD_STACK}"):
+                    problems.append(
+                        f"{_label(statement, index)} grants lambda:InvokeFunction on {resource!r}: only prod's "
+                        "function may be invoked (its pre-traffic check), named exactly"
+                    )
+                elif not match["qualifier"]:
+                    problems.append(
+                        f"{_label(statement, index)} grants lambda:InvokeFunction on the unqualified {resource!r}: "
+                        "only published versions (`:*` or `:N`) are invoked"
+                    )
+    return problems
+
+
 # --- Lambda function URLs -----------------------------------------------------------------------
 
 
@@ -933,6 +969,10 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     "dynamodb-items-by-key": (
         "DynamoDB item actions are granted only for the role's own keys (dynamodb:LeadingKeys).",
         dynamodb_items_by_key,
+    ),
+    "lambda-invoke-scoped": (
+        "lambda:InvokeFunction only on qualified ARNs (versions) of prod's function, for its pre-traffic check.",
+        lambda_invoke_scoped,
     ),
     "function-url-intended": (
         "Public function URLs only on prod's alias `stable`, CORS exactly the stack's own site.",

@@ -165,6 +165,20 @@ def test_preview_acts_on_its_own_pr_resources(roles):
     assert "iam:PassRole" in actions_on(preview, f"{IAM}:role/webstack-api-preview-pr-7-exec")
 
 
+def test_only_prod_invokes_and_only_its_published_versions(roles):
+    """The pre-traffic check (steps.promote) and the canary: Invoke on prod's versions, and the
+    alias moves (routing config included) with GetAlias/UpdateAlias; nothing more, nobody else."""
+    prod, preview = roles["prod"]["policy"], roles["preview"]["policy"]
+    assert {"lambda:InvokeFunction", "lambda:GetAlias", "lambda:UpdateAlias"} <= actions_on(prod, f"{LAMBDA}:webstack-api-prod:7")
+    assert "lambda:InvokeFunction" not in actions_on(prod, f"{LAMBDA}:webstack-api-prod")
+    for arn in (f"{LAMBDA}:webstack-api-preview-pr-7", f"{LAMBDA}:webstack-api-preview-pr-7:$LATEST", f"{LAMBDA}:other:1"):
+        assert "lambda:InvokeFunction" not in actions_on(prod, arn), arn
+    for arn in (f"{LAMBDA}:webstack-api-prod:7", f"{LAMBDA}:webstack-api-preview-pr-7", f"{LAMBDA}:webstack-api-preview-pr-7:$LATEST"):
+        assert not any(a.startswith("lambda:Invoke") for a in actions_on(preview, arn)), arn
+    granting = [s for s in prod["Statement"] if "lambda:InvokeFunction" in as_list(s["Action"])]
+    assert [as_list(s["Action"]) for s in granting] == [["lambda:InvokeFunction"]]
+
+
 def test_pass_role_only_for_execution_roles_and_only_to_lambda(roles):
     for role in ("prod", "preview"):
         passes = [s for s in roles[role]["policy"]["Statement"] if "iam:PassRole" in as_list(s["Action"])]

@@ -317,6 +317,23 @@ def test_identity_policy_wildcards(recorded, statement):
     assert fired(broken(recorded("prod"), "github-preview-policy", _add_statement(statement))) == {"iam-no-wildcards"}
 
 
+PROD_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-prod"
+
+
+@pytest.mark.parametrize(
+    ("policy", "resource"),
+    [
+        ("github-preview-policy", "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-pr-*:*"),
+        ("github-prod-policy", PROD_FUNCTION_ARN),
+        ("github-prod-policy", "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-*:*"),
+    ],
+    ids=["preview-role-invokes-previews", "unqualified", "wildcard-name"],
+)
+def test_invoke_beyond_prods_versions(recorded, policy, resource):
+    statement = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": resource}
+    assert fired(broken(recorded("prod"), policy, _add_statement(statement))) == {"lambda-invoke-scoped"}
+
+
 def test_key_policy_kms_star_for_anyone_but_the_account_root(recorded):
     statement = {"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}
     assert fired(broken(recorded("prod"), "audit-key", _add_statement(statement))) == {"iam-no-wildcards"}

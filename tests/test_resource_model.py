@@ -383,6 +383,43 @@ def test_version_steps_verify_then_prune(recorded):
     assert prod.by_name("api-verify-alias").urn in prod.ancestors(prune.urn)
 
 
+def test_stable_moves_only_behind_the_pre_traffic_check_of_the_new_version(recorded):
+    prod = recorded("prod")
+    check = prod.by_name("api-pre-traffic-check")
+    assert check.inputs["create"] == (
+        'python -m steps.promote check --function "$FUNCTION_NAME" --qualifier "$FUNCTION_VERSION"'
+        ' --expect-version "$APP_VERSION"'
+    )
+    environment = check.inputs["environment"]
+    function = prod.by_name("api-function")
+    assert environment["FUNCTION_VERSION"] == function.outputs["version"]
+    assert environment["APP_VERSION"] == prod.by_name("api-build").outputs["stdout"]
+    assert environment["FUNCTION_NAME"] == "webstack-api-prod"
+    # The alias waits for the check; the check for the function (the version it proves).
+    alias = prod.by_name("api-alias")
+    assert check.urn in alias.dependencies
+    assert function.urn in prod.ancestors(check.urn)
+    assert check.urn in prod.ancestors(prod.by_name("api-url").urn)
+
+
+def test_a_pinned_rollback_skips_the_check_of_a_version_that_has_served(recorded):
+    from tests.conftest import record
+
+    pinned = record("prod", pinnedVersion="3")
+    assert "api-pre-traffic-check" not in pinned.names()
+    assert "api-pre-traffic-check" in recorded("prod").names()
+
+
+@pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
+def test_previews_check_latest_through_their_url_before_the_site_deploys(recorded, stack):
+    recording = recorded(stack)
+    check = recording.by_name("api-pre-traffic-check")
+    assert check.inputs["create"] == 'python -m steps.promote check --url "$API_URL" --expect-version "$APP_VERSION"'
+    assert check.inputs["environment"]["API_URL"] == recording.by_name("api-url").outputs["functionUrl"]
+    assert check.inputs["environment"]["DEPLOYED"] == recording.by_name("api-function").outputs["lastModified"]
+    assert check.urn in recording.ancestors(recording.by_name("site-deploy").urn)
+
+
 def test_checks_are_critical_in_prod_only(recorded):
     assert "--non-critical" not in command(recorded("prod"), "checks-dns")["create"]
     assert command(recorded("preview-pr-7"), "checks-dns")["create"].endswith("--non-critical")

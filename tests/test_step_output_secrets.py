@@ -86,6 +86,8 @@ FAILURES = {
     "build_site": ["steps.build_site", "--app-dir", "does/not/exist", "--out", "OUT"],
     "verify-alias": ["steps.lambda_versions", "verify-alias", "--function", "f", "--alias", "stable", "--version", "1"],
     "prune": ["steps.lambda_versions", "prune", "--function", "f", "--keep", "1"],
+    "promote-check": ["steps.promote", "check", "--function", "f", "--qualifier", "1", "--expect-version", "abc"],
+    "promote-check-url": ["steps.promote", "check", "--url", "URL", "--expect-version", "abc", "--timeout", "1"],
     "pages-deploy": ["steps.pages", "deploy", "--project", "p", "--branch", "pr-7", "--dir", ".", "--app-dir", "examples/app"],
     "pages-delete-branch": ["steps.pages", "delete-branch", "--project", "p", "--branch", "pr-7"],
     "dns_wait": ["steps.dns_wait", "--name", "a.example.test", "--expect", "b.example.test", "--resolver", "RESOLVER", "--timeout", "1"],

@@ -1,0 +1,214 @@
+"""Deploy step: prove a new Lambda version before traffic moves to it (critical).
+
+    python -m steps.promote check --function NAME --qualifier N --expect-version V
+    python -m steps.promote check --url URL --expect-version V
+
+`check --function` invokes version N directly (Lambda's Invoke with `Qualifier=N`, `LogType=Tail`)
+with a function-URL (payload 2.0) `GET /health` event, and passes only when the function answers
+200 with `{"version": V}` (the build's hash, the function's `APP_VERSION`) and Lambda reports that
+N ran. It runs between publishing N and moving the alias `stable`, so a bundle that throws on load,
+a missing setting or a broken route never receives a request from a user: the failure (the
+function's error and the start of its log, masked like every line a step prints) goes to the
+alert, and the alias stays where it was.
+
+`check --url` is the same proof through a function URL (`URL` + `health`): previews run `$LATEST`
+behind theirs, and their deploy role may not call Invoke.
+
+A function error or a wrong answer is retried twice (a cold start may be slow once), throttling and
+`ResourceConflictException` as transient AWS errors are; AccessDenied fails at once naming the
+missing action and the role. Prints `{"function", "qualifier", "version", "status", "app_version",
+"elapsed_s"}` (or `{"url", ...}`).
+
+AWS access: the standard boto3 chain, region from `AWS_REGION`, `AWS_ENDPOINT_URL` honoured.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from steps.args import StepParser, http_url, matching, positive_seconds
+from steps.lambda_versions import FUNCTION_NAME, VERSION, access_denied_error, lambda_client
+from steps.retry import aws_error, http_is_transient
+from steps.runtime import PermanentError, TransientError, log, run_step, shown
+
+HEALTH_PATH = "/health"
+USER_AGENT = "webstack-pre-traffic-check"
+# How much of the function's log an alert quotes: its first lines, each bounded.
+LOG_LINES_QUOTED = 12
+LOG_LINE_LIMIT = 240
+# An app version is the build's sha256 (or any short token a person set).
+APP_VERSION = matching(re.compile(r"[A-Za-z0-9._:-]{1,128}"), "an app version (the build's hash)")
+
+
+class CheckFailed(TransientError):
+    """The version answered, wrongly: retried a little (a cold start), then the step fails."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            hint=(
+                "the alias was not moved: users still get the previous version. Fix the function "
+                "(its error and log are above), push, and the next deploy checks the new build"
+            ),
+        )
+
+
+def health_event(request_id: str | None = None, now: float | None = None) -> dict[str, Any]:
+    """The function-URL (API Gateway payload 2.0) event of an unauthenticated `GET /health`."""
+    now = time.time() if now is None else now
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": HEALTH_PATH,
+        "rawQueryString": "",
+        "headers": {"accept": "application/json", "user-agent": USER_AGENT},
+        "requestContext": {
+            "http": {"method": "GET", "path": HEALTH_PATH, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": USER_AGENT},  # fmt: skip
+            "requestId": request_id or str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def log_start(log_result: str | None) -> list[str]:
+    """The first lines of an Invoke's `LogResult` (base64), without Lambda's START/END/REPORT."""
+    if not log_result:
+        return []
+    try:
+        text = base64.b64decode(log_result).decode("utf-8", "replace")
+    except ValueError:
+        return []
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("START ", "END ", "REPORT "))]
+    return [shown(line.strip(), LOG_LINE_LIMIT, quote=False) for line in lines[:LOG_LINES_QUOTED]]
+
+
+def _quoted_log(lines: list[str]) -> str:
+    return " Log: " + " / ".join(lines) if lines else " (no log)"
+
+
+def reported_version(body: Any) -> str | None:
+    """`version` of a /health body (a JSON string or an object), None when it has none."""
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    value = body.get("version") if isinstance(body, Mapping) else None
+    return str(value) if value is not None else None
+
+
+def _version_text(version: str | None) -> str:
+    return f"version {shown(version, 80)}" if version is not None else "no version"
+
+
+def judge_invoke(function: str, qualifier: str, expect: str, answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What an Invoke answer (Payload already read as bytes) says; CheckFailed unless it proves `expect`."""
+    where = f"version {qualifier} of {function}"
+    lines = log_start(answer.get("LogResult"))
+    payload_text = answer.get("Payload") or b""
+    try:
+        payload = json.loads(payload_text) if payload_text else None
+    except ValueError:
+        payload = None
+    if answer.get("FunctionError"):
+        error = payload if isinstance(payload, Mapping) else {}
+        kind = shown(error.get("errorType") or answer["FunctionError"], 80, quote=False)
+        message = shown(error.get("errorMessage") or payload_text[:200], 400, quote=False)
+        raise CheckFailed(f"{where} failed its pre-traffic check: {kind}: {message}.{_quoted_log(lines)}")
+    executed = str(answer.get("ExecutedVersion") or qualifier)
+    if executed != qualifier:
+        raise PermanentError(f"asked for {where}, Lambda ran version {executed}",
+                             hint="the qualifier must be a published version number; check the program")  # fmt: skip
+    status = payload.get("statusCode") if isinstance(payload, Mapping) else None
+    if status != 200:
+        body = payload.get("body") if isinstance(payload, Mapping) else payload_text
+        raise CheckFailed(
+            f"{where} answered GET {HEALTH_PATH} with status {status}, expected 200: "
+            f"{shown(body, 200, quote=False)}.{_quoted_log(lines)}"
+        )
+    version = reported_version(payload.get("body"))
+    if version != expect:
+        raise CheckFailed(
+            f"{where} reports {_version_text(version)} on {HEALTH_PATH}, expected {expect} "
+            "(the build this deploy made)"
+        )
+    return {"function": function, "qualifier": qualifier, "version": executed, "status": status, "app_version": version}
+
+
+def check_invoke(client: Any, function: str, qualifier: str, expect: str) -> dict[str, Any]:
+    started = time.monotonic()
+    event = json.dumps(health_event()).encode()
+    try:
+        answer = client.invoke(FunctionName=function, Qualifier=qualifier, LogType="Tail", Payload=event)
+    except Exception as exc:
+        code, message, _ = aws_error(exc) or ("", "", 0)
+        if code.startswith("AccessDenied"):
+            raise access_denied_error(exc, fallback_action="lambda:InvokeFunction") from exc
+        if code == "ResourceNotFoundException":
+            raise PermanentError(f"version {qualifier} of {function} not found: {message}",
+                                 hint="the version should exist once published; check the stack's state") from exc  # fmt: skip
+        raise
+    answer = {**answer, "Payload": answer["Payload"].read()}
+    result = judge_invoke(function, qualifier, expect, answer)
+    log(f"version {qualifier} of {function} answered {HEALTH_PATH} 200 with version {expect}")
+    return {**result, "elapsed_s": round(time.monotonic() - started, 3)}
+
+
+def check_url(url: str, expect: str, request_timeout: float = 10.0) -> dict[str, Any]:
+    started = time.monotonic()
+    target = url.rstrip("/") + HEALTH_PATH
+    try:
+        response = requests.get(target, timeout=request_timeout, headers={"user-agent": USER_AGENT})
+    except ValueError as exc:
+        raise PermanentError(f"GET {shown(target)}: not a URL requests can send ({type(exc).__name__})") from None
+    status = response.status_code
+    if status != 200:
+        message = f"GET {shown(target, 200, quote=False)} answered {status}: {shown(response.text, 200, quote=False)}"
+        if http_is_transient(status):
+            raise CheckFailed(message + " (a 502 is the function throwing or failing to load: see its log)")
+        raise PermanentError(message, hint="the preview's API is not serving /health; fix it and push again")
+    version = reported_version(response.text)
+    if version != expect:
+        raise CheckFailed(f"GET {shown(target, 200, quote=False)} reports {_version_text(version)}, expected {expect}")
+    log(f"{target} answered 200 with version {expect}")
+    return {"url": target, "status": status, "app_version": version, "elapsed_s": round(time.monotonic() - started, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = StepParser(prog="python -m steps.promote", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="prove a version (Invoke) or a function URL answers /health")
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument("--function", type=matching(FUNCTION_NAME, "a Lambda function name or ARN"))
+    where.add_argument("--url", type=http_url, help="a function URL (previews)")
+    check.add_argument("--qualifier", type=matching(VERSION, "a published version number or $LATEST"))
+    check.add_argument("--expect-version", required=True, type=APP_VERSION)
+    check.add_argument("--timeout", type=positive_seconds, default=120.0, help="total seconds to keep trying")
+    args = parser.parse_args(argv)
+
+    if args.function and not args.qualifier:
+        parser.error("--function needs --qualifier (the version to check)")
+    if args.url and args.qualifier:
+        parser.error("--qualifier goes with --function, not --url")
+    if args.function:
+        body = lambda: check_invoke(lambda_client(), args.function, args.qualifier, args.expect_version)  # noqa: E731
+    else:
+        body = lambda: check_url(args.url, args.expect_version, min(10.0, args.timeout))  # noqa: E731
+    return run_step("promote check", critical=True, body=body, attempts=3, deadline=args.timeout, initial_wait=1.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
