@@ -43,6 +43,9 @@ class LambdaApiArgs:
     """Content hash of the API's and shared-schemas' sources and the lockfile."""
     publish: bool
     pinned_version: str
+    canary_percent: int
+    """prod: the weight a new version gets first (0 = none)."""
+    canary_seconds: int
     region: str
     memory_mb: int
     timeout_seconds: int
@@ -111,8 +114,11 @@ class LambdaApi(pulumi.ComponentResource):
             alias_opts = child
             if not args.pinned_version:
                 self.pre_traffic_check = self._create_version_check(name, args, child)
-                # No data flows from the check to the alias: it is the gate `stable` waits behind.
-                alias_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.pre_traffic_check]))
+                gate = self.pre_traffic_check
+                if args.canary_percent:
+                    gate = self._create_canary(name, args, gate, child)
+                # No data flows from the check (or the canary) to the alias: it is the gate `stable` waits behind.
+                alias_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[gate]))
             self.alias = aws.lambda_.Alias(
                 f"{name}-alias",
                 name=ALIAS_NAME,
@@ -204,6 +210,33 @@ class LambdaApi(pulumi.ComponentResource):
                 "AWS_REGION": args.region,
             },
             opts=child,
+        )
+
+    def _create_canary(
+        self, name: str, args: LambdaApiArgs, check: local.Command, child: pulumi.ResourceOptions
+    ) -> local.Command:
+        """Route `canary_percent` of `stable` to the checked version, watch it, then shift all of
+        it or roll back to 0% (critical). The alias resource then only confirms where it points."""
+        return deploy_step(
+            f"{name}-canary",
+            create=step_command(
+                "promote",
+                "canary",
+                '--function "$FUNCTION_NAME"',
+                '--alias "$ALIAS_NAME"',
+                '--version "$FUNCTION_VERSION"',
+                '--weight "$CANARY_PERCENT"',
+                '--seconds "$CANARY_SECONDS"',
+            ),
+            environment={
+                "FUNCTION_NAME": self.function.name,
+                "ALIAS_NAME": ALIAS_NAME,
+                "FUNCTION_VERSION": self.function.version,
+                "CANARY_PERCENT": str(args.canary_percent),
+                "CANARY_SECONDS": str(args.canary_seconds),
+                "AWS_REGION": args.region,
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[check])),
         )
 
     def _create_url_check(

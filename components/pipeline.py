@@ -232,6 +232,8 @@ def backend(
             sources_hash=sources.api,
             publish=settings.is_prod,
             pinned_version=settings.pinned_version,
+            canary_percent=settings.canary_percent,
+            canary_seconds=settings.canary_seconds,
             region=settings.aws_region,
             memory_mb=settings.lambda_memory_mb,
             timeout_seconds=settings.lambda_timeout_seconds,

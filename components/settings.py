@@ -98,6 +98,9 @@ class Settings:
     lambda_timeout_seconds: int
     keep_lambda_versions: int
     pinned_version: str
+    canary_percent: int
+    """0 = no canary: `stable` moves wholly once the pre-traffic check passed."""
+    canary_seconds: int
     migration_timeout_seconds: int
     dns_resolvers: tuple[str, ...]
     api_reserved_concurrency: int
@@ -287,10 +290,15 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
             problems.append(f"`{label_key}` {label!r} is not a lower-case DNS label (a-z, 0-9, '-')")
     for positive in (
         "lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds",
-        "apiReservedConcurrency", "apiPoolSize", "apiFunctionCount", "databaseConnectionLimit",
+        "apiReservedConcurrency", "apiPoolSize", "apiFunctionCount", "databaseConnectionLimit", "canarySeconds",
     ):  # fmt: skip
         if values.get(positive) is not None and values[positive] < 1:
             problems.append(f"`{positive}` must be at least 1, got {values[positive]}")
+    canary = values.get("canaryPercent")
+    if canary is not None and not 0 <= canary <= 99:
+        problems.append(f"`canaryPercent` must be from 0 (off) to 99, got {canary}")
+    elif canary and kind != "prod":
+        problems.append("`canaryPercent`: only prod runs a canary (previews have no alias); set it to 0")
     pinned = values.get("pinnedVersion") or ""
     if pinned and (kind != "prod" or not pinned.isdigit()):
         problems.append(
@@ -434,6 +442,8 @@ def parse_settings(
         lambda_timeout_seconds=resolved["lambdaTimeoutSeconds"],
         keep_lambda_versions=resolved["keepLambdaVersions"],
         pinned_version=resolved["pinnedVersion"],
+        canary_percent=resolved["canaryPercent"],
+        canary_seconds=resolved["canarySeconds"],
         migration_timeout_seconds=resolved["migrationTimeoutSeconds"],
         dns_resolvers=resolved["dnsResolvers"],
         api_reserved_concurrency=resolved["apiReservedConcurrency"],

@@ -2,6 +2,7 @@
 
     python -m steps.promote check --function NAME --qualifier N --expect-version V
     python -m steps.promote check --url URL --expect-version V
+    python -m steps.promote canary --function NAME --alias A --version N --weight PERCENT --seconds S
 
 `check --function` invokes version N directly (Lambda's Invoke with `Qualifier=N`, `LogType=Tail`)
 with a function-URL (payload 2.0) `GET /health` event, and passes only when the function answers
@@ -19,11 +20,21 @@ A function error or a wrong answer is retried twice (a cold start may be slow on
 missing action and the role. Prints `{"function", "qualifier", "version", "status", "app_version",
 "elapsed_s"}` (or `{"url", ...}`).
 
+`canary` (optional, prod's `canaryPercent`) routes PERCENT of the alias's traffic to N through its
+routing config for S seconds while it sends `/health` to N itself without pause (the health
+endpoint under load: what it watches where CloudWatch's Errors/Throttles of the version cannot be
+read); then it moves the whole alias to N, or, when more than `--max-error-percent` (1) of those
+requests failed, puts the routing back to 0% and fails with an alert. It is idempotent: a weight a
+killed run left behind on N is resumed (the watch starts again), one left on another version is
+removed first; an alias already wholly on N is left alone. Prints `{"function", "alias", "version",
+"outcome", "requests", "errors", "seconds"}`.
+
 AWS access: the standard boto3 chain, region from `AWS_REGION`, `AWS_ENDPOINT_URL` honoured.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
@@ -36,11 +47,12 @@ from typing import Any
 import requests
 
 from steps.args import StepParser, http_url, matching, positive_seconds
-from steps.lambda_versions import FUNCTION_NAME, VERSION, access_denied_error, lambda_client
+from steps.lambda_versions import ALIAS_NAME, FUNCTION_NAME, VERSION, access_denied_error, lambda_client
 from steps.retry import aws_error, http_is_transient
 from steps.runtime import PermanentError, TransientError, log, run_step, shown
 
 HEALTH_PATH = "/health"
+PUBLISHED = re.compile(r"[0-9]{1,10}")
 USER_AGENT = "webstack-pre-traffic-check"
 # How much of the function's log an alert quotes: its first lines, each bounded.
 LOG_LINES_QUOTED = 12
@@ -187,6 +199,119 @@ def check_url(url: str, expect: str, request_timeout: float = 10.0) -> dict[str,
     return {"url": target, "status": status, "app_version": version, "elapsed_s": round(time.monotonic() - started, 3)}
 
 
+# ------------------------------------------------------------------------------------ canary
+
+
+def _weights(alias: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
+
+
+def _aws(fn: Any, *, action: str) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        code, _, _ = aws_error(exc) or ("", "", 0)
+        if code.startswith("AccessDenied"):
+            raise access_denied_error(exc, fallback_action=action) from exc
+        raise
+
+
+def _route(client: Any, function: str, alias: str, version: str, weights: dict[str, float]) -> None:
+    _aws(lambda: client.update_alias(FunctionName=function, Name=alias, FunctionVersion=version,
+                                     RoutingConfig={"AdditionalVersionWeights": weights}),
+         action="lambda:UpdateAlias")  # fmt: skip
+
+
+def watch(client: Any, function: str, version: str, seconds: float, max_error_percent: float) -> tuple[int, int, list[str]]:
+    """(requests, errors, first error messages) of /health sent to `version` for `seconds`; stops
+    early once the errors alone exceed the limit over at least 20 requests."""
+    deadline = time.monotonic() + seconds
+    total = errors = 0
+    samples: list[str] = []
+    while time.monotonic() < deadline:
+        total += 1
+        try:
+            check_once = client.invoke(FunctionName=function, Qualifier=version, Payload=json.dumps(health_event()).encode())
+            answer = {**check_once, "Payload": check_once["Payload"].read()}
+            status = json.loads(answer["Payload"] or b"null")
+            if answer.get("FunctionError") or not isinstance(status, Mapping) or status.get("statusCode") != 200:
+                raise CheckFailed(shown(answer["Payload"][:300], 300, quote=False))
+        except CheckFailed as failed:
+            errors += 1
+            if len(samples) < 3:
+                samples.append(str(failed))
+        except Exception as exc:  # noqa: BLE001 - a throttle or a timeout is an error of this version too
+            code, _, _ = aws_error(exc) or ("", "", 0)
+            if code.startswith("AccessDenied"):
+                raise access_denied_error(exc, fallback_action="lambda:InvokeFunction") from exc
+            errors += 1
+            if len(samples) < 3:
+                samples.append(f"{type(exc).__name__}: {shown(exc, 200, quote=False)}")
+        if total >= 20 and errors * 100 > max_error_percent * total:
+            break
+        time.sleep(0.02)
+    return total, errors, samples
+
+
+def canary(client: Any, function: str, alias: str, version: str, percent: float, seconds: float,
+           max_error_percent: float) -> dict[str, Any]:  # fmt: skip
+    started = time.monotonic()
+    current = _aws(lambda: client.get_alias(FunctionName=function, Name=alias), action="lambda:GetAlias")
+    stable, weights = str(current["FunctionVersion"]), _weights(current)
+    result = {"function": function, "alias": alias, "version": version}
+    if stable == version and not weights:
+        log(f"alias {alias} of {function} already routes everything to version {version}")
+        return {**result, "outcome": "already-promoted", "requests": 0, "errors": 0, "seconds": 0.0}
+    if stable == version:  # a weight to an older version, left with N already the target
+        _route(client, function, alias, version, {})
+        log(f"removed the weight {weights} left on alias {alias}; it routes everything to {version}")
+        return {**result, "outcome": "already-promoted", "requests": 0, "errors": 0, "seconds": 0.0}
+    leftover = {v: w for v, w in weights.items() if v != version}
+    if leftover:
+        _route(client, function, alias, stable, {})
+        log(f"rolled back a canary an earlier run left on alias {alias} ({leftover}): 0% to those versions")
+    if version in weights:
+        log(f"resuming the canary of version {version} an earlier run left at {weights[version]:.0%}: watching again")
+    _route(client, function, alias, stable, {version: percent / 100})
+    log(f"canary: alias {alias} sends {percent:g}% to version {version} ({stable} keeps the rest) for {seconds:g}s")
+
+    total, errors, samples = watch(client, function, version, seconds, max_error_percent)
+    rate = errors * 100 / total if total else 100.0
+    if total == 0 or rate > max_error_percent:
+        _route(client, function, alias, stable, {})
+        raise PermanentError(
+            f"canary of version {version} of {function} failed: {errors} of {total} requests to it failed "
+            f"({rate:.0f}% > {max_error_percent:g}%); rolled back to 0%, alias {alias} stays on version {stable}. "
+            f"First errors: {' / '.join(samples) or 'none'}",
+            hint="fix the function (its errors are above and in its logs), push, and the next deploy runs a new canary",
+        )
+    _route(client, function, alias, version, {})
+    log(f"canary: {errors} of {total} requests failed ({rate:.1f}%); alias {alias} now routes everything to {version}")
+    return {**result, "outcome": "promoted", "requests": total, "errors": errors,
+            "seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+
+
+def percent_weight(text: str) -> float:
+    """A canary weight: a percentage above 0 and below 100 (argparse `type=`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage above 0 and below 100, not {shown(text)}")
+    return value
+
+
+def error_percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to below 100, not {shown(text)}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = StepParser(prog="python -m steps.promote", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,8 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--qualifier", type=matching(VERSION, "a published version number or $LATEST"))
     check.add_argument("--expect-version", required=True, type=APP_VERSION)
     check.add_argument("--timeout", type=positive_seconds, default=120.0, help="total seconds to keep trying")
+    shift = sub.add_parser("canary", help="shift a weight of the alias to a version, watch it, then promote or roll back")
+    shift.add_argument("--function", required=True, type=matching(FUNCTION_NAME, "a Lambda function name or ARN"))
+    shift.add_argument("--alias", required=True, type=matching(ALIAS_NAME, "a Lambda alias name"))
+    shift.add_argument("--version", required=True, type=matching(PUBLISHED, "a published version number"))
+    shift.add_argument("--weight", required=True, type=percent_weight, help="percent of the alias's traffic")
+    shift.add_argument("--seconds", required=True, type=positive_seconds, help="how long to watch")
+    shift.add_argument("--max-error-percent", type=error_percent, default=1.0)
     args = parser.parse_args(argv)
 
+    if args.command == "canary":
+        return run_step(
+            "promote canary",
+            critical=True,
+            body=lambda: canary(lambda_client(), args.function, args.alias, args.version, args.weight, args.seconds,
+                                args.max_error_percent),  # fmt: skip
+            # Each run starts (or resumes) the watch: a failed canary must not be retried into success.
+            attempts=1,
+        )
     if args.function and not args.qualifier:
         parser.error("--function needs --qualifier (the version to check)")
     if args.url and args.qualifier:

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +198,78 @@ def test_bad_input_is_one_line_before_anything_runs(args: list[str], message: st
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+# ------------------------------------------------------------------------------ canary
+
+FLAKY = """
+let calls = 0;
+exports.handler = async () => {
+  calls += 1;
+  if (calls % 5 === 0) throw new Error('every fifth request fails');
+  return { statusCode: 200, body: JSON.stringify({ status: 'ok', version: process.env.APP_VERSION }) };
+};
+"""
+
+
+def _alias(client: Any, name: str) -> tuple[str, dict[str, float]]:
+    alias = client.get_alias(FunctionName=name, Name="stable")
+    return alias["FunctionVersion"], (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+
+
+def _canary(name: str, version: str, seconds: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run("canary", "--function", name, "--alias", "stable", "--version", version, "--weight", "10",
+                "--seconds", seconds, **env)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_canary_rolls_back_a_version_failing_one_request_in_five_and_promotes_a_good_one(aws_env, runtime, hook):  # noqa: F811
+    client = _function("canary-api", HEALTHY, FLAKY, HEALTHY.replace("status: 'ok'", "status: 'ok', build: 3"))
+    client.create_alias(FunctionName="canary-api", Name="stable", FunctionVersion="1")
+
+    bad = _canary("canary-api", "2", "3", ALERT_WEBHOOK_URL=hook.url + "/hooks/alerts-0123456789")
+    assert bad.returncode == 1, bad.stderr
+    assert _alias(client, "canary-api") == ("1", {}), "a failed canary must leave no weight behind"
+    failed = [line for line in bad.stderr.splitlines() if line.startswith("FAILED ")]
+    assert len(failed) == 1 and "canary of version 2 of canary-api failed" in failed[0] and "rolled back to 0%" in failed[0]
+    assert "every fifth request fails" in failed[0]
+    assert "sends 10% to version 2" in bad.stderr
+    (alert,) = [json.loads(r.body) for r in hook.requests]
+    assert "rolled back to 0%" in json.dumps(alert)
+
+    good = _canary("canary-api", "3", "1")
+    assert good.returncode == 0, good.stderr
+    result = json.loads(good.stdout)
+    assert result["outcome"] == "promoted" and result["errors"] == 0 and result["requests"] > 5
+    assert _alias(client, "canary-api") == ("3", {})
+    # Again: nothing to do.
+    assert json.loads(_canary("canary-api", "3", "1").stdout)["outcome"] == "already-promoted"
+
+
+@pytest.mark.slow
+def test_a_killed_canary_is_resumed_and_a_stale_weight_rolled_back_by_the_next_run(aws_env, runtime):  # noqa: F811
+    client = _function("canary-killed", HEALTHY, HEALTHY, HEALTHY, HEALTHY)
+    client.create_alias(FunctionName="canary-killed", Name="stable", FunctionVersion="1")
+    argv = [sys.executable, "-m", "steps.promote", "canary", "--function", "canary-killed", "--alias", "stable",
+            "--version", "2", "--weight", "10", "--seconds", "120"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            if _alias(client, "canary-killed")[1]:
+                break
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert _alias(client, "canary-killed") == ("1", {"2": 0.1}), "the killed run should have left its weight"
+
+    resumed = _canary("canary-killed", "2", "1")
+    assert resumed.returncode == 0 and "resuming the canary of version 2" in resumed.stderr, resumed.stderr
+    assert _alias(client, "canary-killed") == ("2", {})
+
+    # A weight left on a version that is no longer the one deployed: removed before the new canary.
+    client.update_alias(FunctionName="canary-killed", Name="stable", FunctionVersion="2",
+                        RoutingConfig={"AdditionalVersionWeights": {"3": 0.1}})  # fmt: skip
+    newer = _canary("canary-killed", "4", "1")
+    assert newer.returncode == 0 and "rolled back a canary an earlier run left" in newer.stderr, newer.stderr
+    assert _alias(client, "canary-killed") == ("4", {})

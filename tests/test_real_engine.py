@@ -9,8 +9,9 @@ tmp dir and are reused in order, each test naming what it needs from the ones be
     04  preview-pr-7 and preview-pr-8 (`stack select --create`) side by side
     05  preview-pr-7: destroy, destroy again, `stack rm`, then the cleanup workflow's absent path
     07a prod: a migration that needs data loss stops the run, alerts; the fix completes
-    07b prod: a failing API health check stops the run (nothing after it runs), alerts; `stable`
-        already routes to the new version then (phase 4 moves it before the checks); the fix completes
+    07b prod: a bundle that throws on load fails its pre-traffic check: `stable` stays on the old
+        version (which still serves), the alert quotes the error and log, nothing later runs; the
+        fix deploys with a request loop through the function URL that sees no failure
     06  prod: rollback with `pinnedVersion` (no build), and back to the newest
     08  preview-pr-8: `up` killed with SIGKILL leaves a lock; `pulumi cancel` and a re-run succeed;
         the interrupted create stays pending until `refresh --clear-pending-creates`, which changes nothing
@@ -41,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -851,38 +853,88 @@ def test_07a_failing_migration_stops_prod_and_alerts(world: World) -> None:
     w.done.add("migration")
 
 
-def test_07b_failing_health_check_stops_prod_and_alerts(world: World) -> None:
+class RequestLoop:
+    """GETs a URL over and over in a thread (what users do during a deploy) and keeps every answer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[tuple[int, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    response = session.get(self.url, timeout=15)
+                    version = response.json().get("version") if response.status_code == 200 else None
+                    self.answers.append((response.status_code, version))
+                except (requests.RequestException, ValueError) as exc:
+                    self.answers.append((0, type(exc).__name__))
+                time.sleep(0.05)
+
+    def __enter__(self) -> RequestLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_07b_a_bundle_that_throws_on_load_never_gets_traffic(world: World) -> None:
     w, c = world, world.cloud
     w.need("prod")
     s = w.stack("prod")
+    function = "webstack-api-prod"
     handler = w.apps["prod"] / "apps" / "api" / "src" / "handler.ts"
-    # A refactor that loses the health route: /health answers 404, which the check does not retry.
-    edit(handler, "if (path === '/health' &&", "if (path === '/healthz' &&")
+    anchor = "type Result = APIGatewayProxyStructuredResultV2;\n"
+    # A setting's name mistyped: the bundle throws while it loads, before any route runs.
+    edit(handler, anchor, anchor + "if (!process.env.JWKS_URI) throw new Error('JWKS_URI is not set');\n")
     before = prod_snapshot(w)
     good = before["stable"]
+    good_app_version = get(w.facts["prod_outputs"]["apiUrl"] + "health").json()["version"]
 
     run = w.run(s, "up", check=False)
 
-    assert run.code != 0 and run.failed() == {f"{CMD}checks-api-health"}, run.tail()
-    assert f"{CMD}api-prune-versions" not in run.ops(), "a step after the failed check ran"
-    alerts = new_alerts(w, before["alerts"])
-    assert len(alerts) == 1 and "health" in alerts[0], alerts
+    assert run.code != 0 and run.failed() == {f"{CMD}api-pre-traffic-check"}, run.tail()
+    # Nothing after the check ran: not the alias, not the site, not the final checks.
+    assert "aws:lambda/alias:Alias::api-alias" not in run.ops()
+    assert later_phases_ran(w, s, run, ("frontend", "checks")) == []
     after = prod_snapshot(w)
-    assert after["deployments"] == before["deployments"]  # the site did not change
-    # Phase 4 published the new code and moved `stable` before the checks (the design); the failed
-    # check stops the run and alerts: prod now serves the broken version until a rollback (test_06).
     broken = after["versions"][-1]
-    assert len(after["versions"]) == len(before["versions"]) + 1 and after["stable"] == broken != good
-    assert get(w.facts["prod_outputs"]["apiUrl"] + "health").status_code == 404
+    assert len(after["versions"]) == len(before["versions"]) + 1 and broken != good  # published, never promoted
+    assert c.alias(function) == good == after["stable"], "stable moved to a version that failed its check"
+    routing = c.client("lambda").get_alias(FunctionName=function, Name="stable").get("RoutingConfig") or {}
+    assert not routing.get("AdditionalVersionWeights"), routing
+    assert after["deployments"] == before["deployments"]
+    # The old version still serves, over HTTP through the function URL.
+    health = get(w.facts["prod_outputs"]["apiUrl"] + "health")
+    assert health.status_code == 200 and health.json()["version"] == good_app_version
+    # The alert quotes the function's error and the start of its log, and no secret.
+    alerts = new_alerts(w, before["alerts"])
+    assert len(alerts) == 1 and f"version {broken} of {function} failed its pre-traffic check" in alerts[0], alerts
+    assert "JWKS_URI is not set" in alerts[0] and "Log: " in alerts[0] and "alias was not moved" in alerts[0]
+    assert SENTINEL_PASSWORD not in alerts[0] and SENTINEL_HOOK not in alerts[0]
     w.facts["good_version"], w.facts["broken_version"] = good, broken
 
-    # The fix and a re-run: a new version, `stable` on it, the checks pass, old versions pruned.
-    edit(handler, "if (path === '/healthz' &&", "if (path === '/health' &&")
-    fixed = w.run(s, "up")
-    assert {f"{CMD}checks-api-health", f"{CMD}api-prune-versions"} <= set(fixed.ops())
+    # The fix (a setting that exists) deploys normally, and users see no failed request while
+    # `stable` moves: a request loop runs through the function URL for the whole deploy.
+    edit(handler, "process.env.JWKS_URI) throw new Error('JWKS_URI is not set')", "process.env.JWKS_URL) throw new Error('JWKS_URL is not set')")
+    with RequestLoop(w.facts["prod_outputs"]["apiUrl"] + "health") as loop:
+        fixed = w.run(s, "up")
+        time.sleep(1.0)  # a few answers from the new version
+    assert {f"{CMD}api-pre-traffic-check", f"{CMD}checks-api-health", f"{CMD}api-prune-versions"} <= set(fixed.ops())
     final = prod_snapshot(w)
     assert final["stable"] == final["versions"][-1] not in (good, broken)
-    assert get(w.facts["prod_outputs"]["apiUrl"] + "health").status_code == 200
+    new_app_version = c.function(function, final["stable"])["Environment"]["Variables"]["APP_VERSION"]
+    failures = [a for a in loop.answers if a[0] != 200]
+    assert not failures, f"{len(failures)} of {len(loop.answers)} requests failed during the deploy: {failures[:5]}"
+    served = [version for _, version in loop.answers]
+    assert len(served) > 20 and served[0] == good_app_version and served[-1] == new_app_version != good_app_version
+    # Once moved, never back: the switch is one step from old to new.
+    first_new = served.index(new_app_version)
+    assert set(served[first_new:]) == {new_app_version}, served
     assert len(c.alerts()) == before["alerts"] + 1
     w.done.add("health")
 

@@ -410,6 +410,24 @@ def test_a_pinned_rollback_skips_the_check_of_a_version_that_has_served(recorded
     assert "api-pre-traffic-check" in recorded("prod").names()
 
 
+def test_the_optional_canary_sits_between_the_check_and_the_alias(recorded):
+    from tests.conftest import record
+
+    assert "api-canary" not in recorded("prod").names()
+    canary = record("prod", canaryPercent=10, canarySeconds=30)
+    step = canary.by_name("api-canary")
+    assert step.inputs["create"] == (
+        'python -m steps.promote canary --function "$FUNCTION_NAME" --alias "$ALIAS_NAME"'
+        ' --version "$FUNCTION_VERSION" --weight "$CANARY_PERCENT" --seconds "$CANARY_SECONDS"'
+    )
+    environment = step.inputs["environment"]
+    assert (environment["CANARY_PERCENT"], environment["CANARY_SECONDS"], environment["ALIAS_NAME"]) == ("10", "30", "stable")
+    assert environment["FUNCTION_VERSION"] == canary.by_name("api-function").outputs["version"]
+    assert canary.by_name("api-pre-traffic-check").urn in step.dependencies
+    assert step.urn in canary.by_name("api-alias").dependencies
+    assert "api-canary" not in record("prod", canaryPercent=10, pinnedVersion="3").names()
+
+
 @pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
 def test_previews_check_latest_through_their_url_before_the_site_deploys(recorded, stack):
     recording = recorded(stack)

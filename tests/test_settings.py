@@ -117,6 +117,15 @@ def test_only_prod_can_pin_a_version():
     assert any("only prod can pin" in p for p in problems_of("prod", base="prod", pinnedVersion="latest"))
 
 
+def test_the_canary_is_off_by_default_and_prod_only():
+    default = settings_for("prod", base="prod")
+    assert (default.canary_percent, default.canary_seconds) == (0, 600)
+    assert settings_for("prod", base="prod", canaryPercent=10, canarySeconds=30).canary_percent == 10
+    assert any("only prod runs a canary" in p for p in problems_of("preview-pr-7", canaryPercent=10))
+    assert any("`canaryPercent` must be from 0 (off) to 99" in p for p in problems_of("prod", base="prod", canaryPercent=100))
+    assert any("`canarySeconds` must be at least 1" in p for p in problems_of("prod", base="prod", canarySeconds=0))
+
+
 def test_integer_and_array_config_arrive_as_strings_from_the_cli():
     settings = settings_for("prod", base="prod", lambdaMemoryMb="1024", dnsResolvers='["127.0.0.1:5353"]')
     assert settings.lambda_memory_mb == 1024
