@@ -55,7 +55,7 @@ HEALTH_PATH = "/health"
 PUBLISHED = re.compile(r"[0-9]{1,10}")
 USER_AGENT = "webstack-pre-traffic-check"
 # How much of the function's log an alert quotes: its first lines, each bounded.
-LOG_LINES_QUOTED = 12
+LOG_LINES_QUOTED = 6
 LOG_LINE_LIMIT = 240
 # An app version is the build's sha256 (or any short token a person set).
 APP_VERSION = matching(re.compile(r"[A-Za-z0-9._:-]{1,128}"), "an app version (the build's hash)")

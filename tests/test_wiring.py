@@ -54,7 +54,7 @@ def without_edge(recording, name, dependency_name):
     [
         ("api-function", "database-migrate", "backend: api-function does not wait for"),
         ("database-migrate", "database-schema", "database: database-migrate does not wait for"),
-        ("site-deploy", "api-url-invoke", "frontend: site-deploy does not wait for"),
+        ("site-deploy", "api-pre-traffic-check", "frontend: site-deploy does not wait for"),
         ("checks-api-health", "site-deploy", "checks: checks-api-health does not wait for"),
     ],
 )
