@@ -231,8 +231,8 @@ def watch(client: Any, function: str, version: str, seconds: float, max_error_pe
     while time.monotonic() < deadline:
         total += 1
         try:
-            check_once = client.invoke(FunctionName=function, Qualifier=version, Payload=json.dumps(health_event()).encode())
-            answer = {**check_once, "Payload": check_once["Payload"].read()}
+            invoked = client.invoke(FunctionName=function, Qualifier=version, Payload=json.dumps(health_event()).encode())
+            answer = {**invoked, "Payload": invoked["Payload"].read()}
             status = json.loads(answer["Payload"] or b"null")
             if answer.get("FunctionError") or not isinstance(status, Mapping) or status.get("statusCode") != 200:
                 raise CheckFailed(shown(answer["Payload"][:300], 300, quote=False))

@@ -13,6 +13,8 @@ tmp dir and are reused in order, each test naming what it needs from the ones be
         version (which still serves), the alert quotes the error and log, nothing later runs; the
         fix deploys with a request loop through the function URL that sees no failure
     06  prod: rollback with `pinnedVersion` (no build), and back to the newest
+    06c prod: with a 10% canary, a version failing one /health in five is rolled back to 0% with an
+        alert; a good one reaches 100%
     08  preview-pr-8: `up` killed with SIGKILL leaves a lock; `pulumi cancel` and a re-run succeed;
         the interrupted create stays pending until `refresh --clear-pending-creates`, which changes nothing
     09  no secret value anywhere under the backend (state, backups, history, the engine's home)
@@ -974,6 +976,50 @@ def test_06_rollback_with_pinned_version_runs_no_build(world: World) -> None:
     assert not BUILD_COMMANDS & set(back.ops()), back.ops()
     assert c.alias(function) == before["stable"] == c.versions(function)[-1]
     w.done.add("rollback")
+
+
+def test_06c_canary_rolls_back_a_flaky_version_and_promotes_a_good_one(world: World) -> None:
+    w, c = world, world.cloud
+    w.need("prod", "rollback")
+    s = w.stack("prod")
+    function = "webstack-api-prod"
+    handler = w.apps["prod"] / "apps" / "api" / "src" / "handler.ts"
+    s.pulumi("config", "set", "webstack:canaryPercent", "10")
+    s.pulumi("config", "set", "webstack:canarySeconds", "4")
+    path_line = "  const path = (event.rawPath || '/').replace(/\\/+$/, '') || '/';\n"
+    flaky = "  if (path === '/health' && ++healthCalls % 5 === 0) throw new Error('every fifth health check fails');\n"
+    edit(handler, "type Result = APIGatewayProxyStructuredResultV2;\n", "type Result = APIGatewayProxyStructuredResultV2;\nlet healthCalls = 0;\n")
+    edit(handler, path_line, path_line + flaky)
+    before = prod_snapshot(w)
+
+    run = w.run(s, "up", check=False)
+
+    # The check (its first request) passes; under the canary one request in five fails: rolled back.
+    assert run.code != 0 and run.failed() == {f"{CMD}api-canary"}, run.tail()
+    assert f"{CMD}api-pre-traffic-check" in run.ops() and "aws:lambda/alias:Alias::api-alias" not in run.ops()
+    after = prod_snapshot(w)
+    flaky_version = after["versions"][-1]
+    alias = c.client("lambda").get_alias(FunctionName=function, Name="stable")
+    assert alias["FunctionVersion"] == before["stable"] != flaky_version
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"), "the canary left a weight behind"
+    alerts = new_alerts(w, before["alerts"])
+    assert len(alerts) == 1 and f"canary of version {flaky_version} of {function} failed" in alerts[0], alerts
+    assert "rolled back to 0%" in alerts[0] and "every fifth health check fails" in alerts[0]
+    assert later_phases_ran(w, s, run, ("frontend", "checks")) == []
+
+    # A version that fails nothing reaches 100%.
+    edit(handler, flaky, "")
+    good = w.run(s, "up")
+    assert f"{CMD}api-canary" in good.ops()
+    final = prod_snapshot(w)
+    alias = c.client("lambda").get_alias(FunctionName=function, Name="stable")
+    assert alias["FunctionVersion"] == final["versions"][-1] not in (before["stable"], flaky_version)
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    [canary] = [r for r in w.export(s) if r["urn"].endswith("command:local:Command::api-canary")]
+    outcome = json.loads(canary["outputs"]["stdout"])
+    assert outcome["outcome"] == "promoted" and outcome["errors"] == 0 and outcome["requests"] > 0, outcome
+    s.pulumi("config", "set", "webstack:canaryPercent", "0")
+    w.done.add("canary")
 
 
 # --- 08 ---------------------------------------------------------------------------------------------
