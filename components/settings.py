@@ -478,7 +478,11 @@ def load_settings() -> Settings:
 
     secrets: dict[str, pulumi.Input[str] | None] = {}
     for name, variable in SECRET_ENVIRONMENT.items():
-        secrets[name] = config.get_secret(name) or os.environ.get(variable)
+        # The raw value, not `config.get_secret`: Pulumi.yaml declares these with the default ""
+        # (see there), which `get_secret` would wrap in a truthy Output and so hide the CI
+        # environment's value. A plain string is checked like one from the environment, then
+        # wrapped as a secret by parse_settings.
+        secrets[name] = pulumi.runtime.get_config(f"{project}:{name}") or os.environ.get(variable)
     settings = parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)
     for warning in settings.warnings:
         pulumi.log.warn(warning)

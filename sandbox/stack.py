@@ -204,7 +204,10 @@ class LocalStack:
             if isinstance(value, list):
                 for index, item in enumerate(value):
                     self.pulumi("config", "set", "--path", f"webstack:{key}[{index}]", str(item))
-        self.pulumi("config", "set", "--secret", "webstack:databaseUrl", self.database_url)
+        if self.name != "prod":
+            # prod reads DATABASE_URL from the environment (env()), as the deploy workflow does; the
+            # PR stacks hold it as a config secret, the other way the program takes it.
+            self.pulumi("config", "set", "--secret", "webstack:databaseUrl", self.database_url)
         self._ensure_database()
         if not self.name == "prod":
             self._ensure_pages_project()

@@ -30,6 +30,15 @@ def test_schema_check_rejects_a_broken_project_file():
         jsonschema.validate(project, schema)
 
 
+def test_every_secret_key_may_come_from_the_environment_alone():
+    # The CLI refuses a stack with no value for a key declared without a default, before the
+    # program runs, so a secret the CI job passes only as an environment variable needs `default: ""`.
+    secrets = [key for key in declared_keys().values() if key.secret]
+    assert secrets
+    for key in secrets:
+        assert key.default == "", f"{key.name}: declare `default: \"\"` (its value may come from the CI environment)"
+
+
 def test_every_declared_key_has_type_and_description():
     project = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
     for key, declaration in project["config"].items():
