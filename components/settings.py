@@ -170,7 +170,9 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
             name=short,
             type=declaration["type"],
             default=declaration.get("default"),
-            secret=bool(declaration.get("secret", False)),
+            # Not `secret: true` in Pulumi.yaml: the CLI demands a value for such a key, so one that
+            # may come from the CI environment alone could not be declared (see Pulumi.yaml).
+            secret=short in SECRET_ENVIRONMENT,
         )
     return keys
 
@@ -482,7 +484,13 @@ def load_settings() -> Settings:
         # (see there), which `get_secret` would wrap in a truthy Output and so hide the CI
         # environment's value. A plain string is checked like one from the environment, then
         # wrapped as a secret by parse_settings.
-        secrets[name] = pulumi.runtime.get_config(f"{project}:{name}") or os.environ.get(variable)
+        configured = pulumi.runtime.get_config(f"{project}:{name}")
+        if configured and not pulumi.runtime.is_config_secret(f"{project}:{name}"):
+            raise SettingsError(stack, [
+                f"`{name}` is in the stack's config as plain text: set it with `pulumi config set --secret {name} ...` "
+                "(and rotate that credential: the stack file holds it)"
+            ])  # fmt: skip
+        secrets[name] = configured or os.environ.get(variable)
     settings = parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)
     for warning in settings.warnings:
         pulumi.log.warn(warning)

@@ -69,3 +69,20 @@ def test_an_over_budget_stack_declares_nothing():
     with pytest.raises(SettingsError, match="connection budget exceeded: 1 functions"):
         run_program("prod", config, secret_keys=("webstack:databaseUrl",), recording=recording)
     assert recording.resources == {}
+
+
+@pytest.mark.parametrize("key", ["databaseUrl", "runtimeDatabaseUrl"])
+def test_a_database_url_in_plain_config_is_refused_before_anything_is_declared(key: str):
+    # Pulumi.yaml cannot mark these keys `secret: true` (their value may come from the environment
+    # alone), so the program itself refuses one set without --secret.
+    from components.settings import SettingsError
+    from tools.offline import Recording
+
+    recording = Recording(stack="prod")
+    config = config_for("prod", {**committed_values("prod"), "appDir": FIXTURE_APP})
+    config["webstack:databaseUrl"] = DIRECT
+    config[f"webstack:{key}"] = DIRECT
+    secret_keys = tuple(k for k in ("webstack:databaseUrl",) if k != f"webstack:{key}")
+    with pytest.raises(SettingsError, match=f"`{key}` is in the stack's config as plain text: set it with `pulumi config set --secret"):
+        run_program("prod", config, secret_keys=secret_keys, recording=recording)
+    assert recording.resources == {}

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.settings import PROJECT_ROOT, declared_keys
+from components.settings import PROJECT_FILE, PROJECT_ROOT, declared_keys
 
 # Pulumi's own JSON schema for Pulumi.yaml, vendored: a clone of this repository must test alone.
 SCHEMA = PROJECT_ROOT / "tests" / "fixtures" / "schemas" / "pulumi-project.schema.json"
@@ -31,12 +31,17 @@ def test_schema_check_rejects_a_broken_project_file():
 
 
 def test_every_secret_key_may_come_from_the_environment_alone():
-    # The CLI refuses a stack with no value for a key declared without a default, before the
-    # program runs, so a secret the CI job passes only as an environment variable needs `default: ""`.
-    secrets = [key for key in declared_keys().values() if key.secret]
+    # The CLI refuses a stack with no value for a key declared without a default, and a plain
+    # default for a `secret: true` key, before the program runs; a secret the CI job passes only as
+    # an environment variable must be declared with `default: ""` and without `secret: true`.
+    declarations = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    secrets = [name for name, key in declared_keys().items() if key.secret]
     assert secrets
-    for key in secrets:
-        assert key.default == "", f"{key.name}: declare `default: \"\"` (its value may come from the CI environment)"
+    for name in secrets:
+        declaration = declarations[f"webstack:{name}"]
+        assert declaration.get("default") == "" and not declaration.get("secret"), (
+            f"{name}: declare `default: \"\"` without `secret: true` (its value may come from the CI environment)"
+        )
 
 
 def test_every_declared_key_has_type_and_description():
