@@ -19,6 +19,8 @@ PR_NUMBER = re.compile(r"[1-9][0-9]{0,6}")
 SAFE_STACK_NAME = re.compile(r"prod|preview|preview-pr-[1-9][0-9]{0,6}")
 # A PR stack's schema (`pr_schema`), the only kind a step may drop.
 PR_SCHEMA = re.compile(r"[a-z_][a-z0-9_]*_pr_[1-9][0-9]{0,6}")
+# A data-loss digest as steps.migrate prints it when it refuses; `approveDataLoss` holds one.
+DATA_LOSS_DIGEST = re.compile(r"[0-9a-f]{16}")
 # The DIY backend's prefix inside the state bucket (`pulumi login s3://BUCKET/<prefix>`).
 STATE_PREFIX = "pulumi"
 

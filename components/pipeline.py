@@ -197,17 +197,21 @@ def database(
         opts=pulumi.ResourceOptions(parent=phase),
     )
     migrate_flags = ['--app-dir "$APP_DIR"', '--schema "$DB_SCHEMA"', '--timeout "$MIGRATION_TIMEOUT"']
-    # Previews apply data-losing changes; prod never does without a person deciding so.
+    environment = {
+        "DB_SCHEMA": settings.db_schema,
+        "APP_DIR": settings.app_dir,
+        "MIGRATION_TIMEOUT": str(settings.migration_timeout_seconds),
+    }
+    # Previews apply data-losing changes; prod only the one change a person approved by its digest.
     if not settings.is_prod:
         migrate_flags.append("--allow-data-loss")
+    elif settings.approve_data_loss:
+        migrate_flags.append('--approve-data-loss "$APPROVE_DATA_LOSS"')
+        environment["APPROVE_DATA_LOSS"] = settings.approve_data_loss
     migration = deploy_step(
         "database-migrate",
         create=step_command("migrate", *migrate_flags),
-        environment={
-            "DB_SCHEMA": settings.db_schema,
-            "APP_DIR": settings.app_dir,
-            "MIGRATION_TIMEOUT": str(settings.migration_timeout_seconds),
-        },
+        environment=environment,
         triggers=[sources.schema],
         opts=pulumi.ResourceOptions(parent=phase, depends_on=[db]),
     )

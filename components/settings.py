@@ -102,6 +102,8 @@ class Settings:
     """0 = no canary: `stable` moves wholly once the pre-traffic check passed."""
     canary_seconds: int
     migration_timeout_seconds: int
+    approve_data_loss: str
+    """The one data-losing change prod may apply (its digest), or empty."""
     dns_resolvers: tuple[str, ...]
     api_reserved_concurrency: int
     api_pool_size: int
@@ -301,6 +303,12 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
         problems.append(f"`canaryPercent` must be from 0 (off) to 99, got {canary}")
     elif canary and kind != "prod":
         problems.append("`canaryPercent`: only prod runs a canary (previews have no alias); set it to 0")
+    approval = str(values.get("approveDataLoss") or "")
+    if approval and (kind != "prod" or not names.DATA_LOSS_DIGEST.fullmatch(approval)):
+        problems.append(
+            f"`approveDataLoss` {approval[:40]!r}: only prod approves data loss (previews always apply it), and only "
+            "with the 16-hex-digit digest its refused migration printed; clear it with `pulumi config set approveDataLoss ''`"
+        )
     pinned = values.get("pinnedVersion") or ""
     if pinned and (kind != "prod" or not pinned.isdigit()):
         problems.append(
@@ -447,6 +455,7 @@ def parse_settings(
         canary_percent=resolved["canaryPercent"],
         canary_seconds=resolved["canarySeconds"],
         migration_timeout_seconds=resolved["migrationTimeoutSeconds"],
+        approve_data_loss=resolved["approveDataLoss"],
         dns_resolvers=resolved["dnsResolvers"],
         api_reserved_concurrency=resolved["apiReservedConcurrency"],
         api_pool_size=resolved["apiPoolSize"],

@@ -37,7 +37,10 @@ Prints `{"schema", "outcome": "applied"|"no_changes", "tables", "columns", "drop
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -60,7 +63,7 @@ from steps.runtime import (
     shown,
     warn,
 )
-from components.names import PR_SCHEMA
+from components.names import DATA_LOSS_DIGEST, PR_SCHEMA
 from steps.database import connect, connection_problem, database_url
 from steps.schema import validate_schema_name
 
@@ -72,6 +75,10 @@ MANIFEST_TIMEOUT = 180.0
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ALERT = "migration timed out: manual intervention"
 LOCK_NAMESPACE = "webstack-migrate:"
+# The stack setting (Pulumi.yaml) whose value approves one data-losing change on prod.
+APPROVAL_KEY = "approveDataLoss"
+DIGEST_LENGTH = 16  # hex digits; the shape DATA_LOSS_DIGEST (components.names) accepts
+_ROW_COUNT = re.compile(r"\s*(?:with|which contains) \d+ items")
 # drizzle-kit 0.31.10 is the first to fail at once, saying so, when a prompt has no TTY; older
 # ones wait at the prompt (or exit 0 with it unanswered). 1.0 is another CLI (still in beta).
 SUPPORTED_DRIZZLE_KIT = ((0, 31, 10), (1, 0, 0))
@@ -477,6 +484,17 @@ def foreign_key_churn_warning(schema: str, recreated: Sequence[str], long_names:
 # --- the step --------------------------------------------------------------------------------
 
 
+def approval_digest(value: str) -> str:
+    """--approve-data-loss: empty (no approval) or a digest as the refusal prints it."""
+    value = value.strip()
+    if value and not DATA_LOSS_DIGEST.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"must be the {DIGEST_LENGTH}-hex-digit digest a data-loss refusal printed (config `{APPROVAL_KEY}`), "
+            f"got {shown(value, 40)}"
+        )
+    return value
+
+
 def _version_tuple(version: str) -> tuple[int, ...] | None:
     m = re.match(r"(\d+)\.(\d+)\.(\d+)(-)?", version)
     if not m:
@@ -543,6 +561,7 @@ def _failure(
     before: SchemaState,
     allow_data_loss: bool,
     version_note: str = "",
+    approval: str = "",
 ) -> Exception:
     if outcome.kind == "prompt":
         what = describe_ambiguity(manifest, before)
@@ -562,16 +581,19 @@ def _failure(
         )
     if outcome.kind == "data_loss":
         statements = "; ".join(outcome.data_loss)
-        # No deploy setting approves data loss (only previews pass --allow-data-loss): a person runs it.
+        digest = data_loss_digest(schema, outcome.data_loss, before)
+        other = f" (`{APPROVAL_KEY}` is {approval}, which approves another change)" if approval else ""
         hint = (
-            "if losing that data is intended, a person applies it by hand, python -m steps.migrate --app-dir APP_DIR "
-            f"--schema {schema} --allow-data-loss with that database's DATABASE_URL, then re-runs the deploy; "
+            f"if losing that data is intended, approve exactly this change: `pulumi config set {APPROVAL_KEY} {digest}` "
+            "on this stack and re-run the deploy (once it is applied the value approves nothing else: clear it); "
             "otherwise give the new column a default, keep the column/table or copy its data first"
         )
         if allow_data_loss:
             hint = "drizzle-kit still asked although --force was given; apply the change by hand"
         return PermanentError(
-            f"migration of {schema} would lose data and was not applied: {statements or outcome.question}{version_note}", hint=hint
+            f"migration of {schema} would lose data and was not applied: {statements or outcome.question}{version_note}; "
+            f"data-loss digest {digest}{other}",
+            hint=hint,
         )
     if outcome.kind == "sql_error" and _DROPS_SCHEMA.fullmatch(outcome.message):
         return PermanentError(
@@ -598,12 +620,29 @@ def _failure(
     )
 
 
+def data_loss_digest(schema: str, statements: Sequence[str], before: SchemaState) -> str:
+    """What `approveDataLoss` must equal to apply these data-losing statements to this schema.
+
+    It covers the schema, drizzle-kit's statements (their row counts left out: rows keep coming
+    while a person decides) and the tables and columns the change starts from, so it approves one
+    change: once applied, the schema it starts from is gone and the value matches nothing else.
+    """
+    material = {
+        "schema": schema,
+        "statements": [_ROW_COUNT.sub("", s) for s in statements],
+        "tables": {t: sorted(c.items()) for t, c in sorted(before.tables.items())},
+        "enums": dict(sorted(before.enums.items())),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
+
+
 @dataclass(frozen=True)
 class MigrateArgs:
     app_dir: Path
     schema: str
     timeout: float
     allow_data_loss: bool
+    approve_data_loss: str = ""
 
 
 def migrate(args: MigrateArgs) -> dict:
@@ -632,32 +671,44 @@ def migrate(args: MigrateArgs) -> dict:
         try:
             before = read_state(conn, schema)
             keys_before = foreign_keys(conn, schema)
-            app_name = f"webstack-migrate:{schema}:{secrets.token_hex(4)}"
-            argv = [DRIZZLE_KIT, "push", "--config", PUSH_CONFIG]
-            if args.allow_data_loss:
-                argv.append("--force")
-            remaining = max(1.0, deadline - time.monotonic())
-            try:
-                result = run_tool(
-                    argv,
-                    cwd=app_dir,
-                    env={"DB_SCHEMA": schema, "DATABASE_URL": url, "PGAPPNAME": app_name, "FORCE_COLOR": "0"},
-                    timeout=remaining,
-                    what="drizzle-kit push",
-                    stop_when=waits_for_an_answer,
-                )
-            except ToolTimeout:
-                ended = terminate_push_backends(conn, app_name)
-                raise MigrationTimeout(
-                    f"drizzle-kit push into {schema} did not finish within {args.timeout:.0f}s and was killed"
-                    f" ({ended} server session(s) of it terminated)",
-                    hint="look for locks on the schema's tables (pg_locks / pg_stat_activity), check which "
-                    "statements were applied (push is not transactional), fix by hand, then re-run the deploy",
-                ) from None
-            if result.stopped_at:
-                # Killed at its question: it may still hold a session open on the server.
-                terminate_push_backends(conn, app_name)
-            outcome = classify_push(result.returncode, result.output)
+
+            def push(force: bool) -> PushOutcome:
+                app_name = f"webstack-migrate:{schema}:{secrets.token_hex(4)}"
+                argv = [DRIZZLE_KIT, "push", "--config", PUSH_CONFIG]
+                if force:
+                    argv.append("--force")
+                remaining = max(1.0, deadline - time.monotonic())
+                try:
+                    result = run_tool(
+                        argv,
+                        cwd=app_dir,
+                        env={"DB_SCHEMA": schema, "DATABASE_URL": url, "PGAPPNAME": app_name, "FORCE_COLOR": "0"},
+                        timeout=remaining,
+                        what="drizzle-kit push",
+                        stop_when=waits_for_an_answer,
+                    )
+                except ToolTimeout:
+                    ended = terminate_push_backends(conn, app_name)
+                    raise MigrationTimeout(
+                        f"drizzle-kit push into {schema} did not finish within {args.timeout:.0f}s and was killed"
+                        f" ({ended} server session(s) of it terminated)",
+                        hint="look for locks on the schema's tables (pg_locks / pg_stat_activity), check which "
+                        "statements were applied (push is not transactional), fix by hand, then re-run the deploy",
+                    ) from None
+                if result.stopped_at:
+                    # Killed at its question: it may still hold a session open on the server.
+                    terminate_push_backends(conn, app_name)
+                return classify_push(result.returncode, result.output)
+
+            outcome = push(force=args.allow_data_loss)
+            if outcome.kind == "data_loss" and not args.allow_data_loss and args.approve_data_loss:
+                digest = data_loss_digest(schema, outcome.data_loss, before)
+                if hmac.compare_digest(args.approve_data_loss, digest):
+                    warn(
+                        f"migrate: {APPROVAL_KEY} {digest} approves this data loss on {schema}: "
+                        f"{'; '.join(outcome.data_loss)}; applying it (clear {APPROVAL_KEY} afterwards)"
+                    )
+                    outcome = push(force=True)
             if outcome.kind == "silent_exit":
                 # drizzle-kit says nothing when it cannot connect; ask the database ourselves.
                 connect_checked(url, application_name=f"webstack-migrate-check:{schema}").close()
@@ -666,7 +717,9 @@ def migrate(args: MigrateArgs) -> dict:
                     hint="re-run the deploy; if it persists run drizzle-kit push locally against the database",
                 )
             if not outcome.ok:
-                raise _failure(outcome, schema, manifest, before, args.allow_data_loss, version_note)
+                raise _failure(
+                    outcome, schema, manifest, before, args.allow_data_loss, version_note, args.approve_data_loss
+                )
             after = read_state(conn, schema)
             recreated = recreated_foreign_keys(keys_before, foreign_keys(conn, schema))
         finally:
@@ -707,8 +760,20 @@ def parse(argv: list[str] | None = None) -> MigrateArgs:
         "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds for lock wait plus push; then killed"
     )
     parser.add_argument("--allow-data-loss", action="store_true", help="apply data-losing changes (drizzle-kit --force)")
+    parser.add_argument(
+        "--approve-data-loss",
+        default="",
+        type=approval_digest,
+        help=f"apply the data-losing change whose digest (printed by the refusal) this is (`{APPROVAL_KEY}`)",
+    )
     ns = parser.parse_args(argv)
-    return MigrateArgs(app_dir=ns.app_dir, schema=ns.schema, timeout=ns.timeout, allow_data_loss=ns.allow_data_loss)
+    return MigrateArgs(
+        app_dir=ns.app_dir,
+        schema=ns.schema,
+        timeout=ns.timeout,
+        allow_data_loss=ns.allow_data_loss,
+        approve_data_loss=ns.approve_data_loss,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from steps.migrate import (
     TIMEOUT_ALERT,
     SchemaState,
     classify_push,
+    data_loss_digest,
     describe_ambiguity,
     drizzle_kit_version_note,
     foreign_key_churn_warning,
@@ -495,7 +497,8 @@ def test_data_loss_needs_allow_data_loss(pg_database: Database, app_copy: Path):
     line = failure_line(refused)
     assert "would lose data and was not applied" in line
     assert "You're about to delete email column in users table with 1 items" in line
-    assert "--allow-data-loss" in line
+    digest = re.search(r"data-loss digest ([0-9a-f]{16})", line).group(1)
+    assert f"pulumi config set approveDataLoss {digest}" in line and "allowDataLoss" not in line
     assert users(pg_database, "app_pr_7") == [("s1", "s1@example.com", "Alice")]
 
     applied = result_of(push(pg_database, "app_pr_7", "--allow-data-loss", app=app_copy))
@@ -741,3 +744,60 @@ def test_foreign_key_churn_is_reported(pg_database: Database, app_copy: Path):
     third = push(pg_database, "app_pr_7", app=app_copy)
     assert result_of(third)["outcome"] == "no_changes" and result_of(third)["recreated_foreign_keys"] == []
     assert "63 bytes" not in third.stderr
+
+
+def test_data_loss_digest_covers_the_change_and_the_state_it_starts_from():
+    state = SchemaState({"users": {"id": ("uuid", True), "email": ("text", False)}}, {})
+    drop = ("You're about to delete email column in users table with 1 items",)
+    digest = data_loss_digest("app", drop, state)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    # More rows meanwhile: the same change.
+    assert data_loss_digest("app", ("You're about to delete email column in users table with 9 items",), state) == digest
+    # Another change, another schema, or the same change from another state: another digest.
+    assert data_loss_digest("app", ("You're about to delete id column in users table with 1 items",), state) != digest
+    assert data_loss_digest("app_pr_7", drop, state) != digest
+    other_state = SchemaState({"users": {"id": ("uuid", True), "email": ("text", True)}}, {})
+    assert data_loss_digest("app", drop, other_state) != digest
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "ABCDEF0123456789", "0123"])
+def test_approval_must_be_a_digest(value):
+    proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--approve-data-loss", value)
+    assert proc.returncode == 2 and "--approve-data-loss: must be the 16-hex-digit digest" in proc.stderr
+
+
+@pytest.mark.slow
+def test_approve_data_loss_applies_exactly_the_refused_change_once(pg_database: Database, app_copy: Path):
+    result_of(push(pg_database, "app", app=app_copy))
+    add_user(pg_database, "app")
+    edit_define(app_copy, "      email: varchar('email', { length: 320 }),\n", "")
+    refused = push(pg_database, "app", app=app_copy)
+    digest = re.search(r"data-loss digest ([0-9a-f]{16})", failure_line(refused)).group(1)
+
+    # A value that approves another change approves nothing here.
+    wrong = "0" * 16 if digest != "0" * 16 else "1" * 16
+    still = push(pg_database, "app", "--approve-data-loss", wrong, app=app_copy)
+    assert still.returncode == 1
+    assert f"data-loss digest {digest} (`approveDataLoss` is {wrong}, which approves another change)" in failure_line(still)
+    assert users(pg_database, "app") == [("s1", "s1@example.com", "Alice")]
+
+    applied = push(pg_database, "app", "--approve-data-loss", digest, app=app_copy)
+    assert result_of(applied)["dropped"] == ["column users.email"]
+    assert f"approveDataLoss {digest} approves this data loss on app" in applied.stderr
+    assert users_columns(pg_database, "app") == ["id", "subject", "display_name", "created_at"]
+
+    # The same value does not approve the next data-losing change.
+    edit_define(app_copy, "      displayName: varchar('display_name', { length: 120 }),\n", "")
+    next_change = push(pg_database, "app", "--approve-data-loss", digest, app=app_copy)
+    assert next_change.returncode == 1
+    line = failure_line(next_change)
+    assert "You're about to delete display_name column in users table with 1 items" in line
+    assert "which approves another change" in line
+    assert "display_name" in users_columns(pg_database, "app")
+
+
+def users_columns(db: Database, schema: str) -> list[str]:
+    with db.connect() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'users' ORDER BY ordinal_position", (schema,)).fetchall()]

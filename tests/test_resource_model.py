@@ -319,6 +319,20 @@ def test_migration_flags_per_stack(recorded):
     assert environment == {"DB_SCHEMA": "app_preview_pr_7", "APP_DIR": "tests/fixtures/app", "MIGRATION_TIMEOUT": "120"}
 
 
+def test_prod_approves_one_data_loss_by_its_digest():
+    from components.settings import SettingsError
+    from tests.conftest import record
+
+    base = 'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+    migrate = command(record("prod", approveDataLoss="0123456789abcdef"), "database-migrate")
+    assert migrate["create"] == base + ' --approve-data-loss "$APPROVE_DATA_LOSS"'
+    assert migrate["environment"]["APPROVE_DATA_LOSS"] == "0123456789abcdef"
+    for stack, value in (("prod", "yes"), ("prod", "true"), ("preview-pr-7", "0123456789abcdef")):
+        with pytest.raises(SettingsError) as error:
+            record(stack, approveDataLoss=value)
+        assert "`approveDataLoss`" in str(error.value) and "only prod approves data loss" in str(error.value)
+
+
 def test_only_pr_stacks_drop_their_schema_and_branch_on_destroy(recorded):
     pr = recorded("preview-pr-7")
     assert command(pr, "database-schema")["delete"] == 'python -m steps.schema drop --schema "$DB_SCHEMA"'
