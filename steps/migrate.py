@@ -115,6 +115,25 @@ _DATA_LOSS_QUESTION = "Do you still want to push changes?"
 # drizzle-kit emits DROP SCHEMA for a schema in its schemaFilter that no exported pgSchema declares.
 _DROPS_SCHEMA = re.compile(r"cannot drop schema \S+ because other objects depend on it")
 _REACHED_DATABASE = ("driver for database querying", "Pulling schema from database")
+_MISSING_MODULE = re.compile(r"Cannot find module '(?P<module>[^']+)'")
+_NO_SCHEMA_FILES = re.compile(r"No schema files found for path config (?P<paths>.*)")
+
+
+def missing_package(output: str) -> str | None:
+    """The npm package whose module node could not find (`drizzle-orm` for `drizzle-orm/pg-core`)."""
+    m = _MISSING_MODULE.search(output)
+    if not m or m.group("module").startswith((".", "/")):
+        return None
+    parts = m.group("module").split("/")
+    return "/".join(parts[:2]) if parts[0].startswith("@") else parts[0]
+
+
+def missing_package_failure(package: str, what: str) -> PermanentError:
+    return PermanentError(
+        f"{what} cannot find the package {package} from the workspace root",
+        hint=f"declare {package} in the devDependencies of the workspace root's package.json (not only in the schema "
+        "package: npm may then nest it where drizzle-kit does not look), run npm install, commit package-lock.json",
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +215,12 @@ def classify_push(returncode: int, output: str) -> PushOutcome:
         return PushOutcome(
             "prompt", False, f"drizzle-kit needs an answer about {prompt} (a possible rename)", prompt=prompt, question=question
         )
+    no_files = next((m for line in lines if (m := _NO_SCHEMA_FILES.search(line))), None)
+    if no_files:
+        return PushOutcome("no_schema_files", False, f"drizzle-kit found no schema files for {no_files.group('paths').strip()}")
+    package = missing_package(text)
+    if package:
+        return PushOutcome("missing_package", False, package)
     if not any(marker in text for marker in _REACHED_DATABASE) and "Reading config file" in text and returncode != 0:
         # It stopped while loading drizzle.config.ts: nothing reached the database, and a re-run
         # loads the same config again.
@@ -546,6 +571,8 @@ def read_manifest(app_dir: Path, schema: str) -> dict:
         manifest, _ = json.JSONDecoder().raw_decode(result.output[start:]) if start >= 0 else (None, 0)
     except ValueError:
         manifest = None
+    if not result.ok and (package := missing_package(result.output)):
+        raise missing_package_failure(package, f"the schema manifest ({MANIFEST_SCRIPT})")
     if not result.ok or not isinstance(manifest, dict) or not isinstance(manifest.get("tables"), list):
         raise PermanentError(
             f"the schema manifest ({MANIFEST_SCRIPT}) failed (exit {result.returncode})",
@@ -573,6 +600,14 @@ def _failure(
             hint="make the change unambiguous: rename by hand (ALTER TABLE ... RENAME COLUMN old TO new) before the deploy, "
             "or split it into two deploys (add the new column, then drop the old one)",
         )
+    if outcome.kind == "no_schema_files":
+        return PermanentError(
+            f"migration of {schema}: {outcome.message}; nothing was applied",
+            hint="drizzle-kit runs from the workspace root (the app dir), so a relative `schema` in drizzle.config.ts "
+            "is read from there: write it from the config's own folder, schema: path.join(__dirname, 'src', 'schema.ts')",
+        )
+    if outcome.kind == "missing_package":
+        return missing_package_failure(outcome.message, f"migration of {schema}: drizzle-kit")
     if outcome.kind == "config_error":
         return PermanentError(
             f"migration of {schema} failed before reaching the database: {outcome.message} ({PUSH_CONFIG}); not retried",

@@ -151,6 +151,19 @@ CONFIG_THROW = (
     "Error: secret store unreachable\n    at Object.<anonymous> (/app/packages/shared-schemas/drizzle.config.ts:9:9)\n"
 )
 
+NO_SCHEMA_FILES = (
+    "Reading config file '/app/packages/shared-schemas/drizzle.config.ts'\n"
+    "Error  No schema files found for path config ['./src/schema.ts']\n"
+    "Error  If path represents a file - please make sure to use .ts or other extension in the path\n"
+)
+MISSING_ORM = OLD_PULL.split("[")[0] + (
+    "Error: Cannot find module 'drizzle-orm/pg-core'\n"
+    "Require stack:\n"
+    "- /app/packages/shared-schemas/src/schema.ts\n"
+    "- /app/node_modules/drizzle-kit/bin.cjs\n"
+    "    at Module._resolveFilename (node:internal/modules/cjs/loader:1207:15)\n"
+)
+
 
 @pytest.mark.parametrize(
     ("returncode", "output", "kind", "ok"),
@@ -163,6 +176,9 @@ CONFIG_THROW = (
         (0, DROP_SCHEMA, "sql_error", False),
         (1, CONFIG_EXIT, "config_error", False),
         (1, CONFIG_THROW, "config_error", False),
+        (0, NO_SCHEMA_FILES, "no_schema_files", False),
+        (1, NO_SCHEMA_FILES, "no_schema_files", False),
+        (1, MISSING_ORM, "missing_package", False),
         (0, NO_CHANGES, "no_changes", True),
         (0, RENAME, "prompt", False),
         (0, DATA_LOSS, "data_loss", False),
@@ -206,6 +222,8 @@ def test_classify_old_drizzle_kit_and_postgres_js():
     }
     assert classify_push(1, CONFIG_EXIT).message == "drizzle-kit could not load its config: could not read the secret from the cloud"
     assert classify_push(1, CONFIG_THROW).message == "drizzle-kit could not load its config: Error: secret store unreachable"
+    assert classify_push(0, NO_SCHEMA_FILES).message == "drizzle-kit found no schema files for ['./src/schema.ts']"
+    assert classify_push(1, MISSING_ORM).message == "drizzle-orm"
     # A connection that fails after the config loaded stays a (transient) silent exit.
     assert classify_push(1, CONNECTION_FAILED).kind == "silent_exit"
 
@@ -801,3 +819,25 @@ def users_columns(db: Database, schema: str) -> list[str]:
         return [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
             " AND table_name = 'users' ORDER BY ordinal_position", (schema,)).fetchall()]
+
+
+@pytest.mark.slow
+def test_relative_schema_path_names_the_fix(pg_database: Database, old_app: Path):
+    edit(old_app, CONFIG_FILE, "schema: path.join(__dirname, 'src', 'schema.ts')", "schema: './src/schema.ts'")
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "drizzle-kit found no schema files for ['./src/schema.ts']" in line
+    assert "path.join(__dirname, 'src', 'schema.ts')" in line and "needs a fix" not in line
+
+
+@pytest.mark.slow
+def test_drizzle_orm_not_at_the_root_names_the_fix(pg_database: Database, tmp_path: Path):
+    app = copy_app(OLD_APP, tmp_path / "app", without_bins=("none",))
+    (app / "node_modules" / "drizzle-orm").unlink()
+    proc = push(pg_database, "app_pr_7", app=app)
+    assert proc.returncode == 1
+    line = failure_line(proc)
+    assert "cannot find the package drizzle-orm from the workspace root" in line
+    assert "declare drizzle-orm in the devDependencies of the workspace root's package.json" in line
+    assert "needs a fix" not in line and "Traceback" not in proc.stderr
