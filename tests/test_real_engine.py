@@ -1221,3 +1221,42 @@ def test_11_out_of_band_change_is_reported_as_drift_and_alerted(world: World) ->
         assert state["outputs"]["memorySize"] == function["MemorySize"]
     finally:
         c.client("lambda").update_function_configuration(FunctionName="webstack-api-prod", MemorySize=function["MemorySize"])
+
+
+# --- 12 ---------------------------------------------------------------------------------------------
+
+
+def test_12_the_first_prod_up_renders_as_a_timeline_by_phase(world: World) -> None:
+    from components.phase import PHASES
+    from tests.support.gantt import TASK, gantt_problems
+
+    w = world
+    w.need("prod")
+    s = w.stack("prod")
+    # The engine's event stream of test 01's `up --json`: the same events `up --event-log` writes.
+    [first] = sorted((w.root / "logs").glob("*-prod-up.log"))[:1]
+    events = w.root / "prod-up-events.jsonl"
+    events.write_text("".join(line for line in first.read_text().splitlines(keepends=True) if line.startswith('{"sequence"')))
+    summary, record = w.root / "timeline.md", w.root / "timeline.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflow.timeline", "--events", str(events), "--stack", "prod", "--logs",
+         "--json", str(record), "--summary", str(summary)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chart = summary.read_text().split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert gantt_problems(chart) == []
+    assert re.findall(r"^    section (\S+)$", chart, re.M) == list(PHASES)
+    # One bar a resource the first up created, every Command (deploy step) among them.
+    created = {r["urn"].rsplit("::", 1)[1] for r in w.export(s) if r.get("custom") and not r["type"].startswith("pulumi:")}
+    bars = {m["name"].removesuffix(" (create)") for line in chart.splitlines() if (m := TASK.fullmatch(line))}
+    commands = {r["urn"].rsplit("::", 1)[1] for r in w.export(s) if r["type"] == "command:local:Command"}
+    assert commands and commands <= bars <= created, (commands - bars, bars - created)
+    steps = json.loads(record.read_text())["steps"]
+    assert {s_["outcome"] for s_ in steps} == {"ok"} and all(s_["end"] >= s_["start"] for s_ in steps)
+    assert list(json.loads(record.read_text())["phases"]) == list(PHASES)
+    # Each step's log in its own group: the migration's lines sit in the database phase's group.
+    groups = re.findall(r"^::group::(\S+) / (\S+) ", proc.stdout, re.M)
+    assert proc.stdout.count("::endgroup::") == len(groups) == len(steps)
+    migrate = proc.stdout.split("::group::database / database-migrate", 1)[1].split("::endgroup::", 1)[0]
+    assert "step migrate: start (critical)" in migrate and "step migrate: ok" in migrate

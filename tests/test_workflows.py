@@ -681,9 +681,33 @@ CHECKS = {
 }
 
 
+TIMELINE = 'python -m workflow.timeline --events "$RUNNER_TEMP/events.jsonl" --stack "$STACK" --logs --json "$RUNNER_TEMP/timeline.json"'
+
+
+def check_timeline(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
+    """`up` keeps the engine's event log; the timeline (gantt, groups, phase durations) follows it."""
+    job = only_job(wf, name)
+    lines = run_lines(job)
+    up = next((line for line in lines if line.startswith(UP_LINE)), "")
+    if not up.endswith(' --event-log "$RUNNER_TEMP/events.jsonl"'):
+        yield f"{name}: `pulumi up` must keep the engine's event log (--event-log \"$RUNNER_TEMP/events.jsonl\")"
+    if not 0 <= index_of(lines, up or UP_LINE) < index_of(lines, TIMELINE):
+        yield f"{name}: the run timeline with each step's log in a group follows `up`: `{TIMELINE}`"
+    step = next((s for s in steps(job) if TIMELINE in str(s.get("run"))), {})
+    if "!cancelled()" not in str(step.get("if")):
+        yield f"{name}: the run timeline is drawn also when `up` failed"
+    comment = index_of(lines, "python -m workflow.pr_comment")
+    if name == "preview" and not (
+        index_of(lines, TIMELINE) < comment and '--timeline "$RUNNER_TEMP/timeline.json"' in lines[comment]
+    ):
+        yield "preview: phase durations in the PR comment (`--timeline`) from the run timeline"
+
+
 def violations(workflows: Workflows) -> list[str]:
     found = []
     for name, (text, wf) in workflows.items():
+        if name in ("deploy", "preview"):
+            found += check_timeline(name, wf)
         found += check_common(name, text, wf)
         found += check_secret_sources(name, wf)
         found += CHECKS[name](wf)
@@ -747,7 +771,10 @@ BROKEN = [
     pytest.param("cleanup", "          # ... then destroy exactly the checked copy", "          # ... then destroy the checked copy (it's", "a quote inside the leased block", id="cleanup-quote-ends-the-leased-block"),
     pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          pulumi stack rm --yes --force \"$STACK\"\n", "never ends", id="sweeper-leased-block-unterminated"),
     pytest.param("preview", '--stack "$STACK" --policy-pack policy --policy-pack-config', '--stack "$STACK" --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
-    pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json"\n', "\n", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
+    pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', " --event-log", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
+    pytest.param("deploy", ' --event-log "$RUNNER_TEMP/events.jsonl"\n', "\n", "the engine's event log", id="deploy-up-without-event-log"),
+    pytest.param("preview", "--stack \"$STACK\" --logs --json", "--stack \"$STACK\" --json", "each step's log in a group", id="preview-timeline-without-groups"),
+    pytest.param("preview", '          --timeline "$RUNNER_TEMP/timeline.json"\n', "", "phase durations in the PR comment", id="preview-comment-without-phases"),
     pytest.param("preview", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', " >", "missing command `pulumi preview", id="preview-without-pack-config"),
     pytest.param("deploy", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: org/repo", "this run's repository", id="deploy-pack-config-fixed-repository"),
     pytest.param("preview", "REPOSITORY: ${{ github.repository }}", "REPOSITORY: ${{ github.event.pull_request.head.repo.full_name }}", "this run's repository", id="preview-pack-config-head-repository"),

@@ -5,7 +5,9 @@ body's first line is a marker naming the workflow's comment; the posting script 
 comment that starts with it, so later pushes update one comment instead of adding another.
 
 Usage: python -m workflow.pr_comment --stack S --plan PLAN_JSON --outputs OUTPUTS_JSON
-           --outcome success|failure|... [--sha SHA] [--run-url URL] [--github-output PATH]
+           --outcome success|failure|... [--sha SHA] [--run-url URL] [--timeline TIMELINE_JSON]
+           [--github-output PATH]
+(--timeline: `python -m workflow.timeline --json`; the comment shows each phase's duration.)
 Writes the body to stdout and, as the step output `body`, to $GITHUB_OUTPUT.
 """
 
@@ -50,6 +52,7 @@ def render(
     plan_error: str | None = None,
     sha: str | None = None,
     run_url: str | None = None,
+    phases: Mapping[str, object] | None = None,
 ) -> str:
     ok = outcome == "success"
     status = "deployed" if ok else f"not deployed (`pulumi up`: {outcome or 'did not run'})"
@@ -73,6 +76,8 @@ def render(
             )
     else:
         parts.append(f"**Plan:** not available ({plan_error or 'no preview'}).")
+    if phases:
+        parts.append("**Phases:** " + " · ".join(f"{name} {seconds} s" for name, seconds in phases.items()) + ".")
     if run_url:
         parts.append(f"[Workflow run]({run_url})")
     return "\n\n".join(parts) + "\n"
@@ -102,6 +107,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--outcome", default="")
     parser.add_argument("--sha")
     parser.add_argument("--run-url")
+    parser.add_argument("--timeline", type=Path, help="`python -m workflow.timeline --json` output")
     parser.add_argument(
         "--github-output",
         type=Path,
@@ -123,6 +129,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         plan_error=plan_error,
         sha=args.sha,
         run_url=args.run_url,
+        phases=(_read_outputs(args.timeline) or {}).get("phases") if args.timeline else None,
     )
     print(body)
     if args.github_output is not None:

@@ -22,7 +22,6 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from steps.alert import send_alert
 from steps.args import StepParser, local_path
@@ -31,6 +30,7 @@ from workflow.audit import anomalies as found
 from workflow.audit import report as render
 from workflow.audit import sources
 from workflow.audit.sources import Window, collect
+from workflow.summary import write_summary
 
 DURATION = re.compile(r"(?P<count>[1-9][0-9]{0,3})(?P<unit>[dh])")
 MAX_PERIOD = timedelta(days=90)  # CloudTrail's event history and Cloudflare's audit log keep no more
@@ -120,15 +120,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None, no
         now=window.until,
     )
     report = render.build({"since": window.iso("since"), "until": window.iso("until")}, collected, anomalies)
-    text = mask(render.markdown(report))
+    text = render.markdown(report)
     if args.json:
         args.json.write_text(mask(json.dumps(report, indent=2, default=str)) + "\n", encoding="utf-8")
-    target = args.markdown or (Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None)
-    if target:
-        with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        print(text)
+    write_summary(text, args.markdown, env)
     missing = sorted(name for name, s in collected.items() if s["status"] != "ok")
     for name in missing:
         log(f"audit: source {name} missing: {collected[name]['why']}")
