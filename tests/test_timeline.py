@@ -61,6 +61,9 @@ def a_run(retry_line: str) -> list[dict]:
         diag(28, SITE, "FAILED pages: wrangler could not reach the API — retry later"),
         done(40, SITE, failed=True),
         pre(41, f"{ROOT}aws:s3/bucket:Bucket::unchanged", "aws:s3/bucket:Bucket", "same", None),
+        # The engine's own: the stack and a default provider are no steps of the deploy.
+        pre(42, f"{ROOT}pulumi:pulumi:Stack::webstack-prod", "pulumi:pulumi:Stack", "create", None),
+        pre(43, f"{ROOT}pulumi:providers:aws::default", "pulumi:providers:aws", "create", None),
     ]
 
 

@@ -102,7 +102,9 @@ def timeline(events: Iterable[Mapping[str, Any]]) -> list[Step]:
             types[urn] = meta.get("type", "")
             if state.get("parent"):
                 parents[urn] = state["parent"]
-            if meta.get("op") not in ("same", "read", "refresh") and state.get("custom", True) and urn not in steps:
+            # The stack and the providers are the engine's own bookkeeping, not steps of the deploy.
+            engine_own = str(meta.get("type", "")).startswith("pulumi:")
+            if meta.get("op") not in ("same", "read", "refresh") and state.get("custom") and not engine_own and urn not in steps:
                 steps[urn] = Step(urn, urn.rsplit("::", 1)[-1], meta.get("type", ""), meta.get("op", ""), "", when)
         elif out := event.get("resOutputsEvent"):
             urn = (out.get("metadata") or {}).get("urn", "")
