@@ -15,8 +15,8 @@ JWKS itself, `/health` is public, and CORS admits only the stack's own site.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -26,11 +26,23 @@ from components.build import Build
 from components.commands import PROJECT_DIR, deploy_step, step_command
 
 ALIAS_NAME = "stable"
-API_DIR = "apps/api"
-ENTRY = "src/handler.ts"
 BUNDLE_DIR = "dist"
-# esbuild writes dist/index.js (CommonJS); the archive keeps paths relative to the build's directory.
+# esbuild writes dist/index.js (CommonJS) or dist/index.mjs (ESM); Lambda's Node runtime finds
+# either for `index`. The archive keeps paths relative to the build's directory.
 HANDLER = f"{BUNDLE_DIR}/index.handler"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BundleArgs:
+    """What the API's build bundles (settings.AppShape's api* keys)."""
+
+    api_dir: str
+    """The API's package, relative to the app workspace."""
+    entry: str
+    """Relative to api_dir."""
+    format: str
+    external: Sequence[str] = ()
+    extra_files: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +51,7 @@ class LambdaApiArgs:
     role_arn: pulumi.Input[str]
     app_dir: str
     """The app workspace, relative to the project directory."""
+    bundle: BundleArgs
     sources_hash: str
     """Content hash of the API's and shared-schemas' sources and the lockfile."""
     publish: bool
@@ -60,6 +73,9 @@ class LambdaApiArgs:
     """What must be live before the function changes: the migrated database."""
     build_after: Sequence[pulumi.Resource]
     """What the bundle needs on the runner: the installed workspace."""
+    app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The app's own settings and secrets (`apiEnvironment`, `apiSecretEnvironment`); the
+    pipeline's `environment` wins over them (settings refuse a clash anyway)."""
 
 
 class LambdaApi(pulumi.ComponentResource):
@@ -98,6 +114,7 @@ class LambdaApi(pulumi.ComponentResource):
             publish=args.publish,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
+                    **args.app_environment,
                     **args.environment,
                     "APP_VERSION": self.build.stdout,
                     "ALLOWED_ORIGIN": args.site_origin,
@@ -173,16 +190,28 @@ class LambdaApi(pulumi.ComponentResource):
         )
 
     def _create_build(self, name: str, args: LambdaApiArgs, child: pulumi.ResourceOptions) -> local.Command:
-        api_dir = f"{args.app_dir}/{API_DIR}"
+        api_dir = f"{args.app_dir}/{args.bundle.api_dir}"
         # The build runs inside the API's directory so that the archive holds `dist/...` at its
-        # root; relative paths keep the inputs identical on every machine.
+        # root; relative paths keep the inputs identical on every machine. Lists travel as one
+        # newline-separated variable each (no value is ever part of the command text).
         return Build(
             f"{name}-build",
-            create=step_command("build_lambda", '--app-dir "$APP_DIR"', '--entry "$ENTRY"', '--out "$OUT_DIR"'),
+            create=step_command(
+                "build_lambda",
+                '--app-dir "$APP_DIR"',
+                '--entry "$ENTRY"',
+                '--out "$OUT_DIR"',
+                '--format "$BUNDLE_FORMAT"',
+                '--external "$EXTERNAL_MODULES"',
+                '--extra-files "$EXTRA_FILES"',
+            ),
             environment={
                 "APP_DIR": os.path.relpath(args.app_dir, api_dir),
-                "ENTRY": ENTRY,
+                "ENTRY": args.bundle.entry,
                 "OUT_DIR": BUNDLE_DIR,
+                "BUNDLE_FORMAT": args.bundle.format,
+                "EXTERNAL_MODULES": "\n".join(args.bundle.external),
+                "EXTRA_FILES": "\n".join(args.bundle.extra_files),
                 "PYTHONPATH": os.path.relpath(PROJECT_DIR, api_dir),
             },
             triggers=[args.sources_hash],

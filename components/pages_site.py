@@ -25,11 +25,14 @@ class PagesSiteArgs:
     account_id: str
     branch: str
     app_dir: str
+    web_dir: str
+    """The site's package, relative to app_dir."""
     out_dir: str
     sources_hash: str
     """Content hash of the web and shared-schemas sources and the lockfile."""
     public_environment: dict[str, pulumi.Input[str]]
-    """`NEXT_PUBLIC_*` values baked into the site (the API URL among them)."""
+    """The values baked into the site (`siteOutputs`: the API URL among them), by variable name;
+    the build checks that each one is in the export."""
     delete_replaced_deployments: bool
     clean_branch_on_destroy: bool
     build_after: Sequence[pulumi.Resource]
@@ -51,8 +54,16 @@ class PagesSite(pulumi.ComponentResource):
 
         self.build = Build(
             f"{name}-build",
-            create=step_command("build_site", '--app-dir "$APP_DIR"', '--out "$OUT_DIR"'),
-            environment={"APP_DIR": args.app_dir, "OUT_DIR": args.out_dir, **args.public_environment},
+            create=step_command(
+                "build_site", '--app-dir "$APP_DIR"', '--web-dir "$WEB_DIR"', '--out "$OUT_DIR"', '--baked "$BAKED"'
+            ),
+            environment={
+                "APP_DIR": args.app_dir,
+                "WEB_DIR": args.web_dir,
+                "OUT_DIR": args.out_dir,
+                "BAKED": ",".join(sorted(args.public_environment)),
+                **args.public_environment,
+            },
             triggers=[args.sources_hash, *args.public_environment.values()],
             after=args.build_after,
             opts=child,

@@ -31,7 +31,7 @@ from components.build import Build
 from components.commands import deploy_step, step_command
 from components.database import Database, DatabaseArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
-from components.lambda_api import LambdaApi, LambdaApiArgs
+from components.lambda_api import BundleArgs, LambdaApi, LambdaApiArgs
 from components.lambda_role import LambdaRole, LambdaRoleArgs
 from components.pages_project import PagesProject, PagesProjectArgs
 from components.pages_site import PagesSite, PagesSiteArgs
@@ -40,12 +40,14 @@ from components.settings import PROJECT_ROOT, Settings
 from components.site_domain import SiteDomain, SiteDomainArgs
 from components.state_backend import StateBackend, StateBackendArgs
 from components.source_hash import combine, tree_hash
+from steps import package_manager
 
 CHECK_TIMEOUT_SECONDS = 300
-LOCKFILES = ("package.json", "package-lock.json")
+# Every lockfile a workspace may hold (steps.package_manager), and the workspace files the
+# package managers read.
+LOCKFILES = ("package.json", *package_manager.LOCKFILES.values(), "pnpm-workspace.yaml", ".npmrc")
 # Read by every TypeScript build and by drizzle-kit through the packages' `extends`.
-WORKSPACE_CONFIG = (*LOCKFILES, "tsconfig.base.json")
-SHARED_SCHEMAS = "packages/shared-schemas"
+WORKSPACE_CONFIG = (*LOCKFILES, "tsconfig.base.json", "tsconfig.json")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,14 +62,19 @@ class AppSources:
     @classmethod
     def of(cls, settings: Settings) -> AppSources:
         root = settings.app_path
+        app = settings.app
+        schema = app.schema_package
+        # Only the workspace files this app has: another manager's absent lockfile changes nothing.
+        lockfiles = [name for name in LOCKFILES if (root / name).exists()]
+        workspace = [name for name in WORKSPACE_CONFIG if (root / name).exists()]
         # A changed build program (other esbuild flags, say) must rebuild like changed sources.
         api_builder = tree_hash(PROJECT_ROOT, "steps/build_lambda.py")
         site_builder = tree_hash(PROJECT_ROOT, "steps/build_site.py")
         return cls(
-            lockfile=tree_hash(root, *LOCKFILES),
-            schema=tree_hash(root, SHARED_SCHEMAS, *WORKSPACE_CONFIG),
-            api=combine(tree_hash(root, "apps/api", SHARED_SCHEMAS, *WORKSPACE_CONFIG), api_builder),
-            web=combine(tree_hash(root, "apps/web", SHARED_SCHEMAS, *WORKSPACE_CONFIG), site_builder),
+            lockfile=tree_hash(root, *lockfiles),
+            schema=tree_hash(root, schema, *workspace),
+            api=combine(tree_hash(root, app.api_dir, schema, *workspace), api_builder),
+            web=combine(tree_hash(root, app.web_dir, schema, *workspace), site_builder),
         )
 
 
@@ -179,8 +186,8 @@ def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceO
     phase = Phase("dependencies", opts)
     install = Build(
         "app-install",
-        create=step_command("install", '--app-dir "$APP_DIR"'),
-        environment={"APP_DIR": settings.app_dir},
+        create=step_command("install", '--app-dir "$APP_DIR"', '--package-manager "$PACKAGE_MANAGER"'),
+        environment={"APP_DIR": settings.app_dir, "PACKAGE_MANAGER": settings.app.package_manager},
         triggers=[sources.lockfile],
         opts=pulumi.ResourceOptions(parent=phase),
     )
@@ -196,11 +203,19 @@ def database(
         DatabaseArgs(schema=settings.db_schema, drop_on_destroy=settings.is_pr, after=after),
         opts=pulumi.ResourceOptions(parent=phase),
     )
-    migrate_flags = ['--app-dir "$APP_DIR"', '--schema "$DB_SCHEMA"', '--timeout "$MIGRATION_TIMEOUT"']
+    migrate_flags = [
+        '--app-dir "$APP_DIR"',
+        '--schema "$DB_SCHEMA"',
+        '--timeout "$MIGRATION_TIMEOUT"',
+        '--schema-dir "$SCHEMA_DIR"',
+        '--drizzle-config "$DRIZZLE_CONFIG"',
+    ]
     environment = {
         "DB_SCHEMA": settings.db_schema,
         "APP_DIR": settings.app_dir,
         "MIGRATION_TIMEOUT": str(settings.migration_timeout_seconds),
+        "SCHEMA_DIR": settings.app.schema_package,
+        "DRIZZLE_CONFIG": settings.app.drizzle_config,
     }
     # Previews apply data-losing changes; prod only the one change a person approved by its digest.
     if not settings.is_prod:
@@ -233,6 +248,13 @@ def backend(
             function_name=settings.function_name,
             role_arn=infra.made.lambda_role.role.arn,
             app_dir=settings.app_dir,
+            bundle=BundleArgs(
+                api_dir=settings.app.api_dir,
+                entry=settings.app.api_entry,
+                format=settings.app.api_format,
+                external=settings.app.api_external,
+                extra_files=settings.app.api_extra_files,
+            ),
             sources_hash=sources.api,
             publish=settings.is_prod,
             pinned_version=settings.pinned_version,
@@ -252,6 +274,7 @@ def backend(
                 "DATABASE_URL": settings.runtime_database_url,
                 "DB_POOL_SIZE": str(settings.api_pool_size),
             },
+            app_environment={**settings.app.api_environment, **settings.app.api_secret_environment},
             after=[database_phase],
             build_after=[install],
         ),
@@ -271,12 +294,10 @@ def frontend(
             account_id=settings.cloudflare_account_id,
             branch=settings.pages_branch,
             app_dir=settings.app_dir,
+            web_dir=settings.app.web_dir,
             out_dir=f".build/{settings.stack}/site",
             sources_hash=sources.web,
-            public_environment={
-                "NEXT_PUBLIC_API_URL": api.url.function_url,
-                "NEXT_PUBLIC_STACK": settings.stack,
-            },
+            public_environment=site_environment(settings, api.url.function_url),
             delete_replaced_deployments=not settings.is_prod,
             clean_branch_on_destroy=settings.is_pr,
             build_after=[install],
@@ -285,6 +306,22 @@ def frontend(
         opts=pulumi.ResourceOptions(parent=phase),
     )
     return Stage(phase, site)
+
+
+def site_environment(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """What `siteOutputs` asks the site build to bake in, by variable name."""
+    outputs: dict[str, pulumi.Input[str]] = {
+        "apiUrl": api_url,
+        "apiBaseUrl": api_url.apply(without_trailing_slash),
+        "siteUrl": settings.site_url,
+        "stack": settings.stack,
+        "dbSchema": settings.db_schema,
+    }
+    return {variable: outputs[output] for variable, output in settings.app.site_outputs}
+
+
+def without_trailing_slash(url: str) -> str:
+    return url.rstrip("/")
 
 
 def checks(

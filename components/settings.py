@@ -8,6 +8,7 @@ before any resource is declared.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -18,10 +19,12 @@ from typing import Any, Literal
 
 import pulumi
 import yaml
+from pulumi.runtime.config import get_config, is_config_secret
 
 from components import names
 from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
+from steps.package_manager import manager_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
@@ -39,8 +42,49 @@ GITHUB_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 # `databaseUrl` is the direct connection (migrations, schema, deploy records); `runtimeDatabaseUrl`
 # is what the API function connects with, usually the transaction pooler.
 SECRET_ENVIRONMENT = {"databaseUrl": "DATABASE_URL", "runtimeDatabaseUrl": "RUNTIME_DATABASE_URL"}
+# The function's own secrets (a JSON object); only from `pulumi config set --secret`, never the environment.
+SECRET_ENVIRONMENT_KEY = "apiSecretEnvironment"
+SECRET_KEYS = frozenset({*SECRET_ENVIRONMENT, SECRET_ENVIRONMENT_KEY})
 
 StackKind = Literal["prod", "preview", "pr"]
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# What the pipeline itself gives the function (pipeline.backend, LambdaApi) and what Lambda reserves.
+PIPELINE_ENVIRONMENT = frozenset(
+    {"JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "DB_SCHEMA", "DATABASE_URL", "APP_VERSION", "ALLOWED_ORIGIN", "NODE_OPTIONS"}
+)
+LAMBDA_RESERVED = re.compile(r"(AWS_|LAMBDA_|_).*|TZ|_HANDLER")
+MODULE_NAME = re.compile(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._-]+)*")
+# The values the pipeline can bake into the site (`siteOutputs`), each by the name config uses.
+SITE_OUTPUTS = ("apiUrl", "apiBaseUrl", "siteUrl", "stack", "dbSchema")
+# The site build's own variables (PagesSite, steps.build_site): a site output must not replace one.
+SITE_BUILD_ENVIRONMENT = frozenset(
+    {"APP_DIR", "WEB_DIR", "OUT_DIR", "BAKED", "PATH", "PYTHONPATH", "NODE_OPTIONS", "CI", "HOME", "NEXT_BUILD_ID"}
+)
+API_FORMATS = ("cjs", "esm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppShape:
+    """Where the app's parts are and how they are built (README "Bring your own app")."""
+
+    package_manager: str
+    """npm | pnpm | yarn, or "" to detect from the lockfile."""
+    schema_package: str
+    drizzle_config: str
+    """Relative to schema_package."""
+    api_dir: str
+    api_entry: str
+    """Relative to api_dir."""
+    api_format: str
+    api_external: tuple[str, ...]
+    api_extra_files: tuple[str, ...]
+    web_dir: str
+    api_environment: Mapping[str, str]
+    api_secret_environment: Mapping[str, pulumi.Input[str]]
+    """Values are secret Outputs."""
+    site_outputs: tuple[tuple[str, str], ...]
+    """(variable, output name) pairs, output names from SITE_OUTPUTS."""
 
 
 class SettingsError(pulumi.RunError):
@@ -113,6 +157,7 @@ class Settings:
     """The direct connection: migrations, schema create/drop, deploy records."""
     runtime_database_url: pulumi.Input[str]
     """What the API function connects with (the transaction pooler, or `database_url`)."""
+    app: AppShape
     warnings: tuple[str, ...] = ()
     """What deploys but should be changed (logged by `load_settings`)."""
 
@@ -174,7 +219,7 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
             default=declaration.get("default"),
             # Not `secret: true` in Pulumi.yaml: the CLI demands a value for such a key, so one that
             # may come from the CI environment alone could not be declared (see Pulumi.yaml).
-            secret=short in SECRET_ENVIRONMENT,
+            secret=short in SECRET_KEYS,
         )
     return keys
 
@@ -351,6 +396,123 @@ def connection_budget_problem(values: Mapping[str, Any]) -> str | None:
     )
 
 
+def _inside_relative(path: str) -> bool:
+    parts = Path(path).parts
+    return bool(path) and not Path(path).is_absolute() and ".." not in parts
+
+
+def _pairs(key: str, items: tuple[str, ...], problems: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not ENV_NAME.fullmatch(name):
+            problems.append(f"`{key}` item {item[:60]!r} is not NAME=value (NAME: letters, digits, _)")
+            continue
+        pairs.append((name, value))
+    return pairs
+
+
+def _environment_name_problem(key: str, name: str) -> str | None:
+    if name in PIPELINE_ENVIRONMENT:
+        return f"`{key}` sets {name}, which the pipeline sets itself: drop it (or use another name)"
+    if LAMBDA_RESERVED.fullmatch(name):
+        return f"`{key}` sets {name}, a name AWS Lambda reserves: use another name"
+    return None
+
+
+def secret_environment(raw: str | None, is_secret: bool, problems: list[str]) -> dict[str, str]:
+    """`apiSecretEnvironment`'s JSON object, checked; never echoes a value."""
+    if raw is None or raw == "":
+        return {}
+    if not is_secret:
+        problems.append(
+            "`apiSecretEnvironment` is plain config: secrets are set only with "
+            "`pulumi config set --secret apiSecretEnvironment '{\"NAME\": \"value\"}'` (then rotate the exposed values)"
+        )
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        problems.append(
+            "`apiSecretEnvironment` must be a JSON object of strings, {\"NAME\": \"value\"}: "
+            "set it again with `pulumi config set --secret apiSecretEnvironment ...`"
+        )
+        return {}
+    environment = {}
+    for name, value in parsed.items():
+        if not ENV_NAME.fullmatch(name):
+            problems.append(f"`apiSecretEnvironment` name {name[:60]!r} is not a variable name (letters, digits, _)")
+        elif problem := _environment_name_problem("apiSecretEnvironment", name):
+            problems.append(problem)
+        else:
+            environment[name] = value
+    return environment
+
+
+def parse_app_shape(
+    resolved: Mapping[str, Any], app_root: Path | None, secret_env: Mapping[str, str], problems: list[str]
+) -> AppShape | None:
+    """The app-shape keys, each checked against the app's files when `app_root` exists."""
+    shape_keys = ("schemaPackage", "drizzleConfig", "apiDir", "apiEntry", "webDir", "apiFormat", "packageManager")
+    if any(resolved.get(key) is None for key in shape_keys):
+        return None
+    for key in ("schemaPackage", "drizzleConfig", "apiDir", "apiEntry", "webDir"):
+        if not _inside_relative(resolved[key]):
+            problems.append(f"`{key}` {resolved[key][:100]!r} must be a relative path inside the app (no '..')")
+            return None
+    if resolved["apiFormat"] not in API_FORMATS:
+        problems.append(f"`apiFormat` must be cjs or esm, got {resolved['apiFormat'][:20]!r}")
+    external = resolved.get("apiExternal") or ()
+    for module in external:
+        if not MODULE_NAME.fullmatch(module):
+            problems.append(f"`apiExternal` {module[:60]!r} is not an npm module name")
+    extra_files = resolved.get("apiExtraFiles") or ()
+    for pattern in extra_files:
+        if not _inside_relative(pattern):
+            problems.append(f"`apiExtraFiles` {pattern[:100]!r} must be a relative glob inside `apiDir` (no '..')")
+    plain_env = dict(_pairs("apiEnvironment", resolved.get("apiEnvironment") or (), problems))
+    for name in plain_env:
+        if problem := _environment_name_problem("apiEnvironment", name):
+            problems.append(problem)
+    for name in sorted(set(plain_env) & set(secret_env)):
+        problems.append(f"{name} is in both `apiEnvironment` and `apiSecretEnvironment`: keep it in one")
+    site_outputs = []
+    for variable, output in _pairs("siteOutputs", resolved.get("siteOutputs") or (), problems):
+        if variable in SITE_BUILD_ENVIRONMENT:
+            problems.append(f"`siteOutputs` variable {variable} is one the site build sets itself: name it otherwise")
+        if output not in SITE_OUTPUTS:
+            problems.append(f"`siteOutputs` {variable}={output[:40]!r}: the output must be one of {', '.join(SITE_OUTPUTS)}")
+        site_outputs.append((variable, output))
+
+    if app_root is not None and app_root.is_dir():
+        files = {
+            "drizzleConfig": (f"{resolved['schemaPackage']}/{resolved['drizzleConfig']}", "`schemaPackage`/`drizzleConfig`"),
+            "apiEntry": (f"{resolved['apiDir']}/{resolved['apiEntry']}", "`apiDir`/`apiEntry`"),
+            "webDir": (f"{resolved['webDir']}/package.json", "`webDir`"),
+        }
+        for relative, keys in files.values():
+            if not (app_root / relative).is_file():
+                problems.append(f"{app_root / relative} does not exist: set {keys} (relative to `appDir`) to the app's own")
+        if problem := manager_problem(app_root, resolved["packageManager"]):
+            problems.append(problem)
+    return AppShape(
+        package_manager=resolved["packageManager"],
+        schema_package=resolved["schemaPackage"],
+        drizzle_config=resolved["drizzleConfig"],
+        api_dir=resolved["apiDir"],
+        api_entry=resolved["apiEntry"],
+        api_format=resolved["apiFormat"],
+        api_external=tuple(external),
+        api_extra_files=tuple(extra_files),
+        web_dir=resolved["webDir"],
+        api_environment=plain_env,
+        api_secret_environment={name: pulumi.Output.secret(value) for name, value in secret_env.items()},
+        site_outputs=tuple(site_outputs),
+    )
+
+
 def parse_settings(
     *,
     project: str,
@@ -359,6 +521,8 @@ def parse_settings(
     secrets: Mapping[str, pulumi.Input[str] | None],
     keys: Mapping[str, ConfigKey],
     root: Path = PROJECT_ROOT,
+    secret_environment_raw: str | None = None,
+    secret_environment_is_secret: bool = True,
 ) -> Settings:
     """Validates raw config values and derives the stack's names; raises SettingsError listing every problem.
 
@@ -394,6 +558,9 @@ def parse_settings(
             "workspace (default examples/app) relative to Pulumi.yaml"
         )
 
+    secret_env = secret_environment(secret_environment_raw, secret_environment_is_secret, problems)
+    app = parse_app_shape(resolved, root / app_dir if app_dir is not None else None, secret_env, problems)
+
     database_url = secrets.get("databaseUrl")
     if database_url is None or database_url == "":
         problems.append(
@@ -417,7 +584,7 @@ def parse_settings(
         elif warning := runtime_connection_warning(runtime_url):
             warnings.append(warning)
 
-    if problems or kind is None:  # a bad stack name is among the problems
+    if problems or kind is None or app is None:  # a bad stack name is among the problems
         raise SettingsError(stack, problems)
 
     if isinstance(database_url, str):
@@ -463,6 +630,7 @@ def parse_settings(
         database_connection_limit=resolved["databaseConnectionLimit"],
         database_url=database_url,
         runtime_database_url=runtime_url,
+        app=app,
         warnings=tuple(warnings),
     )
 
@@ -500,7 +668,18 @@ def load_settings() -> Settings:
                 "(and rotate that credential: the stack file holds it)"
             ])  # fmt: skip
         secrets[name] = configured or os.environ.get(variable)
-    settings = parse_settings(project=project, stack=stack, values=values, secrets=secrets, keys=keys)
+    # Read as text to check its shape and names here, with every other problem; the values are
+    # wrapped as secrets at once and never printed.
+    secret_env_key = f"{project}:{SECRET_ENVIRONMENT_KEY}"
+    settings = parse_settings(
+        project=project,
+        stack=stack,
+        values=values,
+        secrets=secrets,
+        keys=keys,
+        secret_environment_raw=get_config(secret_env_key),
+        secret_environment_is_secret=is_config_secret(secret_env_key),
+    )
     for warning in settings.warnings:
         pulumi.log.warn(warning)
     return settings

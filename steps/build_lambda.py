@@ -1,51 +1,214 @@
 """Deploy step: bundle the Lambda API with esbuild (critical).
 
-`python -m steps.build_lambda --app-dir DIR --entry FILE --out DIR`
+`python -m steps.build_lambda --app-dir DIR --entry FILE --out DIR [--format cjs|esm]
+    [--external "MODULE\nMODULE"] [--extra-files "GLOB\nGLOB"]`
 
 Paths are relative to the working directory (the program runs this in the API's directory, so
-that the Command's `archive_paths=["dist/**"]` puts `index.js` at the archive's root). Makes sure
+that the Command's `archive_paths=["dist/**"]` puts the bundle at the archive's root). Makes sure
 the workspace is installed (`steps.install`), clears `--out`, and bundles `--entry` with the
-workspace's own esbuild into `<out>/index.js` (+ `index.js.map`): node20, CommonJS, minified,
-`pg-native` left out. The same sources give the same bytes: esbuild writes no timestamps and the
-source map's paths are relative to the out directory, which stays at the same place in the app.
-That is what lets an unchanged push publish no new Lambda version.
+workspace's own esbuild into `<out>/index.js` (CommonJS) or `<out>/index.mjs` (ESM, with a
+`require` for the CommonJS packages it bundles), + source map: node20, minified, `pg-native` and
+every `--external` module left out. External modules are copied with their dependencies into
+`<out>/node_modules` (the bundle `require`s them at run time); `--extra-files` globs are copied
+to the same relative paths under `<out>`. The same sources give the same bytes: esbuild writes no
+timestamps and the source map's paths are relative to the out directory.
 
-Prints the sha256 of `index.js` (64 hex digits) on stdout: the program passes it to the function
-as `APP_VERSION`.
+Then it checks what it built, the way Lambda will use it: an esbuild warning that predicts a broken
+bundle (`import.meta` in CommonJS, say) fails the build with esbuild's own text, and the bundle is
+loaded under node, where `handler` must be an exported function.
+
+Prints the sha256 of the bundle (64 hex digits; of the whole out directory when externals or extra
+files are shipped too) on stdout: the program passes it to the function as `APP_VERSION`.
 """
 
 from __future__ import annotations
 
+import argparse
+import glob
 import hashlib
+import json
+import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from components.source_hash import files_hash
 from steps.args import StepParser, local_path
 from steps.runtime import PermanentError, log, run_step, run_tool, shown
 
-BUNDLE = "index.js"
+BUNDLES = {"cjs": "index.js", "esm": "index.mjs"}
+BUNDLE = BUNDLES["cjs"]
 # esbuild takes well under a second for this app; the limit only catches a hung process.
 ESBUILD_TIMEOUT = 300.0
+LOAD_TIMEOUT = 60.0
+# An ESM bundle of CommonJS packages (pg, jose's cjs build) calls `require` for Node's builtins.
+ESM_BANNER = "import{createRequire as __webstackCreateRequire}from'module';const require=__webstackCreateRequire(import.meta.url);"
+# esbuild warnings whose bundle throws or misbehaves at run time; every other warning is logged.
+BREAKING_WARNINGS = frozenset(
+    {"empty-import-meta", "commonjs-variable-in-esm", "require-resolve-not-external", "unsupported-dynamic-import",
+     "unsupported-require-call", "import-is-undefined", "call-import-namespace"}
+)
+_WARNING = re.compile(r"\[WARNING\] (?P<text>.*?) \[(?P<id>[a-z-]+)\]\s*$")
+_MODULE = re.compile(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*")
 
 
-def esbuild_argv(esbuild: Path, entry: Path, out_dir: Path) -> list[str]:
-    """The esbuild command line (the app's README documents the same flags)."""
-    return [
+def esbuild_argv(
+    esbuild: Path, entry: Path, out_dir: Path, *, format: str = "cjs", external: Sequence[str] = ()
+) -> list[str]:
+    """The esbuild command line."""
+    argv = [
         str(esbuild),
         str(entry),
         "--bundle",
         "--platform=node",
         "--target=node20",
-        "--format=cjs",
+        f"--format={format}",
         "--minify",
         "--sourcemap",
         # pg's optional native binding: never installed, and `pg` falls back to pure JS.
         "--external:pg-native",
+        *(f"--external:{module}" for module in external),
         "--log-level=warning",
-        f"--outfile={out_dir / BUNDLE}",
+        f"--outfile={out_dir / BUNDLES[format]}",
     ]
+    if format == "esm":
+        argv.append(f"--banner:js={ESM_BANNER}")
+    return argv
+
+
+def local_command(entry: Path, format: str, external: Sequence[str]) -> str:
+    """How to run the same bundle by hand, for the hints: the app's own entry, not a script name."""
+    flags = " ".join(f"--external:{m}" for m in ("pg-native", *external))
+    return f"npx esbuild {entry} --bundle --platform=node --target=node20 --format={format} {flags} --outfile=/tmp/bundle.js"
+
+
+def breaking_warnings(output: str) -> list[str]:
+    """esbuild's own text of each warning that predicts a broken bundle, with its location line."""
+    lines = output.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        match = _WARNING.search(line)
+        if match and match["id"] in BREAKING_WARNINGS:
+            where = next((text.strip() for text in lines[index + 1 : index + 4] if re.search(r":\d+:\d+:", text)), "")
+            found.append(f"{match['text']} [{match['id']}]" + (f" at {where.rstrip(':')}" if where else ""))
+    return found
+
+
+def list_lines(text: str) -> list[str]:
+    """A newline-separated list flag (the program passes lists this way); blank lines dropped."""
+    return [item.strip() for item in text.splitlines() if item.strip()]
+
+
+def module_list(text: str) -> list[str]:
+    modules = list_lines(text)
+    bad = [m for m in modules if not _MODULE.fullmatch(m)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"is not a list of npm package names: {shown(bad[0])}")
+    return modules
+
+
+def glob_list(text: str) -> list[str]:
+    patterns = list_lines(text)
+    bad = [p for p in patterns if p.startswith("/") or ".." in Path(p).parts]
+    if bad:
+        raise argparse.ArgumentTypeError(f"must be globs relative to the API's directory: {shown(bad[0])}")
+    return patterns
+
+
+def package_dir(module: str, start: Path, app_dir: Path) -> Path | None:
+    """Where node would find `module` from `start`: the nearest node_modules up to the workspace root."""
+    directory, root = start.resolve(), app_dir.resolve()
+    while True:
+        candidate = directory / "node_modules" / module
+        if (candidate / "package.json").is_file():
+            return candidate.resolve()
+        if directory == root or directory.parent == directory:
+            return None
+        directory = directory.parent
+
+
+def copy_external(modules: Sequence[str], api_dir: Path, app_dir: Path, out_dir: Path) -> list[str]:
+    """Copy each external module and its dependencies (resolved the way node would, symlinks of
+    pnpm followed) into `<out>/node_modules`; returns what was copied."""
+    copied: dict[str, Path] = {}
+    pending = [(module, api_dir) for module in modules]
+    while pending:
+        module, start = pending.pop()
+        if module in copied:
+            continue
+        source = package_dir(module, start, app_dir)
+        if source is None:
+            raise PermanentError(
+                f"external module {module} is not installed for {shown(start, quote=False)}",
+                hint="add it to the API package's dependencies (and the lockfile), or drop it from `apiExternal`",
+            )
+        copied[module] = source
+        shutil.copytree(source, out_dir / "node_modules" / module, symlinks=False, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("node_modules"))
+        manifest = json.loads((source / "package.json").read_text(encoding="utf-8"))
+        pending += [(dependency, source) for dependency in (manifest.get("dependencies") or {})]
+    return sorted(copied)
+
+
+def copy_extra_files(patterns: Sequence[str], out_dir: Path) -> list[str]:
+    """Copy the files each glob (relative to the working directory, the API's) names to the same
+    relative path under `out_dir`; a glob that matches nothing is an error."""
+    copied = []
+    target = out_dir.resolve()
+    for pattern in patterns:
+        matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        matches = [p for p in matches if target not in Path(p).resolve().parents]
+        if not matches:
+            raise PermanentError(
+                f"extra file pattern {shown(pattern)} matches no file in {Path.cwd()}",
+                hint="`apiExtraFiles` globs are relative to `apiDir`; fix the pattern or add the file",
+            )
+        for match in matches:
+            destination = out_dir / match
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(match, destination)
+            copied.append(match)
+    return copied
+
+
+LOADER = """
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+const file = path.resolve(process.argv[1]);
+const load = file.endsWith('.mjs') ? import(pathToFileURL(file).href) : Promise.resolve(require(file));
+load.then((mod) => {
+  const handler = mod.handler ?? (mod.default && mod.default.handler);
+  process.stdout.write('\\n' + JSON.stringify({ type: typeof handler, exports: Object.keys(mod).slice(0, 20) }) + '\\n');
+}, (error) => {
+  process.stdout.write('\\n' + JSON.stringify({ error: String((error && error.stack) || error).split('\\n').slice(0, 2).join(' ') }) + '\\n');
+});
+"""
+
+
+def check_loads(bundle: Path, entry: Path) -> None:
+    """Load the bundle as Lambda's node runtime will, and require `handler` to be a function."""
+    result = run_tool(["node", "-e", LOADER, str(bundle.resolve())], cwd=bundle.parent, env={"NODE_OPTIONS": ""},
+                      timeout=LOAD_TIMEOUT, what="load bundle")
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    try:
+        answer = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        answer = {}
+    if "error" in answer or not result.ok:
+        cause = answer.get("error") or f"node exited {result.returncode}"
+        raise PermanentError(
+            f"the bundle built from {shown(entry, quote=False)} throws when it loads: {shown(cause, 300, quote=False)}",
+            hint="the function would fail the same way on Lambda; fix the module's top-level code (or set `apiFormat` to esm "
+            "for top-level await / import.meta)",
+        )
+    if answer.get("type") != "function":
+        raise PermanentError(
+            f"the bundle built from {shown(entry, quote=False)} exports no handler function (handler is {answer.get('type')}; "
+            f"exports: {', '.join(answer.get('exports') or []) or 'none'})",
+            hint="export the Lambda handler as `export const handler = async (event) => ...` from `apiEntry`",
+        )
 
 
 def _inside(path: Path, directory: Path) -> bool:
@@ -74,7 +237,15 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
+def build(
+    app_dir: Path,
+    entry: Path,
+    out_dir: Path,
+    *,
+    format: str = "cjs",
+    external: Sequence[str] = (),
+    extra_files: Sequence[str] = (),
+) -> str:
     """Install if needed, bundle, check the result; return the bundle's sha256."""
     if not (app_dir / "package.json").is_file():
         raise PermanentError(
@@ -83,7 +254,7 @@ def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
         )
     if not entry.is_file():
         raise PermanentError(f"--entry {shown(entry, quote=False)} does not exist (seen from {Path.cwd()})",
-                             hint="pass the handler's source file, relative to the working directory")
+                             hint="set `apiEntry` (relative to `apiDir`) to the file that exports the handler")
 
     # Imported here: steps.install is its own step and the build only needs its entry point.
     from steps.install import ensure_installed
@@ -98,17 +269,33 @@ def build(app_dir: Path, entry: Path, out_dir: Path) -> str:
 
     clear_out_dir(out_dir, keep=[app_dir / "package.json", entry, Path.cwd()])
     started = time.monotonic()
-    result = run_tool(esbuild_argv(esbuild, entry, out_dir), cwd=".", timeout=ESBUILD_TIMEOUT, what="esbuild")
+    argv = esbuild_argv(esbuild, entry, out_dir, format=format, external=external)
+    result = run_tool(argv, cwd=".", timeout=ESBUILD_TIMEOUT, what="esbuild")
     elapsed = time.monotonic() - started
-    bundle = out_dir / BUNDLE
+    bundle = out_dir / BUNDLES[format]
+    again = f"it fails the same way locally: {local_command(entry, format, external)}"
     if not result.ok:
         raise PermanentError(
             f"esbuild exited with {result.returncode} bundling {shown(entry, quote=False)}",
-            hint="fix the build error shown above (run `npm run build -w @app/api` locally) and push again",
+            hint=f"fix the build error shown above ({again}) and push again",
         )
-    if not bundle.is_file() or bundle.stat().st_size == 0 or not (out_dir / f"{BUNDLE}.map").is_file():
+    broken = breaking_warnings(result.output)
+    if broken:
+        raise PermanentError(
+            f"esbuild warns that the {format} bundle of {shown(entry, quote=False)} will break: {'; '.join(broken)}",
+            hint=f"set `apiFormat` to esm for top-level await / import.meta, or change the code ({again})",
+        )
+    if not bundle.is_file() or bundle.stat().st_size == 0 or not (out_dir / f"{bundle.name}.map").is_file():
         raise PermanentError(f"esbuild exited 0 but {shown(bundle, quote=False)} (or its source map) is missing or empty")
-    digest = sha256_file(bundle)
+    shipped = copy_external(external, Path.cwd(), app_dir, out_dir) if external else []
+    extras = copy_extra_files(extra_files, out_dir) if extra_files else []
+    check_loads(bundle, entry)
+    if shipped or extras:
+        files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=lambda p: p.relative_to(out_dir).as_posix())
+        digest = files_hash(out_dir, files)
+        log(f"shipped with the bundle: modules {', '.join(shipped) or 'none'}; files {', '.join(extras) or 'none'}")
+    else:
+        digest = sha256_file(bundle)
     log(f"bundle {shown(bundle, quote=False)}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
     return digest
 
@@ -118,8 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-dir", required=True, type=local_path, help="npm workspace root")
     parser.add_argument("--entry", required=True, type=local_path, help="handler source file")
     parser.add_argument("--out", required=True, type=local_path, help="output directory (cleared first)")
+    parser.add_argument("--format", choices=sorted(BUNDLES), default="cjs", help="bundle format")
+    parser.add_argument("--external", type=module_list, default=[], help="modules left out of the bundle, one a line")
+    parser.add_argument("--extra-files", type=glob_list, default=[], help="globs of files shipped next to it, one a line")
     args = parser.parse_args(argv)
-    return run_step("build_lambda", critical=True, body=lambda: build(args.app_dir, args.entry, args.out))
+    return run_step(
+        "build_lambda",
+        critical=True,
+        body=lambda: build(
+            args.app_dir, args.entry, args.out, format=args.format, external=args.external, extra_files=args.extra_files
+        ),
+    )
 
 
 if __name__ == "__main__":

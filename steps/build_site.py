@@ -1,13 +1,14 @@
-"""Deploy step: the Next.js static export of the site, with the stack's outputs baked in (critical).
+"""Deploy step: the site's static export, with the stack's outputs baked in (critical).
 
-`python -m steps.build_site --app-dir DIR --out DIR [--workspace @app/web] [--timeout SECONDS]`
+`python -m steps.build_site --app-dir DIR --out DIR [--web-dir apps/web] [--baked VAR,VAR] [--timeout SECONDS]`
 
-Makes sure the workspace is installed (`steps.install`), then runs `npm run build -w @app/web`
-(`next build`, static export to `apps/web/out/`) with every `NEXT_PUBLIC_*` variable of its
-environment, `NEXT_TELEMETRY_DISABLED=1` and `NEXT_BUILD_ID` (default `static`: the same inputs
-give the same bytes). The export must hold `index.html`, and every `NEXT_PUBLIC_*` value must
-appear in it: a value that is missing was not baked in, and the site would call the wrong API.
-`NEXT_PUBLIC_API_URL` is required and must end with `/` (the app's README).
+Makes sure the workspace is installed (`steps.install`), then runs the site package's own `build`
+script with the workspace's package manager (`npm run build` in `--web-dir`; pnpm/yarn alike) —
+for Next.js `next build` with `output: 'export'` into `<web-dir>/out/` — with its environment,
+`NEXT_TELEMETRY_DISABLED=1` and `NEXT_BUILD_ID` (default `static`: the same inputs give the same
+bytes). The export must hold `index.html`, and the value of every variable `--baked` names (the
+stack's `siteOutputs`) must appear in it: a value that is missing was not baked in, and the site
+would call the wrong API. Other variables are the app's business and are not checked.
 
 The export replaces `--out` (a path relative to the working directory, e.g. `.build/<stack>/site`):
 it is copied into a temporary directory beside it and renamed into place, so a failed or
@@ -23,38 +24,73 @@ import argparse
 import html
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from components.source_hash import files_hash
+from steps import package_manager
 from steps.args import StepParser, local_path, positive_seconds
 from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool, shown
 
-DEFAULT_WORKSPACE = "@app/web"
 DEFAULT_WEB_DIR = "apps/web"
+EXPORT_DIR = "out"
 # next build takes 10-20 s here; the limit only catches a hung build.
 DEFAULT_TIMEOUT = 900.0
-PUBLIC_PREFIX = "NEXT_PUBLIC_"
-REQUIRED = ("NEXT_PUBLIC_API_URL",)
-_TEXT_SUFFIXES = (".html", ".js", ".txt", ".json", ".rsc")
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TEXT_SUFFIXES = (".html", ".js", ".mjs", ".txt", ".json", ".rsc", ".css")
+_SOURCE_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".vue", ".svelte", ".astro")
+_NOT_SOURCES = frozenset({"node_modules", "out", ".next", "dist", ".turbo", ".git"})
 
 
-def public_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The `NEXT_PUBLIC_*` variables Next inlines into the export."""
-    return {k: v for k, v in sorted(env.items()) if k.startswith(PUBLIC_PREFIX)}
+def baked_names(text: str) -> list[str]:
+    """`--baked`: variable names, comma- or newline-separated (empty: none)."""
+    names = [name.strip() for name in re.split(r"[,\n]", text) if name.strip()]
+    bad = [name for name in names if not VARIABLE.fullmatch(name)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"is not a list of variable names: {shown(bad[0])}")
+    return names
 
 
-def check_public_environment(public: Mapping[str, str]) -> None:
-    problems = [f"{name} is not set" for name in REQUIRED if not public.get(name)]
-    api_url = public.get("NEXT_PUBLIC_API_URL", "")
-    if api_url and not api_url.endswith("/"):
-        problems.append(f"NEXT_PUBLIC_API_URL must end with '/' (got {shown(api_url)})")
-    if problems:
-        raise PermanentError("; ".join(problems), hint="pass the API's URL (ending with /) from the stack's outputs")
+def baked_environment(env: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    """The values the pipeline bakes in, each of which must be set (empty counts as unset)."""
+    unset = [name for name in names if not env.get(name)]
+    if unset:
+        raise PermanentError(
+            f"{', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set, yet --baked names it",
+            hint="the program passes every `siteOutputs` variable; run the step with each one in its environment",
+        )
+    return {name: env[name] for name in names}
+
+
+def files_reading(web_dir: Path, variable: str) -> list[str]:
+    """The site's source files that mention `variable`, relative to `web_dir`."""
+    found = []
+    for directory, subdirectories, files in os.walk(web_dir):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in _NOT_SOURCES)
+        for name in sorted(files):
+            path = Path(directory) / name
+            if name.endswith(_SOURCE_SUFFIXES) and variable in path.read_text(encoding="utf-8", errors="replace"):
+                found.append(path.relative_to(web_dir).as_posix())
+    return found
+
+
+def absence_problem(web_dir: Path, variable: str) -> str:
+    """What to do about a baked value that is not in the export: the file that should read it."""
+    readers = files_reading(web_dir, variable)
+    if readers:
+        return (
+            f"{variable} is read in {', '.join(readers[:3])} but its value is not in the export: read it at build "
+            f"time as the literal process.env.{variable} (the bundler inlines only that form), in code that ends up in a page"
+        )
+    return (
+        f"no file under {web_dir} reads {variable}: read process.env.{variable} where the site needs it (e.g. its API "
+        "client module), or drop it from the stack's `siteOutputs`"
+    )
 
 
 def files_of(root: Path) -> list[Path]:
@@ -74,7 +110,7 @@ def _forms(value: str) -> set[str]:
 
 
 def missing_values(export: Path, public: Mapping[str, str]) -> list[str]:
-    """The names of the `NEXT_PUBLIC_*` variables whose value is nowhere in the export."""
+    """The names of the baked variables whose value is nowhere in the export."""
     wanted = {name: _forms(value) for name, value in public.items() if value}
     for path in files_of(export):
         if not wanted:
@@ -109,45 +145,46 @@ def build(args: argparse.Namespace) -> str:
     from steps.install import ensure_installed
 
     app_dir = Path(args.app_dir)
+    if not (app_dir / "package.json").is_file():
+        raise PermanentError(
+            f"--app-dir {shown(app_dir, quote=False)} has no package.json",
+            hint="set `appDir` to the workspace root (the directory with the lockfile), relative to Pulumi.yaml",
+        )
     web_dir = app_dir / args.web_dir
     if not (web_dir / "package.json").is_file():
         raise PermanentError(
-            f"{shown(web_dir, quote=False)} has no package.json", hint="pass the npm workspace root as --app-dir"
+            f"--web-dir {shown(args.web_dir, quote=False)} has no package.json in {shown(app_dir, quote=False)}",
+            hint="set `webDir` (this step's --web-dir) to the site's package, relative to `appDir`",
         )
-    public = public_environment(os.environ)
-    check_public_environment(public)
+    baked = baked_environment(os.environ, args.baked)
+    manager = package_manager.resolve(app_dir)
     ensure_installed(app_dir)
     env = {"NEXT_TELEMETRY_DISABLED": "1", "NEXT_BUILD_ID": os.environ.get("NEXT_BUILD_ID") or "static", "CI": "true"}
-    log("build_site: baking in " + ", ".join(f"{k}={shown(v, quote=False)}" for k, v in public.items()))
-    export = web_dir / "out"
+    log("build_site: baking in " + (", ".join(f"{k}={shown(v, quote=False)}" for k, v in baked.items()) or "nothing checked"))
+    export = web_dir / EXPORT_DIR
     # Builds of one app share .next/ and out/: one at a time.
     with directory_lock(web_dir, "build_site"):
         started = time.monotonic()
-        result = run_tool(
-            ["npm", "run", "build", "-w", args.workspace],
-            cwd=app_dir,
-            env=env,
-            timeout=args.timeout,
-            what="next build",
-        )
+        argv = package_manager.run_argv(manager, "build")
+        result = run_tool(argv, cwd=web_dir, env=env, timeout=args.timeout, what="site build")
         if not result.ok:
             tail = " | ".join([line.strip() for line in result.output.splitlines() if line.strip()][-5:])
-            workspace = shown(args.workspace, quote=False)
+            where = shown(web_dir, quote=False)
             raise PermanentError(
-                f"next build of {workspace} exited {result.returncode}: {tail}",
-                hint=f"fix the build error above (it fails the same way locally: npm run build -w {workspace})",
+                f"the build script of {where} exited {result.returncode}: {tail}",
+                hint=f"fix the build error above (it fails the same way locally: cd {where} && {manager.name} run build)",
             )
-        log(f"build_site: next build took {time.monotonic() - started:.1f}s")
+        log(f"build_site: the build took {time.monotonic() - started:.1f}s")
         if not (export / "index.html").is_file():
             raise PermanentError(
-                f"next build exited 0 but {export}/index.html does not exist",
-                hint="the app must keep output: 'export' in next.config.mjs",
+                f"the build exited 0 but {export}/index.html does not exist",
+                hint="the site must export static files to <webDir>/out (Next.js: output: 'export' in next.config)",
             )
-        missing = missing_values(export, public)
+        missing = missing_values(export, baked)
         if missing:
             raise PermanentError(
-                f"the export in {export} does not contain the value of {', '.join(missing)}",
-                hint="the app must read these variables at build time (process.env.NEXT_PUBLIC_...)",
+                f"the export in {export} does not contain the value of {', '.join(missing)}; "
+                + "; ".join(absence_problem(web_dir, name) for name in missing)
             )
         out = Path(args.out)
         replace_dir(export, out)
@@ -160,8 +197,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = StepParser(prog="python -m steps.build_site", description=__doc__.splitlines()[0])
     parser.add_argument("--app-dir", required=True, type=local_path, help="the npm workspace root (examples/app)")
     parser.add_argument("--out", required=True, type=local_path, help="where the export goes (replaced)")
-    parser.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="the site's npm workspace name")
-    parser.add_argument("--web-dir", default=DEFAULT_WEB_DIR, type=local_path, help="the site's directory in the app")
+    parser.add_argument("--web-dir", default=DEFAULT_WEB_DIR, type=local_path, help="the site's package, relative to --app-dir")
+    parser.add_argument(
+        "--baked", type=baked_names, default=[], help="variables whose values must be in the export (comma-separated)"
+    )
     parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds next build may take")
     return parser.parse_args(argv)
 

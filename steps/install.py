@@ -1,4 +1,5 @@
-"""Install the app's npm workspace once: `npm ci`, skipped when node_modules matches the lockfile.
+"""Install the app's workspace once: `npm ci` (or the frozen install of pnpm / yarn 1, whichever the
+lockfile belongs to: `steps.package_manager`), skipped when node_modules matches the lockfile.
 
 CLI (phase 2, `app-install`): `python -m steps.install --app-dir DIR [--timeout SECONDS]`
 prints `{"installed": bool, "app_dir": ..., "lockfile_sha256": ..., "seconds": ...}`.
@@ -35,10 +36,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from steps import package_manager
+from steps.package_manager import PackageManager
 from steps.args import StepParser, local_path, positive_seconds
 from steps.runtime import PermanentError, TransientError, directory_lock, log, retry_call, run_step, run_tool, shown
 
-LOCKFILE = "package-lock.json"
 MARKER = ".webstack-install.json"
 DEFAULT_TIMEOUT = 900.0
 
@@ -152,21 +154,26 @@ def _node_version() -> str:
     return out.stdout.strip()
 
 
-def install_fingerprint(app_dir: Path) -> dict[str, str]:
+def install_fingerprint(app_dir: Path, manager: PackageManager | None = None) -> dict[str, str]:
     """What node_modules must have been installed from: lockfile hash, Node version, platform."""
-    lockfile = app_dir / LOCKFILE
+    manager = manager or package_manager.resolve(app_dir)
+    lockfile = app_dir / manager.lockfile
     try:
         digest = hashlib.sha256(lockfile.read_bytes()).hexdigest()
     except FileNotFoundError:
         raise PermanentError(
             f"{shown(lockfile, quote=False)} does not exist",
-            hint="commit package-lock.json (npm install once, locally) and point --app-dir at the workspace root",
+            hint=f"commit {manager.lockfile} and point --app-dir at the workspace root",
         ) from None
-    return {
+    fingerprint = {
         "lockfile_sha256": digest,
         "node": _node_version(),
         "platform": f"{sys.platform}-{platform.machine()}",
     }
+    if manager.version is not None:
+        # npm is Node's own (in "node"); an npm install's marker stays as it was before pnpm/yarn.
+        fingerprint["package_manager"] = f"{manager.name}@{manager.version}"
+    return fingerprint
 
 
 def read_marker(app_dir: Path) -> dict | None:
@@ -187,18 +194,19 @@ def _matches(marker: dict | None, fingerprint: dict[str, str]) -> bool:
     return marker is not None and all(marker.get(k) == v for k, v in fingerprint.items())
 
 
-def _npm_ci(app_dir: Path, timeout: float) -> None:
+def _npm_ci(app_dir: Path, timeout: float, manager: PackageManager) -> None:
     result = run_tool(
-        ["npm", "ci", "--no-audit", "--no-fund"],
+        package_manager.install_argv(manager),
         cwd=app_dir,
-        env={"npm_config_update_notifier": "false"},
+        # CI=true: pnpm and yarn never prompt (pnpm asks before removing a foreign node_modules).
+        env={"npm_config_update_notifier": "false", "CI": "true"},
         timeout=timeout,
-        what="npm ci",
+        what=manager.label,
     )
     if result.ok:
         return
     failure = explain_npm_failure(result.output)
-    summary = f"npm ci in {shown(app_dir, quote=False)} exited {result.returncode}: {failure.cause}"
+    summary = f"{manager.label} in {shown(app_dir, quote=False)} exited {result.returncode}: {failure.cause}"
     if npm_failure_is_transient(result.output):
         raise TransientError(summary, hint="the npm registry or the network kept failing; re-run the deploy")
     raise PermanentError(summary, hint=failure.hint)
@@ -209,6 +217,7 @@ def ensure_installed(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     attempts: int = 3,
+    manager_name: str = "",
 ) -> bool:
     """Make node_modules match the lockfile; True if `npm ci` ran, False if it was up to date."""
     app_dir = Path(app_dir)
@@ -216,23 +225,28 @@ def ensure_installed(
         raise PermanentError(
             f"{shown(app_dir, quote=False)} has no package.json", hint="pass the npm workspace root as --app-dir"
         )
-    fingerprint = install_fingerprint(app_dir)
+    manager = package_manager.resolve(app_dir, manager_name)
+    fingerprint = install_fingerprint(app_dir, manager)
     with directory_lock(app_dir, "install"):
         if _matches(read_marker(app_dir), fingerprint):
-            log(f"install: node_modules in {app_dir} matches the lockfile; npm ci skipped")
+            log(f"install: node_modules in {app_dir} matches the lockfile; {manager.label} skipped")
             return False
         started = time.monotonic()
-        retry_call(lambda: _npm_ci(app_dir, timeout), what="npm ci", attempts=attempts, deadline=timeout * attempts)
+        retry_call(
+            lambda: _npm_ci(app_dir, timeout, manager), what=manager.label, attempts=attempts, deadline=timeout * attempts
+        )
         if not (app_dir / "node_modules").is_dir():
-            raise PermanentError(f"npm ci exited 0 but {app_dir}/node_modules does not exist")
+            raise PermanentError(f"{manager.label} exited 0 but {app_dir}/node_modules does not exist")
         _write_marker(app_dir, fingerprint)
-        log(f"install: npm ci in {app_dir} done in {time.monotonic() - started:.1f}s")
+        log(f"install: {manager.label} in {app_dir} done in {time.monotonic() - started:.1f}s")
         return True
 
 
-def install(app_dir: Path, timeout: float) -> dict:
+def install(app_dir: Path, timeout: float, manager_name: str = "") -> dict:
     started = time.monotonic()
-    installed = ensure_installed(app_dir, timeout=timeout)
+    if manager_name and (problem := package_manager.manager_problem(app_dir, manager_name)):
+        raise PermanentError(problem)
+    installed = ensure_installed(app_dir, timeout=timeout, manager_name=manager_name)
     marker = read_marker(app_dir) or {}
     return {
         "installed": installed,
@@ -246,13 +260,16 @@ def parse(argv: list[str] | None = None):
     parser = StepParser(prog="python -m steps.install", description=__doc__.splitlines()[0])
     parser.add_argument("--app-dir", required=True, type=local_path, help="npm workspace root (holds package-lock.json)")
     parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds per npm ci attempt")
+    parser.add_argument(
+        "--package-manager", choices=["", *package_manager.LOCKFILES], default="", help="npm, pnpm or yarn; empty: the lockfile's"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # ensure_installed retries npm ci itself: one attempt here so the retries do not multiply.
-    return run_step("install", critical=True, body=lambda: install(args.app_dir, args.timeout), attempts=1)
+    return run_step("install", critical=True, body=lambda: install(args.app_dir, args.timeout, args.package_manager), attempts=1)
 
 
 if __name__ == "__main__":

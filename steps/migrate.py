@@ -1,6 +1,7 @@
 """Push the drizzle schema into one PostgreSQL schema and decide success ourselves (phase 3).
 
     python -m steps.migrate --app-dir DIR --schema NAME --timeout SECONDS [--allow-data-loss]
+        [--schema-dir packages/shared-schemas] [--drizzle-config drizzle.config.ts]
 
 `drizzle-kit push` cannot be trusted on its own (FACTS.md): it exits 0 after an SQL error, after a
 prompt it could not show (no TTY), and after refusing data loss; it exits 1 *silently* when it
@@ -8,14 +9,17 @@ cannot connect. So this step, in order:
 
 1. refuses a DATABASE_URL on port 6543 (Supabase's transaction pooler: push hangs there) before
    anything else, and checks the schema name;
-2. ensures node_modules (`steps.install.ensure_installed`) and reads the schema file's manifest
-   (`scripts/manifest.ts`: tables, columns, enums);
+2. ensures node_modules (`steps.install.ensure_installed`) and reads the tables, columns and enums
+   the drizzle config declares (`steps.drizzle_tables`: drizzle-kit's own API through the app's
+   drizzle-orm; no script in the app);
 3. connects with psycopg (auth / missing database: permanent, with what to fix; unreachable:
    transient, retried by the runtime) and takes a session advisory lock keyed by the schema name
    (`hashtextextended('webstack-migrate:' || schema, 0)`), polling `pg_try_advisory_lock` within
    the timeout, so two pushes never run on one schema at once;
 4. snapshots the schema's tables and columns, runs `drizzle-kit push` (no TTY; `--force` only with
-   `--allow-data-loss`) in its own process group with what is left of `--timeout`;
+   `--allow-data-loss`) from the schema package's directory with `--config <drizzleConfig>`, as
+   the package's own `drizzle-kit push` script runs (a relative `schema` glob resolves as it does
+   for the app's developers) in its own process group with what is left of `--timeout`;
 5. classifies the output (`classify_push`): success needs exit 0, `Changes applied` or
    `No changes detected`, and no `Error`/`error:`/`Warning`. A rename prompt names the
    tables/columns drizzle-kit could not decide about (from the snapshot vs the manifest); refused
@@ -51,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps.args import StepParser, local_path, positive_seconds
+from steps.drizzle_tables import read_tables
 from steps.install import ensure_installed
 from steps.runtime import (
     MissingTool,
@@ -67,11 +72,9 @@ from components.names import DATA_LOSS_DIGEST, PR_SCHEMA
 from steps.database import connect, connection_problem, database_url
 from steps.schema import validate_schema_name
 
-PUSH_CONFIG = "packages/shared-schemas/drizzle.config.ts"
-MANIFEST_SCRIPT = "packages/shared-schemas/scripts/manifest.ts"
+DEFAULT_SCHEMA_DIR = "packages/shared-schemas"
+DEFAULT_DRIZZLE_CONFIG = "drizzle.config.ts"
 DRIZZLE_KIT = "node_modules/.bin/drizzle-kit"
-TSX = "node_modules/.bin/tsx"
-MANIFEST_TIMEOUT = 180.0
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ALERT = "migration timed out: manual intervention"
 LOCK_NAMESPACE = "webstack-migrate:"
@@ -529,9 +532,23 @@ def _version_tuple(version: str) -> tuple[int, ...] | None:
     return numbers + ((0,) if m.group(4) else (1,))
 
 
-def drizzle_kit_version(app_dir: Path) -> str | None:
+def _nearest(package: Path, app_dir: Path, relative: str) -> Path | None:
+    """`relative` in the nearest directory from the schema package up to the workspace root (npm
+    hoists drizzle-kit to the root; pnpm links it where it is declared)."""
+    app_root = app_dir.resolve()
+    directory = package.resolve()
+    while True:
+        if (directory / relative).is_file():
+            return directory / relative
+        if directory == app_root or directory.parent == directory:
+            return None
+        directory = directory.parent
+
+
+def drizzle_kit_version(package: Path, app_dir: Path) -> str | None:
+    found = _nearest(package, app_dir, "node_modules/drizzle-kit/package.json")
     try:
-        return str(json.loads((app_dir / "node_modules/drizzle-kit/package.json").read_text(encoding="utf-8"))["version"])
+        return str(json.loads(found.read_text(encoding="utf-8"))["version"]) if found else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -550,35 +567,16 @@ def drizzle_kit_version_note(version: str | None) -> str:
     return f"; drizzle-kit {version or '(unknown version)'} is outside the supported {SUPPORTED_DRIZZLE_KIT_TEXT}"
 
 
-def require_tool(app_dir: Path, tool: str, package: str) -> None:
-    if not (app_dir / tool).is_file():
+def find_drizzle_kit(package: Path, app_dir: Path) -> Path:
+    """The drizzle-kit the schema package's own push script would run."""
+    found = _nearest(package, app_dir, DRIZZLE_KIT)
+    if found is None:
         raise MissingTool(
-            f"{package} is not installed in {shown(app_dir, quote=False)} ({tool} does not exist)",
-            tool=package,
-            hint=f"add {package} to the devDependencies of the workspace root's package.json, run npm install, "
-            "commit package-lock.json",
+            f"drizzle-kit is not installed in {shown(package, quote=False)} (no {DRIZZLE_KIT} up to {shown(app_dir, quote=False)})",
+            tool="drizzle-kit",
+            hint="add drizzle-kit to the devDependencies of the schema package or of the workspace root, and commit the lockfile",
         )
-
-
-def read_manifest(app_dir: Path, schema: str) -> dict:
-    require_tool(app_dir, TSX, "tsx")
-    try:
-        result = run_tool([TSX, MANIFEST_SCRIPT], cwd=app_dir, env={"DB_SCHEMA": schema}, timeout=MANIFEST_TIMEOUT, what="schema manifest")
-    except ToolTimeout as exc:
-        raise PermanentError(str(exc), hint="the schema file does not load; run the manifest script locally") from None
-    start = result.output.find("{")
-    try:
-        manifest, _ = json.JSONDecoder().raw_decode(result.output[start:]) if start >= 0 else (None, 0)
-    except ValueError:
-        manifest = None
-    if not result.ok and (package := missing_package(result.output)):
-        raise missing_package_failure(package, f"the schema manifest ({MANIFEST_SCRIPT})")
-    if not result.ok or not isinstance(manifest, dict) or not isinstance(manifest.get("tables"), list):
-        raise PermanentError(
-            f"the schema manifest ({MANIFEST_SCRIPT}) failed (exit {result.returncode})",
-            hint="the drizzle schema file does not load: see the output above and fix it",
-        )
-    return manifest
+    return found
 
 
 def _failure(
@@ -589,6 +587,7 @@ def _failure(
     allow_data_loss: bool,
     version_note: str = "",
     approval: str = "",
+    push_config: str = f"{DEFAULT_SCHEMA_DIR}/{DEFAULT_DRIZZLE_CONFIG}",
 ) -> Exception:
     if outcome.kind == "prompt":
         what = describe_ambiguity(manifest, before)
@@ -603,16 +602,16 @@ def _failure(
     if outcome.kind == "no_schema_files":
         return PermanentError(
             f"migration of {schema}: {outcome.message}; nothing was applied",
-            hint="drizzle-kit runs from the workspace root (the app dir), so a relative `schema` in drizzle.config.ts "
-            "is read from there: write it from the config's own folder, schema: path.join(__dirname, 'src', 'schema.ts')",
+            hint="drizzle-kit runs in the schema package (`schemaPackage`), so a relative `schema` in the drizzle config "
+            "is read from there: fix the path, or write it from the config's own folder, schema: path.join(__dirname, 'src', 'schema.ts')",
         )
     if outcome.kind == "missing_package":
         return missing_package_failure(outcome.message, f"migration of {schema}: drizzle-kit")
     if outcome.kind == "config_error":
         return PermanentError(
-            f"migration of {schema} failed before reaching the database: {outcome.message} ({PUSH_CONFIG}); not retried",
+            f"migration of {schema} failed before reaching the database: {outcome.message} ({push_config}); not retried",
             hint="the config must load in CI with only DB_SCHEMA and DATABASE_URL set (no cloud-only resources, no "
-            f"local files); try it: DB_SCHEMA={schema} DATABASE_URL=... npx drizzle-kit push --config {PUSH_CONFIG}",
+            f"local files); try it: DB_SCHEMA={schema} DATABASE_URL=... npx drizzle-kit push --config {push_config}",
         )
     if outcome.kind == "data_loss":
         statements = "; ".join(outcome.data_loss)
@@ -678,6 +677,14 @@ class MigrateArgs:
     timeout: float
     allow_data_loss: bool
     approve_data_loss: str = ""
+    schema_dir: Path = Path(DEFAULT_SCHEMA_DIR)
+    """The schema package, relative to app_dir."""
+    drizzle_config: Path = Path(DEFAULT_DRIZZLE_CONFIG)
+    """The drizzle config, relative to schema_dir."""
+
+    @property
+    def config_path(self) -> Path:
+        return self.app_dir / self.schema_dir / self.drizzle_config
 
 
 def migrate(args: MigrateArgs) -> dict:
@@ -686,19 +693,22 @@ def migrate(args: MigrateArgs) -> dict:
     url = database_url()
     refuse_pooler(url)
     app_dir = args.app_dir
-    if not (app_dir / PUSH_CONFIG).is_file():
+    config = args.config_path
+    if not config.is_file():
         raise PermanentError(
-            f"{shown(app_dir / PUSH_CONFIG, quote=False)} does not exist", hint="pass the app's workspace root as --app-dir"
+            f"{shown(config, quote=False)} does not exist",
+            hint="set `schemaPackage` (relative to `appDir`) and `drizzleConfig` (relative to it) to the app's drizzle config",
         )
     if args.allow_data_loss and not PR_SCHEMA.fullmatch(schema):
         warn(f"--allow-data-loss on {schema}, which is not a PR schema: data-losing changes will be applied")
     ensure_installed(app_dir)
-    require_tool(app_dir, DRIZZLE_KIT, "drizzle-kit")
-    version = drizzle_kit_version(app_dir)
+    package = app_dir / args.schema_dir
+    drizzle_kit = find_drizzle_kit(package, app_dir)
+    version = drizzle_kit_version(package, app_dir)
     version_note = drizzle_kit_version_note(version)
     if version_note:
         warn(f"migrate{version_note}")
-    manifest = read_manifest(app_dir, schema)
+    manifest = read_tables(package, args.drizzle_config, schema)
 
     with connect_checked(url, application_name=f"webstack-migrate-lock:{schema}") as conn:
         deadline = time.monotonic() + args.timeout
@@ -709,14 +719,14 @@ def migrate(args: MigrateArgs) -> dict:
 
             def push(force: bool) -> PushOutcome:
                 app_name = f"webstack-migrate:{schema}:{secrets.token_hex(4)}"
-                argv = [DRIZZLE_KIT, "push", "--config", PUSH_CONFIG]
+                argv = [str(drizzle_kit), "push", "--config", str(args.drizzle_config)]
                 if force:
                     argv.append("--force")
                 remaining = max(1.0, deadline - time.monotonic())
                 try:
                     result = run_tool(
                         argv,
-                        cwd=app_dir,
+                        cwd=package,
                         env={"DB_SCHEMA": schema, "DATABASE_URL": url, "PGAPPNAME": app_name, "FORCE_COLOR": "0"},
                         timeout=remaining,
                         what="drizzle-kit push",
@@ -753,7 +763,7 @@ def migrate(args: MigrateArgs) -> dict:
                 )
             if not outcome.ok:
                 raise _failure(
-                    outcome, schema, manifest, before, args.allow_data_loss, version_note, args.approve_data_loss
+                    outcome, schema, manifest, before, args.allow_data_loss, version_note, args.approve_data_loss, str(config)
                 )
             after = read_state(conn, schema)
             recreated = recreated_foreign_keys(keys_before, foreign_keys(conn, schema))
@@ -801,6 +811,10 @@ def parse(argv: list[str] | None = None) -> MigrateArgs:
         type=approval_digest,
         help=f"apply the data-losing change whose digest (printed by the refusal) this is (`{APPROVAL_KEY}`)",
     )
+    parser.add_argument("--schema-dir", type=local_path, default=Path(DEFAULT_SCHEMA_DIR), help="the schema package, relative to --app-dir")
+    parser.add_argument(
+        "--drizzle-config", type=local_path, default=Path(DEFAULT_DRIZZLE_CONFIG), help="the drizzle config, relative to --schema-dir"
+    )
     ns = parser.parse_args(argv)
     return MigrateArgs(
         app_dir=ns.app_dir,
@@ -808,6 +822,8 @@ def parse(argv: list[str] | None = None) -> MigrateArgs:
         timeout=ns.timeout,
         allow_data_loss=ns.allow_data_loss,
         approve_data_loss=ns.approve_data_loss,
+        schema_dir=ns.schema_dir,
+        drizzle_config=ns.drizzle_config,
     )
 
 

@@ -23,10 +23,13 @@ APP = "examples/app"
 API_URL = "https://k3x7q2bz9d4m.lambda-url.us-east-1.on.aws/"
 
 
-def build_site(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+BAKED = "NEXT_PUBLIC_API_URL,NEXT_PUBLIC_STACK"
+
+
+def build_site(out: Path, *flags: str, baked: str = BAKED, **env: str) -> subprocess.CompletedProcess[str]:
     child = {k: v for k, v in os.environ.items() if not k.startswith("NEXT_PUBLIC_")}
     return subprocess.run(
-        [sys.executable, "-m", "steps.build_site", "--app-dir", APP, "--out", str(out)],
+        [sys.executable, "-m", "steps.build_site", "--app-dir", APP, "--out", str(out), "--baked", baked, *flags],
         cwd=REPO,
         env={**child, **env},
         capture_output=True,
@@ -72,14 +75,39 @@ def test_next_build_bakes_the_outputs_in_and_is_reproducible(tmp_path):
     assert other in text and API_URL not in text
 
 
-def test_the_api_url_is_required_and_must_end_with_a_slash(tmp_path):
-    for env, why in (({}, "NEXT_PUBLIC_API_URL is not set"), ({"NEXT_PUBLIC_API_URL": API_URL.rstrip("/")}, "must end with '/'")):
+def test_every_baked_variable_is_required_before_anything_builds(tmp_path):
+    for env, why in (
+        ({}, "NEXT_PUBLIC_API_URL, NEXT_PUBLIC_STACK are not set"),
+        ({"NEXT_PUBLIC_API_URL": API_URL}, "NEXT_PUBLIC_STACK is not set"),
+    ):
         started = time.monotonic()
         result = build_site(tmp_path / "site", **env)
         assert result.returncode == 1
-        assert why in result.stderr and "next build: running" not in result.stderr
+        assert why in result.stderr and "site build: running" not in result.stderr
         assert time.monotonic() - started < 10
         assert not (tmp_path / "site").exists()
+
+
+def test_a_wrong_web_dir_names_the_setting(tmp_path):
+    result = build_site(tmp_path / "site", "--web-dir", "apps/website", NEXT_PUBLIC_API_URL=API_URL, NEXT_PUBLIC_STACK="x")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()
+    assert any("--web-dir apps/website has no package.json" in line and "set `webDir`" in line for line in last), result.stderr
+    assert "--app-dir" not in result.stderr.split("--web-dir apps/website")[1].split("\n")[0]
+
+
+def test_an_absent_value_names_the_variable_and_the_file_that_should_read_it(tmp_path):
+    from steps.build_site import absence_problem
+
+    web = tmp_path / "web"
+    (web / "src").mkdir(parents=True)
+    (web / "node_modules").mkdir()
+    (web / "src/api.ts").write_text("export const base = process.env.VITE_API_URL;\n")
+    (web / "node_modules/x.js").write_text("process.env.VITE_OTHER")
+    read = absence_problem(web, "VITE_API_URL")
+    assert "VITE_API_URL is read in src/api.ts" in read and "literal process.env.VITE_API_URL" in read
+    unread = absence_problem(web, "VITE_OTHER")
+    assert f"no file under {web} reads VITE_OTHER" in unread and "`siteOutputs`" in unread
 
 
 def test_missing_values_finds_values_not_baked_in(tmp_path):
@@ -111,7 +139,8 @@ def test_the_build_trigger_covers_web_schemas_and_lockfile_only(tmp_path):
         (app / name).write_text("v1")
 
     def web() -> str:
-        return AppSources.of(SimpleNamespace(app_path=app)).web
+        shape = SimpleNamespace(schema_package="packages/shared-schemas", api_dir="apps/api", web_dir="apps/web")
+        return AppSources.of(SimpleNamespace(app_path=app, app=shape)).web
 
     before = web()
     (app / "apps/api/src/handler.ts").write_text("v2")

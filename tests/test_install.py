@@ -92,7 +92,7 @@ def test_npm_failure_classification(output, transient):
 
 def test_missing_lockfile_is_permanent(workspace: Path):
     (workspace / "package-lock.json").unlink()
-    with pytest.raises(PermanentError, match="package-lock.json does not exist"):
+    with pytest.raises(PermanentError, match="has no lockfile \\(package-lock.json, pnpm-lock.yaml, yarn.lock\\)"):
         ensure_installed(workspace)
 
 

@@ -717,14 +717,17 @@ def test_config_that_fails_to_load_is_not_retried(pg_database: Database, old_app
     proc = push(pg_database, "app_pr_7", app=old_app)
     assert proc.returncode == 1
     line = failure_line(proc)
-    assert "failed before reaching the database: drizzle-kit could not load its config:" in line
+    # The pipeline reads the config's tables before the push (steps.drizzle_tables): it fails there.
+    assert "the drizzle config could not load, so the migration failed before reaching the database" in line
     assert "could not read the secret from the cloud" in line and "not retried" in line
-    assert proc.stderr.count("drizzle-kit push: running") == 1
+    assert "only DB_SCHEMA and DATABASE_URL" in line
+    assert proc.stderr.count("drizzle-kit push: running") == 0
     assert "attempt 2" not in proc.stderr and "pulling the schema" not in proc.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tool", ["tsx", "drizzle-kit"])
+# tsx is no longer a tool of the pipeline's (drizzle-kit loads TypeScript with its own loader).
+@pytest.mark.parametrize("tool", ["drizzle-kit"])
 def test_missing_tool_is_one_line(pg_database: Database, tmp_path: Path, tool):
     app = copy_app(OLD_APP, tmp_path / "app", without_bins=(tool,))
     proc = push(pg_database, "app_pr_7", app=app)
@@ -823,11 +826,16 @@ def users_columns(db: Database, schema: str) -> list[str]:
 
 @pytest.mark.slow
 def test_relative_schema_path_names_the_fix(pg_database: Database, old_app: Path):
+    # drizzle-kit runs in the schema package, as its own push script does: a path relative to it works...
     edit(old_app, CONFIG_FILE, "schema: path.join(__dirname, 'src', 'schema.ts')", "schema: './src/schema.ts'")
+    proc = push(pg_database, "app_pr_7", app=old_app)
+    assert proc.returncode == 0, proc.stderr
+    # ...and a path that names no file there says so, before anything reaches the database.
+    edit(old_app, CONFIG_FILE, "schema: './src/schema.ts'", "schema: './schema/*.ts'")
     proc = push(pg_database, "app_pr_7", app=old_app)
     assert proc.returncode == 1
     line = failure_line(proc)
-    assert "drizzle-kit found no schema files for ['./src/schema.ts']" in line
+    assert 'no schema files match "./schema/*.ts"' in line and "drizzle-kit push: running" not in proc.stderr
     assert "path.join(__dirname, 'src', 'schema.ts')" in line and "needs a fix" not in line
 
 
@@ -838,6 +846,7 @@ def test_drizzle_orm_not_at_the_root_names_the_fix(pg_database: Database, tmp_pa
     proc = push(pg_database, "app_pr_7", app=app)
     assert proc.returncode == 1
     line = failure_line(proc)
-    assert "cannot find the package drizzle-orm from the workspace root" in line
+    assert "cannot find the package drizzle-orm from the workspace root" in line, proc.stderr
+    assert "drizzle-kit push: running" not in proc.stderr  # found before anything reaches the database
     assert "declare drizzle-orm in the devDependencies of the workspace root's package.json" in line
     assert "needs a fix" not in line and "Traceback" not in proc.stderr

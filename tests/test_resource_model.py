@@ -312,18 +312,30 @@ def test_every_command_stores_its_log_as_a_secret_and_its_result_plain(recorded,
 
 
 def test_migration_flags_per_stack(recorded):
-    base = 'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+    base = (
+        'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+        ' --schema-dir "$SCHEMA_DIR" --drizzle-config "$DRIZZLE_CONFIG"'
+    )
     assert command(recorded("prod"), "database-migrate")["create"] == base
     assert command(recorded("preview-pr-7"), "database-migrate")["create"] == base + " --allow-data-loss"
     environment = command(recorded("preview-pr-7"), "database-migrate")["environment"]
-    assert environment == {"DB_SCHEMA": "app_preview_pr_7", "APP_DIR": "tests/fixtures/app", "MIGRATION_TIMEOUT": "120"}
+    assert environment == {
+        "DB_SCHEMA": "app_preview_pr_7",
+        "APP_DIR": "tests/fixtures/app",
+        "MIGRATION_TIMEOUT": "120",
+        "SCHEMA_DIR": "packages/shared-schemas",
+        "DRIZZLE_CONFIG": "drizzle.config.ts",
+    }
 
 
 def test_prod_approves_one_data_loss_by_its_digest():
     from components.settings import SettingsError
     from tests.conftest import record
 
-    base = 'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+    base = (
+        'python -m steps.migrate --app-dir "$APP_DIR" --schema "$DB_SCHEMA" --timeout "$MIGRATION_TIMEOUT"'
+        ' --schema-dir "$SCHEMA_DIR" --drizzle-config "$DRIZZLE_CONFIG"'
+    )
     migrate = command(record("prod", approveDataLoss="0123456789abcdef"), "database-migrate")
     assert migrate["create"] == base + ' --approve-data-loss "$APPROVE_DATA_LOSS"'
     assert migrate["environment"]["APPROVE_DATA_LOSS"] == "0123456789abcdef"

@@ -257,3 +257,73 @@ def test_settings_errors_reach_the_engine_without_a_traceback():
     # The Python host logs a RunError's message alone; any other exception with its traceback.
     with pytest.raises(pulumi.RunError):
         settings_for("prod", base="prod", apiPoolSize=50)
+
+# --- the app's shape (README "Bring your own app") -----------------------------------------------
+
+
+def test_app_shape_defaults_are_examples_apps_layout():
+    app = settings_for("prod", base="prod").app
+    assert (app.schema_package, app.drizzle_config) == ("packages/shared-schemas", "drizzle.config.ts")
+    assert (app.api_dir, app.api_entry, app.api_format, app.web_dir) == ("apps/api", "src/handler.ts", "cjs", "apps/web")
+    assert app.site_outputs == (("NEXT_PUBLIC_API_URL", "apiUrl"), ("NEXT_PUBLIC_STACK", "stack"))
+    assert app.api_environment == {} and app.api_secret_environment == {}
+
+
+def test_app_shape_problems_name_each_key_at_once():
+    with pytest.raises(SettingsError) as error:
+        settings_for(
+            "prod",
+            base="prod",
+            apiDir="apps/missing",
+            webDir="../outside",
+            apiFormat="umd",
+            apiExternal=["Not A Module"],
+            apiEnvironment=["DB_SCHEMA=x", "AWS_REGION=y", "novalue"],
+            siteOutputs=["NEXT_PUBLIC_X=password", "PATH=apiUrl"],
+            packageManager="bun",
+        )
+    text = str(error.value)
+    for expected in (
+        "`webDir` '../outside' must be a relative path inside the app",
+    ):
+        assert expected in text, text
+    with pytest.raises(SettingsError) as error:
+        settings_for(
+            "prod",
+            base="prod",
+            apiDir="apps/missing",
+            apiFormat="umd",
+            apiExternal=["Not A Module"],
+            apiEnvironment=["DB_SCHEMA=x", "AWS_REGION=y", "novalue"],
+            siteOutputs=["NEXT_PUBLIC_X=password", "PATH=apiUrl"],
+            packageManager="bun",
+        )
+    text = str(error.value)
+    for expected in (
+        "apps/missing/src/handler.ts does not exist: set `apiDir`/`apiEntry`",
+        "`apiFormat` must be cjs or esm",
+        "`apiExternal` 'Not A Module' is not an npm module name",
+        "`apiEnvironment` sets DB_SCHEMA, which the pipeline sets itself",
+        "`apiEnvironment` sets AWS_REGION, a name AWS Lambda reserves",
+        "`apiEnvironment` item 'novalue' is not NAME=value",
+        "the output must be one of apiUrl, apiBaseUrl, siteUrl, stack, dbSchema",
+        "`siteOutputs` variable PATH is one the site build sets itself",
+        "`packageManager` 'bun' is not one of npm, pnpm, yarn",
+    ):
+        assert expected in text, text
+
+
+def test_secret_environment_only_from_a_pulumi_secret_and_never_echoed():
+    from components.settings import secret_environment
+
+    problems: list[str] = []
+    assert secret_environment('{"SIGNING_KEY": "s3cr3t-value"}', False, problems) == {}
+    assert "plain config" in problems[0] and "s3cr3t-value" not in problems[0]
+    problems = []
+    assert secret_environment('{"SIGNING_KEY": "s3cr3t-value", "DATABASE_URL": "x"}', True, problems) == {
+        "SIGNING_KEY": "s3cr3t-value"
+    }
+    assert problems == ["`apiSecretEnvironment` sets DATABASE_URL, which the pipeline sets itself: drop it (or use another name)"]
+    problems = []
+    secret_environment("not json s3cr3t", True, problems)
+    assert "JSON object" in problems[0] and "s3cr3t" not in problems[0]

@@ -304,7 +304,8 @@ ECHO_RUNS = {
     "install-app-dir": (["steps.install", "--app-dir", HUGE], {}),
     "build-lambda-entry": (["steps.build_lambda", "--app-dir", "examples/app", "--entry", HUGE, "--out", "OUT"], {}),
     "schema-name": (["steps.schema", "create", "--schema", HUGE], {"DATABASE_URL": "postgres://u:not-a-real-password@127.0.0.1:1/x"}),
-    "build-site-api-url": (["steps.build_site", "--app-dir", "examples/app", "--out", "OUT"], {"NEXT_PUBLIC_API_URL": "https://" + HUGE}),
+    "build-site-web-dir": (["steps.build_site", "--app-dir", "examples/app", "--out", "OUT", "--web-dir", HUGE], {}),
+    "build-site-baked": (["steps.build_site", "--app-dir", "examples/app", "--out", "OUT", "--baked", "A,-" + HUGE], {}),
     "dns-expect": (
         ["steps.dns_wait", "--name", "site.example.test", "--expect", HUGE, "--resolver", "DNS", "--timeout", "1", "--non-critical"],
         {},

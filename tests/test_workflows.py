@@ -878,7 +878,11 @@ def test_app_dir_is_the_stacks_setting(stack: str, capsys) -> None:
     from workflow import app_dir
 
     assert app_dir.main(["--stack", stack]) == 0
-    assert capsys.readouterr().out.splitlines() == ["dir=examples/app", "api_bundle=examples/app/apps/api/dist"]
+    assert capsys.readouterr().out.splitlines() == [
+        "dir=examples/app",
+        "api_bundle=examples/app/apps/api/dist",
+        "lockfile=examples/app/package-lock.json",
+    ]
 
 
 def test_app_dir_reads_the_stack_file_and_rejects_a_bad_stack(tmp_path, capsys) -> None:

@@ -2,8 +2,9 @@
 
     python -m workflow.app_dir --stack preview-pr-7 >> "$GITHUB_OUTPUT"
 
-Prints `dir=<appDir>` and `api_bundle=<appDir>/<the API's bundle dir>`: the stack's `appDir` as the
-program reads it, so a cache key or path never names a workspace the stack does not deploy.
+Prints `dir=<appDir>`, `api_bundle=<appDir>/<apiDir>/<the bundle dir>` and `lockfile=<appDir>/<its
+lockfile>`: the stack's settings as the program reads them, so a cache key or path never names a
+workspace the stack does not deploy.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.lambda_api import API_DIR, BUNDLE_DIR
-from components.settings import SAFE_STACK_NAME, stack_setting
+from components.lambda_api import BUNDLE_DIR
+from components.settings import PROJECT_ROOT, SAFE_STACK_NAME, stack_setting
+from steps.package_manager import LOCKFILES, detect_name
+from steps.runtime import PermanentError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +26,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.stack[:80]!r} is not a stack name (prod, preview or preview-pr-<N>)", file=sys.stderr)
         return 2
     app_dir = str(stack_setting(args.stack, "appDir")).rstrip("/")
+    api_dir = str(stack_setting(args.stack, "apiDir")).rstrip("/")
+    try:
+        manager = str(stack_setting(args.stack, "packageManager")) or detect_name(PROJECT_ROOT / app_dir)
+    except PermanentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"dir={app_dir}")
-    print(f"api_bundle={app_dir}/{API_DIR}/{BUNDLE_DIR}")
+    print(f"api_bundle={app_dir}/{api_dir}/{BUNDLE_DIR}")
+    print(f"lockfile={app_dir}/{LOCKFILES[manager]}")
     return 0
 
 

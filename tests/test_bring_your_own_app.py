@@ -1,0 +1,185 @@
+"""Bring your own app: fixture apps unlike examples/app deploy by stack config alone.
+
+Each fixture under tests/fixtures/apps holds an app and the stack config that adapts the pipeline
+to it (`stack-config.yaml`); no source file of an app was edited for the pipeline. The program is
+evaluated for a PR stack with that config (the recording mocks of tools.offline), and the Commands
+it declares (install, migrate, API build, site build) are run as the command provider runs them:
+their own command text, directory and environment, against real PostgreSQL, pnpm/npm, drizzle-kit,
+esbuild and node. Outcomes are read on the catalog, the bundle (loaded and called under node) and
+the export. `.ci/setup` installs the fixtures' dependencies (pnpm from the npm registry into the
+tools directory); the tests run offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.settings import PROJECT_ROOT, config_file_values
+from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
+from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+from tools.offline import Recording, committed_values, config_for, run_program
+
+pytestmark = pytest.mark.usefixtures("steps_env")
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "apps"
+STACK = "preview-pr-7"
+SIGNING_KEY = "fixture-signing-key-9c1e"  # a secret value: may appear only as a secret input
+
+
+def fixture_config(app: str) -> dict:
+    return config_file_values(FIXTURES / app / "stack-config.yaml", "webstack")
+
+
+def record_fixture(app: str, database_url: str = "postgres://u:pw@127.0.0.1:1/x", **overrides) -> Recording:
+    values = {**committed_values(STACK), **fixture_config(app), **overrides}
+    config = config_for(STACK, values)
+    config["webstack:databaseUrl"] = database_url
+    secret_keys = ["webstack:databaseUrl"]
+    if app == "esm-api":
+        config["webstack:apiSecretEnvironment"] = json.dumps({"SHOP_SIGNING_KEY": SIGNING_KEY})
+        secret_keys.append("webstack:apiSecretEnvironment")
+    return run_program(STACK, config, secret_keys=tuple(secret_keys))
+
+
+def run_command(recording: Recording, name: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """The Command `name` as the command provider runs it: `sh -c create` in `dir` with `environment`."""
+    inputs = recording.by_name(name).inputs
+    env = {**os.environ, **{k: str(v) for k, v in inputs["environment"].items()}, **extra_env}
+    env["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return subprocess.run(
+        ["/bin/sh", "-c", inputs["create"]],
+        cwd=PROJECT_ROOT / inputs["dir"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def invoke(bundle_dir: Path, environment: dict, path: str) -> dict:
+    """Call the built handler under node, with the function's environment."""
+    bundle = next(p for p in (bundle_dir / "index.mjs", bundle_dir / "index.js") if p.is_file())
+    script = (
+        "const {pathToFileURL} = require('node:url');"
+        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)({rawPath: process.argv[2]}))"
+        ".then(r => process.stdout.write(JSON.stringify(r)));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, str(bundle), path],
+        env={"PATH": os.environ["PATH"], **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(json.loads(result.stdout)["body"])
+
+
+def catalog(db: Database, schema: str) -> dict[str, list[str]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s"
+            " ORDER BY table_name, ordinal_position",
+            (schema,),
+        ).fetchall()
+    tables: dict[str, list[str]] = {}
+    for table, column in rows:
+        tables.setdefault(table, []).append(column)
+    return tables
+
+
+def function_environment(recording: Recording) -> tuple[dict, set[str]]:
+    function = recording.by_name("api-function")
+    variables = function.inputs["environment"]["variables"]
+    secret = {path for path in function.secret_inputs}
+    return variables, secret
+
+
+EXPECTED = {
+    "pnpm-monorepo": {
+        "tables": {"accounts": ["id", "email", "created_at"], "invoices": ["id", "account_id", "cents", "state", "memo"]},
+        "body": {"table": "invoices", "region": "eu-west-1"},
+        "site": lambda api: f'data-api="{api.rstrip("/")}"',
+    },
+    "esm-api": {
+        "tables": {"products": ["id", "title", "active"]},
+        "body": {
+            "prices": {"basic": 5, "pro": 20},
+            "zones": ["Europe/Paris", "Asia/Tokyo"],
+            "greeting": "hello",
+            "signed": True,
+        },
+        "site": lambda api: f'href="{api.rstrip("/")}/products"',
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", sorted(EXPECTED))
+def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(app: str, pg_database: Database):  # noqa: F811
+    recording = record_fixture(app, database_url=pg_database.url)
+    schema = recording.by_name("database-migrate").inputs["environment"]["DB_SCHEMA"]
+    with pg_database.connect() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+
+    installed = run_command(recording, "app-install")
+    assert installed.returncode == 0, installed.stderr
+
+    migrated = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["outcome"] == "applied"
+    assert catalog(pg_database, schema) == EXPECTED[app]["tables"]
+    again = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
+    assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "no_changes", again.stderr
+
+    built = run_command(recording, "api-build")
+    assert built.returncode == 0, built.stderr
+    build_dir = PROJECT_ROOT / recording.by_name("api-build").inputs["dir"]
+    variables, secret_inputs = function_environment(recording)
+    environment = {k: v for k, v in variables.items() if isinstance(v, str)}
+    environment.update({"APP_VERSION": built.stdout.strip(), "DB_SCHEMA": schema})
+    if app == "esm-api":
+        # The secret reaches the function, and only inside its secret environment input.
+        assert "environment" in secret_inputs and environment["SHOP_SIGNING_KEY"] == SIGNING_KEY
+    assert invoke(build_dir / "dist", environment, "/health")["status"] == "ok"
+    assert invoke(build_dir / "dist", environment, "/") == EXPECTED[app]["body"]
+
+    site = run_command(recording, "site-build")
+    assert site.returncode == 0, site.stderr
+    site_inputs = recording.by_name("site-build").inputs["environment"]
+    out = PROJECT_ROOT / site_inputs["OUT_DIR"]
+    api_url = recording.by_name("api-url").outputs.get("functionUrl") or next(
+        v for k, v in site_inputs.items() if k.endswith(("API_ORIGIN", "API_BASE"))
+    )
+    assert EXPECTED[app]["site"](api_url) in (out / "index.html").read_text()
+
+
+def test_the_fixtures_config_is_all_they_need():
+    for app in EXPECTED:
+        recording = record_fixture(app)
+        build = recording.by_name("api-build").inputs
+        assert build["dir"] == f"tests/fixtures/apps/{app}/{fixture_config(app)['apiDir']}"
+        assert "--format" in build["create"] and build["environment"]["ENTRY"] == fixture_config(app)["apiEntry"]
+        site = recording.by_name("site-build").inputs["environment"]
+        assert site["WEB_DIR"] == fixture_config(app)["webDir"]
+        assert sorted(site["BAKED"].split(",")) == sorted(item.split("=")[0] for item in fixture_config(app)["siteOutputs"])
+    variables, secret_inputs = function_environment(record_fixture("esm-api"))
+    assert variables["SHOP_GREETING"] == "hello"
+    assert SIGNING_KEY not in json.dumps({k: v for k, v in variables.items() if k != "SHOP_SIGNING_KEY"})
+
+
+def test_a_secret_environment_in_plain_config_is_refused():
+    values = {**committed_values(STACK), **fixture_config("esm-api")}
+    config = config_for(STACK, values)
+    config["webstack:databaseUrl"] = "postgres://u:pw@127.0.0.1:1/x"
+    config["webstack:apiSecretEnvironment"] = json.dumps({"SHOP_SIGNING_KEY": SIGNING_KEY})
+    with pytest.raises(Exception) as error:  # noqa: PT011 - the program's own SettingsError, through the engine mock
+        run_program(STACK, config, secret_keys=("webstack:databaseUrl",))
+    assert "`apiSecretEnvironment` is plain config" in str(error.value)
+    assert SIGNING_KEY not in str(error.value)
