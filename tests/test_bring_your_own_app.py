@@ -183,3 +183,60 @@ def test_a_secret_environment_in_plain_config_is_refused():
         run_program(STACK, config, secret_keys=("webstack:databaseUrl",))
     assert "`apiSecretEnvironment` is plain config" in str(error.value)
     assert SIGNING_KEY not in str(error.value)
+
+
+@pytest.mark.slow
+def test_plain_pg_tables_in_public_name_the_one_edit_before_anything_is_pushed(tmp_path: Path):
+    from steps.drizzle_tables import read_tables
+    from steps.runtime import PermanentError
+
+    package = tmp_path / "db"
+    package.mkdir()
+    (package / "node_modules").symlink_to(FIXTURES / "esm-api" / "node_modules", target_is_directory=True)
+    (package / "drizzle.config.ts").write_text("export default { dialect: 'postgresql', schema: './tables.ts' };\n")
+    (package / "tables.ts").write_text(
+        "import { pgTable, serial, text } from 'drizzle-orm/pg-core';\n"
+        "export const users = pgTable('users', { id: serial('id').primaryKey(), name: text('name') });\n"
+    )
+    with pytest.raises(PermanentError) as error:
+        read_tables(package, Path("drizzle.config.ts"), "app_preview_pr_7")
+    text = str(error.value)
+    assert "declares table(s) users in schema public, not in the stack's schema app_preview_pr_7" in text
+    assert "pgSchema(process.env.DB_SCHEMA!)" in text and "REFERENCES \"public\"" in text
+
+    # The same tables in the stack's pgSchema are read as drizzle-kit reads them.
+    (package / "tables.ts").write_text(
+        "import { pgSchema, serial, text } from 'drizzle-orm/pg-core';\n"
+        "export const app = pgSchema(process.env.DB_SCHEMA!);\n"
+        "export const users = app.table('users', { id: serial('id').primaryKey(), name: text('name') });\n"
+    )
+    tables = read_tables(package, Path("drizzle.config.ts"), "app_preview_pr_7")["tables"]
+    assert [(t["name"], t["schema"], [c["name"] for c in t["columns"]]) for t in tables] == [
+        ("users", "app_preview_pr_7", ["id", "name"])
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "fmt", "said"),
+    [
+        ("export const handler = async () => import.meta.url;\n", "cjs", "[empty-import-meta]"),
+        ("export const handler = 42;\n", "cjs", "exports no handler function (handler is number"),
+        ("throw new Error('needs a cloud secret at load');\nexport const handler = async () => 1;\n", "esm",
+         "throws when it loads: Error: needs a cloud secret at load"),
+    ],
+    ids=["import-meta-in-cjs", "no-handler", "throws-at-load"],
+)
+def test_build_lambda_refuses_a_bundle_that_would_break_on_lambda(tmp_path: Path, source: str, fmt: str, said: str):
+    api = FIXTURES / "esm-api" / "api"
+    entry = tmp_path / "entry.ts"
+    entry.write_text(source)
+    result = subprocess.run(
+        [str(PROJECT_ROOT / ".venv/bin/python"), "-m", "steps.build_lambda", "--app-dir", "..", "--entry", str(entry),
+         "--out", str(tmp_path / "dist"), "--format", fmt],
+        cwd=api, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    failed = next(line for line in result.stderr.splitlines() if line.startswith("FAILED build_lambda"))
+    assert said in failed, result.stderr
+    assert "npm run build -w @app/api" not in result.stderr
