@@ -36,7 +36,7 @@ from pathlib import Path
 
 from components.source_hash import files_hash
 from steps.args import StepParser, local_path
-from steps.runtime import PermanentError, log, run_step, run_tool, shown
+from steps.runtime import PermanentError, log, run_step, run_tool, shown, warn
 
 BUNDLES = {"cjs": "index.js", "esm": "index.mjs"}
 BUNDLE = BUNDLES["cjs"]
@@ -177,18 +177,37 @@ LOADER = """
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const file = path.resolve(process.argv[1]);
-const load = file.endsWith('.mjs') ? import(pathToFileURL(file).href) : Promise.resolve(require(file));
+const say = (answer) => { process.stdout.write('\\n' + JSON.stringify(answer) + '\\n'); process.exit(0); };
+const failed = (error) => say({
+  error: String((error && error.stack) || error).split('\\n').slice(0, 2).join(' '),
+  name: (error && error.name) || '', code: (error && error.code) || '',
+});
+let load;
+try {
+  load = file.endsWith('.mjs') ? import(pathToFileURL(file).href) : Promise.resolve(require(file));
+} catch (error) {
+  load = Promise.reject(error);
+}
 load.then((mod) => {
   const handler = mod.handler ?? (mod.default && mod.default.handler);
-  process.stdout.write('\\n' + JSON.stringify({ type: typeof handler, exports: Object.keys(mod).slice(0, 20) }) + '\\n');
-}, (error) => {
-  process.stdout.write('\\n' + JSON.stringify({ error: String((error && error.stack) || error).split('\\n').slice(0, 2).join(' ') }) + '\\n');
-});
+  say({ type: typeof handler, exports: Object.keys(mod).slice(0, 20) });
+}, failed);
 """
+# Load failures that the bundle itself causes, whatever settings the function gets: a module left
+# out or not shipped, CommonJS/ESM mixed up, code node cannot parse.
+_BUILD_CAUSED = re.compile(
+    r"ERR_MODULE_NOT_FOUND|MODULE_NOT_FOUND|ERR_REQUIRE_ESM|Dynamic require of|require is not defined|"
+    r"Cannot use import statement|exports is not defined|module is not defined"
+)
 
 
 def check_loads(bundle: Path, entry: Path) -> None:
-    """Load the bundle as Lambda's node runtime will, and require `handler` to be a function."""
+    """Load the bundle as Lambda's node runtime will, and require `handler` to be a function.
+
+    It loads without the function's settings (they are the stack's, some secret): a module that
+    throws at load because a setting is missing is only a warning here, and the pre-traffic check
+    runs it with the real ones. What the bundle causes itself fails the build.
+    """
     result = run_tool(["node", "-e", LOADER, str(bundle.resolve())], cwd=bundle.parent, env={"NODE_OPTIONS": ""},
                       timeout=LOAD_TIMEOUT, what="load bundle")
     lines = [line for line in result.output.splitlines() if line.startswith("{")]
@@ -197,12 +216,18 @@ def check_loads(bundle: Path, entry: Path) -> None:
     except ValueError:
         answer = {}
     if "error" in answer or not result.ok:
-        cause = answer.get("error") or f"node exited {result.returncode}"
-        raise PermanentError(
-            f"the bundle built from {shown(entry, quote=False)} throws when it loads: {shown(cause, 300, quote=False)}",
-            hint="the function would fail the same way on Lambda; fix the module's top-level code (or set `apiFormat` to esm "
-            "for top-level await / import.meta)",
+        cause = shown(answer.get("error") or f"node exited {result.returncode}", 300, quote=False)
+        if answer.get("name") == "SyntaxError" or _BUILD_CAUSED.search(f"{answer.get('code', '')} {cause}") or not answer:
+            raise PermanentError(
+                f"the bundle built from {shown(entry, quote=False)} throws when it loads: {cause}",
+                hint="the function would fail the same way on Lambda: ship the module (`apiExternal` copies it with its "
+                "dependencies), or set `apiFormat` to match the code (esm for top-level await / import.meta)",
+            )
+        warn(
+            f"build_lambda: the bundle built from {shown(entry, quote=False)} throws when it loads without the function's "
+            f"settings: {cause}; if it needs a setting at load, the pre-traffic check runs it with the real ones"
         )
+        return
     if answer.get("type") != "function":
         raise PermanentError(
             f"the bundle built from {shown(entry, quote=False)} exports no handler function (handler is {answer.get('type')}; "
