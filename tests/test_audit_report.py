@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ KINDS = (
     "aws-change",
     "cloudflare-change",
     "ddl-outside-migration",
+    "ddl-mark-outside-deploy",
     "deploy-without-record",
     "record-without-run",
     "preview-left-behind",
@@ -119,10 +121,12 @@ def world(pg_database: Database, webhook: StubServer, tmp_path: Path) -> Iterato
     with GitHubStub() as github, CloudTrailStub() as cloudtrail, CloudflareStub(project=None, token=PIPELINE_TOKEN) as cloudflare:
         w = World(pg_database, github, cloudtrail, cloudflare, webhook, tmp_path,
                   {"stack": "prod", "checked_at": "2026-11-30T00:00:00Z", "drifted": False, "resources": []})  # fmt: skip
+        began = datetime.now(UTC) - timedelta(seconds=60)
         result_of(run_step("workflow.ddl_audit", "install", url=pg_database.url))
         result_of(run_step("steps.schema", "create", "--schema", "app", url=pg_database.url))
-        # A prod deploy: its run, its record, its AWS and Cloudflare changes by the pipeline's identities.
-        deploy = github.add_run("deploy", sha=SHA, minutes=7)
+        # A prod deploy: its run (during which the schema step ran), its record, its AWS and
+        # Cloudflare changes by the pipeline's identities.
+        deploy = github.add_run("deploy", sha=SHA, started=began, minutes=(datetime.now(UTC) - began).total_seconds() / 60)
         w.record(str(deploy["id"]))
         cloudtrail.record("UpdateFunctionCode20150331v2", "lambda.amazonaws.com", role_arn=PROD_ROLE,
                           resources=[("AWS::Lambda::Function", "webstack-api-prod")])  # fmt: skip
@@ -150,6 +154,11 @@ def plant(w: World, kind: str) -> None:
     elif kind == "ddl-outside-migration":
         with w.db.connect(application_name="psql") as conn:
             conn.execute("CREATE TABLE app.shadow (id int)")
+    elif kind == "ddl-mark-outside-deploy":
+        # After the deploy run ended (and the clock slack): a mark copied by hand.
+        time.sleep(anomalies.RUN_WINDOW_SLACK.total_seconds() + 1.5)
+        with w.db.connect(application_name="webstack-migrate:app:by-hand") as conn:
+            conn.execute("CREATE TABLE app.forged (id int)")
     elif kind == "deploy-without-record":
         w.github.add_run("deploy", sha="f" * 40)
     elif kind == "record-without-run":
@@ -176,9 +185,10 @@ def test_the_pipelines_own_work_raises_nothing_and_the_report_says_what_happened
     assert all(s["status"] == "ok" for s in report["sources"].values())
     # Every prod deploy: who, commit, outcome, versions, duration.
     [deploy] = report["prod_deploys"]
-    assert (deploy["who"], deploy["commit"], deploy["outcome"], deploy["stable_version"], deploy["seconds"]) == (
-        "octocat", SHA, "success", "7", 420)
-    assert f"| octocat | {SHA[:12]} | success | webstack-api-prod | 7 | 420 |" in md
+    seconds = deploy["seconds"]
+    assert (deploy["who"], deploy["commit"], deploy["outcome"], deploy["stable_version"]) == ("octocat", SHA, "success", "7")
+    assert 60 <= seconds < 600, seconds
+    assert f"| octocat | {SHA[:12]} | success | webstack-api-prod | 7 | {seconds} |" in md
     # Previews opened, cleaned up, still there; the failed run and why.
     assert "| #7 | 1 | success | success | gone | closed |" in md
     assert "| #8 | 1 | failure | — | exists | open |" in md

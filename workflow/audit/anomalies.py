@@ -9,6 +9,8 @@ clean bill.
 - `cloudflare-change`: a Pages or DNS write by any API token but the pipeline's (or from the
   dashboard, which has no token);
 - `ddl-outside-migration`: DDL on the app's schema from a connection the pipeline did not mark;
+  `ddl-mark-outside-deploy`: DDL marked as the pipeline's while no `deploy` run on main was running
+  (anyone may set an application_name: a migration run by hand, or a forged mark);
   `ddl-audit-off`: the event triggers are missing or disabled, so the DDL log itself is incomplete;
 - `deploy-without-record`: a successful prod deploy run (`deploy`, push to main) with no deploy record;
   `record-without-run`: a prod deploy record whose run GitHub does not know as a `deploy` run on main;
@@ -26,6 +28,8 @@ from components.names import PR_NUMBER, PR_STACK
 
 DEPLOY_WORKFLOW = "deploy"
 LEFT_BEHIND_AFTER = timedelta(days=1)
+# Clock skew between GitHub's run times and the database's, at whole seconds.
+RUN_WINDOW_SLACK = timedelta(seconds=5)
 PAGES_AND_DNS = ("pages", "dns")
 WRITE_ACTIONS = ("create", "update", "delete", "edit", "add", "remove", "rotate", "modify")
 
@@ -113,6 +117,33 @@ def ddl_changes(ddl: Mapping[str, Any]) -> list[Anomaly]:
     return found
 
 
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def marked_ddl_outside_runs(ddl: Mapping[str, Any], github: Mapping[str, Any]) -> list[Anomaly]:
+    runs = [*(github.get("runs") or []), *((github.get("looked_up") or {}).values())]
+    windows = [
+        (_time(r["started"]) - RUN_WINDOW_SLACK, _time(r["ended"]) + RUN_WINDOW_SLACK)
+        for r in runs if _prod_deploy_run(r) and r.get("started") and r.get("ended")
+    ]  # fmt: skip
+    found = []
+    for event in ddl.get("events") or []:
+        if not event.get("in_migration") or not event.get("occurred_at"):
+            continue
+        when = _time(event["occurred_at"])
+        if not any(start <= when <= end for start, end in windows):
+            found.append(
+                anomaly(
+                    "ddl-mark-outside-deploy", "critical", event["occurred_at"],
+                    f"{event.get('command_tag')} {event.get('object_identity')} by {event.get('session_user_name')} is marked "
+                    f"as the pipeline's ({event.get('application_name')!r}) but no deploy run was running",
+                    "a migration run by hand, or a copied mark",
+                )
+            )  # fmt: skip
+    return found
+
+
 def _prod_deploy_run(run: Mapping[str, Any] | None) -> bool:
     return bool(run) and run.get("workflow") == DEPLOY_WORKFLOW and run.get("branch") == "main" and run.get("event") == "push"
 
@@ -179,6 +210,8 @@ def find(sources: Mapping[str, Mapping[str, Any]], *, deploy_roles: Iterable[str
     records, github = data(sources, "deploys"), data(sources, "github")
     if records is not None and github is not None:
         found += deploy_records(records, github)
+    if ddl is not None and github is not None:
+        found += marked_ddl_outside_runs(ddl, github)
     stacks = data(sources, "stacks")
     if stacks is not None and github is not None:
         found += previews_left_behind(stacks, github.get("pulls") or {}, now)
