@@ -165,9 +165,12 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postgres(*, bindir: Path | None = None, root: Path | None = None, port: int | None = None) -> PostgresServer:
+def start_postgres(
+    *, bindir: Path | None = None, root: Path | None = None, port: int | None = None, max_connections: int = 60
+) -> PostgresServer:
     """initdb a new cluster under `root` (default: a new temp dir) and start it on 127.0.0.1:`port`
-    (default: a free one). `root` must not hold a cluster yet; it is removed by `stop()`."""
+    (default: a free one). `root` must not hold a cluster yet; it is removed by `stop()`.
+    `max_connections` low makes a server that runs out of connections (3 stay reserved for superusers)."""
     bindir = bindir or find_bindir()
     run_as: tuple[str, ...] = ()
     root = Path(tempfile.mkdtemp(prefix="pgtest-")) if root is None else root
@@ -199,7 +202,7 @@ def start_postgres(*, bindir: Path | None = None, root: Path | None = None, port
                     "-c fsync=off",
                     "-c full_page_writes=off",
                     "-c synchronous_commit=off",
-                    "-c max_connections=60",
+                    f"-c max_connections={max_connections}",
                 ]
             )
             started = server.pg_ctl("start", "-w", "-t", str(_START_TIMEOUT), "-l", str(server.log_file), "-o", options)

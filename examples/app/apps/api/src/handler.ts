@@ -6,11 +6,27 @@
  *   JWT_ISSUER      expected `iss`
  *   JWT_AUDIENCE    expected `aud` (comma-separated for several)
  *   DB_SCHEMA       PostgreSQL schema of this stack (app, app_preview_pr_7, ...)
- *   DATABASE_URL    postgres://user:password@host:port/db
+ *   DATABASE_URL    postgres://user:password@host:port/db: the runtime URL, usually the
+ *                   transaction pooler (port 6543); see "Database connections" below
+ *   DB_POOL_SIZE    connections one container may hold (default 1: it serves one request at a time)
  *   APP_VERSION     optional, reported by /health
  *   ALLOWED_ORIGIN  optional, sent as Access-Control-Allow-Origin
  *
  * Routes: GET /health (no auth), GET /projects (Bearer JWT), OPTIONS * (CORS preflight).
+ *
+ * Database connections. The function may reach PostgreSQL through a transaction pooler
+ * (PgBouncer / Supavisor in transaction mode), which lends a server connection for one
+ * transaction and then hands it to another client. So the handler keeps no session state:
+ * - no `SET` (search_path included) and no startup options: the schema is chosen per query, by
+ *   schema-qualified names (`"app"."projects"`, from `pgSchema(DB_SCHEMA)`);
+ * - no named prepared statements: drizzle passes no statement name unless `.prepare(name)` is
+ *   called (never here), and pg then sends the unnamed statement, parsed, bound and executed in
+ *   one round trip, so it never outlives the transaction that the pooler's connection serves. A
+ *   named statement would be prepared on one server connection and looked up on another;
+ * - timeouts are client-side (`query_timeout`), never a `statement_timeout` session setting.
+ * When the database refuses a connection (too many clients, the pooler's client limit, or no
+ * connection within CONNECT_TIMEOUT_MS), the API answers 503 with Retry-After, well within the
+ * function's timeout, instead of waiting until Lambda kills it.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { eq } from 'drizzle-orm';
@@ -60,18 +76,57 @@ function getJwks() {
   return jwks;
 }
 
+const CONNECT_TIMEOUT_MS = 3_000;
+const QUERY_TIMEOUT_MS = 5_000;
+const RETRY_AFTER_SECONDS = '2';
+
+function poolSize(): number {
+  const size = Number(process.env.DB_POOL_SIZE ?? '1');
+  if (!Number.isInteger(size) || size < 1) throw new HttpError(500, 'misconfigured', 'DB_POOL_SIZE must be a whole number >= 1');
+  return size;
+}
+
 let db: { pool: Pool; orm: NodePgDatabase; tables: AppTables } | undefined;
 function getDb() {
   if (!db) {
     const pool = new Pool({
       connectionString: env('DATABASE_URL'),
-      max: 2,
+      max: poolSize(),
       idleTimeoutMillis: 10_000,
-      connectionTimeoutMillis: 5_000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
     });
+    // An idle connection the server or the pooler closes emits 'error' on the pool; unhandled,
+    // that would end the whole container.
+    pool.on('error', (err) => console.error('idle database connection lost', err.message));
     db = { pool, orm: drizzle(pool), tables: defineTables(assertSchemaName(env('DB_SCHEMA'))) };
   }
   return db;
+}
+
+/** An error and its causes, one message each (drizzle wraps the driver's error as `cause`). */
+function causes(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: any = err; e && messages.length < 5; e = e.cause) messages.push(`${e.code ? `[${e.code}] ` : ''}${e.message ?? e}`);
+  return messages.join(' <- ');
+}
+
+/** The database cannot take this request now (connections exhausted or too slow to get one). */
+function databaseBusy(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let e: any = err; e && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    // 53300 too_many_connections ("sorry, too many clients already", also per role or database),
+    // 53400 configuration_limit_exceeded, 57P03 cannot_connect_now (starting up or shutting down).
+    if (['53300', '53400', '57P03'].includes(e.code)) return true;
+    const message = String(e.message ?? '');
+    if (
+      /too many clients|too many connections|no more connections allowed|query_wait_timeout/i.test(message) ||
+      /timeout exceeded when trying to connect|connection timeout|Query read timeout/i.test(message)
+    )
+      return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -169,6 +224,12 @@ export const handler = async (event: Event): Promise<Result> => {
     if (path === '/projects' && method === 'GET') return await listProjects(event);
     return json(404, { error: 'not_found', message: `${method} ${path}` } satisfies ErrorResponse);
   } catch (err) {
+    if (databaseBusy(err)) {
+      console.error('database busy:', causes(err));
+      return json(503, { error: 'database_busy', message: 'the database is at capacity; retry shortly' } satisfies ErrorResponse, {
+        'retry-after': RETRY_AFTER_SECONDS,
+      });
+    }
     if (err instanceof HttpError) {
       const extra: Record<string, string> =
         err.status === 401 ? { 'www-authenticate': 'Bearer error="invalid_token"' } : {};
