@@ -870,6 +870,28 @@ def function_url_intended(r: Resource, config: PackConfig = PackConfig()) -> lis
     return []
 
 
+def lambda_concurrency_bounded(r: Resource) -> list[str]:
+    """A function's executions, and so the database connections they hold, are bounded: reserved
+    concurrency of at least 1 (unset or -1 is the account's whole pool; 0 throttles every call),
+    and a function given a DATABASE_URL also gets DB_POOL_SIZE, a whole number of at least 1.
+    The budget itself (functions x concurrency x pool size) is checked by the settings."""
+    if r.type != "aws:lambda/function:Function":
+        return []
+    problems = []
+    reserved = r.props.get("reservedConcurrentExecutions")
+    if isinstance(reserved, bool) or not isinstance(reserved, (int, float)) or reserved < 1:
+        problems.append(
+            f"reservedConcurrentExecutions must be at least 1 (`apiReservedConcurrency`), got {reserved!r}: "
+            "unbounded executions run the database out of connections"
+        )
+    variables = _mapping(_mapping(r.props.get("environment")).get("variables"))
+    if "DATABASE_URL" in variables:
+        size = str(variables.get("DB_POOL_SIZE", ""))
+        if not (size.isdigit() and int(size) >= 1):
+            problems.append(f"a function with DATABASE_URL needs DB_POOL_SIZE >= 1 (`apiPoolSize`), got {size[:20]!r}")
+    return problems
+
+
 # --- protection and secrets ---------------------------------------------------------------------
 
 
@@ -977,6 +999,10 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     "function-url-intended": (
         "Public function URLs only on prod's alias `stable`, CORS exactly the stack's own site.",
         function_url_intended,
+    ),
+    "lambda-concurrency-bounded": (
+        "Functions have a reserved concurrency of at least 1, and a pool size with a DATABASE_URL.",
+        lambda_concurrency_bounded,
     ),
     "stateful-protected": ("Stateful resources (components/stateful.py) and prod's database Commands are protected.", stateful_protected),
     "no-plaintext-secrets": ("No secret in a tag or a Command input.", no_plaintext_secrets),

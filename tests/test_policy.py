@@ -354,6 +354,23 @@ def test_function_url_open_to_every_origin(recorded):
     assert fired(resource) == {"function-url-intended"}
 
 
+@pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.pop("reservedConcurrentExecutions"),
+        lambda p: p.update(reservedConcurrentExecutions=-1),
+        lambda p: p.update(reservedConcurrentExecutions=0),
+        lambda p: p["environment"]["variables"].pop("DB_POOL_SIZE"),
+        lambda p: p["environment"]["variables"].update(DB_POOL_SIZE="0"),
+    ],
+    ids=["unset", "unreserved", "throttled", "no-pool-size", "zero-pool-size"],
+)
+def test_unbounded_function_concurrency(recorded, stack, change):
+    assert fired(broken(recorded(stack), "api-function")) == set()
+    assert fired(broken(recorded(stack), "api-function", change)) == {"lambda-concurrency-bounded"}
+
+
 def test_public_invoke_not_through_the_url(recorded):
     resource = broken(recorded("prod"), "api-url-invoke-function", lambda p: p.pop("invokedViaFunctionUrl"))
     assert fired(resource) == {"function-url-intended"}
