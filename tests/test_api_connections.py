@@ -33,7 +33,7 @@ from components.settings import (
     stack_file_values,
 )
 from sandbox.postgres import PASSWORD, start_postgres
-from tests.support.api_containers import containers
+from tests.support.api_containers import containers, peak_connections, role_connections
 from tests.support.app_database import SCHEMA, SUBJECT, add_project, push_app_schema
 from tests.support.pgbouncer import running_pgbouncer
 from tests.support.postgres import Database, PostgresServer, pg_database, postgres  # noqa: F401 - fixtures
@@ -76,32 +76,6 @@ def role_url(server: PostgresServer, dbname: str = "tight") -> str:
     return f"postgres://{ROLE}:{PASSWORD}@127.0.0.1:{server.port}/{dbname}"
 
 
-def role_connections(conn: psycopg.Connection) -> int:
-    return conn.execute("select count(*) from pg_stat_activity where usename = %s", (ROLE,)).fetchone()[0]
-
-
-@contextlib.contextmanager
-def peak_of(server: PostgresServer) -> Iterator[dict]:
-    """Samples the role's connections every 10 ms on a superuser connection of its own."""
-    seen = {"peak": 0}
-    stop = threading.Event()
-    conn = server.connect("tight")
-
-    def sample() -> None:
-        while not stop.is_set():
-            seen["peak"] = max(seen["peak"], role_connections(conn))
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        sampler.join()
-        conn.close()
-
-
 def request(tokens: dict, jwks) -> tuple[dict, dict]:
     event = {
         "rawPath": "/projects",
@@ -121,11 +95,11 @@ def test_concurrent_invocations_stay_within_the_budget_and_all_succeed(tight_ser
 
     event, env = request(tokens, jwks)
     env = {**env, "DATABASE_URL": role_url(tight_server), "DB_POOL_SIZE": str(pool_size)}
-    with peak_of(tight_server) as seen, containers(bundle, count=functions, requests=4, env=env) as group:
+    with peak_connections(tight_server.url("tight"), ROLE) as seen, containers(bundle, count=functions, requests=4, env=env) as group:
         first = group.run(event)
         second = group.run(event)  # warm: the pools are reused, not grown
         with tight_server.connect("tight") as conn:
-            held = role_connections(conn)
+            held = role_connections(conn, ROLE)
 
     statuses = [r["status"] for batch in (first, second) for results in batch for r in results]
     assert statuses == [200] * (2 * functions * 4), group.stderr()

@@ -18,11 +18,15 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 CONTAINER = """
 const { handler } = require(process.argv[1]);
@@ -107,3 +111,31 @@ def containers(bundle: Path, *, count: int, requests: int, env: Mapping[str, str
         group.logged = group.stderr()
         for log in logs:
             log.close()
+
+
+def role_connections(conn: psycopg.Connection, role: str) -> int:
+    """Server connections `role` holds now, as the server counts them."""
+    return conn.execute("select count(*) from pg_stat_activity where usename = %s", (role,)).fetchone()[0]
+
+
+@contextlib.contextmanager
+def peak_connections(url: str, role: str) -> Iterator[dict]:
+    """`{"peak": n}`: the most connections `role` held at once, sampled every 10 ms on a
+    connection of its own (`url`, a superuser's) until the block ends."""
+    seen = {"peak": 0}
+    stop = threading.Event()
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen["peak"] = max(seen["peak"], role_connections(conn, role))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join()
+        conn.close()
