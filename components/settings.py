@@ -51,7 +51,10 @@ StackKind = Literal["prod", "preview", "pr"]
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # What the pipeline itself gives the function (pipeline.backend, LambdaApi) and what Lambda reserves.
 PIPELINE_ENVIRONMENT = frozenset(
-    {"JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "DB_SCHEMA", "DATABASE_URL", "APP_VERSION", "ALLOWED_ORIGIN", "NODE_OPTIONS"}
+    {
+        "JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "DB_SCHEMA", "DATABASE_URL", "DB_POOL_SIZE", "APP_VERSION",
+        "ALLOWED_ORIGIN", "NODE_OPTIONS",
+    }  # fmt: skip
 )
 LAMBDA_RESERVED = re.compile(r"(AWS_|LAMBDA_|_).*|TZ|_HANDLER")
 MODULE_NAME = re.compile(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9._-]+)*")

@@ -316,3 +316,8 @@ def test_secret_environment_only_from_a_pulumi_secret_and_never_echoed():
     problems = []
     secret_environment("not json s3cr3t", True, problems)
     assert "JSON object" in problems[0] and "s3cr3t" not in problems[0]
+
+
+def test_the_app_cannot_set_its_own_pool_size_around_the_budget():
+    problems = problems_of("prod", base="prod", apiEnvironment=["DB_POOL_SIZE=50"])
+    assert problems == ["`apiEnvironment` sets DB_POOL_SIZE, which the pipeline sets itself: drop it (or use another name)"]
