@@ -183,6 +183,12 @@ def prompt_question(line: str) -> str | None:
     return _DATA_LOSS_QUESTION if _DATA_LOSS_QUESTION in text else None
 
 
+def last_words(output: str) -> str:
+    """`; its last line: ...` of a killed push: a question we do not know yet shows up there."""
+    lines = [line.strip() for line in clean_output(output).splitlines() if line.strip()]
+    return f"; its last line: {shown(lines[-1], 200, quote=False)}" if lines else "; it printed nothing"
+
+
 def waits_for_an_answer(line: str) -> bool:
     """run_tool's stop condition: nobody will answer a prompt (no TTY), so waiting is pointless."""
     return prompt_question(line) is not None
@@ -732,11 +738,11 @@ def migrate(args: MigrateArgs) -> dict:
                         what="drizzle-kit push",
                         stop_when=waits_for_an_answer,
                     )
-                except ToolTimeout:
+                except ToolTimeout as exc:
                     ended = terminate_push_backends(conn, app_name)
                     raise MigrationTimeout(
                         f"drizzle-kit push into {schema} did not finish within {args.timeout:.0f}s and was killed"
-                        f" ({ended} server session(s) of it terminated)",
+                        f" ({ended} server session(s) of it terminated){last_words(exc.output)}",
                         hint="look for locks on the schema's tables (pg_locks / pg_stat_activity), check which "
                         "statements were applied (push is not transactional), fix by hand, then re-run the deploy",
                     ) from None

@@ -579,6 +579,7 @@ def test_hung_push_is_killed_at_the_timeout_and_alerts(pg_database: Database, ap
     assert proc.returncode == 1
     line = failure_line(proc)
     assert "did not finish within 5s and was killed" in line and "1 server session(s) of it terminated" in line
+    assert "; its last line: [" in line and "] Pulling schema from database..." in line  # where it hung
     assert proc.stderr.count("drizzle-kit push: running") == 1  # never retried
     assert elapsed < 60
     [alert] = webhook.requests
