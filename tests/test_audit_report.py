@@ -260,3 +260,29 @@ def test_a_dashboard_change_has_no_token_and_is_an_anomaly():
     [found] = anomalies.cloudflare_changes([entry], ["stub-token-id"])
     assert "by dash session (a@example.com)" in found["summary"]
     assert anomalies.cloudflare_changes([{**entry, "action": "view"}], ["stub-token-id"]) == []
+
+
+def test_no_secret_reaches_the_report_or_the_log(tmp_path: Path):
+    """Every source failing with sentinel credentials: nothing of them in the output, the JSON or the Markdown."""
+    marker = "S3ntinelAudit"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "AWS_", "CLOUDFLARE_"))},
+        "DATABASE_URL": f"postgres://u:Pw-{marker}-x@127.0.0.1:1/db",
+        "GH_TOKEN": f"ghs_{marker}0123456789",
+        "GITHUB_REPOSITORY": "org/repo",
+        "GITHUB_API_URL": "http://127.0.0.1:1",
+        "CLOUDFLARE_API_TOKEN": f"cf-{marker}-token",
+        "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+        "CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:1/client/v4",
+        "ALERT_WEBHOOK_URL": f"http://127.0.0.1:1/hooks/{marker}",
+        "STEPS_RETRY_SCALE": "0.01",
+    }
+    out_json, out_md = tmp_path / "a.json", tmp_path / "a.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "workflow.audit", "report", "--since", "1d", "--json", str(out_json), "--markdown", str(out_md), "--alert"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out_json.read_text())["sources"]["github"]["status"] == "missing"
+    for where, text in (("stdout", proc.stdout), ("stderr", proc.stderr), ("json", out_json.read_text()), ("markdown", out_md.read_text())):
+        assert marker not in text, where
