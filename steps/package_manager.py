@@ -5,8 +5,9 @@ workspace installed with another tool than its lockfile's is a different install
 `workspace:` specifiers do not even parse under npm), so the tool is the lockfile's, in the version
 the root package.json's `packageManager` field names (else a pinned default).
 
-npm comes with Node. pnpm and yarn come from the npm registry, installed once per version into a
-tools directory outside the checkout (`$WEBSTACK_TOOLS_DIR`, default
+npm comes with Node. pnpm and yarn (and wrangler for an app that does not carry its own,
+`steps.pages`) come from the npm registry, installed once per version into a tools directory
+outside the checkout (`$WEBSTACK_TOOLS_DIR`, default
 `${XDG_CACHE_HOME:-~/.cache}/webstack-tools/<name>-<version>`), with `npm install`: no corepack,
 no global install. `.ci/setup` fills it for the test fixtures, so tests run offline.
 """
@@ -19,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps.runtime import PermanentError, log, run_tool, shown
+from steps.runtime import PermanentError, directory_lock, log, run_tool, shown
 
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}
 # Checked on Node 20.20: pnpm 9 is the last major that needs no newer Node; yarn 1 is the
@@ -114,29 +115,40 @@ def tools_dir() -> Path:
     return Path(cache) / "webstack-tools"
 
 
+def npm_tool(name: str, version: str) -> str:
+    """The command `name` of the npm package `name@version`, from the tools directory (installed there
+    with `npm install` on first use; held under a lock, so parallel steps install it once)."""
+    if not _VERSION.fullmatch(version):
+        raise PermanentError(f"{name} version {shown(version)} is not an exact version", hint="pin it, e.g. 1.2.3")
+    prefix = tools_dir() / f"{name}-{version}"
+    binary = prefix / "node_modules" / ".bin" / name
+    if binary.is_file():
+        return str(binary)
+    prefix.mkdir(parents=True, exist_ok=True)
+    with directory_lock(prefix, "tool install"):
+        if binary.is_file():
+            return str(binary)
+        log(f"tools: installing {name}@{version} into {prefix}")
+        result = run_tool(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", f"{name}@{version}"],
+            cwd=prefix,
+            env={"npm_config_update_notifier": "false"},
+            timeout=TOOL_INSTALL_TIMEOUT,
+            what=f"npm install {name}",
+        )
+    if not result.ok or not binary.is_file():
+        raise PermanentError(
+            f"could not install {name}@{version} from the npm registry into {prefix} (exit {result.returncode})",
+            hint="check the network to the npm registry, or pre-install it there (bash .ci/setup)",
+        )
+    return str(binary)
+
+
 def executable(manager: PackageManager) -> str:
     """The manager's command: `npm`, or pnpm/yarn from the tools directory (installed on first use)."""
     if manager.version is None:
         return "npm"
-    prefix = tools_dir() / f"{manager.name}-{manager.version}"
-    binary = prefix / "node_modules" / ".bin" / manager.name
-    if binary.is_file():
-        return str(binary)
-    prefix.mkdir(parents=True, exist_ok=True)
-    log(f"package manager: installing {manager.name}@{manager.version} into {prefix}")
-    result = run_tool(
-        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", f"{manager.name}@{manager.version}"],
-        cwd=prefix,
-        env={"npm_config_update_notifier": "false"},
-        timeout=TOOL_INSTALL_TIMEOUT,
-        what=f"npm install {manager.name}",
-    )
-    if not result.ok or not binary.is_file():
-        raise PermanentError(
-            f"could not install {manager.name}@{manager.version} from the npm registry into {prefix} (exit {result.returncode})",
-            hint="check the network to the npm registry, or pre-install it there with .ci/setup",
-        )
-    return str(binary)
+    return npm_tool(manager.name, manager.version)
 
 
 def install_argv(manager: PackageManager) -> list[str]:
@@ -152,3 +164,26 @@ def install_argv(manager: PackageManager) -> list[str]:
 def run_argv(manager: PackageManager, script: str) -> list[str]:
     """Runs a package.json script of the package in the working directory."""
     return [executable(manager), "run", script]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m steps.package_manager prefetch`: install the pipeline's own wrangler into the tools
+    directory ahead of time (.ci/setup: the tests then deploy offline)."""
+    import argparse
+    import sys
+
+    from steps.pages import WRANGLER_VERSION
+
+    parser = argparse.ArgumentParser(prog="python -m steps.package_manager", description=main.__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["prefetch"])
+    parser.parse_args(argv)
+    try:
+        print(npm_tool("wrangler", WRANGLER_VERSION))
+    except PermanentError as exc:
+        print(f"FAILED prefetch: {exc} — {exc.hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

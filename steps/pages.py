@@ -50,6 +50,7 @@ from typing import Any
 import requests
 
 from steps.args import StepParser, local_path, matching, positive_seconds
+from steps.package_manager import npm_tool
 from steps.retry import cloudflare_error_codes, http_is_transient, json_body
 from steps.runtime import (
     PermanentError,
@@ -67,6 +68,9 @@ from steps.runtime import (
 
 DEFAULT_API = "https://api.cloudflare.com/client/v4"
 WRANGLER = "node_modules/.bin/wrangler"
+# The wrangler of an app that carries none (the deploy is the pipeline's, not the app's): the last
+# release that runs on Node 20 (FACTS.md), from the npm registry into the tools directory.
+WRANGLER_VERSION = "4.86.0"
 
 PROJECT_NOT_FOUND = 8000007
 AUTH_ERROR = 10000
@@ -432,12 +436,16 @@ def deploy(args: argparse.Namespace) -> dict:
         raise PermanentError(
             f"{shown(site, quote=False)} has no index.html", hint="run steps.build_site first (its --out is this --dir)"
         )
+    if not (Path(args.app_dir) / "package.json").is_file():
+        raise PermanentError(
+            f"--app-dir {shown(args.app_dir, quote=False)} has no package.json",
+            hint="pass the app's workspace root (the stack's `appDir`)",
+        )
     wrangler = (Path(args.app_dir) / WRANGLER).resolve()
     if not wrangler.exists():
-        raise PermanentError(
-            f"{shown(wrangler, quote=False)} not found",
-            hint=f"install the workspace first: python -m steps.install --app-dir {shown(args.app_dir, quote=False)}",
-        )
+        # The app's own wrangler when it has one (its lockfile pins it); else the pipeline's.
+        wrangler = Path(npm_tool("wrangler", WRANGLER_VERSION))
+        log(f"pages: {shown(args.app_dir, quote=False)} has no wrangler of its own; using wrangler {WRANGLER_VERSION} ({wrangler})")
     started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)  # clock skew allowance
     record = run_wrangler(api, wrangler=wrangler, site=site, project=args.project, branch=args.branch, timeout=args.timeout)
     deployment_id = record.get("deployment_id")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from components.settings import PROJECT_ROOT, config_file_values
+from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 from tools.offline import Recording, committed_values, config_for, run_program
@@ -122,7 +123,9 @@ EXPECTED = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("app", sorted(EXPECTED))
-def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(app: str, pg_database: Database):  # noqa: F811
+def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
+    app: str, pg_database: Database, cloudflare: CloudflareStub  # noqa: F811
+):
     recording = record_fixture(app, database_url=pg_database.url)
     schema = recording.by_name("database-migrate").inputs["environment"]["DB_SCHEMA"]
     with pg_database.connect() as conn:
@@ -158,6 +161,19 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(app: str, 
         v for k, v in site_inputs.items() if k.endswith(("API_ORIGIN", "API_BASE"))
     )
     assert EXPECTED[app]["site"](api_url) in (out / "index.html").read_text()
+
+    # The Pages deploy, through the Cloudflare API stand-in: neither fixture carries wrangler, so
+    # the step uses the pipeline's own (the tools directory, filled by .ci/setup).
+    assert not (FIXTURES / app / "node_modules/.bin/wrangler").exists()
+    deployed = run_command(
+        recording, "site-deploy", CLOUDFLARE_API_BASE_URL=cloudflare.api_base, CLOUDFLARE_API_TOKEN=TOKEN,
+        CLOUDFLARE_ACCOUNT_ID=ACCOUNT,
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert "has no wrangler of its own; using wrangler 4.86.0" in deployed.stderr
+    [deployment] = cloudflare.deployments.values()
+    assert deployment.branch == "pr-7" and json.loads(deployed.stdout)["id"] == deployment.id
+    assert cloudflare.assets[deployment.manifest["/index.html"]] == (out / "index.html").read_bytes()
 
 
 def test_the_fixtures_config_is_all_they_need():
