@@ -3,11 +3,12 @@
 Each fixture under tests/fixtures/apps holds an app and the stack config that adapts the pipeline
 to it (`stack-config.yaml`); no source file of an app was edited for the pipeline. The program is
 evaluated for a PR stack with that config (the recording mocks of tools.offline), and the Commands
-it declares (install, migrate, API build, site build) are run as the command provider runs them:
-their own command text, directory and environment, against real PostgreSQL, pnpm/npm, drizzle-kit,
-esbuild and node. Outcomes are read on the catalog, the bundle (loaded and called under node) and
-the export. `.ci/setup` installs the fixtures' dependencies (pnpm from the npm registry into the
-tools directory); the tests run offline.
+it declares (install, migrate, API build, site build, Pages deploy) are run as the command provider
+runs them: their own command text, directory and environment, against real PostgreSQL,
+npm/pnpm/yarn, drizzle-kit, esbuild, node and wrangler (to the Cloudflare API stand-in). Outcomes
+are read on the catalog, the bundle (loaded and called under node), the export and the stand-in's
+deployment. `.ci/setup` installs the fixtures' dependencies (pnpm and yarn from the npm registry
+into the tools directory) and the pipeline's wrangler; the tests run offline.
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ EXPECTED = {
             "signed": True,
         },
         "site": lambda api: f'href="{api.rstrip("/")}/products"',
+    },
+    "yarn-classic": {
+        "tables": {"notes": ["id", "body", "at"]},
+        "body": {"table": "notes"},
+        "site": lambda api: f'window.API = "{api}"',
     },
 }
 
