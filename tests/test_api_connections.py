@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def tight_server() -> Iterator[PostgresServer]:
         with database.connect() as conn:
             add_project(conn, SCHEMA, SUBJECT, "mine")
             grant_role(conn, [SCHEMA])
+            # Every statement in the server's log, with the name of the prepared statement it ran.
+            conn.execute("alter system set log_min_duration_statement = 0")
+            conn.execute("alter system set log_line_prefix = 'user=%u '")
+            conn.execute("select pg_reload_conf()")
         yield server
     finally:
         server.stop()
@@ -107,6 +112,12 @@ def test_concurrent_invocations_stay_within_the_budget_and_all_succeed(tight_ser
     # Four requests at once per container fill each pool, and never more than the pool.
     assert held == functions * pool_size
     assert seen["peak"] == functions * pool_size <= LIMIT
+    # On the wire: only unnamed statements (nothing a pooler's next client could trip over), and
+    # schema-qualified tables.
+    log = tight_server.log_file.read_text(errors="replace")
+    executed = re.findall(rf"user={ROLE} .*execute ([^:]+): (.*)", log)
+    assert executed and {name for name, _ in executed} == {"<unnamed>"}
+    assert all('from "app"."projects"' in statement for _, statement in executed if "projects" in statement)
 
 
 @contextlib.contextmanager
@@ -188,6 +199,9 @@ def two_stacks(pg_database: Database) -> Database:
         for schema in ("app_a", "app_b"):
             conn.execute(f'grant usage on schema "{schema}" to {ROLE}')
             conn.execute(f'grant select on all tables in schema "{schema}" to {ROLE}')
+        # Every server connection the pooler opens starts in app_b: a query that relied on the
+        # search path (or a SET that another client left behind) would read app_b's rows.
+        conn.execute(f'alter role {ROLE} in database "{pg_database.name}" set search_path to app_b, public')
     return pg_database
 
 
@@ -214,6 +228,9 @@ def test_through_pgbouncer_each_stack_reads_only_its_own_schema_on_shared_server
                 thread.join()
             with bouncer.admin() as admin:
                 pools = admin.execute("SHOW POOLS").fetchall()
+            # The poisoned search path is in effect: an unqualified name reads app_b's rows.
+            with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+                unqualified = conn.execute("select name from projects").fetchall()
             with postgres.connect(two_stacks.name) as conn:
                 server_side = conn.execute(
                     "select count(*) from pg_stat_activity where usename = %s and datname = %s", (ROLE, two_stacks.name)
@@ -225,6 +242,7 @@ def test_through_pgbouncer_each_stack_reads_only_its_own_schema_on_shared_server
             for result in results:
                 assert result["status"] == 200, log
                 assert [p["name"] for p in result["body"]["projects"]] == [f"project of {schema[-1]}"]
+    assert unqualified == [("project of b",)]
     # 12 client connections (6 containers x 2), one server connection for all of them.
     columns = ["database", "user", "cl_active", "cl_waiting"]
     [pool] = [dict(zip(columns, row[:4])) for row in pools if row[0] == two_stacks.name and row[1] == ROLE]
