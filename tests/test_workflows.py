@@ -642,6 +642,10 @@ AUDIT_REPORT = "python -m workflow.audit report --since \"$SINCE\" --alert"
 DRIFT_LINE = f'{LEASED}python -m workflow.drift --stack "$STACK" --output "$RUNNER_TEMP/drift.json"'
 
 
+def workflows_deploy() -> Mapping[str, Any]:
+    return yaml.safe_load((WORKFLOWS / "deploy.yml").read_text(encoding="utf-8"))
+
+
 def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
     """Scheduled and by hand only; the stack list with the preview role, the drift check with the
     prod role under the lease, the report in prod's environment reading runs and PRs, kept 90 days."""
@@ -655,6 +659,11 @@ def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
     yield from check_environment("audit/drift", drift, "prod")
     if role(drift) != "${{ vars.AWS_PROD_ROLE_ARN }}" or index_of(run_lines(drift), DRIFT_LINE) < 0:
         yield f"audit/drift: the drift check of prod runs with the prod role under the lease: `{DRIFT_LINE}`"
+    # The program must see the deploy's settings, or a setting it lacks reads as drift.
+    up_env = next((st.get("env") for st in steps(only_job(workflows_deploy(), "deploy")) if st.get("id") == "up"), None)
+    drift_env = next((st.get("env") for st in steps(drift) if DRIFT_LINE in str(st.get("run"))), None)
+    if up_env is None or drift_env != up_env:
+        yield "audit/drift: the drift check runs with the same environment as deploy's `pulumi up`"
     yield from check_environment("audit/report", report, "prod")
     if dict(report.get("permissions") or {}) != {"id-token": "write", "contents": "read", "actions": "read", "pull-requests": "read"}:
         yield "audit/report: needs exactly id-token: write, contents: read, actions: read, pull-requests: read"
@@ -743,6 +752,7 @@ BROKEN = [
     pytest.param("preview", "CLOUDFLARE_API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN: ${{ secrets.PREVIEW_CLOUDFLARE_API_TOKEN }}", "API_TOKEN comes from", id="preview-secret-under-another-name"),
     pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi stack output --json | python -m workflow.deploy_record --stack \"$STACK\"\n          python -m workflow.pr_comment", "no deploy record from a PR", id="preview-writes-the-audit-table"),
     pytest.param("deploy", "        run: python -m workflow.preview_database\n", "        run: echo skipped\n", "missing command `python -m workflow.preview_database", id="deploy-no-preview-database-role"),
+    pytest.param("audit", "          RUNTIME_DATABASE_URL: ${{ secrets.RUNTIME_DATABASE_URL }}\n          CLOUDFLARE_API_TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n          CLOUDFLARE_ACCOUNT_ID", "          CLOUDFLARE_API_TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n          CLOUDFLARE_ACCOUNT_ID", "same environment as deploy", id="audit-drift-without-a-setting"),
     pytest.param("audit", "      actions: read\n", "      actions: write\n", "unexpected permission actions", id="audit-writes-actions"),
     pytest.param("audit", "          retention-days: 90", "          retention-days: 5", "kept 90 days", id="audit-report-not-kept"),
     pytest.param("audit", 'run: python -m workflow.lease run --stack "$STACK" -- python -m workflow.drift', "run: python -m workflow.drift", "under the lease", id="audit-drift-unleased"),
