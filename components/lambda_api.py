@@ -216,7 +216,9 @@ class LambdaApi(pulumi.ComponentResource):
             },
             triggers=[args.sources_hash],
             directory=api_dir,
-            archive_paths=[f"{BUNDLE_DIR}/**"],
+            # The app's extra files ship at their own paths beside dist/ (what `src/` reads as
+            # `../data/x.json` is found from `dist/` as well).
+            archive_paths=[f"{BUNDLE_DIR}/**", *args.bundle.extra_files],
             after=args.build_after,
             opts=child,
         ).command

@@ -9,15 +9,16 @@ the workspace is installed (`steps.install`), clears `--out`, and bundles `--ent
 workspace's own esbuild into `<out>/index.js` (CommonJS) or `<out>/index.mjs` (ESM, with a
 `require` for the CommonJS packages it bundles), + source map: node20, minified, `pg-native` and
 every `--external` module left out. External modules are copied with their dependencies into
-`<out>/node_modules` (the bundle `require`s them at run time); `--extra-files` globs are copied
-to the same relative paths under `<out>`. The same sources give the same bytes: esbuild writes no
+`<out>/node_modules` (the bundle `require`s them at run time); `--extra-files` globs must match
+files (the Command's `archive_paths` ships them at their own paths beside `<out>`). The same sources give the same bytes: esbuild writes no
 timestamps and the source map's paths are relative to the out directory.
 
 Then it checks what it built, the way Lambda will use it: an esbuild warning that predicts a broken
 bundle (`import.meta` in CommonJS, say) fails the build with esbuild's own text, and the bundle is
-loaded under node, where `handler` must be an exported function.
+loaded under node from a copy of what Lambda gets (`<out>` and the extra files, nothing else),
+where `handler` must be an exported function.
 
-Prints the sha256 of the bundle (64 hex digits; of the whole out directory when externals or extra
+Prints the sha256 of the bundle (64 hex digits; of everything shipped when externals or extra
 files are shipped too) on stdout: the program passes it to the function as `APP_VERSION`.
 """
 
@@ -28,8 +29,10 @@ import glob
 import hashlib
 import json
 import re
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -152,10 +155,12 @@ def copy_external(modules: Sequence[str], api_dir: Path, app_dir: Path, out_dir:
     return sorted(copied)
 
 
-def copy_extra_files(patterns: Sequence[str], out_dir: Path) -> list[str]:
-    """Copy the files each glob (relative to the working directory, the API's) names to the same
-    relative path under `out_dir`; a glob that matches nothing is an error."""
-    copied = []
+def extra_files_of(patterns: Sequence[str], out_dir: Path) -> list[str]:
+    """The files each glob (relative to the working directory, the API's) names; the Command's
+    `archive_paths` ships them at these paths beside `dist/`, so code that reads
+    `new URL('../data/x.json', import.meta.url)` from `src/` finds them from `dist/` too. A glob
+    that matches nothing is an error."""
+    found: list[str] = []
     target = out_dir.resolve()
     for pattern in patterns:
         matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
@@ -165,12 +170,21 @@ def copy_extra_files(patterns: Sequence[str], out_dir: Path) -> list[str]:
                 f"extra file pattern {shown(pattern)} matches no file in {Path.cwd()}",
                 hint="`apiExtraFiles` globs are relative to `apiDir`; fix the pattern or add the file",
             )
-        for match in matches:
-            destination = out_dir / match
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(match, destination)
-            copied.append(match)
-    return copied
+        found += [m for m in matches if m not in found]
+    return found
+
+
+def task_root(out_dir: Path, extras: Sequence[str], into: Path) -> Path:
+    """What Lambda extracts: `<out>/...` and the extra files at their relative paths, nothing else
+    of the API's directory (a file the code reads from outside them is missing there too)."""
+    relative = Path(os.path.relpath(out_dir, Path.cwd()))
+    if relative.parts and relative.parts[0] == "..":
+        relative = Path(out_dir.name)
+    shutil.copytree(out_dir, into / relative, symlinks=False)
+    for extra in extras:
+        (into / extra).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(extra, into / extra)
+    return into / relative
 
 
 LOADER = """
@@ -197,7 +211,7 @@ load.then((mod) => {
 # out or not shipped, CommonJS/ESM mixed up, code node cannot parse.
 _BUILD_CAUSED = re.compile(
     r"ERR_MODULE_NOT_FOUND|MODULE_NOT_FOUND|ERR_REQUIRE_ESM|Dynamic require of|require is not defined|"
-    r"Cannot use import statement|exports is not defined|module is not defined"
+    r"Cannot use import statement|exports is not defined|module is not defined|ENOENT"
 )
 
 
@@ -220,8 +234,9 @@ def check_loads(bundle: Path, entry: Path) -> None:
         if answer.get("name") == "SyntaxError" or _BUILD_CAUSED.search(f"{answer.get('code', '')} {cause}") or not answer:
             raise PermanentError(
                 f"the bundle built from {shown(entry, quote=False)} throws when it loads: {cause}",
-                hint="the function would fail the same way on Lambda: ship the module (`apiExternal` copies it with its "
-                "dependencies), or set `apiFormat` to match the code (esm for top-level await / import.meta)",
+                hint="the function would fail the same way on Lambda, which gets only the bundle directory and `apiExtraFiles`: "
+                "ship the file (`apiExtraFiles`) or the module (`apiExternal` copies it with its dependencies), or set "
+                "`apiFormat` to match the code (esm for top-level await / import.meta)",
             )
         warn(
             f"build_lambda: the bundle built from {shown(entry, quote=False)} throws when it loads without the function's "
@@ -313,14 +328,17 @@ def build(
     if not bundle.is_file() or bundle.stat().st_size == 0 or not (out_dir / f"{bundle.name}.map").is_file():
         raise PermanentError(f"esbuild exited 0 but {shown(bundle, quote=False)} (or its source map) is missing or empty")
     shipped = copy_external(external, Path.cwd(), app_dir, out_dir) if external else []
-    extras = copy_extra_files(extra_files, out_dir) if extra_files else []
-    check_loads(bundle, entry)
-    if shipped or extras:
-        files = sorted((p for p in out_dir.rglob("*") if p.is_file()), key=lambda p: p.relative_to(out_dir).as_posix())
-        digest = files_hash(out_dir, files)
-        log(f"shipped with the bundle: modules {', '.join(shipped) or 'none'}; files {', '.join(extras) or 'none'}")
-    else:
-        digest = sha256_file(bundle)
+    extras = extra_files_of(extra_files, out_dir) if extra_files else []
+    with tempfile.TemporaryDirectory(prefix="lambda-task-") as staging:
+        root = Path(staging)
+        shipped_out = task_root(out_dir, extras, root)
+        check_loads(shipped_out / bundle.name, entry)
+        if shipped or extras:
+            files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+            digest = files_hash(root, files)
+            log(f"shipped with the bundle: modules {', '.join(shipped) or 'none'}; files {', '.join(extras) or 'none'}")
+        else:
+            digest = sha256_file(bundle)
     log(f"bundle {shown(bundle, quote=False)}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
     return digest
 

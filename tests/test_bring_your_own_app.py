@@ -13,8 +13,10 @@ into the tools directory) and the pipeline's wrangler; the tests run offline.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -62,6 +64,20 @@ def run_command(recording: Recording, name: str, **extra_env: str) -> subprocess
         text=True,
         timeout=900,
     )
+
+
+def task_root(recording: Recording, into: Path) -> Path:
+    """What the function's archive holds (the api-build Command's `archivePaths`, relative to its
+    dir), and nothing else of the app: Lambda extracts that, so the handler is called from there."""
+    build = recording.by_name("api-build").inputs
+    base = PROJECT_ROOT / build["dir"]
+    for pattern in build["archivePaths"]:
+        for found in glob.glob(str(base / pattern), recursive=True):
+            if Path(found).is_file():
+                target = into / Path(found).relative_to(base)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(found, target)
+    return into
 
 
 def invoke(bundle_dir: Path, environment: dict, path: str) -> dict:
@@ -130,7 +146,7 @@ EXPECTED = {
 @pytest.mark.slow
 @pytest.mark.parametrize("app", sorted(EXPECTED))
 def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
-    app: str, pg_database: Database, cloudflare: CloudflareStub  # noqa: F811
+    app: str, pg_database: Database, cloudflare: CloudflareStub, tmp_path: Path  # noqa: F811
 ):
     recording = record_fixture(app, database_url=pg_database.url)
     schema = recording.by_name("database-migrate").inputs["environment"]["DB_SCHEMA"]
@@ -156,8 +172,9 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
     if app == "esm-api":
         # The secret reaches the function, and only inside its secret environment input.
         assert "environment" in secret_inputs and environment["SHOP_SIGNING_KEY"] == SIGNING_KEY
-    assert invoke(build_dir / "dist", environment, "/health")["status"] == "ok"
-    assert invoke(build_dir / "dist", environment, "/") == EXPECTED[app]["body"]
+    root = task_root(recording, tmp_path / "task")
+    assert invoke(root / "dist", environment, "/health")["status"] == "ok"
+    assert invoke(root / "dist", environment, "/") == EXPECTED[app]["body"]
 
     site = run_command(recording, "site-build")
     assert site.returncode == 0, site.stderr
@@ -279,3 +296,19 @@ def test_a_bundle_that_needs_a_setting_at_load_is_only_a_warning(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     assert "throws when it loads without the function's settings: Error: SHOP_SIGNING_KEY is not set" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_file_the_code_reads_but_the_function_does_not_ship_fails_the_build(tmp_path: Path):
+    # The ESM fixture without `apiExtraFiles`: data/prices.json sits beside src/ in the checkout but
+    # not in what Lambda extracts, so the bundle fails at load there; the build says so.
+    result = subprocess.run(
+        [str(PROJECT_ROOT / ".venv/bin/python"), "-m", "steps.build_lambda", "--app-dir", "..", "--entry", "src/lambda.ts",
+         "--out", str(tmp_path / "dist"), "--format", "esm", "--external", "@shop/tzdata"],
+        cwd=FIXTURES / "esm-api" / "api", env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1
+    failed = next(line for line in result.stderr.splitlines() if line.startswith("FAILED build_lambda"))
+    assert "throws when it loads" in failed and "ENOENT" in failed and "data/prices.json" in failed, failed
+    assert "`apiExtraFiles`" in failed

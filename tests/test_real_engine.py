@@ -7,6 +7,8 @@ tmp dir and are reused in order, each test naming what it needs from the ones be
     02  prod: a second `up` and `preview --expect-no-changes` change nothing, run no Command
     03  prod: a web-only change re-runs exactly the site build, its deploy and the site check
     04  preview-pr-7 and preview-pr-8 (`stack select --create`) side by side
+    04b preview-pr-9: a fixture app unlike examples/app (tests/fixtures/apps/esm-api) deploys from its
+        stack config alone, then is destroyed
     05  preview-pr-7: destroy, destroy again, `stack rm`, then the cleanup workflow's absent path
     07a prod: a migration that needs data loss stops the run, alerts; the fix completes
     07b prod: a bundle that throws on load fails its pre-traffic check: `stable` stays on the old
@@ -729,6 +731,47 @@ def test_04_two_pr_stacks_side_by_side(world: World) -> None:
     assert prod_snapshot(w) == prod_before, "a PR stack touched prod"
     w.facts["pr_outputs"] = outputs
     w.done.update({"preview-pr-7", "preview-pr-8"})
+
+
+# --- 04b --------------------------------------------------------------------------------------------
+
+
+def test_04b_a_fixture_app_deploys_by_stack_config_alone(world: World) -> None:
+    """tests/fixtures/apps/esm-api (an npm ESM API with an external module, an extra file and its own
+    plain and secret settings) deploys with `pulumi up` from its stack-config.yaml and one secret,
+    no source edit; then it is destroyed."""
+    w, c = world, world.cloud
+    w.need("prod")
+    fixture = REPO / "tests" / "fixtures" / "apps" / "esm-api"
+    app = w.root / "apps" / "esm-api"
+    if not app.exists():
+        subprocess.run(["cp", "-a", str(fixture), str(app)], check=True)
+    config = yaml.safe_load((fixture / "stack-config.yaml").read_text())["config"]
+    shape = {key.split(":", 1)[1]: value for key, value in config.items() if key != "webstack:appDir"}
+    signing_key = "fixture-signing-" + secrets.token_hex(8)
+    s = w.stack("preview-pr-9")
+    select_create(s)
+    s.init(appDir=str(app), **shape)
+    s.pulumi("config", "set", "--secret", "webstack:apiSecretEnvironment", json.dumps({"SHOP_SIGNING_KEY": signing_key}))
+
+    w.run(s, "up")
+
+    outputs = s.outputs()
+    assert "products" in c.tables("app_pr_9")
+    assert get(outputs["apiUrl"] + "health").json()["schema"] == "app_pr_9"
+    # Served by the function itself: the extra file, the external module's own data file, both settings.
+    assert get(outputs["apiUrl"]).json() == {
+        "prices": {"basic": 5, "pro": 20}, "zones": ["Europe/Paris", "Asia/Tokyo"], "greeting": "hello", "signed": True,
+    }  # fmt: skip
+    site = get(outputs["siteUrl"])
+    assert site.status_code == 200 and f'href="{outputs["apiUrl"].rstrip("/")}/products"' in site.text
+    exported = s.root / "export-preview-pr-9.json"
+    s.pulumi("stack", "export", "--file", str(exported))
+    assert signing_key not in exported.read_text(), "the app's secret is in the state in plain text"
+
+    s.pulumi("destroy", "--yes")
+    s.pulumi("stack", "rm", "--yes", s.name)
+    assert c.tables("app_pr_9") == set() and c.function("webstack-api-preview-pr-9") is None
 
 
 # --- 05 ---------------------------------------------------------------------------------------------
