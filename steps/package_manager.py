@@ -58,18 +58,19 @@ def detect_name(app_dir: Path) -> str:
         )
     raise PermanentError(
         f"{shown(app_dir, quote=False)} has several lockfiles ({', '.join(LOCKFILES[n] for n in found)})",
-        hint="delete the ones your team does not use, or set `packageManager` to the one it does",
+        hint="delete the lockfiles your team does not use (the steps pick the manager by its lockfile)",
     )
 
 
 def manager_problem(app_dir: Path, configured: str) -> str | None:
-    """Why `configured` (the `packageManager` setting; empty = detect) cannot install `app_dir`."""
+    """Why `configured` (the `packageManager` setting; empty = detect) cannot install `app_dir`.
+
+    Several lockfiles are refused even when `packageManager` names one: every step that needs
+    node_modules detects the manager from the lockfile again (`steps.install.ensure_installed`)."""
     if configured and configured not in LOCKFILES:
         return f"`packageManager` {configured[:40]!r} is not one of npm, pnpm, yarn (or empty: detect from the lockfile)"
-    if configured:
-        if not (Path(app_dir) / LOCKFILES[configured]).is_file():
-            return f"`packageManager` is {configured} but {app_dir}/{LOCKFILES[configured]} does not exist: commit it"
-        return None
+    if configured and not (Path(app_dir) / LOCKFILES[configured]).is_file():
+        return f"`packageManager` is {configured} but {app_dir}/{LOCKFILES[configured]} does not exist: commit it"
     try:
         detect_name(app_dir)
     except PermanentError as exc:

@@ -305,3 +305,24 @@ def test_legacy_peer_deps_lockfile_is_named_and_the_npmrc_fix_works(peer_conflic
     code, result, err = finish(run_install(app))
     assert code == 0 and result["installed"] is True, err[-2000:]
     assert (app / "node_modules" / "fx-plugin" / "package.json").is_file()
+
+
+def test_the_package_manager_is_the_lockfiles(tmp_path: Path):
+    from steps.package_manager import install_argv, manager_problem, resolve
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "x", "packageManager": "pnpm@9.15.9+sha512.abc"}')
+    assert "has no lockfile" in manager_problem(app, "")
+    (app / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    assert manager_problem(app, "") is None and manager_problem(app, "pnpm") is None
+    assert resolve(app) == resolve(app, "pnpm") and resolve(app).version == "9.15.9"
+    assert "`packageManager` is npm but" in manager_problem(app, "npm")
+    assert "not one of npm, pnpm, yarn" in manager_problem(app, "bun")
+    (app / "package-lock.json").write_text("{}")
+    for configured in ("", "pnpm"):  # several lockfiles: refused even when one is named
+        assert "has several lockfiles (package-lock.json, pnpm-lock.yaml)" in manager_problem(app, configured)
+    assert install_argv(resolve(app, "npm")) == ["npm", "ci", "--no-audit", "--no-fund"]
+    (app / "package.json").write_text('{"name": "x", "packageManager": "yarn@4.1.0"}')
+    with pytest.raises(PermanentError, match="yarn 4.1.0 \\(berry\\) is installed through corepack"):
+        resolve(app, "yarn")
