@@ -774,6 +774,39 @@ def test_04b_a_fixture_app_deploys_by_stack_config_alone(world: World) -> None:
     assert c.tables("app_pr_9") == set() and c.function("webstack-api-preview-pr-9") is None
 
 
+@pytest.mark.parametrize(("app", "pr"), [("pnpm-monorepo", 10), ("yarn-classic", 11)])
+def test_04c_the_pnpm_and_yarn_fixtures_deploy_by_stack_config_alone(world: World, app: str, pr: int) -> None:
+    """The other two fixture apps of tests/fixtures/apps (a pnpm workspace with other paths, a yarn 1
+    workspace) deploy with `pulumi up` from their stack-config.yaml alone, then are destroyed."""
+    from tests.test_bring_your_own_app import EXPECTED
+
+    w, c = world, world.cloud
+    w.need("prod")
+    fixture = REPO / "tests" / "fixtures" / "apps" / app
+    copy = w.root / "apps" / app
+    if not copy.exists():
+        subprocess.run(["cp", "-a", str(fixture), str(copy)], check=True)
+    config = yaml.safe_load((fixture / "stack-config.yaml").read_text())["config"]
+    shape = {key.split(":", 1)[1]: value for key, value in config.items() if key != "webstack:appDir"}
+    s = w.stack(f"preview-pr-{pr}")
+    select_create(s)
+    s.init(appDir=str(copy), **shape)
+
+    w.run(s, "up")
+
+    outputs = s.outputs()
+    schema = f"app_pr_{pr}"
+    assert c.tables(schema) == set(EXPECTED[app]["tables"])
+    health = get(outputs["apiUrl"].rstrip("/") + "/health").json()
+    assert health["status"] == "ok" and health["schema"] == schema
+    site = get(outputs["siteUrl"])
+    assert site.status_code == 200 and outputs["apiUrl"].rstrip("/") in site.text
+
+    s.pulumi("destroy", "--yes")
+    s.pulumi("stack", "rm", "--yes", s.name)
+    assert c.tables(schema) == set() and c.function(f"webstack-api-preview-pr-{pr}") is None
+
+
 # --- 05 ---------------------------------------------------------------------------------------------
 
 
