@@ -76,6 +76,9 @@ class LambdaApiArgs:
     app_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """The app's own settings and secrets (`apiEnvironment`, `apiSecretEnvironment`); the
     pipeline's `environment` wins over them (settings refuse a clash anyway)."""
+    secret_names: Sequence[str] = ()
+    """Which of the function's variables are secrets (DATABASE_URL, the app's secret ones): the
+    steps that quote what the function says read their values from it and mask them."""
 
 
 class LambdaApi(pulumi.ComponentResource):
@@ -233,12 +236,14 @@ class LambdaApi(pulumi.ComponentResource):
                 '--function "$FUNCTION_NAME"',
                 '--qualifier "$FUNCTION_VERSION"',
                 '--expect-version "$APP_VERSION"',
+                '--mask-variables "$MASKED_VARIABLES"',
             ),
             environment={
                 "FUNCTION_NAME": self.function.name,
                 "FUNCTION_VERSION": self.function.version,
                 "APP_VERSION": self.build.stdout,
                 "AWS_REGION": args.region,
+                "MASKED_VARIABLES": ",".join(args.secret_names),
             },
             opts=child,
         )
@@ -258,6 +263,7 @@ class LambdaApi(pulumi.ComponentResource):
                 '--version "$FUNCTION_VERSION"',
                 '--weight "$CANARY_PERCENT"',
                 '--seconds "$CANARY_SECONDS"',
+                '--mask-variables "$MASKED_VARIABLES"',
             ),
             environment={
                 "FUNCTION_NAME": self.function.name,
@@ -266,6 +272,7 @@ class LambdaApi(pulumi.ComponentResource):
                 "CANARY_PERCENT": str(args.canary_percent),
                 "CANARY_SECONDS": str(args.canary_seconds),
                 "AWS_REGION": args.region,
+                "MASKED_VARIABLES": ",".join(args.secret_names),
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[check])),
         )
@@ -277,12 +284,22 @@ class LambdaApi(pulumi.ComponentResource):
         a PR's role may not Invoke, and the URL is what the reviewer's browser calls."""
         return deploy_step(
             f"{name}-pre-traffic-check",
-            create=step_command("promote", "check", '--url "$API_URL"', '--expect-version "$APP_VERSION"'),
+            create=step_command(
+                "promote",
+                "check",
+                '--url "$API_URL"',
+                '--expect-version "$APP_VERSION"',
+                '--mask-function "$FUNCTION_NAME"',
+                '--mask-variables "$MASKED_VARIABLES"',
+            ),
             environment={
                 "API_URL": self.url.function_url,
                 "APP_VERSION": self.build.stdout,
                 # $LATEST has no number: its update stamp re-runs the check after every deploy.
                 "DEPLOYED": self.function.last_modified,
+                "FUNCTION_NAME": self.function.name,
+                "AWS_REGION": args.region,
+                "MASKED_VARIABLES": ",".join(args.secret_names),
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(serving))),
         )

@@ -275,6 +275,7 @@ def backend(
                 "DB_POOL_SIZE": str(settings.api_pool_size),
             },
             app_environment={**settings.app.api_environment, **settings.app.api_secret_environment},
+            secret_names=["DATABASE_URL", *settings.app.api_secret_environment],
             after=[database_phase],
             build_after=[install],
         ),

@@ -23,6 +23,7 @@ from pulumi.runtime.config import get_config, is_config_secret
 
 from components import names
 from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
+from steps.args import ENV_NAME
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 from steps.package_manager import manager_problem
 
@@ -48,7 +49,6 @@ SECRET_KEYS = frozenset({*SECRET_ENVIRONMENT, SECRET_ENVIRONMENT_KEY})
 
 StackKind = Literal["prod", "preview", "pr"]
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # What the pipeline itself gives the function (pipeline.backend, LambdaApi) and what Lambda reserves.
 PIPELINE_ENVIRONMENT = frozenset(
     {

@@ -28,6 +28,10 @@ from urllib.parse import urlsplit
 
 from steps.console import mask, shown
 
+# An environment variable's name, as the function's settings (components/settings.py) and the steps
+# that name them take it.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
 # No deploy step waits longer than a day; a bigger value is a typo (or an attempt to hang CI).
 MAX_SECONDS = 24 * 3600.0
 MAX_URL_LENGTH = 2048

@@ -1,8 +1,12 @@
 """Deploy step: prove a new Lambda version before traffic moves to it (critical).
 
-    python -m steps.promote check --function NAME --qualifier N --expect-version V
-    python -m steps.promote check --url URL --expect-version V
-    python -m steps.promote canary --function NAME --alias A --version N --weight PERCENT --seconds S
+    python -m steps.promote check --function NAME --qualifier N --expect-version V [--mask-variables NAMES]
+    python -m steps.promote check --url URL --expect-version V [--mask-function NAME --mask-variables NAMES]
+    python -m steps.promote canary --function NAME --alias A --version N --weight PERCENT --seconds S [--mask-variables NAMES]
+
+`--mask-variables` names the function's variables whose values are secrets (DATABASE_URL, the app's
+`apiSecretEnvironment`): the step reads them from the function (GetFunctionConfiguration) and masks
+them in everything it prints, since it quotes what the function says.
 
 `check --function` invokes version N directly (Lambda's Invoke with `Qualifier=N`, `LogType=Tail`)
 with a function-URL (payload 2.0) `GET /health` event, and passes only when the function answers
@@ -37,16 +41,17 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
-from steps.args import StepParser, http_url, matching, positive_seconds
+from steps.args import ENV_NAME, StepParser, http_url, matching, positive_seconds
 from steps.lambda_versions import ALIAS_NAME, FUNCTION_NAME, VERSION, access_denied_error, lambda_client
 from steps.retry import aws_error, http_is_transient
 from steps.runtime import PermanentError, TransientError, log, run_step, shown
@@ -216,6 +221,27 @@ def _aws(fn: Any, *, action: str) -> Any:
         raise
 
 
+def mask_function_secrets(client: Any, function: str, names: list[str]) -> None:
+    """Mask the values of the function's secret variables (`names`) in every line this step prints.
+
+    The step quotes what the function says (its error, its log, a response body), a function may
+    print its own settings, and those lines land in state. The runner's job environment, which
+    `steps.runtime` masks, need not hold them (a secret may come from `pulumi config set --secret`),
+    and a Command's environment is no place for a secret (the policy pack refuses it), so they are
+    read from the function itself and added to this process's masked variables."""
+    if not names:
+        return
+    configuration = _aws(lambda: client.get_function_configuration(FunctionName=function),
+                         action="lambda:GetFunctionConfiguration")  # fmt: skip
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    masked = [name.strip() for name in os.environ.get("STEPS_SECRET_ENV", "").split(",") if name.strip()]
+    for index, name in enumerate(names):
+        if variables.get(name):
+            os.environ[f"WEBSTACK_FUNCTION_SECRET_{index}"] = variables[name]
+            masked.append(f"WEBSTACK_FUNCTION_SECRET_{index}")
+    os.environ["STEPS_SECRET_ENV"] = ",".join(dict.fromkeys(masked))
+
+
 def _route(client: Any, function: str, alias: str, version: str, weights: dict[str, float]) -> None:
     _aws(lambda: client.update_alias(FunctionName=function, Name=alias, FunctionVersion=version,
                                      RoutingConfig={"AdditionalVersionWeights": weights}),
@@ -302,6 +328,14 @@ def percent_weight(text: str) -> float:
     return value
 
 
+def variable_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if not ENV_NAME.fullmatch(name)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"not a variable name: {shown(bad[0], 60)} (letters, digits, _)")
+    return names
+
+
 def error_percent(text: str) -> float:
     try:
         value = float(text)
@@ -329,14 +363,29 @@ def main(argv: list[str] | None = None) -> int:
     shift.add_argument("--weight", required=True, type=percent_weight, help="percent of the alias's traffic")
     shift.add_argument("--seconds", required=True, type=positive_seconds, help="how long to watch")
     shift.add_argument("--max-error-percent", type=error_percent, default=1.0)
+    for command in (check, shift):
+        command.add_argument("--mask-variables", type=variable_names, default=[],
+                             help="comma list of the function's variables whose values are secrets (masked)")  # fmt: skip
+    check.add_argument("--mask-function", type=matching(FUNCTION_NAME, "a Lambda function name or ARN"),
+                       help="with --url: the function whose --mask-variables to read")  # fmt: skip
     args = parser.parse_args(argv)
+    masked_function = args.function or args.mask_function
+    if args.mask_variables and not masked_function:
+        parser.error("--mask-variables with --url needs --mask-function (the function whose values to mask)")
+
+    def masking(body: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        def masked_body() -> dict[str, Any]:
+            mask_function_secrets(lambda_client(), masked_function, args.mask_variables)
+            return body()
+
+        return masked_body
 
     if args.command == "canary":
         return run_step(
             "promote canary",
             critical=True,
-            body=lambda: canary(lambda_client(), args.function, args.alias, args.version, args.weight, args.seconds,
-                                args.max_error_percent),  # fmt: skip
+            body=masking(lambda: canary(lambda_client(), args.function, args.alias, args.version, args.weight,
+                                        args.seconds, args.max_error_percent)),  # fmt: skip
             # Each run starts (or resumes) the watch: a failed canary must not be retried into success.
             attempts=1,
         )
@@ -348,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         body = lambda: check_invoke(lambda_client(), args.function, args.qualifier, args.expect_version)  # noqa: E731
     else:
         body = lambda: check_url(args.url, args.expect_version, min(10.0, args.timeout))  # noqa: E731
-    return run_step("promote check", critical=True, body=body, attempts=3, deadline=args.timeout, initial_wait=1.0)
+    return run_step("promote check", critical=True, body=masking(body), attempts=3, deadline=args.timeout, initial_wait=1.0)
 
 
 if __name__ == "__main__":

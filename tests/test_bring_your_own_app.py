@@ -213,6 +213,14 @@ def test_the_fixtures_config_is_all_they_need():
     assert SIGNING_KEY not in json.dumps({k: v for k, v in variables.items() if k != "SHOP_SIGNING_KEY"})
 
 
+def test_the_preview_check_is_told_the_apps_own_secrets():
+    # A preview's check quotes the body its function answers: it masks the app's secret too.
+    check = record_fixture("esm-api").by_name("api-pre-traffic-check").inputs
+    assert '--mask-function "$FUNCTION_NAME"' in check["create"] and '--mask-variables "$MASKED_VARIABLES"' in check["create"]
+    assert check["environment"]["MASKED_VARIABLES"].split(",") == ["DATABASE_URL", "SHOP_SIGNING_KEY"]
+    assert SIGNING_KEY not in json.dumps(check, default=str)
+
+
 def test_a_secret_environment_in_plain_config_is_refused():
     values = {**committed_values(STACK), **fixture_config("esm-api")}
     config = config_for(STACK, values)

@@ -167,6 +167,45 @@ def test_check_passes_a_healthy_version_and_stops_one_that_throws_on_load(aws_en
     assert stale.returncode == 1 and "reports version" in stale.stderr and "expected " + "1" * 64 in stale.stderr
 
 
+APP_SECRET = "app-signing-key-5f0e2c7a91"  # one of the app's own secrets (apiSecretEnvironment)
+PRINTS_ITS_SECRET = """
+exports.handler = async () => { throw new Error('cannot sign with ' + process.env.SHOP_SIGNING_KEY); };
+"""
+
+
+@pytest.mark.slow
+def test_check_masks_the_functions_own_secrets_it_quotes(aws_env, runtime):  # noqa: F811
+    # The function's error quotes an app secret the runner's job environment does not hold (it came
+    # from `pulumi config set --secret`): the step reads the values it is told are secrets from the
+    # function and masks them.
+    client = _function("promote-leaky", HEALTHY)
+    variables = {"APP_VERSION": BUILD, "DATABASE_URL": FUNCTION_DATABASE_URL, "SHOP_SIGNING_KEY": APP_SECRET}
+    client.update_function_configuration(FunctionName="promote-leaky", Environment={"Variables": variables})
+    client.update_function_code(FunctionName="promote-leaky", ZipFile=_zip(PRINTS_ITS_SECRET))
+    version = client.publish_version(FunctionName="promote-leaky")["Version"]
+    check = ("check", "--function", "promote-leaky", "--qualifier", version, "--expect-version", BUILD, "--timeout", "10")
+
+    unmasked = _run(*check)
+    assert unmasked.returncode == 1 and APP_SECRET in unmasked.stderr, "the function no longer prints its secret"
+
+    masked = _run(*check, "--mask-variables", "DATABASE_URL,SHOP_SIGNING_KEY")
+    assert masked.returncode == 1 and "cannot sign with ***" in masked.stderr, masked.stderr
+    assert APP_SECRET not in masked.stdout + masked.stderr
+
+    # A preview's check through the URL reads the values from the function it names.
+    url = f"{runtime.url}/promote-leaky/%24LATEST/"
+    through_url = _run("check", "--url", url, "--expect-version", BUILD, "--timeout", "5",
+                       "--mask-function", "promote-leaky", "--mask-variables", "SHOP_SIGNING_KEY")  # fmt: skip
+    assert through_url.returncode == 1 and APP_SECRET not in through_url.stdout + through_url.stderr
+
+
+def test_the_steps_that_quote_the_function_are_told_its_secrets(recorded):
+    # prod: the invoke check names the function's secret variables (names only, never a value).
+    command = recorded("prod").by_name("api-pre-traffic-check")
+    assert '--mask-variables "$MASKED_VARIABLES"' in command.inputs["create"]
+    assert command.inputs["environment"]["MASKED_VARIABLES"] == "DATABASE_URL"
+
+
 @pytest.mark.slow
 def test_check_through_a_function_url_for_previews(aws_env, runtime):  # noqa: F811
     _function("promote-preview", HEALTHY)
@@ -184,6 +223,8 @@ def test_check_through_a_function_url_for_previews(aws_env, runtime):  # noqa: F
         (["check", "--url", "http://x.test/", "--qualifier", "3", "--expect-version", BUILD], "--qualifier goes with --function"),
         (["check", "--function", "api", "--qualifier", "three", "--expect-version", BUILD], "--qualifier"),
         (["check", "--function", "api", "--qualifier", "3", "--expect-version", "a b"], "--expect-version"),
+        (["check", "--url", "http://x.test/", "--expect-version", BUILD, "--mask-variables", "TOKEN"], "needs --mask-function"),
+        (["check", "--function", "api", "--qualifier", "3", "--expect-version", BUILD, "--mask-variables", "A,B-C"], "not a variable name"),
     ],
 )
 def test_bad_input_is_one_line_before_anything_runs(args: list[str], message: str):
