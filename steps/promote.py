@@ -229,8 +229,6 @@ def mask_function_secrets(client: Any, function: str, names: list[str]) -> None:
     `steps.runtime` masks, need not hold them (a secret may come from `pulumi config set --secret`),
     and a Command's environment is no place for a secret (the policy pack refuses it), so they are
     read from the function itself and added to this process's masked variables."""
-    if not names:
-        return
     configuration = _aws(lambda: client.get_function_configuration(FunctionName=function),
                          action="lambda:GetFunctionConfiguration")  # fmt: skip
     variables = (configuration.get("Environment") or {}).get("Variables") or {}
@@ -375,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def masking(body: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
         def masked_body() -> dict[str, Any]:
-            mask_function_secrets(lambda_client(), masked_function, args.mask_variables)
+            if args.mask_variables:  # no AWS client (nor region) needed when nothing is to be masked
+                mask_function_secrets(lambda_client(), masked_function, args.mask_variables)
             return body()
 
         return masked_body
