@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import aws_policies
-from components.names import foundation_names
+from core.names import foundation_names
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 
 METRIC_NAMESPACE = "webstack/Audit"

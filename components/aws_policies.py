@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from components.names import (
+from core.iam import (
+    BASIC_EXECUTION_POLICY,
+    DEPLOY_BRANCH_SUBJECT,
+    GITHUB_OIDC_HOST,
+    PULL_REQUEST_SUBJECT,
+    STS_AUDIENCE,
+    WILDCARD_EXCEPTIONS,
+)
+from core.names import (
+    DEPLOY_ROLES,
     PR_STACKS,
     PROD_STACK,
     STATE_PREFIX,
@@ -19,9 +28,6 @@ from components.names import (
     function_name,
     lease_key,
 )
-
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
-STS_AUDIENCE = "sts.amazonaws.com"
 
 
 def _document(*statements: dict) -> dict:
@@ -175,12 +181,12 @@ def github_subjects(prefix: str, role: str, environment: str = "", *, also: Sequ
     in `also` are trusted besides (the preview sweeper's: scheduled jobs on `main` that destroy
     closed PRs' stacks, and must not carry `main`'s own subject).
     """
-    if role not in ("prod", "preview"):
+    if role not in DEPLOY_ROLES:
         raise ValueError(f"unknown deploy role {role!r}")
     if environment:
         subjects = [f"{prefix}:environment:{environment}"]
     else:
-        subjects = [f"{prefix}:ref:refs/heads/main" if role == "prod" else f"{prefix}:pull_request"]
+        subjects = [f"{prefix}:{DEPLOY_BRANCH_SUBJECT}" if role == "prod" else f"{prefix}:{PULL_REQUEST_SUBJECT}"]
     return subjects + [f"{prefix}:environment:{name}" for name in also if name and name != environment]
 
 
@@ -213,10 +219,6 @@ class DeployScope:
     state_bucket_arn: str
     state_key_arn: str
 
-
-# AWS-managed: CloudWatch Logs for the function's own log group. The only policy a deploy role
-# may attach to an execution role, so a preview cannot give its function (and so itself) more.
-BASIC_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 
 def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     """The DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern).
@@ -616,19 +618,3 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
         },
         _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
-
-
-# Actions granted on Resource "*" and why: nothing narrower exists for them. "No resource-level
-# permissions" is the Service Authorization Reference's empty resource-type column (also in
-# parliament's bundled iam_definition.json): a statement naming an ARN for them grants nothing.
-WILDCARD_EXCEPTIONS = {
-    "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
-    "kms:ListAliases": "a list action without resource-level permissions",
-    "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
-    "cloudtrail:LookupEvents": "no resource-level permissions (Service Authorization Reference, AWS CloudTrail); the audit report reads the event history with it",
-    "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
-    "logs:DescribeLogGroups": "no resource-level permissions (Service Authorization Reference, CloudWatch Logs)",
-    "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-    "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-    "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-}

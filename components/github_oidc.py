@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import aws_policies, names
+from components import aws_policies
+from core import names
+from core.iam import GITHUB_OIDC_URL, STS_AUDIENCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +50,8 @@ class GithubOidc(pulumi.ComponentResource):
         # AWS ignores thumbprints for GitHub's issuer; the client id list is what matters.
         self.provider = aws.iam.OpenIdConnectProvider(
             f"{name}-provider",
-            url=f"https://{aws_policies.GITHUB_OIDC_HOST}",
-            client_id_lists=[aws_policies.STS_AUDIENCE],
+            url=GITHUB_OIDC_URL,
+            client_id_lists=[STS_AUDIENCE],
             opts=child,
         )
         self.prod_role = self._create_role(name, args, "prod", child)

@@ -24,9 +24,9 @@ from pulumi_command import local
 
 from components.build import Build
 from components.commands import PROJECT_DIR, deploy_step, step_command
+from core.names import ALIAS_NAME, API_BUNDLE_DIR as BUNDLE_DIR
+from core.versions import LAMBDA_RUNTIME
 
-ALIAS_NAME = "stable"
-BUNDLE_DIR = "dist"
 # esbuild writes dist/index.js (CommonJS) or dist/index.mjs (ESM); Lambda's Node runtime finds
 # either for `index`. The archive keeps paths relative to the build's directory.
 HANDLER = f"{BUNDLE_DIR}/index.handler"
@@ -107,7 +107,7 @@ class LambdaApi(pulumi.ComponentResource):
             f"{name}-function",
             name=args.function_name,
             role=args.role_arn,
-            runtime="nodejs20.x",
+            runtime=LAMBDA_RUNTIME,
             handler=HANDLER,
             architectures=["arm64"],
             code=self.build.archive,

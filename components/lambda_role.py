@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import aws_policies
+from core.iam import BASIC_EXECUTION_POLICY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +34,7 @@ class LambdaRole(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-logs",
             role=self.role.name,
-            policy_arn=aws_policies.BASIC_EXECUTION_POLICY,
+            policy_arn=BASIC_EXECUTION_POLICY,
             opts=child,
         )
         self.register_outputs({"arn": self.role.arn})

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from core.names import PAGES_PRODUCTION_BRANCH
+
 
 @dataclass(frozen=True, kw_only=True)
 class PagesProjectArgs:
@@ -29,7 +31,7 @@ class PagesProject(pulumi.ComponentResource):
             f"{name}-project",
             account_id=args.account_id,
             name=args.project_name,
-            production_branch="main",
+            production_branch=PAGES_PRODUCTION_BRANCH,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"subdomain": self.project.subdomain})

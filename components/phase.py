@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-# The one declaration of the phases and their order; the plan, the plan report and the tests read it.
-PHASES = ("infrastructure", "dependencies", "database", "backend", "frontend", "checks")
-PHASE_TYPE = "webstack:index:Phase"
+from core.phases import PHASE_TYPE, PHASES
 
 
 class Phase(pulumi.ComponentResource):

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi_command import local
 
-from components import aws_policies, names, protection
+from components import aws_policies, protection
 from components.audit_trail import AuditTrail, AuditTrailArgs
 from components.checks import Checks, ChecksArgs
 from components.build import Build
@@ -39,7 +39,8 @@ from components.phase import Phase
 from components.settings import PROJECT_ROOT, Settings
 from components.site_domain import SiteDomain, SiteDomainArgs
 from components.state_backend import StateBackend, StateBackendArgs
-from components.source_hash import combine, tree_hash
+from core import names
+from core.source_hash import combine, tree_hash
 from steps import package_manager
 
 CHECK_TIMEOUT_SECONDS = 300
@@ -169,7 +170,7 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             account_id=settings.aws_account_id,
             region=settings.aws_region,
             # IAM changes these roles make are the pipeline's own; any other caller is alarmed.
-            pipeline_roles=[names.deploy_role_name(settings.project, role) for role in ("prod", "preview")],
+            pipeline_roles=[names.deploy_role_name(settings.project, role) for role in names.DEPLOY_ROLES],
             alert_email=settings.alert_email,
         ),
         opts=child,

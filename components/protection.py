@@ -1,6 +1,6 @@
 """The one rule that protects what holds state: a stack transformation applied to every resource.
 
-A resource of a type in `components.stateful.STATEFUL_TYPES` gets `protect` and `retain_on_delete`:
+A resource of a type in `core.stateful.STATEFUL_TYPES` gets `protect` and `retain_on_delete`:
 no plan can delete or replace it by accident, and `pulumi destroy` of its stack leaves it in the
 cloud. In prod, the Commands of the database component are protected too (a replaced schema
 Command is a plan nobody reviewed); a PR stack's schema is disposable and dropped on destroy.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
+from core.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
 
 COMMAND_TYPE = "command:local:Command"
 

@@ -21,8 +21,8 @@ import pulumi
 import yaml
 from pulumi.runtime.config import get_config, is_config_secret
 
-from components import names
-from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
+from core import names
+from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
 from steps.args import ENV_NAME
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 from steps.package_manager import manager_problem
@@ -260,7 +260,7 @@ def stack_setting(stack: str, key: str, root: Path = PROJECT_ROOT) -> Any:
 
 
 def stack_kind(stack: str, problems: list[str]) -> tuple[StackKind | None, int | None]:
-    if stack in ("prod", "preview"):
+    if stack in (names.PROD_STACK, names.PREVIEW_STACK):
         return stack, None
     match = PR_STACK.fullmatch(stack)
     if match is None:
@@ -355,7 +355,7 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     if approval and (kind != "prod" or not names.DATA_LOSS_DIGEST.fullmatch(approval)):
         problems.append(
             f"`approveDataLoss` {approval[:40]!r}: only prod approves data loss (previews always apply it), and only "
-            "with the 16-hex-digit digest its refused migration printed; clear it with `pulumi config set approveDataLoss ''`"
+            f"with the {names.DATA_LOSS_DIGEST_LENGTH}-hex-digit digest its refused migration printed; clear it with `pulumi config set approveDataLoss ''`"
         )
     pinned = values.get("pinnedVersion") or ""
     if pinned and (kind != "prod" or not pinned.isdigit()):

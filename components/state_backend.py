@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.names import foundation_names
+from core.names import LEASE_KEY_ATTRIBUTE, foundation_names
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 
 
@@ -59,8 +59,8 @@ class StateBackend(pulumi.ComponentResource):
             f"{name}-locks",
             name=physical["lock_table"],
             billing_mode="PAY_PER_REQUEST",
-            hash_key="LockID",
-            attributes=[aws.dynamodb.TableAttributeArgs(name="LockID", type="S")],
+            hash_key=LEASE_KEY_ATTRIBUTE,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=LEASE_KEY_ATTRIBUTE, type="S")],
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.key.arn),
             deletion_protection_enabled=True,

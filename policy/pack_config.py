@@ -30,7 +30,6 @@ import pulumi
 import yaml
 
 from components.settings import (
-    PR_STACK,
     PROJECT_FILE,
     config_file_values,
     SettingsError,
@@ -38,6 +37,7 @@ from components.settings import (
     parse_settings,
     stack_file_values,
 )
+from core.names import PR_STACK
 
 
 def site_origin(stack: str, config_file: Path | None = None) -> str:

@@ -7,9 +7,8 @@ the violation messages. `policies()` wraps every rule in a `ResourceValidationPo
 `PolicyPack` starts its gRPC server and blocks, so nothing here does).
 
 This module runs in the pack's own virtualenv, without the program. What it shares with the
-program is read, not imported: the stateful types come from `components/stateful.py` (pure data,
-loaded by path), and the named wildcard exceptions are repeated here (tests/test_policy.py checks
-that they agree with components/aws_policies.py).
+program is read, not imported: the facts come from the `core` package (pure data, loaded by
+path), the named wildcard exceptions and the OIDC facts among them.
 
 Pack config (`--policy-pack-config FILE`, written by `python -m policy.pack_config` in the
 workflows): the repository the deploy roles may trust (`deploy-role-subjects.repository`, with
@@ -36,6 +35,7 @@ import importlib.util
 import json
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,41 +54,43 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 
-def _load_stateful() -> ModuleType:
-    """components/stateful.py, by path: the one list of stateful types the program also reads."""
-    path = Path(__file__).resolve().parents[1] / "components" / "stateful.py"
-    spec = importlib.util.spec_from_file_location("webstack_stateful", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ImportError(f"the policy pack reads the stateful types from {path}, which is missing")
+def _load_core() -> ModuleType:
+    """The repository's `core` package, by path: the facts the program also reads (the pack runs in
+    its own virtualenv, where the program is not importable, and must not import it)."""
+    root = Path(__file__).resolve().parents[1] / "core"
+    loaded = sys.modules.get("core")
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "") or "").resolve().parent != root:
+            raise ImportError(f"the policy pack reads its facts from {root}, but another `core` is already loaded: {loaded!r}")
+        return loaded
+    spec = importlib.util.spec_from_file_location("core", root / "__init__.py", submodule_search_locations=[str(root)])
+    if spec is None or spec.loader is None or not (root / "__init__.py").is_file():
+        raise ImportError(f"the policy pack reads its facts from {root}, which is missing")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["core"] = module
     spec.loader.exec_module(module)
     return module
 
 
-_STATEFUL = _load_stateful()
+_load_core()
+from core import stateful as _STATEFUL  # noqa: E402 - after the package is loaded by path
+
 # Resources whose loss loses data or takes everything down: `protect` must be set.
 STATEFUL_TYPES: frozenset[str] = frozenset(_STATEFUL.STATEFUL_TYPES)
 # In prod, every Command of this component (the schema and its migration) is stateful by structure.
 DATABASE_COMPONENT: str = _STATEFUL.DATABASE_COMPONENT
 
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
-STS_AUDIENCE = "sts.amazonaws.com"
-PROD_STACK = "prod"
-PROD_ALIAS = "stable"
+from core.iam import (  # noqa: E402
+    ALLOWED_MANAGED_POLICIES,
+    DEPLOY_BRANCH_SUBJECT,
+    GITHUB_OIDC_HOST,
+    PULL_REQUEST_SUBJECT,
+    STS_AUDIENCE,
+    WILDCARD_EXCEPTIONS,
+)
+from core import names  # noqa: E402
+from core.names import ALIAS_NAME as PROD_ALIAS, PROD_STACK  # noqa: E402
 
-# Identity-policy actions that may be granted on Resource "*", and why (nothing narrower exists).
-# Must equal components.aws_policies.WILDCARD_EXCEPTIONS (tests/test_policy.py).
-WILDCARD_RESOURCE_ACTIONS = {
-    "kms:CreateKey": "a key's ARN is assigned by AWS at creation; CreateKey has no resource to name",
-    "kms:ListAliases": "a list action without resource-level permissions",
-    "cloudtrail:DescribeTrails": "a list action without resource-level permissions",
-    "cloudtrail:LookupEvents": "no resource-level permissions (Service Authorization Reference, AWS CloudTrail); the audit report reads the event history with it",
-    "sts:GetCallerIdentity": "takes no resource (the provider calls it to learn the account)",
-    "logs:DescribeLogGroups": "no resource-level permissions (Service Authorization Reference, CloudWatch Logs)",
-    "sns:GetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-    "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-    "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
-}
 # Key policies: `"Resource": "*"` means "this key" (the only form AWS accepts), `kms:*` for the
 # account root is AWS's default statement that keeps a key administrable through IAM, and
 # `kms:GenerateDataKey*` is the form AWS documents for CloudTrail and CloudWatch on a key.
@@ -98,13 +100,6 @@ KEY_POLICY_EXCEPTIONS = {
     "kms:GenerateDataKey*": "the data-key generators, as AWS documents them for CloudTrail and CloudWatch key policies",
 }
 ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:root")  # fullmatch: `$` accepts a trailing newline
-# The only AWS-managed policies a role may carry, and why. Must contain
-# components.aws_policies.BASIC_EXECUTION_POLICY (what LambdaRole attaches).
-ALLOWED_MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": (
-        "the API function's own log group and streams: CloudWatch Logs writes only"
-    ),
-}
 AWS_MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/")
 
 COMMAND_TYPES = {"command:local:Command", "command:remote:Command"}
@@ -550,8 +545,8 @@ def _subject_prefixes(config: PackConfig) -> list[str]:
 
 def _allowed_suffixes(role: str, config: PackConfig) -> set[str]:
     if role == "prod":
-        return {"ref:refs/heads/main", *(f"environment:{e}" for e in config.prod_environments)}
-    return {"pull_request", *(f"environment:{e}" for e in config.preview_environments)}
+        return {DEPLOY_BRANCH_SUBJECT, *(f"environment:{e}" for e in config.prod_environments)}
+    return {PULL_REQUEST_SUBJECT, *(f"environment:{e}" for e in config.preview_environments)}
 
 
 def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
@@ -562,7 +557,7 @@ def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list
     if not statements:
         return []
     role_name = str(r.props.get("name") or "")
-    role = "prod" if role_name.endswith("-deploy-prod") else "preview" if role_name.endswith("-deploy-preview") else ""
+    role = names.deploy_role_of(role_name)
     if not role:
         return [f"role {role_name or r.name!r} trusts GitHub but is neither the prod nor the preview deploy role"]
     prefixes = _subject_prefixes(config)
@@ -702,11 +697,11 @@ def iam_no_wildcards(r: Resource) -> list[str]:
             if "*" in resources:
                 if kind == "key":
                     continue  # KEY_POLICY_EXCEPTIONS["Resource:*"]
-                unexplained = sorted(set(actions) - set(WILDCARD_RESOURCE_ACTIONS))
+                unexplained = sorted(set(actions) - set(WILDCARD_EXCEPTIONS))
                 if kind != "identity" or unexplained:
                     problems.append(
                         f"{label}: grants {', '.join(unexplained or actions)} on Resource '*' "
-                        "(only the named exceptions may: " + ", ".join(sorted(WILDCARD_RESOURCE_ACTIONS)) + ")"
+                        "(only the named exceptions may: " + ", ".join(sorted(WILDCARD_EXCEPTIONS)) + ")"
                     )
             for resource in resources:
                 if resource == "*":
@@ -896,7 +891,7 @@ def lambda_concurrency_bounded(r: Resource) -> list[str]:
 
 
 def stateful_protected(r: Resource) -> list[str]:
-    """Every resource of components/stateful.py's STATEFUL_TYPES is protected; in prod, so is every
+    """Every resource of core/stateful.py's STATEFUL_TYPES is protected; in prod, so is every
     Command of the Database component (recognised by the URN's parent types, not by its text)."""
     if r.type in STATEFUL_TYPES and not r.protect:
         return [f"{r.type} holds state nobody can recreate: set protect=True (and retain_on_delete)"]
@@ -1004,7 +999,7 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
         "Functions have a reserved concurrency of at least 1, and a pool size with a DATABASE_URL.",
         lambda_concurrency_bounded,
     ),
-    "stateful-protected": ("Stateful resources (components/stateful.py) and prod's database Commands are protected.", stateful_protected),
+    "stateful-protected": ("Stateful resources (core/stateful.py) and prod's database Commands are protected.", stateful_protected),
     "no-plaintext-secrets": ("No secret in a tag or a Command input.", no_plaintext_secrets),
 }
 STACK_RULES: dict[str, tuple[str, Callable[[Sequence[Resource]], list[tuple[str, str]]]]] = {

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.names import SAFE_STACK_NAME
+from core.names import SAFE_STACK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 # Where the sandbox keeps its services' data, state and settings (tests use their own).

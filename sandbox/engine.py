@@ -43,14 +43,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# The CLI and the sdk/v3 the two small binaries build against (all three go.mod files require it),
+# and the pulumi-command release the command provider reports.
+from core.versions import PULUMI_CLI_VERSION, PULUMI_COMMAND_VERSION
+
 REPO = Path(__file__).resolve().parent.parent
 ENGINE_DIR = REPO / "sandbox" / "engine"
 BIN_DIR = REPO / "bin"
-
-# The CLI and the sdk/v3 the two small binaries build against (all three go.mod files require it).
-PULUMI_CLI_VERSION = "3.274.1"
-# The pulumi-command release whose Python SDK requirements.txt pins: what the provider reports.
-COMMAND_VERSION = "1.2.1"
 
 SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"
 EXECUTOR = "pulumi-language-python-exec"
@@ -81,7 +80,7 @@ BINARIES = (
         f"-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v{PULUMI_CLI_VERSION}",
     ),
     Binary("pulumi-language-python", "python", ".", f"-s -w -X main.version={PULUMI_CLI_VERSION}", executor=True),
-    Binary("pulumi-resource-command", "command", ".", f"-s -w -X main.version={COMMAND_VERSION}"),
+    Binary("pulumi-resource-command", "command", ".", f"-s -w -X main.version={PULUMI_COMMAND_VERSION}"),
 )
 
 

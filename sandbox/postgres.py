@@ -35,6 +35,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from core.versions import POSTGRES_MAJOR
+
 OS_USER = "pgtest"
 SUPERUSER = "postgres"
 # Any password: trust auth ignores it, drizzle-kit insists on one.
@@ -67,7 +69,7 @@ def find_bindir() -> Path:
     looked = ", ".join(str(c) for c in candidates) or "nowhere (no pg_config, no /usr/lib/postgresql)"
     raise PostgresUnavailable(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; looked in "
-        f"{looked}. Install them (Debian: apt-get install -y postgresql-15) or set PG_BINDIR."
+        f"{looked}. Install them (Debian: apt-get install -y postgresql-{POSTGRES_MAJOR}) or set PG_BINDIR."
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.phase import PHASES
+from core.phases import PHASES
 
 _STEP = re.compile(
     r"^\s*(?:[+~\-]+|\+-)\s+(?P<type>[\w:/.\-]+)\s+(?P<name>[\w.\-]+)\s+"

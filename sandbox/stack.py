@@ -34,7 +34,7 @@ import psycopg
 import requests
 from psycopg import sql
 
-from components.names import pages_branch
+from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, pages_branch
 from sandbox.cloud import Endpoints
 from sandbox.engine import BIN_DIR, engine_env
 
@@ -204,12 +204,12 @@ class LocalStack:
             if isinstance(value, list):
                 for index, item in enumerate(value):
                     self.pulumi("config", "set", "--path", f"webstack:{key}[{index}]", str(item))
-        if self.name != "prod":
+        if self.name != PROD_STACK:
             # prod reads DATABASE_URL from the environment (env()), as the deploy workflow does; the
             # PR stacks hold it as a config secret, the other way the program takes it.
             self.pulumi("config", "set", "--secret", "webstack:databaseUrl", self.database_url)
         self._ensure_database()
-        if not self.name == "prod":
+        if self.name != PROD_STACK:
             self._ensure_pages_project()
 
     def _create(self) -> None:
@@ -236,7 +236,7 @@ class LocalStack:
         headers = {"Authorization": f"Bearer {e.cloudflare_token}"}
         if requests.get(f"{url}/{PAGES_PROJECT}", headers=headers, timeout=10).status_code == 404:
             response = requests.post(
-                url, headers=headers, json={"name": PAGES_PROJECT, "production_branch": "main"}, timeout=10
+                url, headers=headers, json={"name": PAGES_PROJECT, "production_branch": PAGES_PRODUCTION_BRANCH}, timeout=10
             )
             response.raise_for_status()
 

@@ -7,7 +7,7 @@ Paths are relative to the working directory (the program runs this in the API's 
 that the Command's `archive_paths=["dist/**"]` puts the bundle at the archive's root). Makes sure
 the workspace is installed (`steps.install`), clears `--out`, and bundles `--entry` with the
 workspace's own esbuild into `<out>/index.js` (CommonJS) or `<out>/index.mjs` (ESM, with a
-`require` for the CommonJS packages it bundles), + source map: node20, minified, `pg-native` and
+`require` for the CommonJS packages it bundles), + source map: the Lambda runtime's Node, minified, `pg-native` and
 every `--external` module left out. External modules are copied with their dependencies into
 `<out>/node_modules` (the bundle `require`s them at run time); `--extra-files` globs must match
 files (the Command's `archive_paths` ships them at their own paths beside `<out>`). The same sources give the same bytes: esbuild writes no
@@ -18,15 +18,15 @@ bundle (`import.meta` in CommonJS, say) fails the build with esbuild's own text,
 loaded under node from a copy of what Lambda gets (`<out>` and the extra files, nothing else),
 where `handler` must be an exported function.
 
-Prints the sha256 of the bundle (64 hex digits; of everything shipped when externals or extra
-files are shipped too) on stdout: the program passes it to the function as `APP_VERSION`.
+Prints the hash of exactly what Lambda extracts (`core.source_hash.output_hash`: 64 hex digits over
+the bundle, its map, the external modules and the extra files, by relative name) on stdout: the
+program passes it to the function as `APP_VERSION`, and it is the next Command's trigger.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import re
 import os
@@ -37,7 +37,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.source_hash import files_hash
+from core.source_hash import output_hash
+from core.versions import ESBUILD_TARGET
 from steps.args import StepParser, local_path
 from steps.runtime import PermanentError, log, run_step, run_tool, shown, warn
 
@@ -66,7 +67,7 @@ def esbuild_argv(
         str(entry),
         "--bundle",
         "--platform=node",
-        "--target=node20",
+        f"--target={ESBUILD_TARGET}",
         f"--format={format}",
         "--minify",
         "--sourcemap",
@@ -84,7 +85,7 @@ def esbuild_argv(
 def local_command(entry: Path, format: str, external: Sequence[str]) -> str:
     """How to run the same bundle by hand, for the hints: the app's own entry, not a script name."""
     flags = " ".join(f"--external:{m}" for m in ("pg-native", *external))
-    return f"npx esbuild {entry} --bundle --platform=node --target=node20 --format={format} {flags} --outfile=/tmp/bundle.js"
+    return f"npx esbuild {entry} --bundle --platform=node --target={ESBUILD_TARGET} --format={format} {flags} --outfile=/tmp/bundle.js"
 
 
 def breaking_warnings(output: str) -> list[str]:
@@ -273,10 +274,6 @@ def clear_out_dir(out_dir: Path, *, keep: list[Path]) -> None:
     target.mkdir(parents=True)
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build(
     app_dir: Path,
     entry: Path,
@@ -286,7 +283,7 @@ def build(
     external: Sequence[str] = (),
     extra_files: Sequence[str] = (),
 ) -> str:
-    """Install if needed, bundle, check the result; return the bundle's sha256."""
+    """Install if needed, bundle, check the result; return the hash of what Lambda extracts."""
     if not (app_dir / "package.json").is_file():
         raise PermanentError(
             f"--app-dir {shown(app_dir, quote=False)} is not an npm workspace (no package.json) seen from {Path.cwd()}",
@@ -333,12 +330,9 @@ def build(
         root = Path(staging)
         shipped_out = task_root(out_dir, extras, root)
         check_loads(shipped_out / bundle.name, entry)
+        digest = output_hash(root)
         if shipped or extras:
-            files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
-            digest = files_hash(root, files)
             log(f"shipped with the bundle: modules {', '.join(shipped) or 'none'}; files {', '.join(extras) or 'none'}")
-        else:
-            digest = sha256_file(bundle)
     log(f"bundle {shown(bundle, quote=False)}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
     return digest
 

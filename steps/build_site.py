@@ -14,7 +14,7 @@ The export replaces `--out` (a path relative to the working directory, e.g. `.bu
 it is copied into a temporary directory beside it and renamed into place, so a failed or
 interrupted build never leaves a half-copied site for the deploy to upload.
 
-Prints the sha256 of the exported tree (relative names and bytes, in sorted order) as 64 hex
+Prints the hash of the exported tree (`core.source_hash.output_hash`: relative names and bytes) as 64 hex
 digits: the deploy Command's trigger, so an unchanged site is not deployed again.
 """
 
@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from components.source_hash import files_hash
+from core.source_hash import output_hash
 from steps import package_manager
 from steps.args import StepParser, local_path, positive_seconds
 from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool, shown
@@ -96,11 +96,6 @@ def absence_problem(web_dir: Path, variable: str) -> str:
 def files_of(root: Path) -> list[Path]:
     """Every file under `root`, sorted by relative POSIX name."""
     return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
-
-
-def tree_sha256(root: Path) -> str:
-    """sha256 over the relative names and bytes of every file under `root` (sorted)."""
-    return files_hash(root, files_of(root))
 
 
 def _forms(value: str) -> set[str]:
@@ -188,7 +183,7 @@ def build(args: argparse.Namespace) -> str:
             )
         out = Path(args.out)
         replace_dir(export, out)
-    digest = tree_sha256(out)
+    digest = output_hash(out)
     log(f"build_site: {len(files_of(out))} files in {out}, sha256 {digest}")
     return digest
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+from core.database import STEPS_APPLICATION
 from steps.console import dsn_password_ambiguous, shown
 from steps.retry import PermanentError
 
@@ -17,7 +18,6 @@ from steps.retry import PermanentError
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
 TRANSACTION_POOLER_PORT = 6543
-APPLICATION_NAME = "webstack-steps"
 CONNECT_TIMEOUT = 15
 
 
@@ -125,7 +125,7 @@ def database_url() -> str:
     return url
 
 
-def connect(url: str, *, application_name: str = APPLICATION_NAME):
+def connect(url: str, *, application_name: str = STEPS_APPLICATION):
     """An autocommit psycopg connection; errors are classified by the runtime (steps.retry)."""
     import psycopg  # imported here: the CLI's argument checks run without a database driver
 

@@ -68,7 +68,8 @@ from steps.runtime import (
     shown,
     warn,
 )
-from components.names import DATA_LOSS_DIGEST, PR_SCHEMA
+from core.database import MIGRATE_APPLICATION, migrate_check_session, migrate_lock_session, migrate_session, migration_lock
+from core.names import DATA_LOSS_DIGEST, DATA_LOSS_DIGEST_LENGTH, PR_SCHEMA
 from steps.database import connect, connection_problem, database_url
 from steps.schema import validate_schema_name
 
@@ -77,10 +78,8 @@ DEFAULT_DRIZZLE_CONFIG = "drizzle.config.ts"
 DRIZZLE_KIT = "node_modules/.bin/drizzle-kit"
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ALERT = "migration timed out: manual intervention"
-LOCK_NAMESPACE = "webstack-migrate:"
 # The stack setting (Pulumi.yaml) whose value approves one data-losing change on prod.
 APPROVAL_KEY = "approveDataLoss"
-DIGEST_LENGTH = 16  # hex digits; the shape DATA_LOSS_DIGEST (components.names) accepts
 _ROW_COUNT = re.compile(r"\s*(?:with|which contains) \d+ items")
 # drizzle-kit 0.31.10 is the first to fail at once, saying so, when a prompt has no TTY; older
 # ones wait at the prompt (or exit 0 with it unanswered). 1.0 is another CLI (still in beta).
@@ -438,7 +437,7 @@ def connect_checked(url: str, *, application_name: str):
 
 
 def lock_key(conn, schema: str) -> int:
-    return conn.execute("SELECT hashtextextended(%s, 0)", (LOCK_NAMESPACE + schema,)).fetchone()[0]
+    return conn.execute("SELECT hashtextextended(%s, 0)", (migration_lock(schema),)).fetchone()[0]
 
 
 def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
@@ -460,7 +459,7 @@ def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
             raise MigrationTimeout(
                 f"waited {timeout:.0f}s for another migration of schema {schema} to release its lock",
                 hint="a migration of this schema is still running or hung: find it in pg_stat_activity "
-                "(application_name webstack-migrate:*), end it, check the schema, then re-run the deploy",
+                f"(application_name {MIGRATE_APPLICATION}:*), end it, check the schema, then re-run the deploy",
             )
         time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
     return key
@@ -523,7 +522,7 @@ def approval_digest(value: str) -> str:
     value = value.strip()
     if value and not DATA_LOSS_DIGEST.fullmatch(value):
         raise argparse.ArgumentTypeError(
-            f"must be the {DIGEST_LENGTH}-hex-digit digest a data-loss refusal printed (config `{APPROVAL_KEY}`), "
+            f"must be the {DATA_LOSS_DIGEST_LENGTH}-hex-digit digest a data-loss refusal printed (config `{APPROVAL_KEY}`), "
             f"got {shown(value, 40)}"
         )
     return value
@@ -673,7 +672,7 @@ def data_loss_digest(schema: str, statements: Sequence[str], before: SchemaState
         "tables": {t: sorted(c.items()) for t, c in sorted(before.tables.items())},
         "enums": dict(sorted(before.enums.items())),
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:DIGEST_LENGTH]
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:DATA_LOSS_DIGEST_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -716,7 +715,7 @@ def migrate(args: MigrateArgs) -> dict:
         warn(f"migrate{version_note}")
     manifest = read_tables(package, args.drizzle_config, schema)
 
-    with connect_checked(url, application_name=f"webstack-migrate-lock:{schema}") as conn:
+    with connect_checked(url, application_name=migrate_lock_session(schema)) as conn:
         deadline = time.monotonic() + args.timeout
         key = acquire_lock(conn, schema, deadline, args.timeout)
         try:
@@ -724,7 +723,7 @@ def migrate(args: MigrateArgs) -> dict:
             keys_before = foreign_keys(conn, schema)
 
             def push(force: bool) -> PushOutcome:
-                app_name = f"webstack-migrate:{schema}:{secrets.token_hex(4)}"
+                app_name = migrate_session(schema, secrets.token_hex(4))
                 argv = [str(drizzle_kit), "push", "--config", str(args.drizzle_config)]
                 if force:
                     argv.append("--force")
@@ -762,7 +761,7 @@ def migrate(args: MigrateArgs) -> dict:
                     outcome = push(force=True)
             if outcome.kind == "silent_exit":
                 # drizzle-kit says nothing when it cannot connect; ask the database ourselves.
-                connect_checked(url, application_name=f"webstack-migrate-check:{schema}").close()
+                connect_checked(url, application_name=migrate_check_session(schema)).close()
                 raise TransientError(
                     f"{outcome.message}; the database accepts our connections, so it failed while pulling the schema",
                     hint="re-run the deploy; if it persists run drizzle-kit push locally against the database",

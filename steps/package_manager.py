@@ -20,12 +20,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.versions import PACKAGE_MANAGER_VERSIONS, WRANGLER_VERSION
 from steps.runtime import PermanentError, directory_lock, log, run_tool, shown
 
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}
-# Checked on Node 20.20: pnpm 9 is the last major that needs no newer Node; yarn 1 is the
-# classic CLI published on npm (yarn 2+ ships through corepack only).
-DEFAULT_VERSIONS = {"pnpm": "9.15.9", "yarn": "1.22.22"}
 _VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?")
 TOOL_INSTALL_TIMEOUT = 300.0
 
@@ -90,7 +88,7 @@ def declared_version(app_dir: Path, name: str) -> str | None:
     if not _VERSION.fullmatch(version):
         raise PermanentError(
             f"package.json packageManager {shown(field)} has no exact version",
-            hint=f"pin it, e.g. \"packageManager\": \"{name}@{DEFAULT_VERSIONS.get(name, 'X.Y.Z')}\"",
+            hint=f"pin it, e.g. \"packageManager\": \"{name}@{PACKAGE_MANAGER_VERSIONS.get(name, 'X.Y.Z')}\"",
         )
     return version
 
@@ -99,7 +97,7 @@ def resolve(app_dir: Path, configured: str = "") -> PackageManager:
     name = configured or detect_name(app_dir)
     if name == "npm":
         return PackageManager("npm", None)
-    version = declared_version(app_dir, name) or DEFAULT_VERSIONS[name]
+    version = declared_version(app_dir, name) or PACKAGE_MANAGER_VERSIONS[name]
     if name == "yarn" and not version.startswith("1."):
         raise PermanentError(
             f"yarn {version} (berry) is installed through corepack, which this pipeline does not use",
@@ -172,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     directory ahead of time (.ci/setup: the tests then deploy offline)."""
     import argparse
     import sys
-
-    from steps.pages import WRANGLER_VERSION
 
     parser = argparse.ArgumentParser(prog="python -m steps.package_manager", description=main.__doc__.splitlines()[0])
     parser.add_argument("action", choices=["prefetch"])

@@ -50,6 +50,7 @@ from typing import Any
 import requests
 
 from steps.args import StepParser, local_path, matching, positive_seconds
+from core.versions import WRANGLER_VERSION
 from steps.package_manager import npm_tool
 from steps.retry import cloudflare_error_codes, http_is_transient, json_body
 from steps.runtime import (
@@ -68,9 +69,6 @@ from steps.runtime import (
 
 DEFAULT_API = "https://api.cloudflare.com/client/v4"
 WRANGLER = "node_modules/.bin/wrangler"
-# The wrangler of an app that carries none (the deploy is the pipeline's, not the app's): the last
-# release that runs on Node 20 (FACTS.md), from the npm registry into the tools directory.
-WRANGLER_VERSION = "4.86.0"
 
 PROJECT_NOT_FOUND = 8000007
 AUTH_ERROR = 10000

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import sys
 
-from components.names import PR_SCHEMA
+from core.database import SCHEMA_STEP_APPLICATION
+from core.names import PR_SCHEMA
 from steps.args import StepParser
 from steps.database import connect, database_url, schema_name_problem
 from steps.runtime import PermanentError, run_step
 
 # The pipeline's schema changes mark their connection (workflow.ddl_audit tells them from
 # out-of-band DDL by it).
-APPLICATION_NAME = "webstack-schema"
 # A schema in use (a live Lambda's transaction) must not block a destroy forever; a lock timeout
 # is an OperationalError, which the runtime retries.
 LOCK_TIMEOUT = "30s"
@@ -53,7 +53,7 @@ def create_schema(name: str) -> dict:
     from psycopg import sql
 
     validate_schema_name(name)
-    with connect(database_url(), application_name=APPLICATION_NAME) as conn:
+    with connect(database_url(), application_name=SCHEMA_STEP_APPLICATION) as conn:
         existed = schema_exists(conn, name)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
         if not schema_exists(conn, name):
@@ -65,7 +65,7 @@ def drop_schema(name: str) -> dict:
     from psycopg import sql
 
     validate_droppable(name)
-    with connect(database_url(), application_name=APPLICATION_NAME) as conn:
+    with connect(database_url(), application_name=SCHEMA_STEP_APPLICATION) as conn:
         existed = schema_exists(conn, name)
         conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))

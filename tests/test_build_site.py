@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from components.pipeline import AppSources
-from steps.build_site import missing_values, replace_dir, tree_sha256
+from core.source_hash import output_hash
+from steps.build_site import missing_values, replace_dir
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
@@ -56,7 +57,7 @@ def test_next_build_bakes_the_outputs_in_and_is_reproducible(tmp_path):
             first = contents(out)
     digest = results[0].stdout
     assert re.fullmatch(r"[0-9a-f]{64}\n", digest)  # printed raw: the deploy's trigger
-    assert digest.strip() == tree_sha256(out)
+    assert digest.strip() == output_hash(out)
     html = (out / "index.html").read_text()
     assert API_URL in html and "preview-pr-7" in html
     scripts = "".join(p.read_text() for p in out.rglob("*.js"))

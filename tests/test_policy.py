@@ -14,9 +14,12 @@ repository `org/repo` of the committed stack files).
 from __future__ import annotations
 
 import copy
+import os
 import json
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pulumi_policy
@@ -31,11 +34,14 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import aws_policies, stateful
+from components import aws_policies
+from core import stateful
 from policy import pack_config, rules
 from policy.rules import PackConfig, Resource, check_resource, check_stack
 from tests.conftest import SECRET_SENTINEL
 from tests.support.analyzer import running_pack
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 STACKS = ["prod", "preview", "preview-pr-7"]
 REPOSITORY = "org/repo"  # githubRepository in the committed stack files
@@ -603,7 +609,7 @@ CASES = [
         create="./run-something"), {"stateful-protected"}, {}, id="any-command-of-the-database-component"),
     pytest.param("prod", lambda rec: _command("schema-elsewhere", create="python3 -m steps.schema create --schema app"),
         {"stateful-protected"}, {}, id="schema-step-outside-the-component"),
-    # Other stateful types, from components/stateful.py.
+    # Other stateful types, from core/stateful.py.
     pytest.param("prod", lambda rec: broken(rec("prod"), "state-key-alias", protect=False), {"stateful-protected"}, {},
         id="kms-alias-unprotected"),
     # DynamoDB items: a role's own lease keys only.
@@ -833,6 +839,21 @@ def test_stack_policy_reports_the_bucket_through_the_sdk(recorded):
     assert reported == [prod.by_name("audit-storage-bucket").urn]
 
 
-def test_the_pack_names_the_same_exceptions_as_the_program():
-    assert rules.WILDCARD_RESOURCE_ACTIONS == aws_policies.WILDCARD_EXCEPTIONS
-    assert aws_policies.BASIC_EXECUTION_POLICY in rules.ALLOWED_MANAGED_POLICIES
+def test_the_pack_reads_the_programs_facts_by_path_without_the_program(tmp_path):
+    # The pack runs in its own virtualenv from policy/: the repository is not on its path. It loads
+    # the `core` package by path and imports nothing else of the repository.
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(PROJECT_ROOT / 'policy')!r})\n"  # as policy/__main__.py does
+        "import rules\n"
+        "ours = sorted({m.split('.')[0] for m in sys.modules} & {'components', 'steps', 'workflow', 'tools', 'sandbox'})\n"
+        "print(json.dumps({'core': sys.modules['core'].__file__, 'ours': ours, 'exceptions': sorted(rules.WILDCARD_EXCEPTIONS),"
+        " 'managed': sorted(rules.ALLOWED_MANAGED_POLICIES)}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert loaded["core"] == str(PROJECT_ROOT / "core" / "__init__.py") and loaded["ours"] == []
+    assert loaded["exceptions"] == sorted(aws_policies.WILDCARD_EXCEPTIONS)
+    assert aws_policies.BASIC_EXECUTION_POLICY in loaded["managed"]

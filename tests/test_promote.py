@@ -30,7 +30,7 @@ from tests.support.moto import REGION, aws_env, moto_server  # noqa: F401 - fixt
 pytestmark = pytest.mark.usefixtures("steps_env")
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD = "0f3c" * 16  # what the build step prints: the bundle's sha256
+BUILD = "0f3c" * 16  # what the build step prints: the hash of what Lambda extracts
 HEALTHY = """
 exports.handler = async (event) => {
   if (event.rawPath === '/health' && event.requestContext.http.method === 'GET')

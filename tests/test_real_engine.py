@@ -62,7 +62,7 @@ import yaml
 from botocore.exceptions import ClientError
 
 from components.build import BUILD_TYPE
-from components.phase import PHASE_TYPE
+from core.phases import PHASE_TYPE
 from sandbox.cloud import Endpoints, ensure_running, stop
 from sandbox.engine import BIN_DIR
 from sandbox.stack import PAGES_PROJECT, REPO, LocalStack
@@ -1312,7 +1312,7 @@ def test_11_out_of_band_change_is_reported_as_drift_and_alerted(world: World) ->
 
 
 def test_12_the_first_prod_up_renders_as_a_timeline_by_phase(world: World) -> None:
-    from components.phase import PHASES
+    from core.phases import PHASES
     from tests.support.gantt import TASK, gantt_problems
 
     w = world

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.names import PR_SCHEMA, pr_schema
+from core.names import PR_SCHEMA, pr_schema
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture

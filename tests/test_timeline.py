@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.phase import PHASE_TYPE, PHASES
+from core.phases import PHASE_TYPE, PHASES
 from steps.retry import TransientError, retry_call
 from tests.support.gantt import TASK, gantt_problems
 from workflow.timeline import RETRY, gantt, main, phase_seconds, timeline

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from components.aws_policies import DeployScope, state_objects
-from components.names import PR_STACKS, foundation_names
+from core.names import PR_STACKS, foundation_names
 from sandbox.engine import BIN_DIR, engine_env
 from tests.support.moto import ACCOUNT_ID, aws_environment, boto_kwargs, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from components.phase import PHASES
+from core.phases import PHASES
 from tools.plan import phase_order_violations
 from components.settings import PROJECT_ROOT
 from tests.conftest import SECRET_SENTINEL, record

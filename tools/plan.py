@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from tools.offline import Recording, RecordedResource, committed_values, config_for, run_program
 from components.build import BUILD_TYPE
-from components.phase import PHASES
+from core.phases import PHASES
 from components.settings import SECRET_ENVIRONMENT, SettingsError
 
 OFFLINE_PLACEHOLDERS = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.lambda_api import BUNDLE_DIR
-from components.settings import PROJECT_ROOT, SAFE_STACK_NAME, stack_setting
+from components.settings import PROJECT_ROOT, stack_setting
+from core.names import API_BUNDLE_DIR, SAFE_STACK_NAME
 from steps.package_manager import LOCKFILES, detect_name
 from steps.runtime import PermanentError
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dir={app_dir}")
-    print(f"api_bundle={app_dir}/{api_dir}/{BUNDLE_DIR}")
+    print(f"api_bundle={app_dir}/{api_dir}/{API_BUNDLE_DIR}")
     print(f"lockfile={app_dir}/{LOCKFILES[manager]}")
     return 0
 

@@ -33,21 +33,19 @@ from __future__ import annotations
 import sys
 
 from components.settings import stack_setting
+from core.database import DDL_AUDIT_APPLICATION, SCHEMA_CHANGING_APPLICATIONS
+from core.names import PROD_STACK
 from steps.args import StepParser
 from steps.database import connect, database_url, schema_name_problem
 from steps.retry import PermanentError
 from steps.runtime import run_step, warn
-from steps.schema import APPLICATION_NAME as SCHEMA_STEP_APPLICATION
 from workflow.deploy_record import SCHEMA as AUDIT_SCHEMA
-from workflow.preview_database import APPLICATION_NAME as PREVIEW_DATABASE_APPLICATION
 
 TABLE = "ddl_events"
 FUNCTION = "record_ddl"
 TRIGGERS = {"webstack_ddl_audit_end": "ddl_command_end", "webstack_ddl_audit_drop": "sql_drop"}
-APPLICATION_NAME = "webstack-ddl-audit"
-# The connections of the pipeline's own schema changes (steps.migrate names its drizzle-kit and lock
-# sessions `webstack-migrate:<schema>:...` and `webstack-migrate-lock:...`).
-MIGRATION_APPLICATIONS = ("webstack-migrate", SCHEMA_STEP_APPLICATION, PREVIEW_DATABASE_APPLICATION)
+# The connections of the pipeline's own schema changes (core.database).
+MIGRATION_APPLICATIONS = SCHEMA_CHANGING_APPLICATIONS
 STATEMENT_CHARS = 1000
 LOCK_KEY = 0x5EB5_0DD1
 
@@ -70,7 +68,7 @@ COLUMNS = (
 
 def watched_schemas() -> tuple[str, ...]:
     """prod's schema (`dbSchema` of Pulumi.prod.yaml): the app's tables live there."""
-    schema = str(stack_setting("prod", "dbSchema"))
+    schema = str(stack_setting(PROD_STACK, "dbSchema"))
     problem = schema_name_problem(schema)
     if problem:
         raise PermanentError(problem, hint="fix `dbSchema` in Pulumi.prod.yaml")
@@ -183,7 +181,7 @@ def _is_superuser(conn) -> bool:
 def install(schemas: tuple[str, ...]) -> dict:
     from psycopg import sql
 
-    with connect(database_url(), application_name=APPLICATION_NAME) as conn:
+    with connect(database_url(), application_name=DDL_AUDIT_APPLICATION) as conn:
         if not _is_superuser(conn):
             states = trigger_states(conn)
             warn(
@@ -213,7 +211,7 @@ def install(schemas: tuple[str, ...]) -> dict:
 
 
 def status() -> dict:
-    with connect(database_url(), application_name=APPLICATION_NAME) as conn:
+    with connect(database_url(), application_name=DDL_AUDIT_APPLICATION) as conn:
         states = trigger_states(conn)
     return {"table": f"{AUDIT_SCHEMA}.{TABLE}", "schemas": list(watched_schemas()), "triggers": states,
             "state": "enabled" if set(states.values()) == {"enabled"} else "off"}

@@ -30,14 +30,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.names import SAFE_STACK_NAME
+from core.database import DEPLOY_RECORD_APPLICATION
+from core.names import SAFE_STACK_NAME
 from steps.args import StepParser, matching
 from steps.database import database_url
 from steps.runtime import PermanentError, run_step
 
 SCHEMA = "webstack_audit"
 TABLE = "deploys"
-APPLICATION_NAME = "webstack-deploy-record"
 CONNECT_TIMEOUT = 15
 OUTCOMES = ("success", "failure", "cancelled", "skipped")
 # Serializes the first-time DDL of concurrent deploys (prod and several PRs may start together).
@@ -142,7 +142,7 @@ def append(url: str, record: Mapping[str, Any]) -> dict[str, Any]:
     from psycopg.types.json import Jsonb
 
     values = {**record, "outputs": Jsonb(record["outputs"])}
-    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=APPLICATION_NAME) as conn:
+    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=DEPLOY_RECORD_APPLICATION) as conn:
         with conn.transaction():
             _create_table(conn)
             row = conn.execute(

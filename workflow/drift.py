@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.names import SAFE_STACK_NAME
+from core.names import SAFE_STACK_NAME
 from steps.alert import send_alert
 from steps.args import StepParser, local_path, matching
 from steps.console import log, shown

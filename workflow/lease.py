@@ -63,13 +63,13 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.names import SAFE_STACK_NAME, foundation_names, lease_key
+from core.names import LEASE_KEY_ATTRIBUTE, SAFE_STACK_NAME, foundation_names, lease_key
 from steps.alert import send_alert
 from steps.args import StepParser, matching, positive_seconds
 from steps.console import log, shown, warn
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "LockID"
+KEY = LEASE_KEY_ATTRIBUTE
 EXIT_WAIT_EXPIRED = 75
 EXIT_LEASE_LOST = 76
 DEFAULT_LEASE_SECONDS = 120.0

@@ -8,7 +8,7 @@ data lives in the program (`protect`/`retain_on_delete`), not here: a protected 
 `pulumi up` itself refuse the delete, and the report says so.
 
 No network and no steps runtime. What is stateful and what the phases are come from the program's
-own definitions (`components.stateful`, `components.phase`); a resource's phase is read from its
+own definitions (`core.stateful`, `core.phases`); a resource's phase is read from its
 parents in the preview itself: every resource sits under the `Phase` component of its phase.
 
 Usage: python -m workflow.plan_report PLAN_JSON [--stack NAME] [--summary PATH]
@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.phase import PHASE_TYPE, PHASES
-from components.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
+from core.phases import PHASE_TYPE, PHASES
+from core.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
 
 # Every op that tears a resource down and builds it again. `pulumi preview --json` normally shows
 # only `replace`; the others appear with `--show-replacement-steps` and are folded into it.

@@ -31,8 +31,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from components.names import PR_SCHEMA
 from components.settings import stack_setting
+from core.database import PREVIEW_DATABASE_APPLICATION
+from core.names import PR_SCHEMA, PREVIEW_STACK, PROD_STACK, pr_schema_pattern
 from steps.console import shown, warn
 from steps.database import connect, database_url, schema_name_problem
 from steps.retry import PermanentError
@@ -40,7 +41,6 @@ from steps.runtime import run_step
 from workflow.deploy_record import SCHEMA as AUDIT_SCHEMA
 
 ROLE = "webstack_preview"
-APPLICATION_NAME = "webstack-preview-database"
 # Serializes concurrent runs (a re-run while a deploy is still at this step).
 LOCK_KEY = 0x5EB5_0001
 RULE_FUNCTION = "webstack_preview_schema_rule"
@@ -61,12 +61,12 @@ class Plan:
     @property
     def pattern(self) -> str:
         """The naming rule as a PostgreSQL regular expression (the base is a plain identifier)."""
-        return f"^{self.preview_base}_pr_[1-9][0-9]{{0,6}}$"
+        return pr_schema_pattern(self.preview_base)
 
 
 def plan_from_settings(role: str = ROLE) -> Plan:
-    prod_schema = str(stack_setting("prod", "dbSchema"))
-    preview_base = str(stack_setting("preview", "dbSchema"))
+    prod_schema = str(stack_setting(PROD_STACK, "dbSchema"))
+    preview_base = str(stack_setting(PREVIEW_STACK, "dbSchema"))
     for name in (prod_schema, preview_base, role):
         problem = schema_name_problem(name)
         if problem:
@@ -251,7 +251,7 @@ def stray_schemas(conn, plan: Plan, members: list[str]) -> list[str]:
 
 
 def apply(plan: Plan) -> dict:
-    with connect(database_url(), application_name=APPLICATION_NAME) as conn:
+    with connect(database_url(), application_name=PREVIEW_DATABASE_APPLICATION) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             created = _ensure_role(conn, plan)

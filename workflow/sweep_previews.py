@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from components.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME
+from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME
 from steps.args import StepParser, matching
 from workflow.github_api import DEFAULT_API, REPOSITORY, GitHub, GitHubError
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.names import SAFE_STACK_NAME
-from components.phase import PHASE_TYPE, PHASES
+from core.names import SAFE_STACK_NAME
+from core.phases import PHASE_TYPE, PHASES
 from steps.args import StepParser, local_path, matching
 from steps.console import mask
 from workflow.summary import write_summary

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.names import PR_NUMBER, PR_STACK
+from core.names import PR_NUMBER, PR_STACK
 from steps.console import log, shown
 from tools.offline import SIGNATURE_KEY, committed_values, config_for, run_program
 

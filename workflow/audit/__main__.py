@@ -23,6 +23,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from core.names import PROD_STACK
 from steps.alert import send_alert
 from steps.args import StepParser, local_path
 from steps.console import log, mask, shown
@@ -74,7 +75,7 @@ def gather(window: Window, env: Mapping[str, str], stacks_file: str | None, drif
         "ddl": collect("ddl", lambda: sources.ddl(window, env)),
         "stacks": collect("stacks", lambda: sources.stacks(stacks_file)),
     }
-    run_ids = [str(r["run_id"]) for r in collected["deploys"].get("data") or [] if r.get("stack") == "prod"]
+    run_ids = [str(r["run_id"]) for r in collected["deploys"].get("data") or [] if r.get("stack") == PROD_STACK]
     prs = [n for s in collected["stacks"].get("data") or [] if (n := found.pr_of(s["name"])) is not None]
     collected["github"] = collect("github", lambda: sources.github(window, env, record_run_ids=run_ids, prs=prs))
     collected["cloudtrail"] = collect("cloudtrail", lambda: sources.cloudtrail(window, env))

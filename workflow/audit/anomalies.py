@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from components.names import PR_NUMBER, PR_STACK
+from core.iam import DEPLOY_BRANCH
+from core.names import PR_NUMBER, PR_STACK, PROD_STACK
 
 DEPLOY_WORKFLOW = "deploy"
 LEFT_BEHIND_AFTER = timedelta(days=1)
@@ -145,11 +146,11 @@ def marked_ddl_outside_runs(ddl: Mapping[str, Any], github: Mapping[str, Any]) -
 
 
 def _prod_deploy_run(run: Mapping[str, Any] | None) -> bool:
-    return bool(run) and run.get("workflow") == DEPLOY_WORKFLOW and run.get("branch") == "main" and run.get("event") == "push"
+    return bool(run) and run.get("workflow") == DEPLOY_WORKFLOW and run.get("branch") == DEPLOY_BRANCH and run.get("event") == "push"
 
 
 def deploy_records(records: Iterable[Mapping[str, Any]], github: Mapping[str, Any]) -> list[Anomaly]:
-    prod = [r for r in records if r.get("stack") == "prod"]
+    prod = [r for r in records if r.get("stack") == PROD_STACK]
     runs = {r["id"]: r for r in github.get("runs") or []}
     runs.update({k: v for k, v in (github.get("looked_up") or {}).items() if v})
     recorded = {str(r.get("run_id")) for r in prod}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from core.names import PROD_STACK
 from workflow.audit.anomalies import DEPLOY_WORKFLOW, data, pr_of
 
 SOURCE_TITLES = {
@@ -41,7 +42,7 @@ def prod_deploys(records: Sequence[Mapping[str, Any]], github: Mapping[str, Any]
     runs.update({k: v for k, v in ((github or {}).get("looked_up") or {}).items() if v})
     rows = []
     for record in records:
-        if record.get("stack") != "prod":
+        if record.get("stack") != PROD_STACK:
             continue
         run = runs.get(str(record.get("run_id")))
         rows.append(

@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from core.database import AUDIT_REPORT_APPLICATION
 from steps.console import shown
 from workflow.github_api import DEFAULT_API, GitHub
 
@@ -73,7 +74,7 @@ def _connect(env: Mapping[str, str]):
     if not url:
         raise SourceMissing("DATABASE_URL is not set")
     try:
-        return psycopg.connect(url, connect_timeout=15, application_name="webstack-audit-report", autocommit=True)
+        return psycopg.connect(url, connect_timeout=15, application_name=AUDIT_REPORT_APPLICATION, autocommit=True)
     except psycopg.OperationalError as exc:
         raise SourceMissing(f"cannot connect to the database ({type(exc).__name__})") from None
 

@@ -10,19 +10,36 @@ from __future__ import annotations
 import re
 
 PROD_STACK = "prod"
+# The template every PR stack runs on (Pulumi.preview.yaml); deployed by hand, if ever.
+PREVIEW_STACK = "preview"
 # The IAM pattern every PR stack's name matches; the preview role is scoped to it.
 PR_STACKS = "preview-pr-*"
+# A pull request's number as a stack name, a schema name and PostgreSQL's naming rule carry it
+# (workflow/preview_database.py writes it into SQL: `pr_schema_pattern`).
+PR_NUMBER_PATTERN = "[1-9][0-9]{0,6}"
 # Stack names, matched whole (`fullmatch`: a `$` would also accept a trailing newline). PR_STACK
 # takes any suffix so that a bad number gets its own message; SAFE_STACK_NAME is what is valid.
 PR_STACK = re.compile(r"preview-pr-(?P<number>.*)")
-PR_NUMBER = re.compile(r"[1-9][0-9]{0,6}")
-SAFE_STACK_NAME = re.compile(r"prod|preview|preview-pr-[1-9][0-9]{0,6}")
+PR_NUMBER = re.compile(PR_NUMBER_PATTERN)
+SAFE_STACK_NAME = re.compile(f"{PROD_STACK}|{PREVIEW_STACK}|preview-pr-{PR_NUMBER_PATTERN}")
 # A PR stack's schema (`pr_schema`), the only kind a step may drop.
-PR_SCHEMA = re.compile(r"[a-z_][a-z0-9_]*_pr_[1-9][0-9]{0,6}")
+PR_SCHEMA = re.compile(f"[a-z_][a-z0-9_]*_pr_{PR_NUMBER_PATTERN}")
 # A data-loss digest as steps.migrate prints it when it refuses; `approveDataLoss` holds one.
-DATA_LOSS_DIGEST = re.compile(r"[0-9a-f]{16}")
+DATA_LOSS_DIGEST_LENGTH = 16
+DATA_LOSS_DIGEST = re.compile(f"[0-9a-f]{{{DATA_LOSS_DIGEST_LENGTH}}}")
 # The DIY backend's prefix inside the state bucket (`pulumi login s3://BUCKET/<prefix>`).
 STATE_PREFIX = "pulumi"
+# The lock table's hash key: one item per stack's lease (workflow/lease.py, `lease_key`).
+LEASE_KEY_ATTRIBUTE = "LockID"
+# prod's alias: what its function URL serves and what a deploy moves once the new version passed.
+ALIAS_NAME = "stable"
+# The Pages project's production branch: prod deploys there; every other branch is a preview.
+PAGES_PRODUCTION_BRANCH = "main"
+# Where the API's bundle is built, in `apiDir` (the Lambda archive's `dist/**`; the workflows cache it).
+API_BUNDLE_DIR = "dist"
+# The roles GitHub's OIDC token assumes, `<project>-deploy-<role>` (`deploy_role_name`).
+DEPLOY_ROLES = ("prod", "preview")
+DEPLOY_ROLE_NAME = re.compile(r"(?P<project>.+)-deploy-(?P<role>prod|preview)")
 
 
 def pages_branch(stack: str) -> str:
@@ -30,12 +47,18 @@ def pages_branch(stack: str) -> str:
     match = PR_STACK.fullmatch(stack)
     if match:
         return f"pr-{match['number']}"
-    return {"prod": "main"}.get(stack, stack)
+    return PAGES_PRODUCTION_BRANCH if stack == PROD_STACK else stack
 
 
 def pr_schema(base_schema: str, pr_number: int) -> str:
     """The schema of PR stack N on the shared database."""
     return f"{base_schema}_pr_{pr_number}"
+
+
+def pr_schema_pattern(base_schema: str) -> str:
+    """Every PR schema of `base_schema`, as a PostgreSQL regular expression (the base is a plain
+    identifier: no character in it means anything to a regular expression)."""
+    return f"^{base_schema}_pr_{PR_NUMBER_PATTERN}$"
 
 
 def function_name(project: str, stack: str) -> str:
@@ -50,7 +73,15 @@ def execution_role_name(project: str, stack: str) -> str:
 
 def deploy_role_name(project: str, role: str) -> str:
     """The role GitHub's OIDC token assumes: `prod` or `preview`."""
+    if role not in DEPLOY_ROLES:
+        raise ValueError(f"unknown deploy role {role!r}")
     return f"{project}-deploy-{role}"
+
+
+def deploy_role_of(role_name: str) -> str:
+    """Which deploy role a role name is (`prod`, `preview`), or "" for any other role."""
+    match = DEPLOY_ROLE_NAME.fullmatch(role_name)
+    return match["role"] if match else ""
 
 
 def lease_key(project: str, stack: str) -> str:

@@ -2,7 +2,8 @@
 
 A hash covers file names and bytes, never timestamps or absolute paths, so the same tree gives the
 same hash on every machine and an unchanged push re-runs nothing. The build steps hash what they
-built with the same `files_hash`, so a trigger and the hash a build prints mean the same thing.
+built with the same `files_hash` (`output_hash`), so a trigger and the hash a build prints mean the
+same thing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def files_hash(root: Path, files: Iterable[Path]) -> str:
     for file in files:
         _update(digest, root, file)
     return digest.hexdigest()
+
+
+def output_hash(root: Path) -> str:
+    """What a build prints on stdout, the next Command's trigger: sha256 (`files_hash`) over the
+    relative names and bytes of every file under `root`, sorted by name, nothing left out. Of a
+    Lambda bundle, it is taken over exactly what Lambda extracts and is the function's APP_VERSION;
+    of a site, over the static export."""
+    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+    return files_hash(root, files)
 
 
 def tree_hash(root: Path, *parts: str) -> str:
