@@ -1,9 +1,11 @@
 """The stack's settings: one typed, validated `Settings` built from the stack's config.
 
 Stacks are `prod`, `preview` (the template) and `preview-pr-<N>`. A PR stack has no config file of
-its own: it runs on `Pulumi.preview.yaml` and derives every name from N, so two PRs never share a
-schema, a function, a Pages branch or a host. Every problem is collected and reported at once,
-before any resource is declared.
+its own: every `pulumi` command of a PR stack takes the template as its config file
+(`--config-file Pulumi.preview.yaml`, `stack_config_file`), so the engine resolves its settings as
+for any stack (the stack's config file, then the defaults Pulumi.yaml declares), and the program
+derives every name from N, so two PRs never share a schema, a function, a Pages branch or a host.
+Every problem is collected and reported at once, before any resource is declared.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +21,7 @@ from typing import Any, Literal
 
 import pulumi
 import yaml
-from pulumi.runtime.config import get_config, is_config_secret
+from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_secret
 
 from core import names
 from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
@@ -227,9 +229,20 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
     return keys
 
 
+def stack_config_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    """The config file `pulumi` reads for `stack`: `Pulumi.<stack>.yaml`, and for a `preview-pr-<N>`
+    stack the template's, which the workflows, the sandbox and the README pass as `--config-file`.
+
+    Pulumi's own precedence then holds everywhere: a value in that file beats the default
+    `Pulumi.yaml` declares. (Reading the template inside the program, as before, let every default
+    override it: `apiFunctionCount: 10` became 1 on every PR stack.)
+    """
+    return root / f"Pulumi.{names.PREVIEW_STACK if PR_STACK.fullmatch(stack) else stack}.yaml"
+
+
 def stack_file_values(stack: str, project: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Plain (non-secure) values of `Pulumi.<stack>.yaml` in the project's namespace."""
-    return config_file_values(root / f"Pulumi.{stack}.yaml", project)
+    """Plain (non-secure) values of the config file `stack` runs on (a PR stack: the template's)."""
+    return config_file_values(stack_config_file(stack, root), project)
 
 
 def config_file_values(path: Path, project: str) -> dict[str, Any]:
@@ -253,7 +266,7 @@ def stack_setting(stack: str, key: str, root: Path = PROJECT_ROOT) -> Any:
     """
     document = yaml.safe_load((root / "Pulumi.yaml").read_text())
     project = document["name"]
-    values = stack_file_values("preview" if PR_STACK.fullmatch(stack) else stack, project, root)
+    values = stack_file_values(stack, project, root)
     if key in values:
         return values[key]
     return declared_keys(root / "Pulumi.yaml")[key].default
@@ -638,16 +651,32 @@ def parse_settings(
     )
 
 
+def undeclared_keys(config_keys: Iterable[str], project: str, keys: Mapping[str, ConfigKey]) -> list[str]:
+    """The keys of the project's namespace that Pulumi.yaml does not declare: a typo that would
+    otherwise be ignored while the default silently applies."""
+    prefix = f"{project}:"
+    return sorted(
+        key.removeprefix(prefix) for key in config_keys if key.startswith(prefix) and key.removeprefix(prefix) not in keys
+    )
+
+
 def load_settings() -> Settings:
-    """Reads the running stack's config (a PR stack: Pulumi.preview.yaml under its own) and validates it."""
+    """Reads the running stack's config (what the engine resolved from its config file and the
+    declared defaults) and validates it."""
     project = pulumi.get_project()
     stack = pulumi.get_stack()
     keys = declared_keys()
     config = pulumi.Config(project)
 
+    unknown = undeclared_keys({**get_config_env(), **CONFIG.get()}, project, keys)
+    if unknown:
+        raise SettingsError(stack, [
+            f"`{key[:60]}` is not a setting of this program (Pulumi.yaml declares none by that name): "
+            f"fix the name in {stack_config_file(stack).name}, or remove it"
+            for key in unknown
+        ])  # fmt: skip
+
     values: dict[str, Any] = {}
-    if PR_STACK.fullmatch(stack):
-        values.update(stack_file_values("preview", project))
     for key in keys.values():
         if key.secret:
             continue

@@ -44,8 +44,7 @@ def site_origin(stack: str, config_file: Path | None = None) -> str:
     """The stack's own site, `https://host`, as the program derives it from the stack's settings
     (its file in the repository, or the `--config-file` the stack runs with)."""
     project = str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
-    values = stack_file_values("preview", project) if PR_STACK.fullmatch(stack) else {}
-    values.update(config_file_values(config_file, project) if config_file else stack_file_values(stack, project))
+    values = config_file_values(config_file, project) if config_file else stack_file_values(stack, project)
     # The names do not depend on the database URL: an Output stands in for the secret, as
     # `pulumi.Config.get_secret` hands it to the program (so no URL is checked or needed here).
     settings = parse_settings(

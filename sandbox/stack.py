@@ -35,6 +35,7 @@ import requests
 from psycopg import sql
 
 from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, pages_branch
+from components.settings import stack_file_values
 from sandbox.cloud import Endpoints
 from sandbox.engine import BIN_DIR, engine_env
 
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 STANDIN_PLUGINS = REPO / "sandbox" / "bin"
 VENV = REPO / ".venv"
 PAGES_PROJECT = "webstack-site"
+PROJECT = "webstack"
 DATABASE = "app"
 # Commands that read the stack's settings take --config-file (they live under the sandbox, not
 # in the repository); the others only take --stack.
@@ -189,12 +191,19 @@ class LocalStack:
         }
 
     def init(self, **overrides: Any) -> None:
-        """Create the stack (if new) on the file backend and write its settings; idempotent."""
+        """Create the stack (if new) on the file backend and write its settings; idempotent.
+
+        A PR stack's config file starts from the template (Pulumi.preview.yaml), which CI passes
+        as its `--config-file`, with the local cloud's settings over it: so a value the template
+        sets reaches a sandbox PR stack as it reaches a PR stack in CI. (prod keeps the sandbox's
+        own settings: Pulumi.prod.yaml's GitHub environments are the workflows' to vouch for.)
+        """
         self.backend.mkdir(parents=True, exist_ok=True)
         existing = self.pulumi("stack", "ls", "--json", check=False)
         if f'"name": "{self.name}"' not in existing.stdout:
             self._create()
-        values = {**self.settings(), **overrides}
+        template = stack_file_values(self.name, PROJECT, self.project_dir) if self.name != PROD_STACK else {}
+        values = {**template, **self.settings(), **overrides}
         plain = {key: value for key, value in values.items() if not isinstance(value, list)}
         args = ["config", "set-all", "--path"]
         for key, value in plain.items():

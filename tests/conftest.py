@@ -1,7 +1,7 @@
 """Shared fixtures: the program evaluated under the one recording mock (tools.offline).
 
 `record(stack, **overrides)` runs the real `__main__.py` for a stack with its committed config
-(a PR stack: none, it reads Pulumi.preview.yaml) plus overrides, against the small fixture app,
+(a PR stack: the template, Pulumi.preview.yaml, its `--config-file`) plus overrides, against the small fixture app,
 and returns every registered resource with its parent, inputs, secret inputs and dependency edges.
 """
 

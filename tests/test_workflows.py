@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.settings import stack_config_file
+from core.versions import PULUMI_CLI_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
 NAMES = ("deploy", "preview", "cleanup", "sweeper", "security", "audit")
@@ -64,12 +67,19 @@ PACK_CONFIG = (
 )
 WITH_POLICY = '--policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json"'
 PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
+# A PR stack has no config file of its own: every command that reads its settings takes the
+# template's (components.settings.stack_config_file), so the engine applies it over the defaults.
+PR_CONFIG = f"--config-file {stack_config_file('preview-pr-1').name}"
+PR_PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {PR_CONFIG} {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
+# Commands that validate a stack's config (the CLI checks required keys before the program runs).
+PULUMI_READS_CONFIG = re.compile(r"\bpulumi\s+(up|preview|destroy|refresh)\b")
 # Every `pulumi up` and `destroy` runs under the stack's DynamoDB lease (workflow/lease.py): either
 # on one line after LEASED, or inside a `LEASED bash -euo pipefail -c '` block that ends with a line `'`.
 LEASED = 'python -m workflow.lease run --stack "$STACK" -- '
 LEASED_BLOCK = f"{LEASED}bash -euo pipefail -c '"
 PULUMI_UP_OR_DESTROY = re.compile(r"\bpulumi\s+(up|destroy)\b")
 UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {WITH_POLICY}'
+PR_UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {PR_CONFIG} {WITH_POLICY}'
 # The state is checked against the program, and the checked copy (not the PR-writable original)
 # is what `destroy` reads.
 CHECKED = 'PULUMI_BACKEND_URL="$checked" '
@@ -78,7 +88,7 @@ DESTROY_LINES = (
     'python -m workflow.verify_state --stack "$STACK" --state "$state"',
     f'{CHECKED}pulumi stack init "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
     f'{CHECKED}pulumi stack import --stack "$STACK" --file "$state"',
-    f'{CHECKED}pulumi destroy --yes --stack "$STACK"',
+    f'{CHECKED}pulumi destroy --yes --stack "$STACK" {PR_CONFIG}',
     'pulumi stack rm --yes --force "$STACK"',
 )
 
@@ -414,9 +424,9 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
             PACK_CONFIG,
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
-            PREVIEW_LINE,
+            PR_PREVIEW_LINE,
             'python -m workflow.plan_report "$RUNNER_TEMP/plan.json" --stack "$STACK"',
-            UP_LINE,
+            PR_UP_LINE,
             'pulumi stack output --json --stack "$STACK"',
             "python -m workflow.pr_comment",
         ],
@@ -527,14 +537,19 @@ def check_shared(workflows: Workflows) -> Iterator[str]:
     if start < 0 or cleanup[start:] != sweeper[index_of(sweeper, "if ! out=") :]:
         yield "cleanup and sweeper must destroy with the same commands"
 
-    # The CLI is the release of the SDK the program runs on.
-    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    # CI runs the CLI the tests run (bin/pulumi, sandbox.engine), not merely one of the same SDK.
     for name, (_, wf) in workflows.items():
         for job_id, job in (wf.get("jobs") or {}).items():
             for step in uses_of(job, "pulumi/actions"):
                 version = str((step.get("with") or {}).get("pulumi-version"))
-                if not sdk or version != sdk.group(1):
-                    yield f"{name}/{job_id}: pulumi-version {version} is not the SDK's {sdk and sdk.group(1)}"
+                if version != PULUMI_CLI_VERSION:
+                    yield f"{name}/{job_id}: pulumi-version {version} is not the CLI the tests run ({PULUMI_CLI_VERSION})"
+        # Every command of a PR stack that reads its settings names the template as its config file.
+        if name in ("preview", "cleanup", "sweeper"):
+            for job_id, job in (wf.get("jobs") or {}).items():
+                for line in run_lines(job):
+                    if PULUMI_READS_CONFIG.search(line) and PR_CONFIG not in line:
+                        yield f"{name}/{job_id}: a PR stack's settings are the template's: `{line[:80]}` lacks {PR_CONFIG}"
 
 
 def check_issue_permissions(where: str, job: Mapping[str, Any], perms: Mapping[str, Any]) -> Iterator[str]:
@@ -662,7 +677,8 @@ def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
     # The program must see the deploy's settings, or a setting it lacks reads as drift.
     up_env = next((st.get("env") for st in steps(only_job(workflows_deploy(), "deploy")) if st.get("id") == "up"), None)
     drift_env = next((st.get("env") for st in steps(drift) if DRIFT_LINE in str(st.get("run"))), None)
-    if up_env is None or drift_env != up_env:
+    # (but for the CLI's debug-commands switch, which `up` needs for --event-log and the program never sees)
+    if up_env is None or drift_env != {k: v for k, v in up_env.items() if k != "PULUMI_DEBUG_COMMANDS"}:
         yield "audit/drift: the drift check runs with the same environment as deploy's `pulumi up`"
     yield from check_environment("audit/report", report, "prod")
     if dict(report.get("permissions") or {}) != {"id-token": "write", "contents": "read", "actions": "read", "pull-requests": "read"}:
@@ -697,10 +713,15 @@ def check_timeline(name: str, wf: Mapping[str, Any]) -> Iterator[str]:
     """`up` keeps the engine's event log; the timeline (gantt, groups, phase durations) follows it."""
     job = only_job(wf, name)
     lines = run_lines(job)
-    up = next((line for line in lines if line.startswith(UP_LINE)), "")
+    up_line = PR_UP_LINE if name == "preview" else UP_LINE
+    up = next((line for line in lines if line.startswith(up_line)), "")
     if not up.endswith(' --event-log "$RUNNER_TEMP/events.jsonl"'):
         yield f"{name}: `pulumi up` must keep the engine's event log (--event-log \"$RUNNER_TEMP/events.jsonl\")"
-    if not 0 <= index_of(lines, up or UP_LINE) < index_of(lines, TIMELINE):
+    # The CLI has `--event-log` only with debug commands on ("unknown flag: --event-log" otherwise).
+    up_step = next((s for s in steps(job) if "--event-log" in str(s.get("run"))), {})
+    if str((up_step.get("env") or {}).get("PULUMI_DEBUG_COMMANDS")).lower() != "true":
+        yield f"{name}: `pulumi up --event-log` needs PULUMI_DEBUG_COMMANDS: \"true\" in its step's env"
+    if not 0 <= index_of(lines, up or up_line) < index_of(lines, TIMELINE):
         yield f"{name}: the run timeline with each step's log in a group follows `up`: `{TIMELINE}`"
     step = next((s for s in steps(job) if TIMELINE in str(s.get("run"))), {})
     if "!cancelled()" not in str(step.get("if")):
@@ -780,7 +801,7 @@ BROKEN = [
     pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          '\n          pulumi stack rm --yes --force \"$STACK\"\n", "held from the state export to", id="sweeper-lease-released-before-rm"),
     pytest.param("cleanup", "          # ... then destroy exactly the checked copy", "          # ... then destroy the checked copy (it's", "a quote inside the leased block", id="cleanup-quote-ends-the-leased-block"),
     pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          pulumi stack rm --yes --force \"$STACK\"\n", "never ends", id="sweeper-leased-block-unterminated"),
-    pytest.param("preview", '--stack "$STACK" --policy-pack policy --policy-pack-config', '--stack "$STACK" --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
+    pytest.param("preview", '--config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config', '--config-file Pulumi.preview.yaml --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
     pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', " --event-log", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
     pytest.param("deploy", ' --event-log "$RUNNER_TEMP/events.jsonl"\n', "\n", "the engine's event log", id="deploy-up-without-event-log"),
     pytest.param("preview", "--stack \"$STACK\" --logs --json", "--stack \"$STACK\" --json", "each step's log in a group", id="preview-timeline-without-groups"),
@@ -805,7 +826,7 @@ BROKEN = [
     pytest.param("cleanup", "group: preview-pr-${{ github.event.pull_request.number }}", "group: cleanup-${{ github.event.pull_request.number }}", "share the concurrency group", id="cleanup-group"),
     pytest.param("cleanup", "types: [closed]", "types: [closed, reopened]", "closed only", id="cleanup-types"),
     pytest.param("cleanup", '          pulumi stack rm --yes --force "$STACK"\n', "", "missing command `pulumi stack rm", id="cleanup-no-rm"),
-    pytest.param("cleanup", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK"\n          pulumi stack rm --yes --force "$STACK"', 'pulumi stack rm --yes --force "$STACK"\n          PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK"', "out of order", id="cleanup-rm-first"),
+    pytest.param("cleanup", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK" --config-file Pulumi.preview.yaml\n          pulumi stack rm --yes --force "$STACK"', 'pulumi stack rm --yes --force "$STACK"\n          PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK" --config-file Pulumi.preview.yaml', "out of order", id="cleanup-rm-first"),
     pytest.param("cleanup", 'grep -q "no stack named"', 'grep -q "error"', "already gone", id="cleanup-not-idempotent"),
     pytest.param("cleanup", "vars.AWS_PREVIEW_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "preview role", id="cleanup-role"),
     pytest.param("sweeper", "group: preview-pr-${{ matrix.pr }}", "group: sweeper", "join the PR's concurrency group", id="sweeper-group"),
@@ -830,7 +851,11 @@ BROKEN = [
     pytest.param("deploy", "        run: python -m workflow.plan_report", "        env:\n          TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n        run: python -m workflow.plan_report", "does not run pulumi", id="secret-non-pulumi-step"),
     pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
     pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
-    pytest.param("sweeper", "pulumi-version: 3.272.0", "pulumi-version: 3.200.0", "is not the SDK's", id="cli-sdk-mismatch"),
+    pytest.param("sweeper", "pulumi-version: 3.274.1", "pulumi-version: 3.272.0", "is not the CLI the tests run", id="cli-version-mismatch"),
+    pytest.param("preview", ' --config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', ' --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', "lacks --config-file Pulumi.preview.yaml", id="preview-up-without-template"),
+    pytest.param("cleanup", ' --config-file Pulumi.preview.yaml\n', "\n", "lacks --config-file Pulumi.preview.yaml", id="cleanup-destroy-without-template"),
+    pytest.param("deploy", '          PULUMI_DEBUG_COMMANDS: "true"\n', "", "needs PULUMI_DEBUG_COMMANDS", id="deploy-event-log-without-debug-commands"),
+    pytest.param("preview", '          PULUMI_DEBUG_COMMANDS: "true"\n', "", "needs PULUMI_DEBUG_COMMANDS", id="preview-event-log-without-debug-commands"),
     # The security quarantine: who may write issues, which jobs check for an open one.
     pytest.param("deploy", "      contents: read\n      issues: read\n    env:\n      STACK: prod", "      contents: read\n      issues: write\n    env:\n      STACK: prod", "issues: write only in the quarantine job", id="quarantine-deploy-writes-issues"),
     pytest.param("security", "    permissions:\n      contents: read\n    steps:", "    permissions:\n      contents: read\n      issues: write\n    steps:", "issues: write only in the quarantine job", id="quarantine-scan-job-writes-issues"),

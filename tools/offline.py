@@ -29,7 +29,6 @@ from pulumi.runtime.sync_await import _sync_await
 
 from core.phases import PHASE_TYPE
 from components.settings import PROJECT_ROOT, stack_file_values
-from core.names import PR_STACK
 
 MAIN = PROJECT_ROOT / "__main__.py"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker for a secret value, not a password  # nosec B105
@@ -233,9 +232,9 @@ class RecordingMonitor(MockMonitor):
 
 
 def committed_values(stack: str) -> dict[str, Any]:
-    """The plain values a stack's own config file commits (a PR stack has none: the program reads
-    Pulumi.preview.yaml itself, as it does under `pulumi up`)."""
-    return {} if PR_STACK.fullmatch(stack) else stack_file_values(stack, "webstack")
+    """The plain values of the config file a stack runs on (a PR stack: the template's, which every
+    `pulumi` command of a PR stack takes as `--config-file`)."""
+    return stack_file_values(stack, "webstack")
 
 
 def config_for(stack: str, values: Mapping[str, Any], project: str = "webstack") -> dict[str, str]:
