@@ -3,7 +3,7 @@
 Values reach a step through `environment` and the shell expands them, so the command text is a
 constant and no value (least of all a secret) is ever interpolated into it. Secrets are not passed
 at all: the steps read them from the CI job's environment, which `pulumi destroy` also has when it
-runs a `delete` (FACTS.md: `delete` runs with the environment stored at the last `up`).
+runs a `delete` (docs/facts.md: `delete` runs with the environment stored at the last `up`).
 """
 
 from __future__ import annotations

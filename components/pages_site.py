@@ -3,7 +3,7 @@
 The build starts as soon as the API's URL exists (it bakes it in) and re-runs only when the web or
 shared-schemas sources, the lockfile or a baked-in value change. The deploy waits for the API to
 be live. A preview's replaced deploy deletes the one deployment it created (by the id its create
-printed: replacement is create-before-delete, FACTS.md), and destroying a PR stack deletes every
+printed: replacement is create-before-delete, docs/facts.md), and destroying a PR stack deletes every
 deployment of its branch. prod keeps its old deployments: they are Pages' instant rollback.
 """
 

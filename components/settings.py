@@ -71,7 +71,7 @@ API_FORMATS = ("cjs", "esm")
 
 @dataclass(frozen=True, kw_only=True)
 class AppShape:
-    """Where the app's parts are and how they are built (README "Bring your own app")."""
+    """Where the app's parts are and how they are built (docs/bring-your-own-app.md)."""
 
     package_manager: str
     """npm | pnpm | yarn, or "" to detect from the lockfile."""

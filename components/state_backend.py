@@ -30,7 +30,7 @@ class StateBackend(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     """The state bucket."""
     lock_table: aws.dynamodb.Table
-    """Lease table for the pipeline's own locks (Pulumi's DIY backend locks with objects, FACTS.md)."""
+    """Lease table for the pipeline's own locks (Pulumi's DIY backend locks with objects, docs/facts.md)."""
 
     def __init__(self, name: str, args: StateBackendArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:StateBackend", name, None, opts)

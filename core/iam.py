@@ -4,12 +4,12 @@ One table each: the program grants exactly these (components/aws_policies.py), t
 anything else (policy/rules.py).
 """
 
-# GitHub Actions' OIDC issuer, and the audience AWS's STS expects (FACTS.md, "GitHub OIDC trust").
+# GitHub Actions' OIDC issuer, and the audience AWS's STS expects (docs/facts.md, "GitHub OIDC trust").
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
 # What follows `repo:OWNER/REPO:` in the `sub` of a job that names no environment: a push to the
-# branch prod deploys from, and any pull_request event (FACTS.md, "GitHub OIDC trust").
+# branch prod deploys from, and any pull_request event (docs/facts.md, "GitHub OIDC trust").
 DEPLOY_BRANCH = "main"
 DEPLOY_BRANCH_SUBJECT = f"ref:refs/heads/{DEPLOY_BRANCH}"
 PULL_REQUEST_SUBJECT = "pull_request"

@@ -8,7 +8,7 @@ reads it (`python3 -m core.versions NAME` prints one).
 import sys
 
 # The Node.js major everything runs on: CI's runners, this machine, the Lambda runtime and the
-# bundle's esbuild target. wrangler 4.87 and newer need Node 22 (FACTS.md).
+# bundle's esbuild target. wrangler 4.87 and newer need Node 22 (docs/facts.md).
 NODE_MAJOR = 20
 LAMBDA_RUNTIME = f"nodejs{NODE_MAJOR}.x"
 ESBUILD_TARGET = f"node{NODE_MAJOR}"

@@ -7,7 +7,7 @@ local sandbox.
 
 Tests use the fixtures in `tests/support/postgres.py` (`postgres`, `pg_database`).
 
-How it runs (FACTS.md, "PostgreSQL in tests"):
+How it runs (docs/facts.md, "PostgreSQL in tests"):
 - binaries from `$PG_BINDIR`, else `pg_config --bindir`, else /usr/lib/postgresql/<N>/bin
   (newest first); missing binaries raise PostgresUnavailable saying what to install;
 - `initdb`/`postgres` refuse root: as root they run as the unprivileged user `pgtest`

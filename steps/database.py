@@ -16,7 +16,7 @@ from steps.retry import PermanentError
 
 # A plain PostgreSQL identifier, matched whole: it is also quoted with `sql.Identifier` everywhere.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-# Supabase's transaction pooler: drizzle-kit push hangs there (FACTS.md).
+# Supabase's transaction pooler: drizzle-kit push hangs there (docs/facts.md).
 TRANSACTION_POOLER_PORT = 6543
 CONNECT_TIMEOUT = 15
 

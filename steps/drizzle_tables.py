@@ -40,7 +40,7 @@ _HINTS = {
 
 
 def _public_tables_problem(manifest: dict, schema: str, config: Path) -> str | None:
-    """Plain `pgTable`s land in `public`, and `search_path` cannot move them (FACTS.md)."""
+    """Plain `pgTable`s land in `public`, and `search_path` cannot move them (docs/facts.md)."""
     stray = sorted({t["name"] for t in manifest["tables"] if t["schema"] != schema})
     if not stray:
         return None

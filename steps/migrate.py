@@ -3,7 +3,7 @@
     python -m steps.migrate --app-dir DIR --schema NAME --timeout SECONDS [--allow-data-loss]
         [--schema-dir packages/shared-schemas] [--drizzle-config drizzle.config.ts]
 
-`drizzle-kit push` cannot be trusted on its own (FACTS.md): it exits 0 after an SQL error, after a
+`drizzle-kit push` cannot be trusted on its own (docs/facts.md): it exits 0 after an SQL error, after a
 prompt it could not show (no TTY), and after refusing data loss; it exits 1 *silently* when it
 cannot connect. So this step, in order:
 

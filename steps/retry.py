@@ -30,7 +30,7 @@ T = TypeVar("T")
 DESCRIBE_LIMIT = 2000
 
 # Cloudflare API error codes that its own documentation and our runs show to be passing
-# (internal error, rate/auth hiccups under load), see FACTS.md.
+# (internal error, rate/auth hiccups under load), see docs/facts.md.
 CLOUDFLARE_TRANSIENT_CODES = frozenset({10000, 10046, 8000000})
 
 TRANSIENT_HTTP_STATUS = frozenset({408, 425, 429})

@@ -50,7 +50,7 @@ ALLOWED = {
     ("RESOURCE_STAR", "key", ""): "in a key policy `Resource: *` means the key itself, the only form AWS accepts",
     ("RESOURCE_POLICY_PRIVILEGE_ESCALATION", "identity", "s3:PutBucketPolicy"): (
         "the prod deploy role manages the state and audit buckets' policies, so it needs PutBucketPolicy on "
-        "them; S3 has no condition key that limits what a bucket policy may grant (see the README)"
+        "them; S3 has no condition key that limits what a bucket policy may grant"
     ),
 }
 

@@ -86,7 +86,7 @@ APP_COPY_IGNORE = shutil.ignore_patterns(
 CMD = "command:local:Command::"
 SITE_CHANGE = {f"{CMD}site-build", f"{CMD}site-deploy", f"{CMD}checks-site-health"}
 BUILD_COMMANDS = {f"{CMD}app-install", f"{CMD}api-build", f"{CMD}site-build"}
-# Which phases a phase waits for (DESIGN.md): builds are exempt, they start when their inputs exist.
+# Which phases a phase waits for (docs/design.md): builds are exempt, they start when their inputs exist.
 PHASE_WAITS = {
     "database": ("infrastructure", "dependencies"),
     "backend": ("database",),
@@ -631,12 +631,12 @@ def test_02_second_up_and_preview_change_nothing(world: World) -> None:
     assert not [step for step in (preview.document or {}).get("steps", []) if step["op"] != "same"]
     assert prod_snapshot(w) == before
 
-    # The README's rebuild-on-purpose command (`pulumi up --replace URN`) names real resources.
-    readme = (REPO / "README.md").read_text()
+    # The operations page's rebuild-on-purpose command (`pulumi up --replace URN`) names real resources.
+    readme = (REPO / "docs" / "operations.md").read_text()
     full = re.findall(r"pulumi up --replace '(urn:pulumi:S::[^']+)'", readme)
     tails = re.findall(r"`\.\.\.([^`]+::[\w-]+)`", readme.split("pulumi up --replace", 1)[-1][:600])
     urns = {r["urn"] for r in w.export(s)}
-    assert full and tails, "the README's recovery commands moved"
+    assert full and tails, "docs/operations.md's recovery commands moved"
     for urn in full:
         assert urn.replace("urn:pulumi:S::", "urn:pulumi:prod::") in urns, urn
     for tail in tails:

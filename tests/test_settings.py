@@ -258,7 +258,7 @@ def test_settings_errors_reach_the_engine_without_a_traceback():
     with pytest.raises(pulumi.RunError):
         settings_for("prod", base="prod", apiPoolSize=50)
 
-# --- the app's shape (README "Bring your own app") -----------------------------------------------
+# --- the app's shape (docs/bring-your-own-app.md) -----------------------------------------------
 
 
 def test_app_shape_defaults_are_examples_apps_layout():

@@ -5,7 +5,7 @@
     python -m workflow.lease break --stack S --yes-break-the-lease [--reason TEXT]
 
 Pulumi's DIY backend locks a stack with an object and fails a second `up` at once; a killed run
-leaves that lock behind (FACTS.md). This lease, in the table `foundation_names(...)["lock_table"]`
+leaves that lock behind (docs/facts.md). This lease, in the table `foundation_names(...)["lock_table"]`
 (hash key `LockID` = `<project>/<stack>`), is taken before and released after the command:
 
 - **Acquire**: a conditional `PutItem` (`attribute_not_exists(LockID)`) recording the holder: run

@@ -12,7 +12,7 @@ the database match this, in one transaction, then reads the catalog back and ref
 - the group role (`webstack_preview`, NOLOGIN) exists, is no superuser, cannot create roles or
   databases, bypass RLS or replicate, and is no member of prod's role. It holds CONNECT and CREATE
   on the database, so a preview creates its own schema and owns it (and so may use and drop it).
-  Pull requests log in as a member of it (created once by an operator, the README says how:
+  Pull requests log in as a member of it (created once by an operator, docs/workflows.md says how:
   `CREATE ROLE webstack_preview_ci LOGIN PASSWORD '...' IN ROLE webstack_preview`), whose DSN is
   the PREVIEW_DATABASE_URL secret; members are held to the same attributes;
 - on prod's and the audit schema, and everything in them, nothing is granted to PUBLIC, to the

@@ -5,7 +5,7 @@
 
 `pulumi destroy` does not run the program: it runs each Command's `delete` with the command text,
 interpreter, directory and environment stored in the stack's state, and loads the providers the
-state names (FACTS.md). A PR's state file is written with the preview role, which every pull request
+state names (docs/facts.md). A PR's state file is written with the preview role, which every pull request
 holds, so a PR can plant a state for any `preview-pr-<N>`, whose stored `delete` is arbitrary shell.
 The sweeper runs on `main`, daily; this check stands between such a file and `pulumi destroy`.
 

@@ -29,7 +29,7 @@ def push_app_schema(url: str, schema: str) -> None:
         cwd=APP, env={**os.environ, "DB_SCHEMA": schema, "DATABASE_URL": url},
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
-    # drizzle-kit exits 0 on failure too (FACTS.md): its output decides.
+    # drizzle-kit exits 0 on failure too (docs/facts.md): its output decides.
     assert push.returncode == 0 and "Changes applied" in push.stdout + push.stderr, push.stdout + push.stderr
 
 

@@ -12,7 +12,7 @@ URL and stops the whole group afterwards.
 `aws_env` (function scope) resets moto's state, clears every AWS variable of the outer
 environment (profiles, real keys) and sets dummy credentials, so nothing can reach real AWS.
 
-moto enforces no IAM and lets an aliased version be deleted (FACTS.md): tests assert those rules
+moto enforces no IAM and lets an aliased version be deleted (docs/facts.md): tests assert those rules
 themselves. Lambda `invoke` needs Docker in moto: sandbox/moto_server.py forwards it to a
 registered sandbox.lambda_runtime (start one to invoke; without one, Invoke answers 502).
 """
