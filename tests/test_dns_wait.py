@@ -49,20 +49,17 @@ def test_resolver_forms():
 def test_waits_until_every_resolver_answers_the_target(dns_stub):
     with DnsStub() as second:
         # The value differs in case and trailing dot: both are ignored.
-        dns_stub.set(HOST, "CNAME", TARGET.upper() + ".", after=1.0)
-        second.set(HOST, "CNAME", TARGET, after=2.0)
-        started = time.monotonic()
+        dns_stub.set(HOST, "CNAME", TARGET.upper() + ".", after_queries=1)
+        second.set(HOST, "CNAME", TARGET, after_queries=2)
         result = dns_wait(
             "--name", HOST, "--type", "CNAME", "--expect", TARGET,
             "--resolver", f"{dns_stub.address},{second.address}", "--timeout", "30",
         )
-        elapsed = time.monotonic() - started
         assert result.returncode == 0, result.stderr
         record = json.loads(result.stdout)
         assert record["expect"] == TARGET and record["resolvers"] == [dns_stub.address, second.address]
-        # It polled through the NXDOMAIN phase of the slower resolver, and stopped once it answered.
-        assert 2.0 <= elapsed < 15
-        assert len(second.queries) >= 2
+        # It polled through the NXDOMAIN answers of the slower resolver, and stopped once it answered.
+        assert len(second.queries) >= 3
         assert "not pr-7.webstack-site.pages.dev yet" in result.stderr
         assert "next wait" in result.stderr
 
