@@ -6,6 +6,18 @@ the tests look for them on the server. The names are labels, not proofs: anyone 
 set one (workflow/audit/anomalies.py holds marked DDL against the deploy runs' times).
 """
 
+# The schema only prod's role may use (workflow.preview_database closes it to every preview role):
+# the deploy records, the DDL log, the naming rule's function and prod's locks.
+AUDIT_SCHEMA = "webstack_audit"
+# A row per lock of prod's steps (steps.database.prod_lock): no advisory key, which any role may hold.
+LOCK_TABLE = "locks"
+PREVIEW_DATABASE_LOCK = "preview-database"
+DDL_AUDIT_LOCK = "ddl-audit"
+DEPLOY_RECORD_LOCK = "deploy-record"
+# Where the pipeline's sessions and its security-relevant functions look names up: the catalog, then
+# the session's own temporary objects (tables only; PostgreSQL never looks functions up there).
+SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
+
 STEPS_APPLICATION = "webstack-steps"
 SCHEMA_STEP_APPLICATION = "webstack-schema"
 PREVIEW_DATABASE_APPLICATION = "webstack-preview-database"
@@ -36,5 +48,6 @@ def migrate_check_session(schema: str) -> str:
 
 
 def migration_lock(schema: str) -> str:
-    """The name of `schema`'s migration lock: a session advisory lock on `hashtextextended(name, 0)`."""
+    """The name of `schema`'s migration lock: prod's a row of LOCK_TABLE; a PR schema's a session
+    advisory lock on `hashtextextended(name, 0)` (steps.migrate)."""
     return f"{MIGRATE_APPLICATION}:{schema}"

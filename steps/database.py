@@ -3,6 +3,20 @@ which connection a migration may use, where the URL comes from, and how a step c
 
 Imported by `components.settings` (validation before anything is declared) and by the steps
 (validation again at deploy time, since a step can be run by hand), so the two never disagree.
+
+Every connection a step opens (`connect`, `pin_search_path`) resolves names in the catalog first and
+nowhere else a pull request could write: `search_path = pg_catalog, pg_temp`. A preview role holds
+CREATE on the database, so it can create a schema named like prod's login role, which the default
+path (`"$user", public`) searches, and plant functions there (`pg_has_role(name, text, text)`)
+that a better-matching argument list makes PostgreSQL choose over the catalog's. Run by prod's
+session, such a function runs with prod's privileges. The temporary schema comes last (PostgreSQL
+searches it first for tables when it is not named) and is never searched for functions.
+
+`prod_lock` serializes prod's own steps on a row of `webstack_audit.locks`, a table in the schema
+that `workflow.preview_database` closes to every preview role. An advisory lock would not do: any
+role may take any advisory key, and `pg_locks` shows everyone the keys that are held, so a pull
+request's session could hold prod's key and stall prod's deploy. Every wait is bounded
+(`lock_timeout`) and fails with `LockTimeout`, which names the holder and is never retried.
 """
 
 from __future__ import annotations
@@ -10,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 
-from core.database import STEPS_APPLICATION
+from core.database import AUDIT_SCHEMA, LOCK_TABLE, SAFE_SEARCH_PATH, STEPS_APPLICATION
 from steps.console import dsn_password_ambiguous, shown
 from steps.retry import PermanentError
 
@@ -19,6 +33,8 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Supabase's transaction pooler: drizzle-kit push hangs there (docs/facts.md).
 TRANSACTION_POOLER_PORT = 6543
 CONNECT_TIMEOUT = 15
+# How long a prod step waits for another run of itself before it fails (and alerts).
+DEFAULT_LOCK_WAIT = 60.0
 
 
 def schema_name_problem(name: str) -> str | None:
@@ -125,8 +141,100 @@ def database_url() -> str:
     return url
 
 
-def connect(url: str, *, application_name: str = STEPS_APPLICATION):
-    """An autocommit psycopg connection; errors are classified by the runtime (steps.retry)."""
+def pin_search_path(conn) -> None:
+    """Make `conn` look names up in the catalog only (see the module docstring). `SET` is a
+    utility statement: nothing in it is looked up on the path it replaces."""
+    conn.execute(f"SET search_path = {SAFE_SEARCH_PATH}")
+
+
+def connect(url: str, *, application_name: str = STEPS_APPLICATION, autocommit: bool = True):
+    """A psycopg connection (autocommit unless told) with its search_path pinned; errors are
+    classified by the runtime (steps.retry)."""
     import psycopg  # imported here: the CLI's argument checks run without a database driver
 
-    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name=application_name)
+    conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT, application_name=application_name)
+    try:
+        pin_search_path(conn)
+        if not autocommit:
+            conn.commit()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class LockTimeout(PermanentError):
+    """A prod step waited its whole bound for a lock. Never retried: what holds it is a run that
+    is still going or hung, and a person has to look (the step's critical alert says so)."""
+
+
+def _create_lock_table(conn) -> None:
+    """`webstack_audit.locks`, if missing. Two first deploys may race to create it: the loser's
+    duplicate is ignored (inside a savepoint, so the transaction goes on)."""
+    from psycopg import errors, sql
+
+    if conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (f"{AUDIT_SCHEMA}.{LOCK_TABLE}",)).fetchone()[0]:
+        return
+    for statement in (
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(AUDIT_SCHEMA)),
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY)").format(sql.Identifier(AUDIT_SCHEMA, LOCK_TABLE)),
+    ):
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except (errors.UniqueViolation, errors.DuplicateSchema, errors.DuplicateTable):
+            pass
+
+
+def _lock_holders(conn) -> str:
+    """Who holds a row lock on the lock table now (pid and application_name), for the messages."""
+    rows = conn.execute(
+        "SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l"
+        " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_catalog.pg_backend_pid()"
+        " AND l.relation = pg_catalog.to_regclass(%s) AND l.mode = 'RowShareLock' ORDER BY l.pid",
+        (f"{AUDIT_SCHEMA}.{LOCK_TABLE}",),
+    ).fetchall()
+    return ", ".join(f"pid {pid} ({app or 'no application_name'})" for pid, app in rows) or "a session that has ended"
+
+
+def prod_lock(conn, name: str, *, wait: float, what: str, log=None) -> None:
+    """Hold prod's lock `name` until `conn`'s current transaction ends; wait at most `wait`
+    seconds for it, then raise LockTimeout naming the holder.
+
+    Must run inside a transaction (`with conn.transaction():` on an autocommit connection). The
+    lock is a row lock on `webstack_audit.locks`: only a role that may UPDATE that table can take
+    it, so a preview role cannot (the schema is closed to it: `workflow.preview_database`).
+    `lock_timeout` is set for the rest of the transaction, so every later lock wait in it is
+    bounded by `wait` as well.
+    """
+    from psycopg import errors, sql
+
+    conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (f"{max(1, int(wait * 1000))}ms",))
+    table = sql.Identifier(AUDIT_SCHEMA, LOCK_TABLE)
+    holders = "another session"
+    try:
+        _create_lock_table(conn)
+        conn.execute(sql.SQL("INSERT INTO {} (name) VALUES (%s) ON CONFLICT DO NOTHING").format(table), (name,))
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("SELECT 1 FROM {} WHERE name = %s FOR UPDATE NOWAIT").format(table), (name,))
+            return
+        except errors.LockNotAvailable:
+            holders = _lock_holders(conn)
+        if log:
+            log(f"{what}: waiting up to {wait:.0f}s for the lock {name!r}, held by {holders}")
+        conn.execute(sql.SQL("SELECT 1 FROM {} WHERE name = %s FOR UPDATE").format(table), (name,))
+    except errors.InsufficientPrivilege as exc:
+        raise PermanentError(
+            f"{what}: cannot take the lock {name!r}: {' '.join(str(exc).split())}",
+            hint=f"{AUDIT_SCHEMA} must be owned by prod's role (a preview may have created it first): check its owner "
+            "and contents, then `ALTER SCHEMA ... OWNER TO <prod role>` as an administrator",
+        ) from None
+    except errors.LockNotAvailable:
+        raise LockTimeout(
+            f"{what}: waited {wait:.0f}s for the lock {name!r} ({AUDIT_SCHEMA}.{LOCK_TABLE}), held by "
+            f"{holders}",
+            hint="another run of this step is still going or hung: find it in pg_stat_activity by its pid, "
+            "let it finish or end it (pg_terminate_backend), then re-run the deploy",
+        ) from None

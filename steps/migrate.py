@@ -13,9 +13,12 @@ cannot connect. So this step, in order:
    the drizzle config declares (`steps.drizzle_tables`: drizzle-kit's own API through the app's
    drizzle-orm; no script in the app);
 3. connects with psycopg (auth / missing database: permanent, with what to fix; unreachable:
-   transient, retried by the runtime) and takes a session advisory lock keyed by the schema name
-   (`hashtextextended('webstack-migrate:' || schema, 0)`), polling `pg_try_advisory_lock` within
-   the timeout, so two pushes never run on one schema at once;
+   transient, retried by the runtime) and takes the schema's migration lock within the timeout,
+   so two pushes never run on one schema at once. For prod's schema (any that is not a PR's) it is
+   a row lock in `webstack_audit.locks` (`steps.database.prod_lock`), which no preview role can
+   take; a PR schema's is a session advisory lock keyed by its name
+   (`hashtextextended('webstack-migrate:' || schema, 0)`, polled with `pg_try_advisory_lock`):
+   any role may hold an advisory key, so one PR can make another's migration wait, never prod's;
 4. snapshots the schema's tables and columns, runs `drizzle-kit push` (no TTY; `--force` only with
    `--allow-data-loss`) from the schema package's directory with `--config <drizzleConfig>`, as
    the package's own `drizzle-kit push` script runs (a relative `schema` glob resolves as it does
@@ -70,7 +73,7 @@ from steps.runtime import (
 )
 from core.database import MIGRATE_APPLICATION, migrate_check_session, migrate_lock_session, migrate_session, migration_lock
 from core.names import DATA_LOSS_DIGEST, DATA_LOSS_DIGEST_LENGTH, PR_SCHEMA
-from steps.database import connect, connection_problem, database_url
+from steps.database import LockTimeout, connect, connection_problem, database_url, prod_lock
 from steps.schema import validate_schema_name
 
 DEFAULT_SCHEMA_DIR = "packages/shared-schemas"
@@ -320,8 +323,12 @@ _TYPE_SHAPE = re.compile(r"(?P<base>[a-z_][a-z0-9_ ]*?)\s*(?P<args>\([^)]*\))?\s
 def normalize_type(type_: str, schema: str) -> str:
     """One spelling for drizzle's `getSQLType()` and Postgres' `format_type()` of a column type."""
     t = " ".join(type_.lower().replace('"', "").split())
-    if t.startswith(f"{schema}."):
-        t = t[len(schema) + 1 :]
+    # format_type qualifies a type outside the session's search_path, which the steps pin to the
+    # catalog (steps.database): an extension's type in `public` reads `public.citext`.
+    for prefix in (f"{schema}.", "public."):
+        if t.startswith(prefix):
+            t = t[len(prefix) :]
+            break
     suffix = ""
     while t.endswith("[]"):
         suffix += "[]"
@@ -437,14 +444,14 @@ def connect_checked(url: str, *, application_name: str):
 
 
 def lock_key(conn, schema: str) -> int:
-    return conn.execute("SELECT hashtextextended(%s, 0)", (migration_lock(schema),)).fetchone()[0]
+    return conn.execute("SELECT pg_catalog.hashtextextended(%s, 0)", (migration_lock(schema),)).fetchone()[0]
 
 
 def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
     """Hold the schema's migration lock on `conn` (session-level); wait for it until `deadline`."""
     key = lock_key(conn, schema)
     waited = False
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+    while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
         if not waited:
             holders = conn.execute(
                 "SELECT l.pid, a.application_name FROM pg_locks l"
@@ -463,6 +470,36 @@ def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
             )
         time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
     return key
+
+
+@contextlib.contextmanager
+def migration_lock(conn, url: str, schema: str, deadline: float, timeout: float):
+    """Hold `schema`'s migration lock while the block runs (see the module docstring, 3.)."""
+    if PR_SCHEMA.fullmatch(schema):
+        key = acquire_lock(conn, schema, deadline, timeout)
+        try:
+            yield
+        finally:
+            # Closing the connection releases the lock too; a broken one must not hide the error.
+            with contextlib.suppress(Exception):
+                conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (key,))
+        return
+    # prod's: a row lock held by a transaction on a connection of its own, open while the block
+    # runs (the queries on `conn` stay outside it, autocommitted).
+    with connect_checked(url, application_name=migrate_lock_session(schema)) as lock_conn:
+        with lock_conn.transaction():
+            try:
+                prod_lock(
+                    lock_conn, migration_lock(schema), wait=max(0.001, deadline - time.monotonic()),
+                    what=f"migrate: {schema}", log=log,
+                )
+            except LockTimeout as exc:
+                raise MigrationTimeout(
+                    f"waited {timeout:.0f}s for another migration of schema {schema} to release its lock ({exc})",
+                    hint="a migration of this schema is still running or hung: find it in pg_stat_activity "
+                    f"(application_name {MIGRATE_APPLICATION}:*), end it, check the schema, then re-run the deploy",
+                ) from None
+            yield
 
 
 def terminate_push_backends(conn, application_name: str) -> int:
@@ -717,8 +754,7 @@ def migrate(args: MigrateArgs) -> dict:
 
     with connect_checked(url, application_name=migrate_lock_session(schema)) as conn:
         deadline = time.monotonic() + args.timeout
-        key = acquire_lock(conn, schema, deadline, args.timeout)
-        try:
+        with migration_lock(conn, url, schema, deadline, args.timeout):
             before = read_state(conn, schema)
             keys_before = foreign_keys(conn, schema)
 
@@ -772,10 +808,6 @@ def migrate(args: MigrateArgs) -> dict:
                 )
             after = read_state(conn, schema)
             recreated = recreated_foreign_keys(keys_before, foreign_keys(conn, schema))
-        finally:
-            # Closing the connection releases the lock too; a broken one must not hide the error.
-            with contextlib.suppress(Exception):
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     problems = verify_state(manifest, after, schema)
     if problems:

@@ -33,13 +33,13 @@ from __future__ import annotations
 import sys
 
 from components.settings import stack_setting
-from core.database import DDL_AUDIT_APPLICATION, SCHEMA_CHANGING_APPLICATIONS
+from core.database import AUDIT_SCHEMA, DDL_AUDIT_APPLICATION, DDL_AUDIT_LOCK, SCHEMA_CHANGING_APPLICATIONS
 from core.names import PROD_STACK
 from steps.args import StepParser
-from steps.database import connect, database_url, schema_name_problem
+from steps.args import positive_seconds
+from steps.database import DEFAULT_LOCK_WAIT, connect, database_url, prod_lock, schema_name_problem
 from steps.retry import PermanentError
-from steps.runtime import run_step, warn
-from workflow.deploy_record import SCHEMA as AUDIT_SCHEMA
+from steps.runtime import log, run_step, warn
 
 TABLE = "ddl_events"
 FUNCTION = "record_ddl"
@@ -47,7 +47,6 @@ TRIGGERS = {"webstack_ddl_audit_end": "ddl_command_end", "webstack_ddl_audit_dro
 # The connections of the pipeline's own schema changes (core.database).
 MIGRATION_APPLICATIONS = SCHEMA_CHANGING_APPLICATIONS
 STATEMENT_CHARS = 1000
-LOCK_KEY = 0x5EB5_0DD1
 
 COLUMNS = (
     "occurred_at",
@@ -94,7 +93,7 @@ def _function_sql(schemas: tuple[str, ...]):
         BEGIN
             IF TG_EVENT = 'sql_drop' THEN
                 FOR touched IN SELECT object_type, schema_name, object_identity
-                               FROM pg_event_trigger_dropped_objects() WHERE original LOOP
+                               FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original LOOP
                     IF coalesce(touched.schema_name,
                                 CASE WHEN touched.object_type = 'schema' THEN touched.object_identity END)
                        = ANY({schemas}) THEN
@@ -106,7 +105,7 @@ def _function_sql(schemas: tuple[str, ...]):
                 END LOOP;
             ELSE
                 FOR touched IN SELECT command_tag, object_type, schema_name, object_identity
-                               FROM pg_event_trigger_ddl_commands() LOOP
+                               FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
                     IF coalesce(touched.schema_name,
                                 CASE WHEN touched.object_type = 'schema' THEN touched.object_identity END)
                        = ANY({schemas}) THEN
@@ -178,7 +177,7 @@ def _is_superuser(conn) -> bool:
     return bool(conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0])
 
 
-def install(schemas: tuple[str, ...]) -> dict:
+def install(schemas: tuple[str, ...], lock_wait: float = DEFAULT_LOCK_WAIT) -> dict:
     from psycopg import sql
 
     with connect(database_url(), application_name=DDL_AUDIT_APPLICATION) as conn:
@@ -190,7 +189,7 @@ def install(schemas: tuple[str, ...]) -> dict:
             )
             return {"table": f"{AUDIT_SCHEMA}.{TABLE}", "schemas": list(schemas), "triggers": states, "state": "skipped"}
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            prod_lock(conn, DDL_AUDIT_LOCK, wait=lock_wait, what="ddl-audit", log=log)
             _create_table(conn)
             conn.execute(_function_sql(schemas))
             conn.execute(
@@ -220,10 +219,14 @@ def status() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = StepParser(prog="python -m workflow.ddl_audit", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("install", "status"))
+    parser.add_argument(
+        "--lock-wait", type=positive_seconds, default=DEFAULT_LOCK_WAIT,
+        help=f"seconds `install` waits for another install (default {DEFAULT_LOCK_WAIT:.0f})",
+    )
     args = parser.parse_args(argv)
     if args.action == "status":
         return run_step("ddl-audit", critical=False, body=status)
-    return run_step("ddl-audit", critical=False, body=lambda: install(watched_schemas()))
+    return run_step("ddl-audit", critical=False, body=lambda: install(watched_schemas(), args.lock_wait))
 
 
 if __name__ == "__main__":

@@ -30,18 +30,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.database import DEPLOY_RECORD_APPLICATION
+from core.database import AUDIT_SCHEMA, DEPLOY_RECORD_APPLICATION, DEPLOY_RECORD_LOCK
 from core.names import SAFE_STACK_NAME
 from steps.args import StepParser, matching
-from steps.database import database_url
+from steps.database import DEFAULT_LOCK_WAIT, connect, database_url, prod_lock
 from steps.runtime import PermanentError, run_step
 
-SCHEMA = "webstack_audit"
+SCHEMA = AUDIT_SCHEMA
 TABLE = "deploys"
-CONNECT_TIMEOUT = 15
 OUTCOMES = ("success", "failure", "cancelled", "skipped")
-# Serializes the first-time DDL of concurrent deploys (prod and several PRs may start together).
-DDL_LOCK_KEY = 0x5EB57AC4
 
 # Column -> SQL type; the order is the table's.
 COLUMNS = {
@@ -122,8 +119,8 @@ def _create_table(conn) -> None:
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in COLUMNS.items()
     )
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+    # Serializes the first-time DDL of concurrent records (a lock no preview role can take).
+    prod_lock(conn, DEPLOY_RECORD_LOCK, wait=DEFAULT_LOCK_WAIT, what="deploy-record")
     conn.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {table} ("
@@ -137,12 +134,11 @@ def _create_table(conn) -> None:
 
 def append(url: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """Create the table if needed and insert the record (once per run attempt and stack)."""
-    import psycopg  # imported here: argument and input checks run without a database driver
-    from psycopg import sql
+    from psycopg import sql  # imported here: argument and input checks run without a database driver
     from psycopg.types.json import Jsonb
 
     values = {**record, "outputs": Jsonb(record["outputs"])}
-    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name=DEPLOY_RECORD_APPLICATION) as conn:
+    with connect(url, application_name=DEPLOY_RECORD_APPLICATION) as conn:
         with conn.transaction():
             _create_table(conn)
             row = conn.execute(

@@ -29,6 +29,7 @@ import requests
 
 from core.database import AUDIT_REPORT_APPLICATION
 from steps.console import shown
+from steps.database import connect
 from workflow.github_api import DEFAULT_API, GitHub
 
 CLOUDTRAIL_SOURCES = ("iam.amazonaws.com", "lambda.amazonaws.com", "s3.amazonaws.com", "cloudtrail.amazonaws.com")
@@ -74,7 +75,7 @@ def _connect(env: Mapping[str, str]):
     if not url:
         raise SourceMissing("DATABASE_URL is not set")
     try:
-        return psycopg.connect(url, connect_timeout=15, application_name=AUDIT_REPORT_APPLICATION, autocommit=True)
+        return connect(url, application_name=AUDIT_REPORT_APPLICATION)
     except psycopg.OperationalError as exc:
         raise SourceMissing(f"cannot connect to the database ({type(exc).__name__})") from None
 
