@@ -473,7 +473,7 @@ def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
 
 
 @contextlib.contextmanager
-def migration_lock(conn, url: str, schema: str, deadline: float, timeout: float):
+def holding_migration_lock(conn, url: str, schema: str, deadline: float, timeout: float):
     """Hold `schema`'s migration lock while the block runs (see the module docstring, 3.)."""
     if PR_SCHEMA.fullmatch(schema):
         key = acquire_lock(conn, schema, deadline, timeout)
@@ -754,7 +754,7 @@ def migrate(args: MigrateArgs) -> dict:
 
     with connect_checked(url, application_name=migrate_lock_session(schema)) as conn:
         deadline = time.monotonic() + args.timeout
-        with migration_lock(conn, url, schema, deadline, args.timeout):
+        with holding_migration_lock(conn, url, schema, deadline, args.timeout):
             before = read_state(conn, schema)
             keys_before = foreign_keys(conn, schema)
 

@@ -225,7 +225,7 @@ def deploy(url: str, *args: str, timeout: float = 60, **env: str):
 
 @pytest.mark.slow
 def test_a_pr_session_holding_every_key_it_can_does_not_stall_prods_steps(pg_database: Database, roles: Roles):
-    from steps.migrate import migration_lock
+    from steps.migrate import holding_migration_lock
 
     with pg_database.connect() as conn:
         prod_data(conn)
@@ -253,7 +253,7 @@ def test_a_pr_session_holding_every_key_it_can_does_not_stall_prods_steps(pg_dat
         proc = deploy(pg_database.url, "--role", roles.group, "--lock-wait", "10", timeout=30)
         assert proc.returncode == 0, proc.stderr[-2000:]
         with psycopg.connect(pg_database.url, autocommit=True) as conn:
-            with migration_lock(conn, pg_database.url, "app", time.monotonic() + 10, 10):
+            with holding_migration_lock(conn, pg_database.url, "app", time.monotonic() + 10, 10):
                 held = conn.execute(
                     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
                     " WHERE a.application_name = 'webstack-migrate-lock:app' AND l.locktype = 'relation' AND l.granted"
@@ -426,10 +426,10 @@ def test_functions_a_preview_plants_never_run_in_prods_session(pg_database: Data
     # prod's deploy steps: the preview role's step, a migration lock on prod's schema, a deploy record.
     proc = deploy(roles.url(roles.prod), "--role", roles.group)
     assert result_of(proc)["stray"] == [roles.prod]
-    from steps.migrate import migration_lock
+    from steps.migrate import holding_migration_lock
     from workflow.deploy_record import append
 
-    with psycopg.connect(roles.url(roles.prod), autocommit=True) as conn, migration_lock(
+    with psycopg.connect(roles.url(roles.prod), autocommit=True) as conn, holding_migration_lock(
         conn, roles.url(roles.prod), "app_preview_pr_3", time.monotonic() + 10, 10
     ):
         pass
