@@ -610,6 +610,27 @@ def test_second_push_on_a_schema_waits_for_the_lock(pg_database: Database, webho
 
 
 @pytest.mark.slow
+def test_prods_migration_lock_is_out_of_an_advisory_keys_reach(pg_database: Database, webhook):
+    result_of(push(pg_database, "app"))
+    with pg_database.connect() as anyone:
+        # The advisory key of prod's schema, which any role may take, holds nothing back ...
+        anyone.execute("SELECT pg_advisory_lock(hashtextextended('webstack-migrate:app', 0))")
+        assert result_of(push(pg_database, "app", timeout="30"))["outcome"] == "no_changes"
+    with pg_database.connect() as other_run:
+        # ... prod's own lock (a row of webstack_audit.locks) does, for a bounded time, with the alert.
+        holder = other_run.info.backend_pid
+        other_run.execute("BEGIN")
+        other_run.execute("SELECT 1 FROM webstack_audit.locks WHERE name = 'webstack-migrate:app' FOR UPDATE")
+        blocked = push(pg_database, "app", timeout="3", ALERT_WEBHOOK_URL=webhook.url)
+        other_run.execute("ROLLBACK")
+    assert blocked.returncode == 1
+    assert "waited 3s for another migration of schema app" in failure_line(blocked)
+    assert f"held by pid {holder}" in failure_line(blocked)
+    assert "drizzle-kit push: running" not in blocked.stderr
+    assert webhook.requests[0].json["attachments"][0]["title"] == TIMEOUT_ALERT
+
+
+@pytest.mark.slow
 def test_unreachable_database_is_retried_then_fails(pg_database: Database):
     port = free_port()
     proc = run_migrate("--app-dir", "examples/app", "--schema", "app", "--timeout", "30",
