@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -145,7 +144,8 @@ def world(pg_database: Database, webhook: StubServer, tmp_path: Path) -> Iterato
         yield w
 
 
-def plant(w: World, kind: str) -> None:
+def plant(w: World, kind: str) -> tuple[str, ...]:
+    """Plants one anomaly of `kind`; returns what the report must be run with to see it."""
     if kind == "aws-change":
         w.cloudtrail.record("PutBucketPolicy", "s3.amazonaws.com", user="mallory", resources=[("AWS::S3::Bucket", "webstack-state")])
     elif kind == "cloudflare-change":
@@ -155,10 +155,19 @@ def plant(w: World, kind: str) -> None:
         with w.db.connect(application_name="psql") as conn:
             conn.execute("CREATE TABLE app.shadow (id int)")
     elif kind == "ddl-mark-outside-deploy":
-        # After the deploy run ended (and the clock slack): a mark copied by hand.
-        time.sleep(anomalies.RUN_WINDOW_SLACK.total_seconds() + 1.5)
+        # A mark copied by hand after the deploy run ended and its clock slack. Rather than wait that
+        # out, the clock moves: the DDL log's time of the forged statement is put past the slack,
+        # and the report looks that far ahead (`--until`).
+        later = anomalies.RUN_WINDOW_SLACK + timedelta(seconds=2)
         with w.db.connect(application_name="webstack-migrate:app:by-hand") as conn:
             conn.execute("CREATE TABLE app.forged (id int)")
+        with w.db.connect() as conn:
+            moved = conn.execute(
+                "UPDATE webstack_audit.ddl_events SET occurred_at = occurred_at + %s WHERE object_identity = 'app.forged'",
+                (later,),
+            ).rowcount
+        assert moved == 1
+        return ("--until", (datetime.now(UTC) + later + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ"))
     elif kind == "deploy-without-record":
         w.github.add_run("deploy", sha="f" * 40)
     elif kind == "record-without-run":
@@ -171,6 +180,7 @@ def plant(w: World, kind: str) -> None:
         w.drift = {"stack": "prod", "checked_at": "2026-11-30T00:00:00Z", "drifted": True, "resources": [
             {"urn": "urn:pulumi:prod::webstack::aws:lambda/function:Function::api-function", "type": "aws:lambda/function:Function",
              "name": "api-function", "properties": ["memorySize"]}]}  # fmt: skip
+    return ()
 
 
 def alerts(hook: StubServer) -> list[str]:
@@ -205,8 +215,7 @@ def test_the_pipelines_own_work_raises_nothing_and_the_report_says_what_happened
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_anomaly_fires_on_a_planted_event(world: World, kind: str):
-    plant(world, kind)
-    _, report, md = world.report()
+    _, report, md = world.report(*plant(world, kind))
     assert [a["kind"] for a in report["anomalies"]] == [kind], report["anomalies"]
     assert alerts(world.hook) == [f"audit: {kind}"]
     assert f"| {kind} |" in md and "**1 anomaly**" in md

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,16 +140,25 @@ def test_failed_npm_ci_leaves_no_marker_and_is_not_retried(workspace: Path):
 def test_a_second_caller_waits_for_the_first(workspace: Path):
     # Hold the lock the way a running install does; a second caller must wait, then install once.
     fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)
+    lines: list[str] = []
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         proc = run_install(workspace)
-        time.sleep(3)
-        assert proc.poll() is None, "the install did not wait for the lock"
-        assert not (workspace / "node_modules").exists()
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader.start()
+        # Until it says it waits (polled, not a fixed sleep): it must not finish or install meanwhile.
+        deadline = time.monotonic() + 120
+        while not any("waiting for it" in line for line in lines):
+            assert proc.poll() is None, "the install finished while another process held the lock:\n" + "".join(lines)
+            assert time.monotonic() < deadline, "the install never said it waits for the lock"
+            time.sleep(0.05)
+        assert proc.poll() is None and not (workspace / "node_modules").exists()
     finally:
         os.close(fd)
-    code, result, err = finish(proc)
-    assert code == 0 and result["installed"] is True and "waiting for it" in err
+    out = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0
+    reader.join(timeout=60)
+    assert json.loads(out.strip().splitlines()[-1])["installed"] is True, "".join(lines)
 
 
 @pytest.mark.slow
