@@ -1,4 +1,4 @@
-"""The webstack Pulumi program: settings -> five phases -> stack outputs."""
+"""The webstack Pulumi program: settings -> the phases (core.phases) -> stack outputs."""
 
 import pulumi
 

@@ -1,4 +1,4 @@
-"""A deploy phase: the parent of everything one of the five phases (plus the final checks) creates.
+"""A deploy phase: the parent of everything one phase (core.phases.PHASES) creates.
 
 Grouping by phase makes the order explicit where no data flows: a step that must wait for a whole
 phase says `depends_on=[that_phase]`, which Pulumi expands to every resource under it.

@@ -1,24 +1,19 @@
-"""The whole deployment as five phases plus the final checks, composed in one place.
+"""The whole deployment, phase by phase, composed in one place.
 
-1. infrastructure  AWS and Cloudflare resources (prod also the account foundation)
-2. dependencies    `npm ci` of the app workspace, once, keyed by the lockfile
-3. database        the stack's schema, then `drizzle-kit push` into it
-4. backend         Lambda bundle, function, (prod) version + alias `stable`
-5. frontend        Next.js export with the stack's outputs, Cloudflare Pages deploy
-6. checks          DNS propagation, health of the site and the API
-
-Every step that changes a live system waits for the phase before it (`depends_on` the phase where
-no data flows). Builds change nothing outside the runner, so they wait only for their inputs and
-overlap the earlier phases instead of lengthening the chain.
-
-Each phase is a function that takes what earlier phases made and returns a `Stage`: its `Phase`
-component (what a later phase waits for) and what it made (what a later phase reads).
+`deploy()` walks `core.phases.PHASES` in order: for each it creates the `Phase` component and calls
+the function of that name here (marked `@phase`), which declares the phase's resources under it and
+returns what it made. A function gets a `Run`: the settings, the sources' hashes, what the earlier
+phases made (by phase name) and `after`, every earlier phase. Every step that changes a live system
+waits for `after` (`depends_on` where no data flows), so adding a phase is its entry in PHASES and
+its function here, and the phases after it wait for it without being touched. Builds change
+nothing outside the runner: they wait only for their inputs and overlap the earlier phases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -40,6 +35,7 @@ from components.settings import PROJECT_ROOT, Settings
 from components.site_domain import SiteDomain, SiteDomainArgs
 from components.state_backend import StateBackend, StateBackendArgs
 from core import names
+from core.phases import PHASES
 from core.source_hash import combine, tree_hash
 from steps import package_manager
 
@@ -82,12 +78,36 @@ class AppSources:
 Made = TypeVar("Made")
 
 
-@dataclass(frozen=True)
-class Stage(Generic[Made]):
-    """What one phase function returns: the phase to wait for, and what it made."""
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """What a phase function gets."""
 
-    phase: Phase
-    made: Made
+    settings: Settings
+    sources: AppSources
+    made: Mapping[str, Any]
+    """What each earlier phase's function returned, by phase name."""
+    after: Sequence[Phase]
+    """Every earlier phase: what this phase's live steps wait for."""
+    opts: pulumi.ResourceOptions
+    """Children of this phase's `Phase` component (and the stack's AWS provider through it)."""
+
+    def of(self, phase: str, kind: type[Made]) -> Made:
+        """What the earlier phase `phase` made, checked to be a `kind`."""
+        made = self.made.get(phase)
+        if not isinstance(made, kind):
+            raise TypeError(f"phase {phase!r} made {type(made).__name__}, not the {kind.__name__} a later phase reads")
+        return made
+
+
+PHASE_FUNCTIONS: dict[str, Callable[[Run], Any]] = {}
+
+
+def phase(function: Callable[[Run], Made]) -> Callable[[Run], Made]:
+    """Marks the function of the phase of the same name (core.phases.PHASES)."""
+    if function.__name__ not in PHASES:
+        raise ValueError(f"{function.__name__} is marked @phase but is not in core.phases.PHASES ({', '.join(PHASES)})")
+    PHASE_FUNCTIONS[function.__name__] = function
+    return function
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,9 +135,9 @@ class Outputs:
     foundation: Foundation | None
 
 
-def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Stage[Infrastructure]:
-    phase = Phase("infrastructure", opts)
-    child = pulumi.ResourceOptions(parent=phase)
+@phase
+def infrastructure(run: Run) -> Infrastructure:
+    settings, child = run.settings, run.opts
     foundation = _foundation(settings, child) if settings.is_prod else None
     project_name = foundation.pages.project.name if foundation else settings.pages_project
 
@@ -133,7 +153,7 @@ def infrastructure(settings: Settings, opts: pulumi.ResourceOptions) -> Stage[In
         ),
         opts=child,
     )
-    return Stage(phase, Infrastructure(lambda_role=lambda_role, foundation=foundation))
+    return Infrastructure(lambda_role=lambda_role, foundation=foundation)
 
 
 def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation:
@@ -183,26 +203,25 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
     return Foundation(state=state, oidc=oidc, trail=trail, pages=pages)
 
 
-def dependencies(settings: Settings, sources: AppSources, opts: pulumi.ResourceOptions) -> Stage[Build]:
-    phase = Phase("dependencies", opts)
-    install = Build(
+@phase
+def dependencies(run: Run) -> Build:
+    settings = run.settings
+    return Build(
         "app-install",
         create=step_command("install", '--app-dir "$APP_DIR"', '--package-manager "$PACKAGE_MANAGER"'),
         environment={"APP_DIR": settings.app_dir, "PACKAGE_MANAGER": settings.app.package_manager},
-        triggers=[sources.lockfile],
-        opts=pulumi.ResourceOptions(parent=phase),
+        triggers=[run.sources.lockfile],
+        opts=run.opts,
     )
-    return Stage(phase, install)
 
 
-def database(
-    settings: Settings, sources: AppSources, after: list[pulumi.Resource], opts: pulumi.ResourceOptions
-) -> Stage[local.Command]:
-    phase = Phase("database", opts)
+@phase
+def database(run: Run) -> local.Command:
+    settings = run.settings
     db = Database(
         "database",
-        DatabaseArgs(schema=settings.db_schema, drop_on_destroy=settings.is_pr, after=after),
-        opts=pulumi.ResourceOptions(parent=phase),
+        DatabaseArgs(schema=settings.db_schema, drop_on_destroy=settings.is_pr, after=run.after),
+        opts=run.opts,
     )
     migrate_flags = [
         '--app-dir "$APP_DIR"',
@@ -224,30 +243,23 @@ def database(
     elif settings.approve_data_loss:
         migrate_flags.append('--approve-data-loss "$APPROVE_DATA_LOSS"')
         environment["APPROVE_DATA_LOSS"] = settings.approve_data_loss
-    migration = deploy_step(
+    return deploy_step(
         "database-migrate",
         create=step_command("migrate", *migrate_flags),
         environment=environment,
-        triggers=[sources.schema],
-        opts=pulumi.ResourceOptions(parent=phase, depends_on=[db]),
+        triggers=[run.sources.schema],
+        opts=pulumi.ResourceOptions.merge(run.opts, pulumi.ResourceOptions(depends_on=[db])),
     )
-    return Stage(phase, migration)
 
 
-def backend(
-    settings: Settings,
-    sources: AppSources,
-    infra: Stage[Infrastructure],
-    database_phase: Phase,
-    install: Build,
-    opts: pulumi.ResourceOptions,
-) -> Stage[LambdaApi]:
-    phase = Phase("backend", opts)
-    api = LambdaApi(
+@phase
+def backend(run: Run) -> LambdaApi:
+    settings = run.settings
+    return LambdaApi(
         "api",
         LambdaApiArgs(
             function_name=settings.function_name,
-            role_arn=infra.made.lambda_role.role.arn,
+            role_arn=run.of("infrastructure", Infrastructure).lambda_role.role.arn,
             app_dir=settings.app_dir,
             bundle=BundleArgs(
                 api_dir=settings.app.api_dir,
@@ -256,7 +268,7 @@ def backend(
                 external=settings.app.api_external,
                 extra_files=settings.app.api_extra_files,
             ),
-            sources_hash=sources.api,
+            sources_hash=run.sources.api,
             publish=settings.is_prod,
             pinned_version=settings.pinned_version,
             canary_percent=settings.canary_percent,
@@ -277,19 +289,18 @@ def backend(
             },
             app_environment={**settings.app.api_environment, **settings.app.api_secret_environment},
             secret_names=["DATABASE_URL", *settings.app.api_secret_environment],
-            after=[database_phase],
-            build_after=[install],
+            after=run.after,
+            build_after=[run.of("dependencies", Build)],
         ),
-        opts=pulumi.ResourceOptions(parent=phase),
+        opts=run.opts,
     )
-    return Stage(phase, api)
 
 
-def frontend(
-    settings: Settings, sources: AppSources, api: LambdaApi, install: Build, opts: pulumi.ResourceOptions
-) -> Stage[PagesSite]:
-    phase = Phase("frontend", opts)
-    site = PagesSite(
+@phase
+def frontend(run: Run) -> PagesSite:
+    settings = run.settings
+    api = run.of("backend", LambdaApi)
+    return PagesSite(
         "site",
         PagesSiteArgs(
             project_name=settings.pages_project,
@@ -298,16 +309,15 @@ def frontend(
             app_dir=settings.app_dir,
             web_dir=settings.app.web_dir,
             out_dir=f".build/{settings.stack}/site",
-            sources_hash=sources.web,
+            sources_hash=run.sources.web,
             public_environment=site_environment(settings, api.url.function_url),
             delete_replaced_deployments=not settings.is_prod,
             clean_branch_on_destroy=settings.is_pr,
-            build_after=[install],
-            after=api.live,
+            build_after=[run.of("dependencies", Build)],
+            after=run.after,
         ),
-        opts=pulumi.ResourceOptions(parent=phase),
+        opts=run.opts,
     )
-    return Stage(phase, site)
 
 
 def site_environment(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -326,10 +336,10 @@ def without_trailing_slash(url: str) -> str:
     return url.rstrip("/")
 
 
-def checks(
-    settings: Settings, api: LambdaApi, site: PagesSite, frontend_phase: Phase, opts: pulumi.ResourceOptions
-) -> Stage[Checks]:
-    phase = Phase("checks", opts)
+@phase
+def checks(run: Run) -> Checks:
+    settings = run.settings
+    api, site = run.of("backend", LambdaApi), run.of("frontend", PagesSite)
     final = Checks(
         "checks",
         ChecksArgs(
@@ -342,9 +352,9 @@ def checks(
             api_health_url=pulumi.Output.concat(api.url.function_url, "health"),
             api_version=api.live_version,
             timeout_seconds=CHECK_TIMEOUT_SECONDS,
-            after=[frontend_phase],
+            after=run.after,
         ),
-        opts=pulumi.ResourceOptions(parent=phase),
+        opts=run.opts,
     )
     if api.alias is not None:
         # Old versions go only once the new one has answered its health check: until then they
@@ -359,9 +369,9 @@ def checks(
                 "PUBLISHED_VERSION": api.function.version,
                 "AWS_REGION": settings.aws_region,
             },
-            opts=pulumi.ResourceOptions(parent=phase, depends_on=[final.api_health]),
+            opts=pulumi.ResourceOptions.merge(run.opts, pulumi.ResourceOptions(depends_on=[final.api_health])),
         )
-    return Stage(phase, final)
+    return final
 
 
 def deploy(settings: Settings) -> Outputs:
@@ -378,13 +388,18 @@ def deploy(settings: Settings) -> Outputs:
     )
     opts = pulumi.ResourceOptions(providers=[provider])
 
-    infra = infrastructure(settings, opts)
-    installed = dependencies(settings, sources, opts)
-    migrated = database(settings, sources, after=[infra.phase, installed.phase], opts=opts)
-    api = backend(settings, sources, infra, migrated.phase, installed.made, opts).made
-    site = frontend(settings, sources, api, installed.made, opts)
-    checks(settings, api, site.made, site.phase, opts)
+    unwritten = [name for name in PHASES if name not in PHASE_FUNCTIONS]
+    if unwritten:
+        raise RuntimeError(f"core.phases.PHASES names {', '.join(unwritten)}, with no @phase function in components/pipeline.py")
+    made: dict[str, Any] = {}
+    earlier: list[Phase] = []
+    for name in PHASES:
+        component = Phase(name, opts)
+        run = Run(settings=settings, sources=sources, made=dict(made), after=tuple(earlier), opts=pulumi.ResourceOptions(parent=component))
+        made[name] = PHASE_FUNCTIONS[name](run)
+        earlier.append(component)
 
+    infra, api = made["infrastructure"], made["backend"]
     return Outputs(
         api_url=api.url.function_url,
         site_url=settings.site_url,
@@ -392,5 +407,5 @@ def deploy(settings: Settings) -> Outputs:
         db_schema=settings.db_schema,
         function_name=api.function.name,
         stable_version=api.alias.function_version if api.alias else None,
-        foundation=infra.made.foundation,
+        foundation=infra.foundation,
     )

@@ -61,3 +61,20 @@ def test_the_engine_modules_build_against_the_cli_release_of_core():
             requires[f"{go_mod.parent.name}:{module}"] = version
     assert {"cli:pkg", "cli:sdk", "python:sdk", "command:sdk"} <= set(requires)
     assert set(requires.values()) == {versions.PULUMI_CLI_VERSION}, requires
+
+
+def test_the_number_of_phases_is_written_nowhere():
+    # PHASES says how many there are; prose that counts them goes stale with the next phase.
+    counted = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|[2-9]|1[0-9])[- ]phases?\b", re.I)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix not in {".py", ".md", ".yml", ".yaml", ".toml", ".ts", ".tsx", ""} or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        found += [f"{name}: {m[0]}" for m in counted.finditer(text) if name != "tests/test_core_facts.py"]
+    assert found == []

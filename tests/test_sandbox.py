@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import requests
 
+from core.phases import PHASES
 from sandbox.cloud import Endpoints, read_endpoints
 
 pytestmark = pytest.mark.engine
@@ -120,7 +121,7 @@ def deployed(root: Path) -> dict[str, object]:
 
 def test_up_deploys_every_phase_and_prints_where_it_serves(deployed) -> None:
     out = str(deployed["out"])
-    for phase in ("infrastructure", "dependencies", "database", "backend", "frontend", "checks"):
+    for phase in PHASES:
         assert re.search(rf"^  {phase}\s+[1-9]\d*\s+[\d.]+s$", out, re.MULTILINE), f"{phase} made no change:\n{out[-3000:]}"
     endpoints: Endpoints = deployed["endpoints"]  # type: ignore[assignment]
     aws = boto3.client("lambda", endpoint_url=endpoints.aws, region_name="us-east-1",

@@ -8,6 +8,8 @@ a webhook path all show up as the marker. Each step runs as the real process the
 
 from __future__ import annotations
 
+import ast
+import re
 import socket
 import subprocess
 import sys
@@ -77,7 +79,9 @@ def assert_no_secret(kept: str, secrets: dict[str, str]) -> None:
             assert value not in kept, name
 
 
-# Each step as its Command runs it, with inputs that make it fail without any service.
+# Each step as its Command runs it, with inputs that make it fail without any service. Which steps
+# there are is not kept here: test_every_step_is_run_here finds them in steps/ and in the Commands
+# the program declares, and fails naming any this table does not run.
 FAILURES = {
     "install": ["steps.install", "--app-dir", "does/not/exist"],
     "schema": ["steps.schema", "create", "--schema", "app_preview_pr_7"],
@@ -94,6 +98,36 @@ FAILURES = {
     "health": ["steps.health", "--url", "URL", "--timeout", "1"],
     "alert": ["steps.alert", "--severity", "critical", "--title", "t", "--body", "b"],
 }
+
+
+# Programs in steps/ that no Command runs and that read no secret.
+NOT_DEPLOY_STEPS = {"package_manager": "`prefetch` is .ci/setup's: it installs the pipeline's wrangler into the tools directory"}
+STEP_MODULE = re.compile(r"\bpython -m steps\.(\w+)")
+
+
+def step_programs() -> set[str]:
+    """Every module of steps/ that runs as a program (`if __name__ == "__main__":` at its top level)."""
+    found = set()
+    for path in sorted((REPO / "steps").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test):
+                found.add(path.stem)
+    return found
+
+
+def test_every_step_is_run_here(recorded) -> None:
+    run_here = {argv[0].removeprefix("steps.") for argv in FAILURES.values()}
+    declared = set()
+    for stack in ("prod", "preview-pr-7"):
+        for resource in recorded(stack).resources.values():
+            for key in ("create", "update", "delete"):
+                declared |= set(STEP_MODULE.findall(str(resource.inputs.get(key) or "")))
+    assert declared, "the recording names no step: the discovery looks in the wrong place"
+    programs = step_programs()
+    assert declared <= programs, f"Commands run {sorted(declared - programs)}, which are not programs in steps/"
+    missing = sorted((programs | declared) - run_here - set(NOT_DEPLOY_STEPS))
+    assert missing == [], f"steps {missing} are not run with sentinel secrets: add a failing invocation of each to FAILURES"
+    assert set(NOT_DEPLOY_STEPS) <= programs - declared, "a step listed as no Command's is run by one (or gone): drop it"
 
 
 @pytest.mark.parametrize("github", [True, False], ids=["github-actions", "local"])

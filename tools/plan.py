@@ -41,7 +41,7 @@ def is_build(recording: Recording, resource: RecordedResource) -> bool:
 
 
 def phase_order_violations(recording: Recording) -> list[str]:
-    """Where the recorded graph breaks the five-phase order; empty when it holds.
+    """Where the recorded graph breaks the phase order (core.phases.PHASES); empty when it holds.
 
     Every step of a phase that changes a live system must wait (directly or through others) for
     every live step of all earlier phases. A build changes nothing outside the runner: it is no

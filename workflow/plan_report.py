@@ -3,7 +3,7 @@
 The seed's "destructive changes -> log details & auto continue": every delete and replace is
 listed with its resource name, type and reason, stateful ones are marked, the list goes to the
 log (as GitHub warning annotations for stateful ones) and to `$GITHUB_STEP_SUMMARY` together with
-the five-phase diagram, and the step exits 0 so the deploy goes on. Protection against losing
+the phase diagram, and the step exits 0 so the deploy goes on. Protection against losing
 data lives in the program (`protect`/`retain_on_delete`), not here: a protected resource makes
 `pulumi up` itself refuse the delete, and the report says so.
 
@@ -291,7 +291,7 @@ def changes_table(plan: Plan) -> str:
 
 
 def phase_diagram(plan: Plan) -> str:
-    """The five phases plus checks as mermaid; phases with destructive changes are highlighted."""
+    """The phases as mermaid; phases with destructive changes are highlighted."""
     touched = {c.phase for c in plan.changes if c.phase}
     lines = ["```mermaid", "flowchart LR"]
     for a, b in zip(PHASES, PHASES[1:], strict=False):
