@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tools.offline import Recording, config_for, run_program  # noqa: E402
-from components.settings import stack_file_values  # noqa: E402
+from core.stack_files import stack_file_values  # noqa: E402
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub  # noqa: E402
 from tests.support.dns_stub import DnsStub  # noqa: E402
 from tests.support.http_stub import Reply, StubServer  # noqa: E402

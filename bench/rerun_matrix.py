@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.offline import Recording, committed_values, config_for, run_program  # noqa: E402
-from components.settings import PROJECT_ROOT  # noqa: E402
+from core.stack_files import PROJECT_ROOT  # noqa: E402
 
 IGNORED = shutil.ignore_patterns("node_modules", ".next", "out", "dist", ".turbo")
 TARGETS = {

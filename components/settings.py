@@ -6,6 +6,9 @@ its own: every `pulumi` command of a PR stack takes the template as its config f
 for any stack (the stack's config file, then the defaults Pulumi.yaml declares), and the program
 derives every name from N, so two PRs never share a schema, a function, a Pages branch or a host.
 Every problem is collected and reported at once, before any resource is declared.
+
+The stack files as plain files (Pulumi.yaml's declarations, a stack's config file) are read by
+core/stack_files.py, without the SDK: this module reads Pulumi's config on top of them.
 """
 
 from __future__ import annotations
@@ -25,12 +28,22 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 
 from core import names
 from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
+from core.stack_files import (  # noqa: F401 - re-exported: the program's settings are read on top of the files
+    PROJECT_FILE,
+    PROJECT_ROOT,
+    SECRET_ENVIRONMENT,
+    SECRET_ENVIRONMENT_KEY,
+    SECRET_KEYS,
+    ConfigKey,
+    config_file_values,
+    declared_keys,
+    stack_config_file,
+    stack_file_values,
+    stack_setting,
+)
 from steps.args import ENV_NAME
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 from steps.package_manager import manager_problem
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Patterns are matched whole (`fullmatch`): a `$` would also accept a trailing newline.
@@ -39,15 +52,6 @@ REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 GITHUB_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
-
-# Secrets never live in stack files; each comes from `pulumi config set --secret` or, failing
-# that, from the CI job's environment (which is also where the deploy steps read them).
-# `databaseUrl` is the direct connection (migrations, schema, deploy records); `runtimeDatabaseUrl`
-# is what the API function connects with, usually the transaction pooler.
-SECRET_ENVIRONMENT = {"databaseUrl": "DATABASE_URL", "runtimeDatabaseUrl": "RUNTIME_DATABASE_URL"}
-# The function's own secrets (a JSON object); only from `pulumi config set --secret`, never the environment.
-SECRET_ENVIRONMENT_KEY = "apiSecretEnvironment"
-SECRET_KEYS = frozenset({*SECRET_ENVIRONMENT, SECRET_ENVIRONMENT_KEY})
 
 StackKind = Literal["prod", "preview", "pr"]
 
@@ -102,18 +106,6 @@ class SettingsError(pulumi.RunError):
         self.problems = problems
         listing = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"stack {stack!r} cannot be deployed; fix these settings first:\n{listing}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConfigKey:
-    name: str
-    type: str
-    default: Any = None
-    secret: bool = False
-
-    @property
-    def required(self) -> bool:
-        return self.default is None and not self.secret
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,69 +199,6 @@ class Settings:
     @property
     def app_path(self) -> Path:
         return PROJECT_ROOT / self.app_dir
-
-
-def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, ConfigKey]:
-    """The config keys Pulumi.yaml declares for this project, by their short name."""
-    document = yaml.safe_load(project_file.read_text())
-    project = document["name"]
-    keys = {}
-    for full_name, declaration in (document.get("config") or {}).items():
-        namespace, _, short = full_name.partition(":")
-        if namespace != project:
-            continue
-        keys[short] = ConfigKey(
-            name=short,
-            type=declaration["type"],
-            default=declaration.get("default"),
-            # Not `secret: true` in Pulumi.yaml: the CLI demands a value for such a key, so one that
-            # may come from the CI environment alone could not be declared (see Pulumi.yaml).
-            secret=short in SECRET_KEYS,
-        )
-    return keys
-
-
-def stack_config_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    """The config file `pulumi` reads for `stack`: `Pulumi.<stack>.yaml`, and for a `preview-pr-<N>`
-    stack the template's, which the workflows, the sandbox and the README pass as `--config-file`.
-
-    Pulumi's own precedence then holds everywhere: a value in that file beats the default
-    `Pulumi.yaml` declares. (Reading the template inside the program, as before, let every default
-    override it: `apiFunctionCount: 10` became 1 on every PR stack.)
-    """
-    return root / f"Pulumi.{names.PREVIEW_STACK if PR_STACK.fullmatch(stack) else stack}.yaml"
-
-
-def stack_file_values(stack: str, project: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Plain (non-secure) values of the config file `stack` runs on (a PR stack: the template's)."""
-    return config_file_values(stack_config_file(stack, root), project)
-
-
-def config_file_values(path: Path, project: str) -> dict[str, Any]:
-    """Plain (non-secure) values of a stack config file (`--config-file`) in the project's namespace."""
-    if not path.exists():
-        return {}
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    prefix = f"{project}:"
-    return {
-        key[len(prefix):]: value
-        for key, value in config.items()
-        if key.startswith(prefix) and not (isinstance(value, dict) and "secure" in value)
-    }
-
-
-def stack_setting(stack: str, key: str, root: Path = PROJECT_ROOT) -> Any:
-    """A plain setting of `stack` as the program reads it, from the files alone (no engine).
-
-    For the workflows and tools that need one before `pulumi` runs (the app directory for caches):
-    the stack's file (a PR stack: Pulumi.preview.yaml), else the default Pulumi.yaml declares.
-    """
-    document = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    project = document["name"]
-    values = stack_file_values(stack, project, root)
-    if key in values:
-        return values[key]
-    return declared_keys(root / "Pulumi.yaml")[key].default
 
 
 def stack_kind(stack: str, problems: list[str]) -> tuple[StackKind | None, int | None]:

@@ -95,6 +95,6 @@ class Progress:
 
 def read_config_values(config_file: Path) -> dict[str, object]:
     """The plain settings a `--config-file` holds (secrets stay encrypted and are not needed)."""
-    from components.settings import config_file_values
+    from core.stack_files import config_file_values
 
     return config_file_values(config_file, "webstack")

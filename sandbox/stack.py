@@ -35,7 +35,7 @@ import requests
 from psycopg import sql
 
 from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, pages_branch
-from components.settings import stack_file_values
+from core.stack_files import stack_file_values
 from sandbox.cloud import Endpoints
 from sandbox.engine import BIN_DIR, engine_env
 

@@ -6,7 +6,7 @@
 A block sits between `<!-- generated: NAME (python -m tools.docs) -->` and `<!-- end: NAME -->`:
 - `phases` (README.md): the phase diagram, from `core.phases` (PHASES and their summaries);
 - `config-reference` (docs/configuration.md): every key Pulumi.yaml declares, its type, default
-  and description, the secrets marked (`components.settings.SECRET_KEYS`).
+  and description, the secrets marked (`core.stack_files.SECRET_KEYS`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from core.phases import PHASE_SUMMARIES, PHASES
+from core.stack_files import SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +46,6 @@ def _default(name: str, declaration: dict[str, Any], secret: bool) -> str:
 
 
 def config_reference(root: Path = ROOT) -> str:
-    from components.settings import SECRET_KEYS
-
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for full_name, declaration in project["config"].items():

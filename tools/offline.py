@@ -28,7 +28,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from core.phases import PHASE_TYPE
-from components.settings import PROJECT_ROOT, stack_file_values
+from core.stack_files import PROJECT_ROOT, stack_file_values
 
 MAIN = PROJECT_ROOT / "__main__.py"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker for a secret value, not a password  # nosec B105

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.settings import PROJECT_ROOT, stack_setting
 from core.names import API_BUNDLE_DIR, SAFE_STACK_NAME
+from core.stack_files import PROJECT_ROOT, stack_setting
 from steps.package_manager import LOCKFILES, detect_name
 from steps.runtime import PermanentError
 

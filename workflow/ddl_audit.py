@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import sys
 
-from components.settings import stack_setting
 from core.database import AUDIT_SCHEMA, DDL_AUDIT_APPLICATION, DDL_AUDIT_LOCK, SCHEMA_CHANGING_APPLICATIONS
 from core.names import PROD_STACK
+from core.stack_files import stack_setting
 from steps.args import StepParser
 from steps.args import positive_seconds
 from steps.database import DEFAULT_LOCK_WAIT, connect, database_url, prod_lock, schema_name_problem

@@ -38,9 +38,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from components.settings import stack_setting
 from core.database import AUDIT_SCHEMA, PREVIEW_DATABASE_APPLICATION, PREVIEW_DATABASE_LOCK, SAFE_SEARCH_PATH
 from core.names import PR_SCHEMA, PREVIEW_STACK, PROD_STACK, pr_schema_pattern
+from core.stack_files import stack_setting
 from steps.args import StepParser, positive_seconds
 from steps.console import log, shown, warn
 from steps.database import DEFAULT_LOCK_WAIT, connect, database_url, prod_lock, schema_name_problem
