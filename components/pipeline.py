@@ -390,7 +390,8 @@ def deploy(settings: Settings) -> Outputs:
 
     unwritten = [name for name in PHASES if name not in PHASE_FUNCTIONS]
     if unwritten:
-        raise RuntimeError(f"core.phases.PHASES names {', '.join(unwritten)}, with no @phase function in components/pipeline.py")
+        # A RunError: the Python host prints the message alone, not a traceback of the program.
+        raise pulumi.RunError(f"core.phases.PHASES names {', '.join(unwritten)}, with no @phase function in components/pipeline.py")
     made: dict[str, Any] = {}
     earlier: list[Phase] = []
     for name in PHASES:

@@ -16,6 +16,7 @@ A package's `__init__` runs before any of its modules, so a module also reaches 
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ def _resolve(name: str, ours: Mapping[str, Path], tops: set[str]) -> str | None:
     return None
 
 
-def import_edges(root: Path, packages: Iterable[str]) -> tuple[dict[str, Path], list[Edge]]:
+@functools.lru_cache(maxsize=8)
+def import_edges(root: Path, packages: tuple[str, ...]) -> tuple[dict[str, Path], list[Edge]]:
     ours = modules_of(root, packages)
     tops = {name.split(".")[0] for name in ours}
     edges = []
@@ -169,7 +171,7 @@ def cycles(graph: Mapping[str, set[str]], ours: set[str]) -> list[list[str]]:
     return found
 
 
-def violations(root: Path, packages: Iterable[str] = PACKAGES) -> list[str]:
+def violations(root: Path, packages: tuple[str, ...] = PACKAGES) -> list[str]:
     ours, edges = import_edges(root, packages)
     problems = []
     stdlib = set(sys.stdlib_module_names)
