@@ -19,4 +19,7 @@ if outputs.foundation is not None:
     pulumi.export("secretsProvider", pulumi.Output.concat("awskms://", outputs.foundation.state.key_alias.name))
     pulumi.export("prodDeployRoleArn", outputs.foundation.oidc.prod_role.arn)
     pulumi.export("previewDeployRoleArn", outputs.foundation.oidc.preview_role.arn)
+    pulumi.export("cleanupRoleArn", outputs.foundation.oidc.cleanup_role.arn)
+    if outputs.foundation.oidc.sweeper_role is not None:
+        pulumi.export("sweeperRoleArn", outputs.foundation.oidc.sweeper_role.arn)
     pulumi.export("trailArn", outputs.foundation.trail.trail.arn)

@@ -6,7 +6,7 @@ without Pulumi. Wildcards appear only where AWS needs them, and each such place 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.iam import (
@@ -172,22 +172,22 @@ def lambda_trust_policy() -> dict:
     )
 
 
-def github_subjects(prefix: str, role: str, environment: str = "", *, also: Sequence[str] = ()) -> list[str]:
-    """Exact OIDC subjects a deploy role trusts.
+def github_subjects(prefix: str, role: str, environment: str = "") -> list[str]:
+    """Exact OIDC subjects a deploy role trusts: its jobs' own, one subject.
 
     A job that names a GitHub `environment:` carries that environment's subject instead of its
     branch's or event's, so a role whose jobs run in `environment` trusts that subject only —
-    prod: `main`'s jobs without one; preview: every pull_request job without one. The environments
-    in `also` are trusted besides (the preview sweeper's: scheduled jobs on `main` that destroy
-    closed PRs' stacks, and must not carry `main`'s own subject).
+    prod: `main`'s jobs without one; preview and cleanup: every pull_request job without one. The
+    sweeper runs on `main` on a schedule: without an environment of its own its subject would be
+    `main`'s, so it has no fallback.
     """
     if role not in DEPLOY_ROLES:
         raise ValueError(f"unknown deploy role {role!r}")
     if environment:
-        subjects = [f"{prefix}:environment:{environment}"]
-    else:
-        subjects = [f"{prefix}:{DEPLOY_BRANCH_SUBJECT}" if role == "prod" else f"{prefix}:{PULL_REQUEST_SUBJECT}"]
-    return subjects + [f"{prefix}:environment:{name}" for name in also if name and name != environment]
+        return [f"{prefix}:environment:{environment}"]
+    if role == "sweeper":
+        raise ValueError("the sweeper role needs a GitHub environment of its own (githubSweeperEnvironment)")
+    return [f"{prefix}:{DEPLOY_BRANCH_SUBJECT}" if role == "prod" else f"{prefix}:{PULL_REQUEST_SUBJECT}"]
 
 
 def github_trust_policy(provider_arn: str, subjects: list[str]) -> dict:
@@ -223,15 +223,18 @@ class DeployScope:
 def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     """The DIY backend's objects of `stacks` (a stack name or a `prefix*` pattern).
 
-    Project-scoped layout, as the CLI writes it (pkg/backend/diy: store.go, lock.go; checked against
-    bin/pulumi's own backend in tests/test_verified_destroy.py): stacks/<project>/<stack>.json(.bak|.gz),
+    Project-scoped layout, as the CLI writes it (pkg/backend/diy: store.go, lock.go, stack_tags.go;
+    checked against bin/pulumi's own backend in tests/test_verified_destroy.py):
+    stacks/<project>/<stack>.json(.bak|.gz), the stack's tags beside it (<stack>.pulumi-tags),
     history/<project>/<stack>/, backups/<project>/<stack>/, and only the locks under the stack's
-    fully qualified name, locks/organization/<project>/<stack>/.
+    fully qualified name, locks/organization/<project>/<stack>/ (workflow.state_store lists them by
+    the same prefixes).
     """
     root = f"{scope.state_bucket_arn}/{STATE_PREFIX}/.pulumi"
     project = scope.project
     return [
         f"{root}/stacks/{project}/{stacks}.json*",
+        f"{root}/stacks/{project}/{stacks}.pulumi-tags",
         f"{root}/locks/organization/{project}/{stacks}/*",
         f"{root}/history/{project}/{stacks}/*",
         f"{root}/backups/{project}/{stacks}/*",
@@ -401,6 +404,132 @@ def preview_deploy_policy(scope: DeployScope) -> dict:
     )
 
 
+def _lease_table_key(scope: DeployScope) -> dict:
+    """The lock table's key, only as DynamoDB uses it for that table's items: a role that holds a
+    lease reaches the table's data through DynamoDB, and can decrypt nothing else with the key
+    (DynamoDB's encryption context names the table; KMS Developer Guide, "How Amazon DynamoDB uses
+    AWS KMS")."""
+    table = foundation_names(scope.project, scope.account_id)["lock_table"]
+    return {
+        "Sid": "LeaseTableKeyThroughDynamoDB",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+        "Resource": scope.state_key_arn,
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": f"dynamodb.{scope.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:dynamodb:tableName": table,
+            }
+        },
+    }
+
+
+def _execution_role_removal(scope: DeployScope) -> list[dict]:
+    roles = f"arn:aws:iam::{scope.account_id}:role/{execution_role_name(scope.project, PR_STACKS)}"
+    return [
+        {
+            "Sid": "PreviewExecutionRoleRemoval",
+            "Effect": "Allow",
+            "Action": [
+                "iam:DeleteRole",
+                "iam:GetRole",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListInstanceProfilesForRole",
+                "iam:ListRolePolicies",
+            ],
+            "Resource": roles,
+        },
+        {
+            "Sid": "PreviewExecutionRoleDetachLogsOnly",
+            "Effect": "Allow",
+            "Action": "iam:DetachRolePolicy",
+            "Resource": roles,
+            "Condition": {"ArnEquals": {"iam:PolicyARN": BASIC_EXECUTION_POLICY}},
+        },
+    ]
+
+
+def state_listing_prefixes(scope: DeployScope) -> list[str]:
+    """What the sweeper may list in the state bucket (`s3:prefix`): the stacks' names (the checkpoint
+    objects of every stack, opened by nobody) and the previews' own directories."""
+    root = f"{STATE_PREFIX}/.pulumi"
+    return [
+        f"{root}/stacks/{scope.project}/*",
+        f"{root}/history/{scope.project}/{PR_STACKS}",
+        f"{root}/backups/{scope.project}/{PR_STACKS}",
+        f"{root}/locks/organization/{scope.project}/{PR_STACKS}",
+    ]
+
+
+def sweeper_policy(scope: DeployScope) -> dict:
+    """The sweeper's role (scheduled, on `main`): remove closed PRs' previews by name, nothing else.
+
+    workflow.teardown_preview reads no state and runs no Pulumi: it lists the state bucket under the
+    previews' prefixes, deletes their objects (no s3:GetObject, so no state is ever read, and no
+    KMS key: deleting an SSE-KMS object needs none), deletes the preview functions (their URL,
+    permissions and versions go with them) and execution roles, and holds the stack's lease. No
+    create, update, pass or attach action; the lease's key only through DynamoDB.
+    """
+    functions = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_name(scope.project, PR_STACKS)}"
+    return _document(
+        {
+            "Sid": "StateListing",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": scope.state_bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": state_listing_prefixes(scope)}},
+        },
+        {
+            "Sid": "PreviewStateRemoval",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": state_objects(scope, PR_STACKS),
+        },
+        {
+            "Sid": "PreviewFunctionRemoval",
+            "Effect": "Allow",
+            "Action": ["lambda:DeleteFunction", "lambda:GetFunction"],
+            "Resource": functions,
+        },
+        *_execution_role_removal(scope),
+        _lease_access(scope, PR_STACKS),
+        _lease_table_key(scope),
+    )
+
+
+def cleanup_policy(scope: DeployScope) -> dict:
+    """cleanup.yml's role: `pulumi destroy` and `stack rm` of a closed PR's own stack, nothing more.
+
+    What the engine and the AWS provider do on destroy: read and write the stack's state objects
+    (the backend writes the state after each step, and a lock), decrypt its secrets with the state
+    key, call sts:GetCallerIdentity when the provider is configured, and delete the preview's
+    function URL, permissions, function, policy attachment and execution role (the provider's
+    Delete reads the function's policy and the role's attachments and profiles as it goes). No
+    create, update, pass or attach action.
+    """
+    functions = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_name(scope.project, PR_STACKS)}"
+    return _document(
+        *_state_access(scope, PR_STACKS),
+        {
+            "Sid": "PreviewFunctionRemoval",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:DeleteFunction",
+                "lambda:DeleteFunctionUrlConfig",
+                "lambda:GetFunction",
+                "lambda:GetFunctionConfiguration",
+                "lambda:GetFunctionUrlConfig",
+                "lambda:GetPolicy",
+                "lambda:RemovePermission",
+            ],
+            "Resource": [functions, f"{functions}:*"],
+        },
+        *_execution_role_removal(scope),
+        _lease_access(scope, PR_STACKS),
+        _identity(wildcard_actions=["sts:GetCallerIdentity"]),
+    )
+
+
 # What the AWS provider reads on refresh/update of an `aws.s3.Bucket` and its sub-resources, and
 # writes for the sub-resources the program declares. No DeleteBucket: the buckets are retained.
 _BUCKET_ACTIONS = [
@@ -446,8 +575,7 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
     log_group = log_group_arn(region, account, names["trail_log_group"])
     iam = f"arn:aws:iam::{account}"
     foundation_roles = [
-        f"{iam}:role/{deploy_role_name(project, 'prod')}",
-        f"{iam}:role/{deploy_role_name(project, 'preview')}",
+        *(f"{iam}:role/{deploy_role_name(project, role)}" for role in DEPLOY_ROLES),
         f"{iam}:role/{names['trail_logs_role']}",
     ]
     # prod's own stack only: the PR stacks' state and functions are the preview role's, so that a
@@ -618,3 +746,12 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
         },
         _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
+
+
+# Each role's permission policy, by DEPLOY_ROLES name.
+ROLE_POLICIES: dict[str, Callable[[DeployScope], dict]] = {
+    "prod": lambda scope: prod_deploy_policy(scope),
+    "preview": lambda scope: preview_deploy_policy(scope),
+    "sweeper": lambda scope: sweeper_policy(scope),
+    "cleanup": lambda scope: cleanup_policy(scope),
+}

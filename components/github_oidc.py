@@ -1,9 +1,16 @@
-"""GitHub Actions' OIDC identity provider and the two deploy roles it may assume (prod only).
+"""GitHub Actions' OIDC identity provider and the roles it may assume (prod only).
 
-The prod role trusts the jobs of prod's GitHub environment (limited to `main`, the only place
-prod's secrets are), or `main`'s jobs when none is configured; the preview role the jobs of the
-preview environment (or every pull_request job without one) and the preview sweeper's
-environment. Both pin the audience and match subjects exactly.
+- prod: the deploy on `main`, trusted by prod's GitHub environment's jobs (limited to `main`, the
+  only place prod's secrets are), or `main`'s jobs when none is configured;
+- preview: a PR's deploy, trusted by the preview environment's jobs (or every pull_request job);
+- cleanup: `pulumi destroy` of a closed PR's stack (cleanup.yml), in the same environment as the
+  preview jobs, so the same subject: it can do only a part of what the preview role can;
+- sweeper: the scheduled teardown of closed PRs' previews on `main` (sweeper.yml), trusted by the
+  sweeper's own environment only, never by `main`'s subject; it deletes preview resources by name
+  and nothing else (`aws_policies.sweeper_policy`). Without `githubSweeperEnvironment` there is no
+  sweeper role.
+
+Every trust pins the audience and matches its subject exactly.
 """
 
 from __future__ import annotations
@@ -31,8 +38,7 @@ class GithubOidcArgs:
 
 
 def _role_policy(scope: aws_policies.DeployScope, role: str) -> str:
-    document = aws_policies.prod_deploy_policy(scope) if role == "prod" else aws_policies.preview_deploy_policy(scope)
-    return json.dumps(document)
+    return json.dumps(aws_policies.ROLE_POLICIES[role](scope))
 
 
 class GithubOidc(pulumi.ComponentResource):
@@ -41,7 +47,11 @@ class GithubOidc(pulumi.ComponentResource):
     prod_role: aws.iam.Role
     """Assumed by the deploy workflow on `main` (in prod's environment)."""
     preview_role: aws.iam.Role
-    """Assumed by the preview and cleanup workflows of pull requests, and by the sweeper."""
+    """Assumed by the preview workflow of pull requests."""
+    cleanup_role: aws.iam.Role
+    """Assumed by the cleanup workflow of a closed pull request: removes, never creates."""
+    sweeper_role: aws.iam.Role | None
+    """Assumed by the sweeper on `main`, in its own environment: removes previews by name."""
 
     def __init__(self, name: str, args: GithubOidcArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:GithubOidc", name, None, opts)
@@ -54,19 +64,25 @@ class GithubOidc(pulumi.ComponentResource):
             client_id_lists=[STS_AUDIENCE],
             opts=child,
         )
-        self.prod_role = self._create_role(name, args, "prod", child)
-        self.preview_role = self._create_role(name, args, "preview", child)
-        self.register_outputs({"prodRoleArn": self.prod_role.arn, "previewRoleArn": self.preview_role.arn})
+        self.prod_role = self._create_role(name, args, "prod", args.prod_environment, child)
+        self.preview_role = self._create_role(name, args, "preview", args.preview_environment, child)
+        self.cleanup_role = self._create_role(name, args, "cleanup", args.preview_environment, child)
+        self.sweeper_role = (
+            self._create_role(name, args, "sweeper", args.sweeper_environment, child) if args.sweeper_environment else None
+        )
+        self.register_outputs(
+            {
+                "prodRoleArn": self.prod_role.arn,
+                "previewRoleArn": self.preview_role.arn,
+                "cleanupRoleArn": self.cleanup_role.arn,
+                "sweeperRoleArn": self.sweeper_role.arn if self.sweeper_role else None,
+            }
+        )
 
     def _create_role(
-        self, name: str, args: GithubOidcArgs, role: str, child: pulumi.ResourceOptions
+        self, name: str, args: GithubOidcArgs, role: str, environment: str, child: pulumi.ResourceOptions
     ) -> aws.iam.Role:
-        if role == "prod":
-            subjects = aws_policies.github_subjects(args.subject_prefix, role, args.prod_environment)
-        else:
-            subjects = aws_policies.github_subjects(
-                args.subject_prefix, role, args.preview_environment, also=[args.sweeper_environment]
-            )
+        subjects = aws_policies.github_subjects(args.subject_prefix, role, environment)
         deploy_role = aws.iam.Role(
             f"{name}-{role}-role",
             # Fixed name: the workflows name it in `role-to-assume`.
@@ -79,7 +95,8 @@ class GithubOidc(pulumi.ComponentResource):
         )
         aws.iam.RolePolicy(
             f"{name}-{role}-policy",
-            role=deploy_role.id,
+            # The name (the role's id, too): the policy pack tells the roles apart by it.
+            role=deploy_role.name,
             policy=pulumi.Output.from_input(args.deploy_scope).apply(lambda scope: _role_policy(scope, role)),
             opts=child,
         )

@@ -37,9 +37,13 @@ ALIAS_NAME = "stable"
 PAGES_PRODUCTION_BRANCH = "main"
 # Where the API's bundle is built, in `apiDir` (the Lambda archive's `dist/**`; the workflows cache it).
 API_BUNDLE_DIR = "dist"
-# The roles GitHub's OIDC token assumes, `<project>-deploy-<role>` (`deploy_role_name`).
-DEPLOY_ROLES = ("prod", "preview")
-DEPLOY_ROLE_NAME = re.compile(r"(?P<project>.+)-deploy-(?P<role>prod|preview)")
+# The roles GitHub's OIDC token assumes, `<project>-deploy-<role>` (`deploy_role_name`): prod's
+# deploy, the previews' deploy, and the two that only remove previews (the sweeper on main, cleanup
+# in a closed PR's context).
+DEPLOY_ROLES = ("prod", "preview", "sweeper", "cleanup")
+# The roles that only remove previews: no create or update (the pack's teardown-roles-remove-only).
+TEARDOWN_ROLES = ("sweeper", "cleanup")
+DEPLOY_ROLE_NAME = re.compile(rf"(?P<project>.+)-deploy-(?P<role>{'|'.join(DEPLOY_ROLES)})")
 
 
 def pages_branch(stack: str) -> str:
@@ -72,14 +76,14 @@ def execution_role_name(project: str, stack: str) -> str:
 
 
 def deploy_role_name(project: str, role: str) -> str:
-    """The role GitHub's OIDC token assumes: `prod` or `preview`."""
+    """The role GitHub's OIDC token assumes: one of DEPLOY_ROLES."""
     if role not in DEPLOY_ROLES:
         raise ValueError(f"unknown deploy role {role!r}")
     return f"{project}-deploy-{role}"
 
 
 def deploy_role_of(role_name: str) -> str:
-    """Which deploy role a role name is (`prod`, `preview`), or "" for any other role."""
+    """Which deploy role a role name is (one of DEPLOY_ROLES), or "" for any other role."""
     match = DEPLOY_ROLE_NAME.fullmatch(role_name)
     return match["role"] if match else ""
 

@@ -2,16 +2,16 @@
 
     python -m policy.pack_config --stack "$STACK" --repository "$REPOSITORY" \
         [--repository-id ID --repository-owner-id ID] [--prod-environment NAME ...]
-        [--preview-environment NAME ...] --output FILE
+        [--preview-environment NAME ...] [--sweeper-environment NAME ...] --output FILE
 
 - `deploy-role-subjects.repository`: the repository running the workflow (`${{ github.repository }}`,
   with `github.repository_id`/`github.repository_owner_id` for GitHub's immutable subjects). It comes
   from the run, not from the stack's settings, so a stack that trusts another repository is refused.
 - `function-url-intended.siteOrigin`: the stack's own site, derived from the stack's settings exactly
   as the program derives it (`Settings.site_url`), so a public URL may admit that origin only.
-- `deploy-role-subjects.prodEnvironments` / `previewEnvironments`: only when given here; trusting a
-  GitHub environment stays an explicit decision of the workflow, not something a stack file can grant
-  itself. `previewEnvironments` replaces the pack's default (the sweeper's): name every one.
+- `deploy-role-subjects.prodEnvironments` / `previewEnvironments` / `sweeperEnvironments`: only when
+  given here; trusting a GitHub environment stays an explicit decision of the workflow, not something
+  a stack file can grant itself. `sweeperEnvironments` replaces the pack's default (`preview-sweeper`).
 
 Runs in the program's virtualenv (it reads the stack's settings the way the program does), never
 inside the pack, which stays self-contained.
@@ -65,6 +65,7 @@ def pack_config(
     repository_owner_id: str = "",
     prod_environments: Sequence[str] = (),
     preview_environments: Sequence[str] = (),
+    sweeper_environments: Sequence[str] = (),
     config_file: Path | None = None,
 ) -> dict[str, Any]:
     """The `--policy-pack-config` document for `stack`, keyed by policy name."""
@@ -75,6 +76,8 @@ def pack_config(
         subjects["prodEnvironments"] = list(prod_environments)
     if preview_environments:
         subjects["previewEnvironments"] = list(preview_environments)
+    if sweeper_environments:
+        subjects["sweeperEnvironments"] = list(sweeper_environments)
     return {
         "deploy-role-subjects": subjects,
         "function-url-intended": {"siteOrigin": site_origin(stack, config_file)},
@@ -89,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repository-owner-id", default="")
     parser.add_argument("--prod-environment", action="append", default=[], dest="prod_environments")
     parser.add_argument("--preview-environment", action="append", default=[], dest="preview_environments")
+    parser.add_argument("--sweeper-environment", action="append", default=[], dest="sweeper_environments")
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     parser.add_argument("--config-file", type=Path, help="the stack's config file when not Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)
@@ -103,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repository_owner_id=args.repository_owner_id,
             prod_environments=args.prod_environments,
             preview_environments=args.preview_environments,
+            sweeper_environments=args.sweeper_environments,
             config_file=args.config_file,
         )
     except SettingsError as error:

@@ -175,7 +175,8 @@ class PackConfig:
     repository_owner_id: str = ""
     site_origin: str = ""
     prod_environments: tuple[str, ...] = ()
-    preview_environments: tuple[str, ...] = ("preview-sweeper",)
+    preview_environments: tuple[str, ...] = ()
+    sweeper_environments: tuple[str, ...] = ("preview-sweeper",)
 
     @classmethod
     def of(cls, config: Mapping[str, Any] | None) -> PackConfig:
@@ -199,6 +200,7 @@ class PackConfig:
             site_origin=text("siteOrigin").rstrip("/"),
             prod_environments=names("prodEnvironments", default.prod_environments),
             preview_environments=names("previewEnvironments", default.preview_environments),
+            sweeper_environments=names("sweeperEnvironments", default.sweeper_environments),
         )
 
 
@@ -546,20 +548,23 @@ def _subject_prefixes(config: PackConfig) -> list[str]:
 def _allowed_suffixes(role: str, config: PackConfig) -> set[str]:
     if role == "prod":
         return {DEPLOY_BRANCH_SUBJECT, *(f"environment:{e}" for e in config.prod_environments)}
+    if role == "sweeper":
+        # A scheduled job on main: only its own environment tells it from any other job on main.
+        return {f"environment:{e}" for e in config.sweeper_environments}
     return {PULL_REQUEST_SUBJECT, *(f"environment:{e}" for e in config.preview_environments)}
 
 
 def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
-    """The prod role trusts only `main` (or its environment) of this repository; the preview role
-    only this repository's pull requests (and the sweeper's environment). Any other role GitHub may
-    assume is a violation."""
+    """The prod role trusts only `main` (or its environment) of this repository; the preview and
+    cleanup roles only this repository's pull requests (or the preview environment); the sweeper
+    role only the sweeper's environment. Any other role GitHub may assume is a violation."""
     statements = _github_statements(r)
     if not statements:
         return []
     role_name = str(r.props.get("name") or "")
     role = names.deploy_role_of(role_name)
     if not role:
-        return [f"role {role_name or r.name!r} trusts GitHub but is neither the prod nor the preview deploy role"]
+        return [f"role {role_name or r.name!r} trusts GitHub but is none of the deploy roles ({', '.join(names.DEPLOY_ROLES)})"]
     prefixes = _subject_prefixes(config)
     if not prefixes:
         return [
@@ -568,6 +573,8 @@ def deploy_role_subjects(r: Resource, config: PackConfig = PackConfig()) -> list
             f"{'main' if role == 'prod' else 'pull requests'} would pass as this one's"
         ]
     allowed = sorted(prefix + suffix for prefix in prefixes for suffix in _allowed_suffixes(role, config))
+    if not allowed:
+        return [f"the pack config names no environment the {role} role may trust (deploy-role-subjects.{role}Environments)"]
     problems = []
     for statement in statements:
         for subject in _subjects(statement):
@@ -739,6 +746,90 @@ def iam_managed_policies(r: Resource) -> list[str]:
                 + ", ".join(sorted(a.rsplit("/", 1)[-1] for a in ALLOWED_MANAGED_POLICIES))
                 + " may be attached"
             )
+    return problems
+
+
+# --- the roles that only remove previews -------------------------------------------------------
+
+# Verbs that read or remove. Everything else (Create, Put, Update, Attach, Pass, Tag, Publish,
+# Invoke, ...) makes or changes something, which a teardown role never needs.
+REMOVE_OR_READ = re.compile(r"[a-z0-9-]+:(Delete|Detach|Remove|Get|List|Describe)[A-Za-z]*")
+# Writes a teardown needs all the same, and why; per role.
+TEARDOWN_WRITES = {
+    "dynamodb:PutItem": "takes the stack's lease (workflow.lease)",
+    "dynamodb:UpdateItem": "renews the stack's lease",
+    "sts:GetCallerIdentity": "the AWS provider's own check of its credentials",
+}
+CLEANUP_ONLY = {
+    "s3:PutObject": "`pulumi destroy` writes the stack's state (and its lock) after each step",
+    "kms:Encrypt": "the previews' state key: the secrets in the state it destroys",
+    "kms:Decrypt": "the previews' state key: the secrets in the state it destroys",
+    "kms:GenerateDataKey": "the previews' state key: the state objects it writes",
+    "kms:DescribeKey": "the previews' state key",
+}
+# Read actions a teardown role still must not hold.
+TEARDOWN_NEVER = {
+    "sweeper": {
+        "s3:getobject": "the sweeper never reads a state: a PR may have written it",
+        "s3:getobjectversion": "the sweeper never reads a state: a PR may have written it",
+    },
+    "cleanup": {},
+}
+
+
+def _role_of_policy(r: Resource) -> str:
+    """The deploy role a permission resource belongs to ('' when none or unknown)."""
+    if r.type == "aws:iam/role:Role":
+        return names.deploy_role_of(str(r.props.get("name") or ""))
+    return names.deploy_role_of(str(r.props.get("role") or ""))
+
+
+def _only_through_dynamodb(statement: Mapping[str, Any]) -> bool:
+    """A statement usable only through DynamoDB (`kms:ViaService` dynamodb.*), for a table's data."""
+    equals = _mapping(_mapping(statement.get("Condition")).get("StringEquals"))
+    via = _strings(equals.get("kms:ViaService"))
+    return bool(via) and all(re.fullmatch(r"dynamodb\.[a-z0-9-]+\.amazonaws\.com", v) for v in via)
+
+
+def teardown_roles_remove_only(r: Resource) -> list[str]:
+    """The sweeper and cleanup roles remove previews and never make or change anything: their
+    identity policies allow only reading and removing (Delete, Detach, Remove, Get, List, Describe),
+    the stack lease's item writes and the provider's identity check; cleanup also writes the state
+    it destroys with the previews' key; the sweeper reads no state object and uses a key only
+    through DynamoDB (the lease). No managed policy is attached to them."""
+    role = _role_of_policy(r)
+    if role not in names.TEARDOWN_ROLES:
+        return []
+    if r.type in MANAGED_POLICY_INPUTS and _strings(r.props.get(MANAGED_POLICY_INPUTS[r.type])):
+        return [f"the {role} role gets no attached policy: its inline policy is all it may do"]
+    problems = []
+    for kind, document in _policy_documents(r):
+        if kind != "identity":
+            continue
+        for index, statement in enumerate(_statements(document)):
+            if statement.get("Effect") != "Allow":
+                continue
+            label = _label(statement, index)
+            for action in _strings(statement.get("Action")):
+                never = TEARDOWN_NEVER[role].get(action.lower())
+                if never:
+                    problems.append(f"{label}: the {role} role must not hold {action}: {never}")
+                elif action.startswith("kms:"):
+                    if role == "cleanup" and action in CLEANUP_ONLY:
+                        continue
+                    if role == "sweeper" and action in ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey") and _only_through_dynamodb(statement):
+                        continue
+                    problems.append(
+                        f"{label}: the {role} role may use a key only "
+                        + ("for the previews' state" if role == "cleanup" else "through DynamoDB (kms:ViaService), for the lease")
+                        + f", not {action}"
+                    )
+                elif REMOVE_OR_READ.fullmatch(action) and not _wildcard(action):
+                    continue
+                elif action in TEARDOWN_WRITES or (role == "cleanup" and action in CLEANUP_ONLY):
+                    continue
+                else:
+                    problems.append(f"{label}: the {role} role only removes previews; {action} makes or changes something")
     return problems
 
 
@@ -973,8 +1064,8 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     ),
     "oidc-trust-pinned": ("GitHub OIDC trust pins aud=sts.amazonaws.com and exact subjects.", oidc_trust_pinned),
     "deploy-role-subjects": (
-        "The prod role trusts only this repository's main (or its environment); the preview role only "
-        "this repository's pull requests (and the sweeper's environment).",
+        "The prod role trusts only this repository's main (or its environment); the preview and cleanup "
+        "roles only its pull requests (or the preview environment); the sweeper role only its own environment.",
         deploy_role_subjects,
     ),
     "iam-no-wildcards": (
@@ -983,6 +1074,11 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
         iam_no_wildcards,
     ),
     "iam-managed-policies": ("No AWS-managed policy but the named ones is attached to a role.", iam_managed_policies),
+    "teardown-roles-remove-only": (
+        "The sweeper and cleanup roles only read and remove: no create, update, pass or attach; the sweeper "
+        "reads no state object and uses a key only through DynamoDB.",
+        teardown_roles_remove_only,
+    ),
     "dynamodb-items-by-key": (
         "DynamoDB item actions are granted only for the role's own keys (dynamodb:LeadingKeys).",
         dynamodb_items_by_key,
@@ -1017,7 +1113,8 @@ CONFIG_SCHEMAS: dict[str, PolicyConfigSchema] = {
             "repositoryId": {"type": "string", "default": ""},
             "repositoryOwnerId": {"type": "string", "default": ""},
             "prodEnvironments": {"type": "array", "items": {"type": "string"}, "default": []},
-            "previewEnvironments": {"type": "array", "items": {"type": "string"}, "default": ["preview-sweeper"]},
+            "previewEnvironments": {"type": "array", "items": {"type": "string"}, "default": []},
+            "sweeperEnvironments": {"type": "array", "items": {"type": "string"}, "default": ["preview-sweeper"]},
         }
     ),
     "function-url-intended": PolicyConfigSchema(properties={"siteOrigin": {"type": "string", "default": ""}}),

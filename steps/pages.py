@@ -243,6 +243,51 @@ class PagesApi:
         log(f"deleted deployment {deployment_id}")
         return True
 
+    # Custom domains and DNS records: what workflow.teardown_preview removes of a closed PR by
+    # name, where `pulumi destroy` would have taken the ids from the (untrusted) state.
+    def _absent_on_404(self, method: str, path: str, *, what: str, params: Mapping[str, Any] | None = None) -> dict | None:
+        try:
+            return self.call(method, path, what=what, params=params)
+        except PermanentError as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+
+    def pages_domain(self, project: str, name: str) -> dict | None:
+        """The project's custom domain `name`, or None when the project does not have it."""
+        body = self._absent_on_404("GET", f"{self.project_path(project)}/domains/{name}", what=f"GET Pages domain {name}")
+        return None if body is None else body.get("result") or {}
+
+    def delete_pages_domain(self, project: str, name: str) -> bool:
+        """Detach a custom domain; False when it was not attached (already gone)."""
+        path = f"{self.project_path(project)}/domains/{name}"
+        return self._absent_on_404("DELETE", path, what=f"DELETE Pages domain {name}") is not None
+
+    def dns_records(self, zone_id: str, name: str, record_type: str) -> list[dict]:
+        """Every record of exactly this name and type in the zone, across all pages of the listing."""
+        found: dict[str, dict] = {}
+        page = 1
+        while True:
+            body = self.call(
+                "GET",
+                f"/zones/{zone_id}/dns_records",
+                what=f"list {record_type} records named {name} (page {page})",
+                params={"name": name, "type": record_type, "per_page": 100, "page": page},
+            )
+            items = body.get("result") or []
+            for item in items:
+                # Compared again: the listing's `name` filter is the API's to interpret.
+                if str(item.get("name", "")).rstrip(".").lower() == name.lower() and item.get("type") == record_type:
+                    found.setdefault(item["id"], item)
+            if not items or page >= _total_pages(body.get("result_info"), len(items)) or page >= _MAX_PAGES:
+                return list(found.values())
+            page += 1
+
+    def delete_dns_record(self, zone_id: str, record_id: str) -> bool:
+        """DELETE one record; False when it was already gone."""
+        path = f"/zones/{zone_id}/dns_records/{record_id}"
+        return self._absent_on_404("DELETE", path, what=f"DELETE DNS record {record_id}") is not None
+
 
 def _total_pages(info: Any, count: int) -> int:
     if isinstance(info, dict):

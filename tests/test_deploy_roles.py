@@ -1,8 +1,8 @@
-"""The two deploy roles' trust and permission documents as the program writes them (parsed JSON).
+"""The GitHub roles' trust and permission documents as the program writes them (parsed JSON).
 
-Exact OIDC subjects; no wildcard action anywhere; Resource "*" only for the named exceptions; and
-the preview role cannot act on anything of prod (ARN patterns matched the way IAM does: `*` any
-run of characters, `?` one).
+Exact OIDC subjects; no wildcard action anywhere; Resource "*" only for the named exceptions; the
+preview, cleanup and sweeper roles cannot act on anything of prod (ARN patterns matched the way IAM
+does: `*` any run of characters, `?` one); the cleanup and sweeper roles only read and remove.
 """
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def lease_actions(policy: dict, key: str) -> set[str]:
     return allowed
 
 
+ROLES = ("prod", "preview", "cleanup", "sweeper")
+PR_SIDE = ("preview", "cleanup", "sweeper")
+
+
 @pytest.fixture(scope="module")
 def roles(recorded):
     prod = recorded("prod")
@@ -106,7 +110,7 @@ def roles(recorded):
             "trust": document(prod, f"github-{role}-role", "assumeRolePolicy"),
             "policy": document(prod, f"github-{role}-policy", "policy"),
         }
-        for role in ("prod", "preview")
+        for role in ROLES
     } | {"state_key": prod.by_name("state-key").outputs["arn"]}
 
 
@@ -114,7 +118,9 @@ def roles(recorded):
     ("role", "subjects"),
     [
         ("prod", ["repo:org/repo:environment:production"]),
-        ("preview", ["repo:org/repo:environment:preview", "repo:org/repo:environment:preview-sweeper"]),
+        ("preview", ["repo:org/repo:environment:preview"]),
+        ("cleanup", ["repo:org/repo:environment:preview"]),
+        ("sweeper", ["repo:org/repo:environment:preview-sweeper"]),
     ],
 )
 def test_trust_exact_subjects_and_the_sts_audience(roles, role, subjects):
@@ -128,11 +134,14 @@ def test_no_environments_leave_pull_requests_only():
     from tests.conftest import record
 
     prod = record("prod", githubSweeperEnvironment="", githubPreviewEnvironment="")
-    [statement] = document(prod, "github-preview-role", "assumeRolePolicy")["Statement"]
-    assert statement["Condition"]["StringEquals"][f"{HOST}:sub"] == ["repo:org/repo:pull_request"]
+    for role in ("preview", "cleanup"):
+        [statement] = document(prod, f"github-{role}-role", "assumeRolePolicy")["Statement"]
+        assert statement["Condition"]["StringEquals"][f"{HOST}:sub"] == ["repo:org/repo:pull_request"]
+    with pytest.raises(ValueError, match="sweeper role needs a GitHub environment"):
+        aws_policies.github_subjects("repo:org/repo", "sweeper", "")
 
 
-@pytest.mark.parametrize("role", ["prod", "preview"])
+@pytest.mark.parametrize("role", ROLES)
 def test_no_wildcard_actions_and_star_resources_only_for_the_named_exceptions(roles, role):
     for statement in roles[role]["policy"]["Statement"]:
         actions = as_list(statement["Action"])
@@ -145,9 +154,50 @@ def test_no_wildcard_actions_and_star_resources_only_for_the_named_exceptions(ro
         assert reason and ":" in action
 
 
+@pytest.mark.parametrize("role", PR_SIDE)
 @pytest.mark.parametrize("arn", PROD_ARNS)
-def test_preview_cannot_act_on_prod(roles, arn):
-    assert actions_on(roles["preview"]["policy"], arn) == set()
+def test_a_pr_side_role_cannot_act_on_prod(roles, role, arn):
+    assert actions_on(roles[role]["policy"], arn) == set()
+
+
+# What a role may do to a preview's resources when it only removes them.
+REMOVE_OR_READ = ("Delete", "Detach", "Remove", "Get", "List", "Describe")
+PREVIEW_ARNS = [
+    f"{LAMBDA}:webstack-api-preview-pr-7",
+    f"{LAMBDA}:webstack-api-preview-pr-7:$LATEST",
+    f"{IAM}:role/webstack-api-preview-pr-7-exec",
+    f"{STATE}/stacks/webstack/preview-pr-7.json",
+    f"{STATE}/history/webstack/preview-pr-7/preview-pr-7-1.history.json",
+]
+
+
+@pytest.mark.parametrize("role", ["cleanup", "sweeper"])
+@pytest.mark.parametrize("arn", PREVIEW_ARNS)
+def test_the_teardown_roles_only_read_and_remove_previews(roles, role, arn):
+    allowed = actions_on(roles[role]["policy"], arn)
+    # cleanup's `pulumi destroy` writes the state it destroys; nothing else is written.
+    writes = {"s3:PutObject"} if role == "cleanup" and ":s3:::" in arn else set()
+    made = {a for a in allowed if not a.split(":", 1)[1].startswith(REMOVE_OR_READ)}
+    assert made == writes, made
+
+
+def test_the_sweeper_reads_no_state_and_holds_no_key_but_the_lease_through_dynamodb(roles):
+    sweeper = roles["sweeper"]["policy"]
+    every_action = {a for s in sweeper["Statement"] for a in as_list(s["Action"])}
+    assert not {a for a in every_action if a.startswith("s3:Get")}, "the sweeper never reads a state object"
+    keyed = [s for s in sweeper["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    assert [s["Condition"]["StringEquals"]["kms:ViaService"] for s in keyed] == [f"dynamodb.{REGION}.amazonaws.com"]
+    assert {a for s in keyed for a in as_list(s["Action"])} <= {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
+    # It removes what workflow.teardown_preview removes, and lists only under the previews' prefixes.
+    assert {"lambda:DeleteFunction", "iam:DeleteRole", "iam:DetachRolePolicy", "s3:DeleteObject"} <= every_action
+    [listing] = [s for s in sweeper["Statement"] if "s3:ListBucket" in as_list(s["Action"])]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == aws_policies.state_listing_prefixes(SCOPE)
+
+
+SCOPE = aws_policies.DeployScope(
+    project="webstack", account_id=ACCOUNT, region=REGION, state_bucket_arn=STATE_BUCKET,
+    state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state",
+)  # fmt: skip
 
 
 def test_preview_shares_only_the_state_listing_the_state_key_and_its_leases(roles):
@@ -180,6 +230,8 @@ def test_only_prod_invokes_and_only_its_published_versions(roles):
 
 
 def test_pass_role_only_for_execution_roles_and_only_to_lambda(roles):
+    for role in ("cleanup", "sweeper"):
+        assert not [s for s in roles[role]["policy"]["Statement"] if "iam:PassRole" in as_list(s["Action"])]
     for role in ("prod", "preview"):
         passes = [s for s in roles[role]["policy"]["Statement"] if "iam:PassRole" in as_list(s["Action"])]
         lambda_pass = [
@@ -199,6 +251,10 @@ def test_execution_roles_can_only_get_the_logs_policy(roles):
     for role in ("prod", "preview"):
         [attach] = [s for s in roles[role]["policy"]["Statement"] if "iam:AttachRolePolicy" in as_list(s["Action"])]
         assert attach["Condition"] == {"ArnEquals": {"iam:PolicyARN": aws_policies.BASIC_EXECUTION_POLICY}}
+    for role in ("cleanup", "sweeper"):
+        assert not [s for s in roles[role]["policy"]["Statement"] if "iam:AttachRolePolicy" in as_list(s["Action"])]
+        [detach] = [s for s in roles[role]["policy"]["Statement"] if "iam:DetachRolePolicy" in as_list(s["Action"])]
+        assert detach["Condition"] == {"ArnEquals": {"iam:PolicyARN": aws_policies.BASIC_EXECUTION_POLICY}}
 
 
 def test_prod_cannot_delete_what_is_retained(roles):
@@ -232,10 +288,13 @@ def test_prod_manages_its_own_foundation(roles):
     assert keys["Condition"] == {"StringEquals": {"aws:ResourceTag/project": "webstack"}}
 
 
-def test_the_iam_change_alarm_ignores_exactly_the_deploy_roles():
+def test_the_iam_change_alarm_ignores_exactly_the_deploy_roles(recorded):
     pattern = iam_policy_change_pattern(["webstack-deploy-prod", "webstack-deploy-preview"])
     assert "sessionIssuer.userName NOT EXISTS" in pattern  # root and IAM users are not the pipeline
     assert pattern.count("!=") == 2
+    # The program's alarm: the four GitHub roles (the teardown roles detach and delete roles too).
+    [alarm] = [r for r in recorded("prod").of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter") if "iam" in r.name]
+    assert all(f'!= "webstack-deploy-{role}"' in alarm.inputs["pattern"] for role in ROLES), alarm.inputs["pattern"]
     with pytest.raises(ValueError):
         iam_policy_change_pattern([])
 
@@ -254,20 +313,33 @@ def _declared_arns(recording) -> list[str]:
     )
 
 
-@pytest.mark.parametrize(("stack", "owner", "other"), [("prod", "prod", "preview"), ("preview-pr-7", "preview", "prod")])
-def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, other):
+@pytest.mark.parametrize(
+    ("stack", "owner", "others"),
+    [("prod", "prod", PR_SIDE), ("preview-pr-7", "preview", ("prod",))],
+)
+def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, others):
     arns = _declared_arns(recorded(stack))
     assert len(arns) >= (12 if stack == "prod" else 2)
     shared = {STATE_BUCKET, roles["state_key"], LOCK_TABLE}  # the table: leases by key (test above)
     for arn in arns:
         assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
-        if arn not in shared:
-            assert actions_on(roles[other]["policy"], arn) == set(), f"the {other} role can act on {arn}"
+        for other in others:
+            if arn not in shared:
+                assert actions_on(roles[other]["policy"], arn) == set(), f"the {other} role can act on {arn}"
+    if stack == "preview-pr-7":
+        # What a preview declares, the teardown roles can remove.
+        for role in ("cleanup", "sweeper"):
+            removable = {arn for arn in arns if any(a.split(":", 1)[1].startswith("Delete") for a in actions_on(roles[role]["policy"], arn))}
+            assert removable == set(arns) - shared, (role, set(arns) - shared - removable)
 
 
 @pytest.mark.parametrize(
     ("role", "key", "allowed"),
     [
+        ("sweeper", "webstack/preview-pr-7", True),
+        ("sweeper", "webstack/prod", False),
+        ("cleanup", "webstack/preview-pr-7", True),
+        ("cleanup", "webstack/prod", False),
         ("preview", "webstack/preview-pr-7", True),
         ("preview", "webstack/preview-pr-1234567", True),
         ("preview", "webstack/prod", False),

@@ -50,7 +50,11 @@ BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 
 # The GitHub environments deploy.yml names for prod's pack (tests/test_workflows.py holds the workflow
 # to Pulumi.prod.yaml's githubProdEnvironment, githubPreviewEnvironment and githubSweeperEnvironment).
-PROD_ENVIRONMENTS = {"prod_environments": ["production"], "preview_environments": ["preview", "preview-sweeper"]}
+PROD_ENVIRONMENTS = {
+    "prod_environments": ["production"],
+    "preview_environments": ["preview"],
+    "sweeper_environments": ["preview-sweeper"],
+}
 
 
 def config_document(stack: str, **overrides) -> dict:
@@ -172,14 +176,26 @@ def test_a_preview_environment_is_allowed_once_the_pack_knows_it():
     from tests.conftest import record
 
     prod = record("prod", githubPreviewEnvironment="pr-previews")
-    role = as_resource(prod, prod.by_name("github-preview-role"))
-    assert fired(role) == {"deploy-role-subjects"}
-    assert fired(role, pack_config_for("prod", previewEnvironments=["pr-previews", "preview-sweeper"])) == set()
-    # previewEnvironments replaces the default: the sweeper's must be named too.
-    assert fired(role, pack_config_for("prod", previewEnvironments=["pr-previews"])) == {"deploy-role-subjects"}
+    for name in ("github-preview-role", "github-cleanup-role"):
+        role = as_resource(prod, prod.by_name(name))
+        assert fired(role) == {"deploy-role-subjects"}
+        assert fired(role, pack_config_for("prod", previewEnvironments=["pr-previews"])) == set()
     assert pack_config.pack_config("prod", REPOSITORY, preview_environments=["a", "b"])["deploy-role-subjects"][
         "previewEnvironments"
     ] == ["a", "b"]
+
+
+def test_the_sweeper_role_trusts_its_own_environment_only():
+    from tests.conftest import record
+
+    prod = record("prod", githubSweeperEnvironment="nightly-sweep")
+    role = as_resource(prod, prod.by_name("github-sweeper-role"))
+    assert fired(role) == {"deploy-role-subjects"}  # the default names preview-sweeper only
+    assert fired(role, pack_config_for("prod", sweeperEnvironments=["nightly-sweep"])) == set()
+    # Not the preview environment, not pull requests, never main: a scheduled job's own subject.
+    for subject in ("environment:preview", "pull_request", "ref:refs/heads/main"):
+        broken_role = broken(prod, "github-sweeper-role", _subjects(f"repo:org/repo:{subject}"))
+        assert fired(broken_role, pack_config_for("prod", sweeperEnvironments=["nightly-sweep"])) == {"deploy-role-subjects"}, subject
 
 
 # --- one deliberately broken resource per rule ----------------------------------------------------
@@ -429,6 +445,57 @@ GH = rules.GITHUB_OIDC_HOST
 ACCOUNT = "123456789012"
 OTHER_BUCKET = "someone-elses-bucket"
 RANDOM_TOKEN = "tQ7vX2mR9kLp4Wz8Nc3Hs6Bd1Fg5Yj0Ae"  # a made-up token of a real token's shape  # nosec B105
+
+
+PREVIEW_FUNCTIONS = "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-preview-pr-*"
+PREVIEW_STATE = "arn:aws:s3:::webstack-pulumi-state-123456789012/pulumi/.pulumi/stacks/webstack/preview-pr-*.json*"
+A_KEY = "arn:aws:kms:us-east-1:123456789012:key/0123abcd"
+
+
+@pytest.mark.parametrize(
+    ("policy", "action", "resource", "expected"),
+    [
+        ("github-sweeper-policy", "lambda:CreateFunction", PREVIEW_FUNCTIONS, "makes or changes"),
+        ("github-sweeper-policy", "lambda:UpdateFunctionCode", PREVIEW_FUNCTIONS, "makes or changes"),
+        ("github-sweeper-policy", "iam:PassRole", "arn:aws:iam::123456789012:role/webstack-api-preview-pr-*-exec", "makes or changes"),
+        ("github-sweeper-policy", "s3:PutObject", PREVIEW_STATE, "makes or changes"),
+        ("github-sweeper-policy", "s3:GetObject", PREVIEW_STATE, "never reads a state"),
+        ("github-sweeper-policy", "kms:Decrypt", A_KEY, "through DynamoDB"),
+        ("github-cleanup-policy", "lambda:UpdateFunctionConfiguration", PREVIEW_FUNCTIONS, "makes or changes"),
+        ("github-cleanup-policy", "iam:AttachRolePolicy", "arn:aws:iam::123456789012:role/webstack-api-preview-pr-*-exec", "makes or changes"),
+        ("github-cleanup-policy", "kms:CreateGrant", A_KEY, "for the previews' state"),
+        ("github-cleanup-policy", "lambda:InvokeFunction", f"{PREVIEW_FUNCTIONS}:1", "makes or changes"),
+    ],
+)
+def test_a_teardown_role_that_may_make_or_change_something(recorded, policy, action, resource, expected):
+    statement = {"Sid": "Broken", "Effect": "Allow", "Action": action, "Resource": resource}
+    resource_copy = broken(recorded("prod"), policy, _add_statement(statement))
+    assert "teardown-roles-remove-only" in fired(resource_copy)
+    [message] = check_resource(resource_copy, pack_config_for("prod"))["teardown-roles-remove-only"]
+    assert action in message and expected in message
+
+
+def test_the_sweepers_key_use_is_only_through_dynamodb(recorded):
+    def loosen(props):
+        document = json.loads(props["policy"])
+        for statement in document["Statement"]:
+            if statement.get("Sid") == "LeaseTableKeyThroughDynamoDB":
+                statement.pop("Condition")
+        props["policy"] = json.dumps(document)
+
+    assert fired(broken(recorded("prod"), "github-sweeper-policy")) == set()
+    assert fired(broken(recorded("prod"), "github-sweeper-policy", loosen)) == {"teardown-roles-remove-only"}
+
+
+def test_no_policy_is_attached_to_a_teardown_role():
+    for role in ("webstack-deploy-sweeper", "webstack-deploy-cleanup"):
+        attachment = Resource(
+            type="aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            props={"role": role, "policyArn": aws_policies.BASIC_EXECUTION_POLICY},
+            urn=f"urn:pulumi:prod::webstack::aws:iam/rolePolicyAttachment:RolePolicyAttachment::{role}-extra",
+            name=f"{role}-extra",
+        )
+        assert fired(attachment) == {"teardown-roles-remove-only"}
 
 
 def _trust_statement(statement: dict):
@@ -761,7 +828,9 @@ def test_the_pack_registers_every_rule_as_mandatory(monkeypatch):
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in built["policies"])
     schemas = {p.name: p.config_schema for p in built["policies"] if p.config_schema is not None}
     assert {name: set(s.properties) for name, s in schemas.items()} == {
-        "deploy-role-subjects": {"repository", "repositoryId", "repositoryOwnerId", "prodEnvironments", "previewEnvironments"},
+        "deploy-role-subjects": {
+            "repository", "repositoryId", "repositoryOwnerId", "prodEnvironments", "previewEnvironments", "sweeperEnvironments",
+        },
         "function-url-intended": {"siteOrigin"},
     }
     # Everything the workflows' config carries is declared (the engine validates it against these).

@@ -77,20 +77,59 @@ def test_comment_cli_writes_a_multiline_step_output(tmp_path: Path) -> None:
     assert any(line.startswith("**Plan:** not available") for line in rest)
 
 
-def test_preview_prs_from_stack_ls() -> None:
-    listing = json.dumps(
-        [
-            {"name": "prod", "current": False},
-            {"name": "preview", "current": False},
-            {"name": "preview-pr-7", "current": True},
-            {"name": "organization/webstack/preview-pr-12"},
-            {"name": "preview-pr-012"},
-            {"name": "preview-pr-3-old"},
-        ]
+def test_preview_prs_from_the_stack_names() -> None:
+    names = ["prod", "preview", "preview-pr-7", "organization/webstack/preview-pr-12", "preview-pr-012", "preview-pr-3-old"]
+    assert sweep_previews.preview_prs(names) == [7, 12]
+
+
+def write_backend(root: Path, *names: str, extra: tuple[str, ...] = ()) -> str:
+    """A file backend with a checkpoint per stack name (and other objects), as the CLI lays it out."""
+    for key in [*(f".pulumi/stacks/webstack/{n}.json" for n in names), *extra]:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    return f"file://{root}"
+
+
+def test_the_stacks_are_listed_by_object_name_without_opening_one(tmp_path: Path) -> None:
+    url = write_backend(
+        tmp_path,
+        "prod",
+        "preview-pr-7",
+        extra=(
+            ".pulumi/stacks/webstack/preview-pr-7.json.bak",
+            ".pulumi/stacks/webstack/preview-pr-9.json.gz",
+            ".pulumi/stacks/webstack/preview-pr-7.pulumi-tags",
+            ".pulumi/stacks/other/preview-pr-5.json",
+            ".pulumi/history/webstack/preview-pr-8/x.history.json",
+        ),
     )
-    assert sweep_previews.preview_prs(listing) == [7, 12]
-    with pytest.raises(sweep_previews.SweepError):
-        sweep_previews.preview_prs("error: not logged in")
+    # What a checkpoint holds changes nothing: none is parsed (test_teardown_preview shows on S3
+    # that none is even read: no GetObject).
+    for path in (tmp_path / ".pulumi/stacks/webstack").iterdir():
+        path.write_text("not a checkpoint")
+    listed = [s.name for s in sweep_previews.stored_stacks({"PULUMI_BACKEND_URL": url})]
+    assert listed == ["preview-pr-7", "preview-pr-9", "prod"]
+
+
+def test_list_writes_the_stack_ls_shape(tmp_path: Path) -> None:
+    url = write_backend(tmp_path / "backend", "prod", "preview-pr-7")
+    out = tmp_path / "stacks.json"
+    assert sweep_previews.main(["list", "--output", str(out)], environ={"PULUMI_BACKEND_URL": url}) == 0
+    document = json.loads(out.read_text())
+    assert [s["name"] for s in document] == ["preview-pr-7", "prod"]
+    assert all(s["lastUpdate"].endswith("Z") for s in document)
+    # The audit report reads exactly this shape.
+    from workflow.audit import sources
+
+    assert [s["name"] for s in sources.stacks(str(out))] == ["preview-pr-7", "prod"]
+
+
+def test_a_backend_url_that_cannot_be_listed_is_one_line(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "stacks.json"
+    assert sweep_previews.main(["list", "--output", str(out)], environ={"PULUMI_BACKEND_URL": "https://x"}) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not an S3 or file backend" in err
 
 
 class FakeGitHub(BaseHTTPRequestHandler):
@@ -132,9 +171,9 @@ def test_find_outputs_only_closed_prs_and_reports_all(tmp_path: Path, github_api
         "GITHUB_OUTPUT": str(tmp_path / "out"),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
     }
-    listing = json.dumps([{"name": f"preview-pr-{n}"} for n in (7, 12, 99)] + [{"name": "prod"}])
+    env["PULUMI_BACKEND_URL"] = write_backend(tmp_path / "backend", "preview-pr-7", "preview-pr-12", "preview-pr-99", "prod")
 
-    code = sweep_previews.main(["find", "--repo", "org/repo"], environ=env, stack_ls=lambda: listing)
+    code = sweep_previews.main(["find", "--repo", "org/repo"], environ=env)
 
     assert code == 0
     assert (tmp_path / "out").read_text() == "prs=[7]\n"

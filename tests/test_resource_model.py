@@ -34,8 +34,9 @@ def test_prod_owns_the_foundation(recorded):
     present = {r.type for r in prod.resources.values()}
     assert FOUNDATION_TYPES <= present
     assert len(prod.of_type("aws:s3/bucket:Bucket")) == 2  # state + trail logs
-    # two deploy roles + execution role + the role CloudTrail assumes to write its log group
-    assert len(prod.of_type("aws:iam/role:Role")) == 4
+    # four GitHub roles (prod, preview, cleanup, sweeper) + execution role + the role CloudTrail
+    # assumes to write its log group
+    assert len(prod.of_type("aws:iam/role:Role")) == 6
 
 
 @pytest.mark.parametrize("stack", ["preview", "preview-pr-7"])
@@ -135,7 +136,10 @@ def trust(recording, role):
     [
         # Pulumi.prod.yaml: the deploy job runs in `production`, preview and cleanup in `preview`.
         ("prod", ["repo:org/repo:environment:production"]),
-        ("preview", ["repo:org/repo:environment:preview", "repo:org/repo:environment:preview-sweeper"]),
+        ("preview", ["repo:org/repo:environment:preview"]),
+        ("cleanup", ["repo:org/repo:environment:preview"]),
+        # Only the sweeper's own environment: never main's subject, never the previews'.
+        ("sweeper", ["repo:org/repo:environment:preview-sweeper"]),
     ],
 )
 def test_deploy_roles_trust_exact_subjects_with_the_sts_audience(recorded, role, subjects):
@@ -162,7 +166,8 @@ def test_subject_format_is_configurable_for_immutable_claims():
     [
         # Without an environment: `main`'s jobs, every pull_request job.
         ({"githubProdEnvironment": ""}, "prod", ["repo:org/repo:ref:refs/heads/main"]),
-        ({"githubPreviewEnvironment": ""}, "preview", ["repo:org/repo:pull_request", "repo:org/repo:environment:preview-sweeper"]),
+        ({"githubPreviewEnvironment": ""}, "preview", ["repo:org/repo:pull_request"]),
+        ({"githubPreviewEnvironment": ""}, "cleanup", ["repo:org/repo:pull_request"]),
         # An environment replaces the branch's or event's subject, it does not add to it.
         ({"githubProdEnvironment": "release"}, "prod", ["repo:org/repo:environment:release"]),
     ],
@@ -172,6 +177,14 @@ def test_a_deploy_role_trusts_its_environment_instead_of_the_branch_or_event(ove
 
     [statement] = trust(record("prod", **overrides), role)["Statement"]
     assert statement["Condition"]["StringEquals"][f"{GITHUB_OIDC_HOST}:sub"] == subjects
+
+
+def test_without_a_sweeper_environment_there_is_no_sweeper_role():
+    from tests.conftest import record
+
+    prod = record("prod", githubSweeperEnvironment="")
+    assert "github-sweeper-role" not in prod.names() and "github-sweeper-policy" not in prod.names()
+    assert "sweeperRoleArn" not in prod.exports
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""The sweeper's destroy step, as sweeper.yml writes it, run by the real Pulumi CLI (engine tier).
+"""cleanup's destroy step, as cleanup.yml writes it, run by the real Pulumi CLI (engine tier).
+
+(The sweeper never destroys a state: tests/test_sweeper_teardown.py. cleanup still does, in the
+closed PR's own context, after workflow.verify_state.)
 
 The step's script is taken from the workflow file and run with bash against a file backend standing
 in for the S3 one: a state with the program's `database-schema` Command is imported there (as a
@@ -49,7 +52,7 @@ PASSPHRASE = "engine-test-passphrase"
 
 
 def destroy_script() -> str:
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "sweeper.yml").read_text())
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "cleanup.yml").read_text())
     [step] = [s for s in workflow["jobs"]["destroy"]["steps"] if s.get("name") == "Destroy and remove the PR stack"]
     return step["run"]
 

@@ -236,6 +236,154 @@ def test_a_malformed_document_is_refused(declared, document):
     assert problems(document, declared)
 
 
+# --- provider identity: everything the engine reads to choose and configure a plugin ----------------------
+
+DEFAULT_COMMAND = "urn:pulumi:preview-pr-7::webstack::pulumi:providers:command::default_1_2_1"
+EXPLICIT_AWS = "urn:pulumi:preview-pr-7::webstack::pulumi:providers:aws::aws"
+
+
+def provider(document, urn):
+    [entry] = [r for r in resources(document) if r["urn"] == urn]
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        # Each is a plugin the engine would load instead of the declared one (registry.go: Same).
+        ("name", "evil", "load the plugin of that name"),
+        ("pluginDownloadURL", "https://attacker.example/plugins", "download the plugin from there"),
+        ("parameterization", "ZXZpbA==", "parameterize the plugin"),
+        ("version", "9.9.9", "load that plugin version"),
+        ("envVarMappings", {"AWS_ACCESS_KEY_ID": "OTHER_KEY"}, "other environment variables"),
+        ("pluginChecksums", {"linux-amd64": "00"}, "accept a plugin binary"),
+    ],
+)
+@pytest.mark.parametrize("urn", [DEFAULT_COMMAND, EXPLICIT_AWS])
+def test_every_internal_field_of_a_provider_is_held_to_the_program(genuine, declared, urn, field, value, expected):
+    provider(genuine, urn)["inputs"]["__internal"][field] = value
+    [problem] = problems(genuine, declared)
+    assert f"inputs.__internal.{field}" in problem and expected in problem
+
+
+def test_a_changed_plugin_version_is_refused(genuine, declared):
+    # The default provider keeps its name; the engine loads the version its inputs say.
+    provider(genuine, DEFAULT_COMMAND)["inputs"]["version"] = "1.0.0"
+    [problem] = problems(genuine, declared)
+    assert "inputs.version is '1.0.0', the program declares '1.2.1'" in problem
+
+
+def test_a_provider_without_internal_is_refused(genuine, declared):
+    # Without `__internal` the engine reads name, pluginDownloadURL, ... from the top level.
+    entry = provider(genuine, DEFAULT_COMMAND)
+    del entry["inputs"]["__internal"]
+    entry["inputs"]["name"] = "evil"
+    found = problems(genuine, declared)
+    assert any("__internal is missing" in p for p in found)
+    assert any("inputs.name is 'evil'" in p and "load the plugin of that name" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("assumeRole", '{"roleArn": "arn:aws:iam::123456789012:role/webstack-deploy-prod"}'),
+        ("profile", "prod"),
+        ("sharedCredentialsFiles", '["/tmp/creds"]'),
+        ("endpoints", '[{"lambda": "https://attacker.example"}]'),
+    ],
+)
+def test_a_provider_setting_the_program_does_not_make_is_refused(genuine, declared, setting, value):
+    provider(genuine, EXPLICIT_AWS)["inputs"][setting] = value
+    [problem] = problems(genuine, declared)
+    assert f"inputs.{setting}" in problem and "does not set" in problem
+
+
+def test_a_changed_provider_setting_is_refused(genuine, declared):
+    for part in ("inputs", "outputs"):
+        provider(genuine, EXPLICIT_AWS)[part]["region"] = "eu-west-1"
+    assert len(problems(genuine, declared)) == 2
+
+
+def test_a_default_provider_of_another_version_is_refused(genuine, declared):
+    # A second default provider, named as the engine names one for another plugin version, and the
+    # schema Command moved onto it: the engine would load that version to run its delete.
+    planted = copy.deepcopy(provider(genuine, DEFAULT_COMMAND))
+    planted["urn"] = DEFAULT_COMMAND.replace("default_1_2_1", "default_0_0_1")
+    planted["inputs"]["version"] = planted["outputs"]["version"] = "0.0.1"
+    resources(genuine).append(planted)
+    command(genuine, "database-schema")["provider"] = f"{planted['urn']}::{planted['id']}"
+    found = problems(genuine, declared)
+    assert any("default_0_0_1" in p and "a provider the program does not declare" in p for p in found)
+    assert any("database-schema" in p and "its provider is" in p for p in found)
+
+
+# --- every field the command provider acts on ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("addPreviousOutputInEnv", False), ("logging", "stdoutAndStderr"), ("assetPaths", ["/etc/**"]), ("delete_after", "x")],
+)
+def test_a_command_field_the_program_does_not_set_is_refused(genuine, declared, field, value):
+    command(genuine, "site-deploy")["outputs"][field] = value
+    [problem] = problems(genuine, declared)
+    assert f"outputs.{field}" in problem
+
+
+# --- cloud resources: what their providers' Delete acts on ---------------------------------------------
+
+
+def cloud(document, name):
+    [entry] = [r for r in resources(document) if r["urn"].endswith(f"::{name}") and r["type"] != COMMAND_TYPE]
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [
+        ("site-domain-record", "name", "app.example.com"),  # prod's host
+        ("site-domain-record", "zoneId", "0" * 32),
+        ("site-domain-pages-domain", "projectName", "another-project"),
+        ("api-function", "name", "webstack-api-prod"),
+        ("api-role-role", "name", "webstack-deploy-prod"),
+    ],
+)
+@pytest.mark.parametrize("part", ["inputs", "outputs"])
+def test_a_declared_name_changed_in_state_is_refused(genuine, declared, name, key, value, part):
+    cloud(genuine, name)[part][key] = value
+    found = problems(genuine, declared)
+    assert any(f"{part}.{key} is {value!r}" in p for p in found), found
+
+
+def test_a_wired_input_must_come_from_its_resource(genuine, declared):
+    # FunctionUrl.functionName is the function's name output: a planted other function is not.
+    cloud(genuine, "api-url")["outputs"]["functionName"] = "webstack-api-prod"
+    [problem] = problems(genuine, declared)
+    assert "not an output of the resource the program takes it from" in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "expected"),
+    [
+        ("api-role-role", "forceDetachPolicies", True, "provider's default 'False'"),
+        ("api-function", "skipDestroy", True, "provider's default 'False'"),
+        ("site-domain-record", "priority", 10, "does not set"),
+    ],
+)
+def test_an_input_the_program_does_not_set_is_only_a_providers_default(genuine, declared, name, key, value, expected):
+    cloud(genuine, name)["inputs"][key] = value
+    [problem] = problems(genuine, declared)
+    assert f"inputs.{key}" in problem and expected in problem
+
+
+def test_provider_filled_defaults_pass(genuine, declared):
+    # What the providers' Check adds (sandbox/providers mirror upstream): defaults and auto-names.
+    cloud(genuine, "api-role-role")["inputs"] |= {"path": "/", "maxSessionDuration": 3600, "forceDetachPolicies": False}
+    cloud(genuine, "api-url")["inputs"]["invokeMode"] = "BUFFERED"
+    cloud(genuine, "api-url-invoke")["inputs"]["statementId"] = "api-url-invoke-61018c4"
+    assert problems(genuine, declared) == []
+
+
 # --- the CLI, as the workflows run it ----------------------------------------------------------------------
 
 

@@ -394,7 +394,7 @@ def check_deploy(wf: Mapping[str, Any]) -> Iterator[str]:
         yield "deploy: must never create the prod stack"
     # The pack learns which environments the deploy roles may trust from the workflow itself.
     envs = environments()
-    flags = [f"--prod-environment {envs['prod']}", f"--preview-environment {envs['preview']}", f"--preview-environment {envs['sweeper']}"]
+    flags = [f"--prod-environment {envs['prod']}", f"--preview-environment {envs['preview']}", f"--sweeper-environment {envs['sweeper']}"]
     pack_line = lines[index_of(lines, PACK_CONFIG)] if index_of(lines, PACK_CONFIG) >= 0 else ""
     if not all(flag in pack_line for flag in flags) or pack_line.count("-environment ") != len(flags):
         yield f"deploy: the pack config must name exactly the environments the roles trust: {' '.join(flags)}"
@@ -446,8 +446,8 @@ def check_cleanup(wf: Mapping[str, Any]) -> Iterator[str]:
     if on != {"pull_request": {"types": ["closed"]}}:
         yield f"cleanup: must run on pull_request closed only, not {on}"
     job = only_job(wf, "destroy")
-    if role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
-        yield "cleanup: must assume the preview role"
+    if role(job) != "${{ vars.AWS_CLEANUP_ROLE_ARN }}":
+        yield "cleanup: must assume the cleanup role (it removes, never creates)"
     if (job.get("env") or {}).get("STACK") != PR_STACK:
         yield f"cleanup: STACK must be {PR_STACK}"
     yield from check_environment("cleanup", job, "preview")
@@ -468,24 +468,33 @@ def check_destroy(where: str, job: Mapping[str, Any]) -> Iterator[str]:
         yield f"{where}: must not create the stack it destroys"
 
 
+# No Pulumi CLI in the sweeper: the lease has no Pulumi lock to cancel (`--pulumi ''`).
+TEARDOWN_LINE = (
+    'python -m workflow.lease run --stack "$STACK" --pulumi \'\' -- '
+    'python -m workflow.teardown_preview --pr "$PR" --config-file Pulumi.preview.yaml'
+)
+
+
 def check_sweeper(wf: Mapping[str, Any]) -> Iterator[str]:
+    """main's code on main: the closed PR's state is never read, no Pulumi runs, the sweeper role only."""
     on = triggers(wf)
     if not isinstance(on, Mapping) or set(on) != {"schedule", "workflow_dispatch"}:
         yield f"sweeper: must run on schedule and workflow_dispatch, not {on}"
     find = only_job(wf, "find")
     if index_of(run_lines(find), 'python -m workflow.sweep_previews find --repo "$GITHUB_REPOSITORY"') < 0:
         yield "sweeper: find job does not list the closed PRs' stacks"
-    job = only_job(wf, "destroy")
-    if (job.get("env") or {}).get("STACK") != "preview-pr-${{ matrix.pr }}":
-        yield "sweeper: STACK must be preview-pr-${{ matrix.pr }}"
-    if role(find) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}" or role(job) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}":
-        yield "sweeper: must assume the preview role"
+    job = only_job(wf, "teardown")
+    if (job.get("env") or {}).get("STACK") != "preview-pr-${{ matrix.pr }}" or (job.get("env") or {}).get("PR") != "${{ matrix.pr }}":
+        yield "sweeper: STACK must be preview-pr-${{ matrix.pr }} and PR ${{ matrix.pr }}"
+    if role(find) != "${{ vars.AWS_SWEEPER_ROLE_ARN }}" or role(job) != "${{ vars.AWS_SWEEPER_ROLE_ARN }}":
+        yield "sweeper: must assume the sweeper role"
     yield from check_environment("sweeper/find", find, "sweeper")
-    yield from check_environment("sweeper/destroy", job, "sweeper")
-    yield from check_destroy("sweeper", job)
+    yield from check_environment("sweeper/teardown", job, "sweeper")
     lines = run_lines(job)
-    if not 0 <= index_of(lines, "python -m workflow.sweep_previews check") < index_of(lines, DESTROY_LINES[0]):
-        yield "sweeper: must re-check the PR state before destroying"
+    yield from check_order("sweeper", lines, ["python -m workflow.sweep_previews check", TEARDOWN_LINE])
+    for name, checked in (("find", find), ("teardown", job)):
+        if uses_of(checked, "pulumi/actions") or any(re.match(r"(\S+=\S+ )*pulumi\b", line) for line in run_lines(checked)):
+            yield f"sweeper/{name}: runs Pulumi; a PR's state must never reach the engine here"
 
 
 def check_security(wf: Mapping[str, Any]) -> Iterator[str]:
@@ -525,17 +534,12 @@ def check_shared(workflows: Workflows) -> Iterator[str]:
             yield f"{name}: cancel-in-progress must be false (a killed pulumi leaves a stale lock)"
     if groups["preview"] != PER_PR_GROUP or groups["cleanup"] != groups["preview"]:
         yield f"preview and cleanup must share the concurrency group {PER_PR_GROUP}: {groups}"
-    sweep = only_job(workflows["sweeper"][1], "destroy").get("concurrency") or {}
+    sweep = only_job(workflows["sweeper"][1], "teardown").get("concurrency") or {}
     if sweep.get("group") != PER_PR_GROUP.replace("github.event.pull_request.number", "matrix.pr"):
-        yield "sweeper: each destroy must join the PR's concurrency group"
+        yield "sweeper: each teardown must join the PR's concurrency group"
     if sweep.get("cancel-in-progress") is not False:
         yield "sweeper: cancel-in-progress must be false"
-
-    cleanup = run_lines(only_job(workflows["cleanup"][1], "destroy"))
-    sweeper = run_lines(only_job(workflows["sweeper"][1], "destroy"))
-    start = index_of(cleanup, "if ! out=")
-    if start < 0 or cleanup[start:] != sweeper[index_of(sweeper, "if ! out=") :]:
-        yield "cleanup and sweeper must destroy with the same commands"
+    yield from check_no_cache_writes(workflows)
 
     # CI runs the CLI the tests run (bin/pulumi, sandbox.engine), not merely one of the same SDK.
     for name, (_, wf) in workflows.items():
@@ -550,6 +554,23 @@ def check_shared(workflows: Workflows) -> Iterator[str]:
                 for line in run_lines(job):
                     if PULUMI_READS_CONFIG.search(line) and PR_CONFIG not in line:
                         yield f"{name}/{job_id}: a PR stack's settings are the template's: `{line[:80]}` lacks {PR_CONFIG}"
+
+
+# Jobs on main that handle what a PR may have written (the sweeper's, the audit's stack list) and
+# cleanup: none writes an Actions cache. A cache saved by a job on main is restored by `deploy`.
+NO_CACHE_WRITES = {"sweeper": ("find", "teardown"), "cleanup": ("destroy",), "audit": ("stacks",)}
+
+
+def check_no_cache_writes(workflows: Workflows) -> Iterator[str]:
+    for name, jobs in NO_CACHE_WRITES.items():
+        for job_id in jobs:
+            for step in steps(only_job(workflows[name][1], job_id)):
+                action = str(step.get("uses", ""))
+                caching = (action.startswith(("actions/setup-python@", "actions/setup-node@")) and "cache" in (step.get("with") or {})) or (
+                    action.startswith(("actions/cache@", "actions/cache/save@"))
+                )
+                if caching:
+                    yield f"{name}/{job_id}: writes an Actions cache ({action.split('@')[0]}), which deploy on main may restore"
 
 
 def check_issue_permissions(where: str, job: Mapping[str, Any], perms: Mapping[str, Any]) -> Iterator[str]:
@@ -662,15 +683,16 @@ def workflows_deploy() -> Mapping[str, Any]:
 
 
 def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
-    """Scheduled and by hand only; the stack list with the preview role, the drift check with the
+    """Scheduled and by hand only; the stack list with the sweeper role, the drift check with the
     prod role under the lease, the report in prod's environment reading runs and PRs, kept 90 days."""
     on = triggers(wf)
     if not isinstance(on, Mapping) or set(on) != {"schedule", "workflow_dispatch"}:
         yield f"audit: must run on a schedule and by hand only, not {on}"
     stacks, drift, report = (only_job(wf, j) for j in ("stacks", "drift", "report"))
     yield from check_environment("audit/stacks", stacks, "sweeper")
-    if role(stacks) != "${{ vars.AWS_PREVIEW_ROLE_ARN }}" or index_of(run_lines(stacks), "pulumi stack ls --json") < 0:
-        yield "audit/stacks: lists the stacks with the preview role (as the sweeper does)"
+    listing = 'python -m workflow.sweep_previews list --output "$RUNNER_TEMP/stacks.json"'
+    if role(stacks) != "${{ vars.AWS_SWEEPER_ROLE_ARN }}" or index_of(run_lines(stacks), listing) < 0:
+        yield "audit/stacks: lists the stacks by object name with the sweeper role (as the sweeper does)"
     yield from check_environment("audit/drift", drift, "prod")
     if role(drift) != "${{ vars.AWS_PROD_ROLE_ARN }}" or index_of(run_lines(drift), DRIFT_LINE) < 0:
         yield f"audit/drift: the drift check of prod runs with the prod role under the lease: `{DRIFT_LINE}`"
@@ -765,7 +787,7 @@ BROKEN = [
     pytest.param("preview", "    environment: preview\n", "", "must run in the `preview` environment", id="preview-without-environment"),
     pytest.param("preview", "    environment: preview\n", "    environment: production\n", "must run in the `preview` environment", id="preview-in-prods-environment"),
     pytest.param("cleanup", "    environment: preview\n", "", "reads secrets outside an environment", id="cleanup-repository-secrets"),
-    pytest.param("sweeper", "    environment: preview-sweeper\n    strategy:", "    strategy:", "sweeper/destroy: must run in the `preview-sweeper`", id="sweeper-destroy-without-environment"),
+    pytest.param("sweeper", "    environment: preview-sweeper\n    strategy:", "    strategy:", "sweeper/teardown: must run in the `preview-sweeper`", id="sweeper-teardown-without-environment"),
     pytest.param("preview", "secrets.PREVIEW_DATABASE_URL", "secrets.DATABASE_URL", "DATABASE_URL comes from secrets.DATABASE_URL", id="preview-prods-database"),
     pytest.param("cleanup", "secrets.PREVIEW_CLOUDFLARE_API_TOKEN", "secrets.CLOUDFLARE_API_TOKEN", "comes from secrets.CLOUDFLARE_API_TOKEN", id="cleanup-prods-cloudflare-token"),
     pytest.param("sweeper", "secrets.PREVIEW_ALERT_WEBHOOK_URL", "secrets.ALERT_WEBHOOK_URL", "comes from secrets.ALERT_WEBHOOK_URL", id="sweeper-prods-webhook"),
@@ -778,13 +800,20 @@ BROKEN = [
     pytest.param("audit", "          retention-days: 90", "          retention-days: 5", "kept 90 days", id="audit-report-not-kept"),
     pytest.param("audit", 'run: python -m workflow.lease run --stack "$STACK" -- python -m workflow.drift', "run: python -m workflow.drift", "under the lease", id="audit-drift-unleased"),
     pytest.param("audit", "    if: ${{ !cancelled() }}\n    runs-on: ubuntu-24.04\n    timeout-minutes: 20", "    runs-on: ubuntu-24.04\n    timeout-minutes: 20", "also when they failed", id="audit-report-skipped-after-a-failure"),
-    pytest.param("audit", "          role-to-assume: ${{ vars.AWS_PREVIEW_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "          role-to-assume: ${{ vars.AWS_PROD_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "with the preview role", id="audit-stacks-with-prod-role"),
+    pytest.param("audit", "          role-to-assume: ${{ vars.AWS_SWEEPER_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "          role-to-assume: ${{ vars.AWS_PROD_ROLE_ARN }}\n          role-session-name: webstack-audit-stacks", "with the sweeper role", id="audit-stacks-with-prod-role"),
+    pytest.param("audit", 'run: python -m workflow.sweep_previews list --output "$RUNNER_TEMP/stacks.json"', 'run: pulumi stack ls --json > "$RUNNER_TEMP/stacks.json"', "by object name", id="audit-stacks-opens-every-checkpoint"),
+    pytest.param("audit", '          python-version: "3.11"\n\n      - name: Program virtualenv first on PATH\n        run: |\n          python -m venv .venv\n          .venv/bin/pip install -r requirements.txt\n          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n\n      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2\n        with:\n          role-to-assume: ${{ vars.AWS_SWEEPER_ROLE_ARN }}', '          python-version: "3.11"\n          cache: pip\n\n      - name: Program virtualenv first on PATH\n        run: |\n          python -m venv .venv\n          .venv/bin/pip install -r requirements.txt\n          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n\n      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2\n        with:\n          role-to-assume: ${{ vars.AWS_SWEEPER_ROLE_ARN }}', "audit/stacks: writes an Actions cache", id="audit-stacks-writes-a-cache"),
     pytest.param("audit", 'python -m workflow.audit report --since "$SINCE" --alert', 'python -m workflow.audit report --since "${{ inputs.since }}" --alert', "missing `python -m workflow.audit report", id="audit-input-in-the-script"),
     pytest.param("deploy", "        run: python -m workflow.ddl_audit install\n", "        run: echo skipped\n", "missing command `python -m workflow.ddl_audit install", id="deploy-no-ddl-audit"),
-    pytest.param("deploy", " --preview-environment preview-sweeper", "", "name exactly the environments", id="deploy-pack-config-forgets-the-sweeper"),
+    pytest.param("deploy", " --sweeper-environment preview-sweeper", "", "name exactly the environments", id="deploy-pack-config-forgets-the-sweeper"),
+    pytest.param("deploy", "--sweeper-environment preview-sweeper", "--preview-environment preview-sweeper", "name exactly the environments", id="deploy-pack-config-lets-previews-in-as-the-sweeper"),
+    pytest.param("sweeper", "python -m workflow.teardown_preview --pr \"$PR\"", "bash -c 'pulumi stack export --stack \"$STACK\" > s.json && pulumi stack import --file s.json && pulumi destroy --yes --stack \"$STACK\"'", "missing command", id="sweeper-destroys-the-state"),
+    pytest.param("sweeper", "      # Asked again inside", "      - name: pulumi\n        run: pulumi destroy --yes --stack \"$STACK\"\n\n      # Asked again inside", "runs Pulumi", id="sweeper-runs-pulumi"),
+    pytest.param("sweeper", "          python -m workflow.lease run --stack \"$STACK\" --pulumi '' -- python -m workflow.teardown_preview", "          python -m workflow.teardown_preview", "missing command", id="sweeper-teardown-unleased"),
+    pytest.param("sweeper", "vars.AWS_SWEEPER_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "sweeper role", id="sweeper-with-the-preview-role"),
+    pytest.param("sweeper", '          python-version: "3.11"\n\n      - name: Program virtualenv first on PATH', '          python-version: "3.11"\n          cache: pip\n          cache-dependency-path: requirements.txt\n\n      - name: Program virtualenv first on PATH', "writes an Actions cache", id="sweeper-writes-the-pip-cache"),
+    pytest.param("cleanup", '          python-version: "3.11"\n', '          python-version: "3.11"\n          cache: pip\n', "cleanup/destroy: writes an Actions cache", id="cleanup-writes-the-pip-cache"),
     pytest.param("deploy", "--prod-environment production", "--prod-environment production --prod-environment staging", "name exactly the environments", id="deploy-pack-config-trusts-more"),
-    pytest.param("sweeper", '          python -m workflow.verify_state --stack "$STACK" --state "$state"\n', "", "missing command `python -m workflow.verify_state", id="sweeper-destroys-unchecked"),
-    pytest.param("sweeper", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes', "pulumi destroy --yes", "missing command `PULUMI_BACKEND_URL=\"$checked\" pulumi destroy", id="sweeper-destroys-the-writable-original"),
     pytest.param("cleanup", '          python -m workflow.verify_state --stack "$STACK" --state "$state"\n', "", "missing command `python -m workflow.verify_state", id="cleanup-destroys-unchecked"),
     pytest.param("deploy", "branches: [main]", "branches: [main, develop]", "push to main only", id="deploy-branches"),
     pytest.param("deploy", 'pulumi stack select "$STACK"', 'pulumi stack select --create "$STACK"', "never create", id="deploy-creates-prod"),
@@ -798,9 +827,7 @@ BROKEN = [
     pytest.param("deploy", 'python -m workflow.lease run --stack "$STACK" -- pulumi up', "python -m workflow.lease run --stack preview-pr-1 -- pulumi up", "outside the lease", id="deploy-up-under-another-stacks-lease"),
     pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi destroy --yes --stack \"$STACK\"\n          python -m workflow.pr_comment", "outside the lease", id="preview-destroys-unleased"),
     pytest.param("cleanup", "          python -m workflow.lease run --stack \"$STACK\" -- bash -euo pipefail -c '\n", "", "outside the lease", id="cleanup-destroy-unleased"),
-    pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          '\n          pulumi stack rm --yes --force \"$STACK\"\n", "held from the state export to", id="sweeper-lease-released-before-rm"),
     pytest.param("cleanup", "          # ... then destroy exactly the checked copy", "          # ... then destroy the checked copy (it's", "a quote inside the leased block", id="cleanup-quote-ends-the-leased-block"),
-    pytest.param("sweeper", "          pulumi stack rm --yes --force \"$STACK\"\n          '\n", "          pulumi stack rm --yes --force \"$STACK\"\n", "never ends", id="sweeper-leased-block-unterminated"),
     pytest.param("preview", '--config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config', '--config-file Pulumi.preview.yaml --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
     pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', " --event-log", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
     pytest.param("deploy", ' --event-log "$RUNNER_TEMP/events.jsonl"\n', "\n", "the engine's event log", id="deploy-up-without-event-log"),
@@ -828,10 +855,10 @@ BROKEN = [
     pytest.param("cleanup", '          pulumi stack rm --yes --force "$STACK"\n', "", "missing command `pulumi stack rm", id="cleanup-no-rm"),
     pytest.param("cleanup", 'PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK" --config-file Pulumi.preview.yaml\n          pulumi stack rm --yes --force "$STACK"', 'pulumi stack rm --yes --force "$STACK"\n          PULUMI_BACKEND_URL="$checked" pulumi destroy --yes --stack "$STACK" --config-file Pulumi.preview.yaml', "out of order", id="cleanup-rm-first"),
     pytest.param("cleanup", 'grep -q "no stack named"', 'grep -q "error"', "already gone", id="cleanup-not-idempotent"),
-    pytest.param("cleanup", "vars.AWS_PREVIEW_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "preview role", id="cleanup-role"),
+    pytest.param("cleanup", "vars.AWS_CLEANUP_ROLE_ARN", "vars.AWS_PROD_ROLE_ARN", "cleanup role", id="cleanup-role"),
+    pytest.param("cleanup", "vars.AWS_CLEANUP_ROLE_ARN", "vars.AWS_PREVIEW_ROLE_ARN", "cleanup role", id="cleanup-with-the-preview-role"),
     pytest.param("sweeper", "group: preview-pr-${{ matrix.pr }}", "group: sweeper", "join the PR's concurrency group", id="sweeper-group"),
-    pytest.param("sweeper", 'pulumi destroy --yes --stack "$STACK"', 'pulumi destroy --yes --skip-preview --stack "$STACK"', "same commands", id="sweeper-differs"),
-    pytest.param("sweeper", "        run: python -m workflow.sweep_previews check", "        run: echo check", "re-check", id="sweeper-no-recheck"),
+    pytest.param("sweeper", "        run: python -m workflow.sweep_previews check", "        run: echo check", "missing command `python -m workflow.sweep_previews check", id="sweeper-no-recheck"),
     pytest.param("sweeper", "  workflow_dispatch:\n", "", "schedule and workflow_dispatch", id="sweeper-no-manual"),
     pytest.param("security", "          extra_args: --results=verified,unverified,unknown", "          extra_args: --only-verified", "every finding", id="security-only-verified"),
     pytest.param("security", "--severity-level high --confidence-level low\n", "--severity-level high --confidence-level low --exit-zero\n", "bandit must block", id="security-bandit-never-fails"),
@@ -851,7 +878,7 @@ BROKEN = [
     pytest.param("deploy", "        run: python -m workflow.plan_report", "        env:\n          TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}\n        run: python -m workflow.plan_report", "does not run pulumi", id="secret-non-pulumi-step"),
     pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
     pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
-    pytest.param("sweeper", "pulumi-version: 3.274.1", "pulumi-version: 3.272.0", "is not the CLI the tests run", id="cli-version-mismatch"),
+    pytest.param("cleanup", "pulumi-version: 3.274.1", "pulumi-version: 3.272.0", "is not the CLI the tests run", id="cli-version-mismatch"),
     pytest.param("preview", ' --config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', ' --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', "lacks --config-file Pulumi.preview.yaml", id="preview-up-without-template"),
     pytest.param("cleanup", ' --config-file Pulumi.preview.yaml\n', "\n", "lacks --config-file Pulumi.preview.yaml", id="cleanup-destroy-without-template"),
     pytest.param("deploy", '          PULUMI_DEBUG_COMMANDS: "true"\n', "", "needs PULUMI_DEBUG_COMMANDS", id="deploy-event-log-without-debug-commands"),
@@ -870,7 +897,7 @@ BROKEN = [
     pytest.param("deploy", "      contents: read\n      issues: read\n", "      contents: read\n", "the quarantine gate needs issues: read", id="quarantine-gate-cannot-read"),
     pytest.param("deploy", "      - name: Security quarantine gate\n", "      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2\n        with:\n          role-to-assume: ${{ vars.AWS_PROD_ROLE_ARN }}\n          aws-region: ${{ vars.AWS_REGION }}\n\n      - name: Security quarantine gate\n", "deploy/deploy: the quarantine gate must run before the AWS credentials", id="quarantine-gate-late"),
     pytest.param("cleanup", "      - name: pulumi login (S3 backend)\n", "      - name: quarantine\n        env:\n          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check\n\n      - name: pulumi login (S3 backend)\n", "cleanup/destroy: a job that runs no `pulumi up` has no quarantine gate", id="quarantine-cleanup-gated"),
-    pytest.param("sweeper", "      - name: Is the pull request still closed?\n", "      - name: quarantine\n        env:\n          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check\n\n      - name: Is the pull request still closed?\n", "sweeper/destroy: a job that runs no `pulumi up` has no quarantine gate", id="quarantine-sweeper-destroy-gated"),
+    pytest.param("sweeper", "      - name: Is the pull request still closed?\n", "      - name: quarantine\n        env:\n          GITHUB_TOKEN: ${{ github.token }}\n        run: python -m workflow.quarantine check\n\n      - name: Is the pull request still closed?\n", "sweeper/teardown: a job that runs no `pulumi up` has no quarantine gate", id="quarantine-sweeper-destroy-gated"),
     pytest.param("security", "    environment: security-quarantine\n", "", "reads secrets outside an environment", id="quarantine-job-without-environment"),
     pytest.param("security", "    environment: security-quarantine\n", "    environment: production\n", "must run in the `security-quarantine` environment", id="quarantine-job-in-production"),
     pytest.param("security", "ALERT_WEBHOOK_URL: ${{ secrets.SECURITY_ALERT_WEBHOOK_URL }}\n        run: python -m workflow.quarantine", "ALERT_WEBHOOK_URL: ${{ secrets.ALERT_WEBHOOK_URL }}\n        run: python -m workflow.quarantine", "comes from secrets.ALERT_WEBHOOK_URL", id="quarantine-prods-webhook"),

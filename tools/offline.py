@@ -53,6 +53,13 @@ class RecordedResource:
     delete_before_replace: bool
     secret_outputs: set[str] = field(default_factory=set)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What the SDK asks the engine for the resource's plugin (the default provider of a custom
+    # resource is chosen and configured from these): version, download URL, package reference.
+    version: str = ""
+    plugin_download_url: str = ""
+    package_ref: str = ""
+    provider: str = ""
+    """The explicit provider reference (`<provider urn>::<id>`), empty for a default provider."""
 
 
 @dataclass
@@ -227,6 +234,10 @@ class RecordingMonitor(MockMonitor):
             delete_before_replace=bool(request.deleteBeforeReplace),
             secret_outputs=set(request.additionalSecretOutputs),
             outputs=_plain(self.resources[urn].state) if urn in self.resources else {},
+            version=request.version,
+            plugin_download_url=request.pluginDownloadURL,
+            package_ref=request.packageRef,
+            provider=request.provider,
         )
         return response
 

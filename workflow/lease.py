@@ -483,13 +483,17 @@ class Supervisor:
 
 def _takeover_actions(stack: str, key: str, pulumi: str) -> Callable[[dict[str, Any]], None]:
     def act(dead: dict[str, Any]) -> None:
-        run_cancel(pulumi, stack)
+        if pulumi:
+            run_cancel(pulumi, stack)
+            cleared = f"Its Pulumi lock was cleared with `pulumi cancel --stack {stack}`"
+        else:
+            cleared = "Its Pulumi lock was left to the new run (run without the Pulumi CLI: --pulumi '')"
         send_alert(
             "warning",
             f"lease of {key} taken over from a dead run",
             f"The run holding the lease of {stack} stopped renewing it for a whole lease "
             f"({dead.get('LeaseSeconds', '?')}s) and is taken to be dead: {describe_holder(dead)}. "
-            f"Its Pulumi lock was cleared with `pulumi cancel --stack {stack}` and a new run continues. "
+            f"{cleared} and a new run continues. "
             "Check that run's log: what it changed before it died may need a `pulumi refresh`.",
         )
 
@@ -515,7 +519,12 @@ def build_parser() -> StepParser:
     run.add_argument("--wait-seconds", type=positive_seconds, default=None)
     run.add_argument("--poll-seconds", type=positive_seconds, default=None)
     run.add_argument("--kill-grace-seconds", type=positive_seconds, default=None)
-    run.add_argument("--pulumi", default=os.environ.get("PULUMI", "pulumi"), help="the CLI that runs `cancel` after a takeover")
+    run.add_argument(
+        "--pulumi",
+        default=os.environ.get("PULUMI", "pulumi"),
+        help="the CLI that runs `cancel` after a takeover; '' for a command that never runs Pulumi (the "
+        "sweeper's teardown removes the stack's objects, its lock among them, without the CLI)",
+    )
     run.add_argument("command", nargs="+", help="the command, after `--`")
 
     status = sub.add_parser("status", help="print the stack's lease (JSON)")

@@ -20,9 +20,25 @@ The program of this checkout is evaluated offline for the stack (`tools.offline`
   declared environment NAMES; the values may differ (content hashes, URLs of other resources),
   except for variables that choose what code runs (PATH, PYTHONPATH, LD_PRELOAD, ...), which must
   be the declared values;
-- a provider is one of the packages the program uses (a default provider, or the program's own),
-  with no download URL or endpoint the program does not declare: a planted `pluginDownloadURL`
-  would make the engine fetch and run a binary of the author's choosing;
+- every Command field the command provider acts on is on an allow-list: the fields above, plus
+  `logging`, `addPreviousOutputInEnv`, `assetPaths` and `archivePaths` as declared, `triggers`
+  (any value) and the outputs it writes itself (`stdout`, `stderr`, `assets`, `archive`); any other
+  field is refused;
+- a provider is exactly one the program declares: its explicit provider, or the default provider
+  the engine makes for a package from the version the SDK asks (`default_<major>_<minor>_<patch>`).
+  Everything the engine reads from a provider's state to choose, fetch and configure a plugin
+  (pkg/resource/deploy/providers/registry.go, v3.274.1: `Same` reads `name`, `version`,
+  `pluginDownloadURL`, `parameterization` and `envVarMappings` from `__internal`, or from the top
+  level when `__internal` is missing, and hands every other input to CheckConfig/Configure) must be
+  what the program declares, key for key: no `__internal` field the SDK did not send, the declared
+  plugin version, no setting the program does not make. A planted plugin name, version, download
+  URL or parameterization would make the engine load and run a plugin of the author's choosing;
+- every resource names, as its `provider`, the provider the program gives it;
+- a cloud resource (AWS, Cloudflare) stores every input the program declares with a plain value
+  unchanged, in its inputs and outputs (a name, zone or account is what its provider's Delete acts
+  on); an input wired from another resource's output must be one of that resource's stored outputs;
+  an input the program does not declare is allowed only where the provider fills it in itself
+  (`PROVIDER_FILLED`: schema defaults, which must keep their default value, auto-names, hashes);
 - pending operations and resources pending deletion are checked like the rest.
 
 Anything else (an unreadable file, a secret where a plain command is expected) is a difference too.
@@ -44,10 +60,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.settings import config_file_values
 from core.names import PR_NUMBER, PR_STACK
 from steps.console import log, shown
 from tools.offline import SIGNATURE_KEY, committed_values, config_for, run_program
 
+PROJECT = "webstack"
 STACK_TYPE = "pulumi:pulumi:Stack"
 COMMAND_TYPE = "command:local:Command"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -57,9 +75,26 @@ COMMAND_FIELDS = ("create", "delete", "update", "dir", "interpreter", "stdin")
 CODE_PATH_VARIABLES = re.compile(
     r"PATH|LD_\w+|DYLD_\w+|PYTHON\w*|NODE_OPTIONS|NODE_PATH|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|IFS|PERL5\w+|RUBY\w+"
 )
-# Provider inputs that send the provider (and its credentials) somewhere or fetch a plugin.
-REDIRECTING_KEY = re.compile(r"(?i).*(url|endpoint|plugin).*")
-DEFAULT_PROVIDER_NAME = re.compile(r"default(_[0-9A-Za-z_.-]+)?")
+# Command fields besides COMMAND_FIELDS and `environment`: declared ones compared exactly, the
+# provider's own outputs and the re-run triggers accepted with any value.
+COMMAND_DECLARED_FIELDS = ("logging", "addPreviousOutputInEnv", "assetPaths", "archivePaths")
+COMMAND_FREE_FIELDS = {"inputs": ("triggers",), "outputs": ("triggers", "stdout", "stderr", "assets", "archive")}
+INTERNAL = "__internal"
+ANY = object()
+# Inputs a provider's Check fills in that the program never declares (what sandbox/providers mirror
+# of pulumi-aws 7 and pulumi-cloudflare 6): a default must keep its value, since some decide what
+# Delete does (`forceDetachPolicies`, `skipDestroy`); auto-names and hashes may hold any value.
+PROVIDER_FILLED: dict[str, dict[str, Any]] = {
+    "aws:iam/role:Role": {"path": "/", "maxSessionDuration": 3600, "forceDetachPolicies": False},
+    "aws:lambda/function:Function": {
+        "packageType": "Zip", "publish": False, "memorySize": 128, "timeout": 3, "architectures": ["x86_64"],
+        "reservedConcurrentExecutions": -1, "skipDestroy": False, "sourceCodeHash": ANY,
+    },
+    "aws:lambda/functionUrl:FunctionUrl": {"invokeMode": "BUFFERED"},
+    "aws:lambda/permission:Permission": {"statementId": ANY},
+}  # fmt: skip
+# The bridge records which inputs it defaulted; the list itself decides nothing.
+FILLED_EVERYWHERE = {"__defaults": ANY}
 # No database is reached: the settings want a URL, and no Command carries it.
 PLACEHOLDER_DATABASE_URL = "postgres://verify:not-used@127.0.0.1:5432/verify"
 
@@ -68,6 +103,17 @@ PLACEHOLDER_DATABASE_URL = "postgres://verify:not-used@127.0.0.1:5432/verify"
 class DeclaredCommand:
     fields: dict[str, Any]
     environment: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    """COMMAND_DECLARED_FIELDS as declared (absent: not set)."""
+
+
+@dataclass(frozen=True)
+class DeclaredResource:
+    type: str
+    inputs: dict[str, Any]
+    wired: dict[str, set[str]]
+    """Input name -> engine URNs of the resources its value comes from (empty: a plain value)."""
+    secret_inputs: set[str]
 
 
 @dataclass
@@ -79,6 +125,10 @@ class Declaration:
     types: dict[str, str] = field(default_factory=dict)
     commands: dict[str, DeclaredCommand] = field(default_factory=dict)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Provider URN -> the inputs the engine stores for it: explicit ones' and default ones'."""
+    resources: dict[str, DeclaredResource] = field(default_factory=dict)
+    provider_of: dict[str, str] = field(default_factory=dict)
+    """Custom resource URN -> the URN of the provider the program gives it."""
 
     @property
     def stack_urn(self) -> str:
@@ -115,34 +165,83 @@ def engine_urns(recording) -> dict[str, str]:
     return urns
 
 
+def default_provider_name(version: str, download_url: str = "") -> str:
+    """The name the engine gives the default provider of a plugin version (ProviderRequest.DefaultName,
+    pkg/resource/deploy/providers/provider.go, v3.274.1); only versions the SDKs send are handled."""
+    core, _, pre = version.partition("-")
+    core, _, build = core.partition("+")
+    parts = core.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"an SDK asked for plugin version {version!r}, which is not major.minor.patch")
+    name = "default_" + "_".join(str(int(p)) for p in parts)
+    name += "".join(f"_{p}" for p in pre.split(".") if p) + "".join(f"_{p}" for p in build.split(".") if p)
+    if download_url:
+        raise ValueError(f"an SDK asks for a plugin download URL ({download_url!r}); verify_state does not allow one")
+    return name
+
+
+def _provider_inputs(declared_inputs: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """What the engine stores as a provider's inputs: the settings, the plugin version, `__internal`
+    (SetProviderVersion adds it empty; nothing else is set without a download URL or a package)."""
+    return {**declared_inputs, "version": version, INTERNAL: {}}
+
+
 def declaration_of(recording) -> Declaration:
     urns = engine_urns(recording)
     project = next(iter(urns.values())).split("::")[1] if urns else "webstack"
     declared = Declaration(stack=recording.stack, project=project)
+    prefix = f"urn:pulumi:{recording.stack}::{project}::"
     for mock_urn, resource in recording.resources.items():
         urn = urns[mock_urn]
         declared.types[urn] = resource.type
+        if resource.package_ref:
+            raise ValueError(f"{resource.name} uses a parameterized package ({resource.package_ref}); verify_state does not allow one")
+        if resource.type.startswith(PROVIDER_PREFIX):
+            if resource.plugin_download_url:
+                raise ValueError(f"provider {resource.name} declares a plugin download URL; verify_state does not allow one")
+            declared.providers[urn] = _provider_inputs(resource.inputs, resource.version)
+            continue
+        if not resource.custom:
+            continue
+        if resource.provider:
+            declared.provider_of[urn] = urns.get(resource.provider.rsplit("::", 1)[0], "")
+        else:
+            package = resource.type.split(":", 1)[0]
+            provider = f"{prefix}{PROVIDER_PREFIX}{package}::{default_provider_name(resource.version, resource.plugin_download_url)}"
+            declared.provider_of[urn] = provider
+            declared.providers.setdefault(provider, _provider_inputs({}, resource.version))
+            declared.types.setdefault(provider, f"{PROVIDER_PREFIX}{package}")
+        declared.resources[urn] = DeclaredResource(
+            type=resource.type,
+            inputs=dict(resource.inputs),
+            wired={key: {urns[d] for d in deps if d in urns} for key, deps in resource.property_dependencies.items() if deps},
+            secret_inputs=set(resource.secret_inputs),
+        )
         if resource.type == COMMAND_TYPE:
             inputs = resource.inputs
             declared.commands[urn] = DeclaredCommand(
                 fields={name: inputs.get(name) for name in COMMAND_FIELDS},
                 environment=dict(inputs.get("environment") or {}),
+                options={name: inputs[name] for name in COMMAND_DECLARED_FIELDS if name in inputs},
             )
-        elif resource.type.startswith(PROVIDER_PREFIX):
-            declared.providers[urn] = dict(resource.inputs)
     return declared
 
 
-def recording_for(stack: str):
-    """This checkout's program evaluated offline for `stack` with its committed settings."""
-    config = config_for(stack, committed_values(stack))
+def recording_for(stack: str, config_file: Path | None = None):
+    """This checkout's program evaluated offline for `stack` with its committed settings, or with the
+    settings of `config_file` (what `pulumi --config-file` hands the stack; a PR stack runs on
+    Pulumi.preview.yaml)."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"the stack config file {config_file} does not exist")
+    values = config_file_values(config_file, PROJECT) if config_file is not None else committed_values(stack)
+    config = config_for(stack, values)
     # The settings need a database URL; no Command carries it (steps read it from the job's env).
     config["webstack:databaseUrl"] = PLACEHOLDER_DATABASE_URL
     return run_program(stack, config, secret_keys=("webstack:databaseUrl",))
 
 
-def declared_for(stack: str) -> Declaration:
-    return declaration_of(recording_for(stack))
+def declared_for(stack: str, config_file: Path | None = None) -> Declaration:
+    return declaration_of(recording_for(stack, config_file))
 
 
 # --- the comparison ----------------------------------------------------------------------------------
@@ -166,22 +265,15 @@ def _type_of(urn: str) -> str:
     return parts[2].rsplit("$", 1)[-1] if len(parts) >= 4 else ""
 
 
-def _redirecting_keys(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if REDIRECTING_KEY.fullmatch(str(key)):
-                yield where, item
-            else:
-                yield from _redirecting_keys(item, where)
-
-
-def _lookup(document: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(document, Mapping):
-            return None
-        document = document.get(key)
-    return document
+def _strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
 
 
 def check_command(where: str, resource: Mapping[str, Any], declared: DeclaredCommand) -> Iterator[str]:
@@ -223,6 +315,24 @@ def check_command(where: str, resource: Mapping[str, Any], declared: DeclaredCom
                     f"{where}: {part}.environment.{name} is {shown(environment[name])}; it decides what code "
                     f"runs, so it must be the declared {shown(declared.environment[name])}"
                 )
+        for name in COMMAND_DECLARED_FIELDS:
+            value = stored.get(name)
+            if _is_secret(value) or not _same(declared.options.get(name), value):
+                yield f"{where}: {part}.{name} is {shown(value)}, the program declares {shown(declared.options.get(name))}"
+        known = {*COMMAND_FIELDS, "environment", *COMMAND_DECLARED_FIELDS, *COMMAND_FREE_FIELDS[part]}
+        for name in sorted(set(stored) - known, key=str):
+            yield f"{where}: {part}.{name} is not a field the program sets (the command provider would act on it)"
+
+
+# What each `__internal` field makes the engine do (pkg/resource/deploy/providers/registry.go).
+INTERNAL_FIELDS = {
+    "name": "load the plugin of that name instead of the package's",
+    "version": "load that plugin version",
+    "pluginDownloadURL": "download the plugin from there and run it",
+    "pluginChecksums": "accept a plugin binary by those checksums",
+    "parameterization": "parameterize the plugin with that value",
+    "envVarMappings": "give the plugin other environment variables (credentials) than its own",
+}
 
 
 def check_provider(where: str, urn: str, resource: Mapping[str, Any], declared: Declaration) -> Iterator[str]:
@@ -230,28 +340,98 @@ def check_provider(where: str, urn: str, resource: Mapping[str, Any], declared: 
     if package not in declared.packages:
         yield f"{where}: a provider of package {shown(package)}, which the program does not use"
         return
-    inputs = resource.get("inputs") or {}
-    if not isinstance(inputs, Mapping):
-        yield f"{where}: inputs is not an object"
+    expected = declared.providers.get(urn)
+    if expected is None:
+        own = sorted(u.rsplit("::", 1)[-1] for u in declared.providers if _type_of(u) == f"{PROVIDER_PREFIX}{package}")
+        yield (
+            f"{where}: a provider the program does not declare (the {package} provider it declares: "
+            f"{shown(', '.join(own))}; a default provider is named after the plugin version the SDK asks)"
+        )
         return
-    own = declared.providers.get(urn)
-    if own is None:
-        name = urn.rsplit("::", 1)[-1]
-        if not DEFAULT_PROVIDER_NAME.fullmatch(name):
-            yield f"{where}: a provider the program does not declare (only default providers and its own are)"
-        extra = sorted(set(inputs) - {"version", "__internal"})
-        if extra:
-            yield f"{where}: a default provider carries settings the stack has none of: {shown(', '.join(extra))}"
     for part in ("inputs", "outputs"):
-        for key, value in _redirecting_keys(resource.get(part) or {}):
-            if value in (None, "", {}, []):
+        stored = resource.get(part)
+        if stored is None and part == "outputs":
+            continue
+        if not isinstance(stored, Mapping):
+            yield f"{where}: {part} is not an object"
+            continue
+        # The engine stores the checked settings as outputs, without `__internal`.
+        want = expected if part == "inputs" else {k: v for k, v in expected.items() if k != INTERNAL}
+        for key in sorted(set(stored) | set(want), key=str):
+            if key == INTERNAL:
+                yield from _check_internal(where, part, stored.get(key, None), want.get(key), key in stored)
+            elif key not in want:
+                does = INTERNAL_FIELDS.get(key, "configure the plugin with it")
+                yield f"{where}: {part}.{key} is {shown(stored[key])}, which the program does not set (the engine would {does})"
+            elif key not in stored:
+                if part == "inputs":
+                    yield f"{where}: {part}.{key} is missing; the program declares {shown(want[key])}"
+            elif _is_secret(stored[key]) or stored[key] != want[key]:
+                yield f"{where}: {part}.{key} is {shown(stored[key])}, the program declares {shown(want[key])}"
+
+
+def _check_internal(where: str, part: str, stored: Any, wanted: Any, present: bool) -> Iterator[str]:
+    if not present:
+        # Without `__internal` the engine reads name, pluginDownloadURL, parameterization, ...
+        # from the top level (getInternal): the program's engine always writes it.
+        yield f"{where}: {part}.{INTERNAL} is missing (the engine would read the plugin's identity from the top level)"
+        return
+    if not isinstance(stored, Mapping):
+        yield f"{where}: {part}.{INTERNAL} is {shown(stored)}, not an object"
+        return
+    for key in sorted(set(stored) | set(wanted or {}), key=str):
+        value = stored.get(key)
+        if (wanted or {}).get(key) != value or key not in (wanted or {}):
+            does = INTERNAL_FIELDS.get(str(key), "read it to choose or configure the plugin")
+            yield (
+                f"{where}: {part}.{INTERNAL}.{key} is {shown(value)}, the program declares "
+                f"{shown((wanted or {}).get(key))} (the engine would {does})"
+            )
+
+
+def check_cloud_resource(
+    where: str, resource: Mapping[str, Any], declared: DeclaredResource, stored_outputs: Mapping[str, Mapping[str, Any]]
+) -> Iterator[str]:
+    """Declared plain inputs unchanged; wired inputs wired; undeclared inputs only the provider's own."""
+    filled = {**FILLED_EVERYWHERE, **PROVIDER_FILLED.get(declared.type, {})}
+    for part in ("inputs", "outputs"):
+        stored = resource.get(part)
+        if stored is None and part == "outputs":
+            continue
+        if not isinstance(stored, Mapping):
+            yield f"{where}: {part} is not an object"
+            continue
+        for key, want in sorted(declared.inputs.items()):
+            if key not in stored:
+                if part == "inputs" and want not in (None, [], {}):
+                    yield f"{where}: {part}.{key} is missing; the program declares it"
                 continue
-            expected = _lookup(own, key) if own is not None else None
-            if value != expected:
-                yield f"{where}: {part}.{key} is {shown(value)}; the program declares {shown(expected)}"
+            value = stored[key]
+            if key in declared.secret_inputs or _is_secret(value):
+                continue  # a secret's value is checked by the program's own up, not readable here
+            sources = declared.wired.get(key)
+            if sources:
+                if isinstance(want, str) and value not in {
+                    s for urn in sources for s in _strings_in(stored_outputs.get(urn, {}))
+                }:
+                    yield f"{where}: {part}.{key} is {shown(value)}, not an output of the resource the program takes it from"
+            elif value != want and not (isinstance(want, float) and value == want):
+                yield f"{where}: {part}.{key} is {shown(value)}, the program declares {shown(want)}"
+        if part == "inputs":
+            for key in sorted(set(stored) - set(declared.inputs), key=str):
+                if key not in filled:
+                    yield f"{where}: inputs.{key} is {shown(stored[key])}, which the program does not set"
+                elif filled[key] is not ANY and stored[key] != filled[key]:
+                    yield f"{where}: inputs.{key} is {shown(stored[key])}; unset by the program, it must be the provider's default {shown(filled[key])}"
+        else:
+            for key, default in filled.items():
+                if key not in declared.inputs and key in stored and default is not ANY and stored[key] != default:
+                    yield f"{where}: outputs.{key} is {shown(stored[key])}; unset by the program, it must be the provider's default {shown(default)}"
 
 
-def check_resource(resource: Any, declared: Declaration, label: str = "") -> Iterator[str]:
+def check_resource(
+    resource: Any, declared: Declaration, label: str = "", outputs: Mapping[str, Mapping[str, Any]] | None = None
+) -> Iterator[str]:
     if not isinstance(resource, Mapping):
         yield f"{label or 'a resource'} is not an object"
         return
@@ -278,11 +458,15 @@ def check_resource(resource: Any, declared: Declaration, label: str = "") -> Ite
         kind = "a Command" if type_token == COMMAND_TYPE else "a resource"
         yield f"{where}: {kind} the program does not declare"
         return
-    provider = resource.get("provider")
-    if provider and not str(provider).startswith(f"urn:pulumi:{declared.stack}::{declared.project}::{PROVIDER_PREFIX}"):
-        yield f"{where}: its provider {shown(provider)} is not one of this stack's"
+    if urn in declared.provider_of:
+        provider = resource.get("provider")
+        expected = declared.provider_of[urn]
+        if not isinstance(provider, str) or provider.rsplit("::", 1)[0] != expected:
+            yield f"{where}: its provider is {shown(provider)}, the program gives it {shown(expected)}"
     if type_token == COMMAND_TYPE:
         yield from check_command(where, resource, declared.commands[urn])
+    elif urn in declared.resources:
+        yield from check_cloud_resource(where, resource, declared.resources[urn], outputs or {})
 
 
 def state_resources(document: Any) -> tuple[list[tuple[str, Any]], list[str]]:
@@ -312,8 +496,14 @@ def verify(document: Any, declared: Declaration) -> dict[str, Any]:
     entries, problems = state_resources(document)
     present = set()
     commands = 0
+    # What each stored resource's outputs are, for inputs wired from them.
+    outputs = {
+        r["urn"]: r["outputs"]
+        for _, r in entries
+        if isinstance(r, Mapping) and isinstance(r.get("urn"), str) and isinstance(r.get("outputs"), Mapping) and not r.get("delete")
+    }
     for label, resource in entries:
-        problems += check_resource(resource, declared, label)
+        problems += check_resource(resource, declared, label, outputs)
         if isinstance(resource, Mapping):
             present.add(resource.get("urn"))
             commands += resource.get("type") == COMMAND_TYPE
@@ -358,6 +548,7 @@ def main(argv: list[str] | None = None, declare=declared_for) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflow.verify_state", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="preview-pr-<N>")
     parser.add_argument("--state", required=True, type=Path, help="`pulumi stack export` output")
+    parser.add_argument("--config-file", type=Path, help="the settings the stack runs with (`pulumi --config-file`)")
     args = parser.parse_args(argv)
     match = PR_STACK.fullmatch(args.stack)
     if not match or not PR_NUMBER.fullmatch(match["number"]):
@@ -368,7 +559,12 @@ def main(argv: list[str] | None = None, declare=declared_for) -> int:
     if unreadable:
         verdict = {"stack": args.stack, "verified": False, "resources": 0, "commands": 0, "missing": [], "problems": [unreadable]}
     else:
-        verdict = verify(document, declare(args.stack))
+        try:
+            declared = declare(args.stack, args.config_file) if args.config_file else declare(args.stack)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"verify_state: {shown(str(exc), quote=False)}", file=sys.stderr)
+            return 2
+        verdict = verify(document, declared)
     print(json.dumps(verdict), flush=True)
 
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

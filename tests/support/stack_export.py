@@ -6,7 +6,9 @@ What the real engine writes (checked against bin/pulumi's own export, see test_v
 test): one entry per resource with `urn` (the parents' types joined by `$`), `custom`, `type`,
 `parent`, for custom resources `id`, `inputs`, `outputs` and `provider` (`<provider urn>::<id>`);
 the Stack as the root; a default provider per package the program uses without one of its own,
-named `default_<version>` with inputs `{"__internal": {}, "version": ...}`.
+named `default_<version>` with inputs `{"__internal": {}, "version": ...}`; an explicit provider
+with its settings, `version` and `__internal: {}` as inputs and the same without `__internal` as
+outputs (checked against bin/pulumi's export of a deployed preview, tests/test_sweeper_teardown.py).
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ def exported_state(recording, *, project: str = "webstack") -> dict[str, Any]:
             "type": resource.type,
             "parent": urns.get(resource.parent, root),
         }
-        if resource.custom:
+        if resource.custom and resource.type.startswith(PROVIDER_PREFIX):
+            outputs = {**copy.deepcopy(resource.inputs), "version": resource.version}
+            entry |= {"id": f"{resource.name}-provider-id", "inputs": {**outputs, "__internal": {}}, "outputs": outputs}
+        elif resource.custom:
             inputs = copy.deepcopy(resource.inputs)
             outputs = copy.deepcopy(resource.outputs) or copy.deepcopy(inputs)
             if resource.type == COMMAND_TYPE:
@@ -76,10 +81,9 @@ def exported_state(recording, *, project: str = "webstack") -> dict[str, Any]:
                 outputs["stderr"] = encrypted()
                 entry["additionalSecretOutputs"] = ["stderr"]
             entry |= {"id": f"{resource.name}-0123abcd", "inputs": inputs, "outputs": outputs}
-            if not resource.type.startswith(PROVIDER_PREFIX):
-                package = resource.type.split(":", 1)[0]
-                own = next((u for u in explicit if u.split("::")[2] == f"{PROVIDER_PREFIX}{package}"), None)
-                entry["provider"] = f"{own}::{package}-provider-id" if own else providers[package]
+            package = resource.type.split(":", 1)[0]
+            own = next((u for u in explicit if u.split("::")[2] == f"{PROVIDER_PREFIX}{package}"), None)
+            entry["provider"] = f"{own}::{own.rsplit('::', 1)[-1]}-provider-id" if own else providers[package]
         resources.append(entry)
 
     return {
