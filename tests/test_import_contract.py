@@ -5,8 +5,9 @@ statements (every one, function-local ones included), not from what a test run h
   no boto3, nothing of ours but core;
 - nothing in `steps` reaches `components` (the resource model), directly or through another module;
 - nothing in `steps` or `workflow` reaches pulumi: the deploy steps and the workflows' helpers start
-  without loading the SDK. One named exception: `workflow.verify_state` evaluates this checkout's
-  program under mocks (`tools.offline`) to compare a state with it, which is its job;
+  without loading the SDK. Two named exceptions: `workflow.verify_state` evaluates this checkout's
+  program under mocks (`tools.offline`) to compare a state with it, and `workflow.teardown_preview`
+  derives from that evaluation what a closed PR's preview has; that is their job;
 - no cycle between modules of ours.
 
 A package's `__init__` runs before any of its modules, so a module also reaches what its packages'
@@ -29,6 +30,7 @@ PACKAGES = ("core", "components", "steps", "workflow", "tools", "policy", "sandb
 # (importer, imported): the one edge the "no pulumi in workflow" rule does not follow, and why.
 ALLOWED_EDGES = {
     ("workflow.verify_state", "tools.offline"): "compares a state with the program it evaluates under mocks",
+    ("workflow.teardown_preview", "workflow.verify_state"): "derives what to remove from the program evaluated under mocks",
 }
 # What core may import besides the standard library: the stack files are YAML.
 CORE_THIRD_PARTY = {"yaml"}

@@ -28,7 +28,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from core.phases import PHASE_TYPE
-from core.stack_files import PROJECT_ROOT, stack_file_values
+from core.stack_files import PROJECT_ROOT, config_file_values, stack_file_values
 
 MAIN = PROJECT_ROOT / "__main__.py"
 SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire marker for a secret value, not a password  # nosec B105
@@ -246,6 +246,11 @@ def committed_values(stack: str) -> dict[str, Any]:
     """The plain values of the config file a stack runs on (a PR stack: the template's, which every
     `pulumi` command of a PR stack takes as `--config-file`)."""
     return stack_file_values(stack, "webstack")
+
+
+def file_values(config_file: Path) -> dict[str, Any]:
+    """The plain values of a stack config file the stack runs with (`pulumi --config-file FILE`)."""
+    return config_file_values(config_file, "webstack")
 
 
 def config_for(stack: str, values: Mapping[str, Any], project: str = "webstack") -> dict[str, str]:

@@ -26,9 +26,8 @@ from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME
 from steps.args import StepParser, local_path, matching
 from steps.retry import PermanentError, describe, retry_call
 from workflow.github_api import DEFAULT_API, REPOSITORY, GitHub, GitHubError
+from workflow.lease import project_name
 from workflow.state_store import StoredStack, open_store, stacks
-
-PROJECT = "webstack"
 
 
 class SweepError(GitHubError):
@@ -74,7 +73,7 @@ def _append(path: str | None, text: str) -> None:
 def stored_stacks(env: Mapping[str, str]) -> list[StoredStack]:
     """The backend's stacks (PULUMI_BACKEND_URL), listed with transient errors retried."""
     store = open_store(env.get("PULUMI_BACKEND_URL", ""))
-    return retry_call(lambda: stacks(store, PROJECT), what="list the backend's stacks", attempts=5, deadline=120.0)
+    return retry_call(lambda: stacks(store, project_name()), what="list the backend's stacks", attempts=5, deadline=120.0)
 
 
 def stack_ls_document(listed: Iterable[StoredStack]) -> list[dict[str, str]]:

@@ -59,7 +59,6 @@ from steps.args import StepParser, local_path, matching
 from steps.console import log, shown
 from steps.retry import PermanentError, TransientError, describe, retry_call
 
-PROJECT = "webstack"
 COMMAND_TYPE = "command:local:Command"
 STEP = re.compile(r"python -m steps\.(?P<module>[a-z_]+)(?: (?P<action>[a-z][a-z-]*))?\b")
 
@@ -130,9 +129,15 @@ def _environment(resource: Any, *names: str) -> list[str]:
     return [environment[n] for n in names]
 
 
+def project_of(recording: Any) -> str:
+    """The Pulumi project the recording's URNs name (`urn:pulumi:<stack>::<project>::...`)."""
+    return next(iter(recording.resources)).split("::")[1]
+
+
 def plan_for(recording: Any, pr: int) -> list[Target]:
     """Everything outside the runner that main's program declares for `preview-pr-<pr>`."""
     stack = f"preview-pr-{pr}"
+    project = project_of(recording)
     targets: dict[tuple[str, str, tuple], Target] = {}
     covered: list[tuple[str, str, str]] = []
     inside_schema: list[tuple[str, str]] = []
@@ -178,8 +183,8 @@ def plan_for(recording: Any, pr: int) -> list[Target]:
                     [schema] = _environment(resource, "DB_SCHEMA")
                     inside_schema.append((schema, resource.name))
                 elif effect == "pages-branch":
-                    project, branch, account = _environment(resource, "PAGES_PROJECT", "PAGES_BRANCH", "CLOUDFLARE_ACCOUNT_ID")
-                    add("pages-branch", branch, resource.name, account=account, project=project)
+                    pages, branch, account = _environment(resource, "PAGES_PROJECT", "PAGES_BRANCH", "CLOUDFLARE_ACCOUNT_ID")
+                    add("pages-branch", branch, resource.name, account=account, project=pages)
         else:
             raise PlanError(
                 f"the program declares {resource.type} ({resource.name}) for {stack}, which the teardown does not "
@@ -188,7 +193,7 @@ def plan_for(recording: Any, pr: int) -> list[Target]:
 
     plan = sorted(targets.values(), key=lambda t: (ORDER.index(t.kind), t.name, t.where))
     for target in plan:
-        problem = _not_of_pr(target, pr)
+        problem = _not_of_pr(target, pr, project)
         if problem:
             raise PlanError(f"{target.label()} ({', '.join(target.declared_by)}) {problem}: refusing to remove it")
     names = {(t.kind, t.name) for t in plan}
@@ -205,12 +210,12 @@ def plan_for(recording: Any, pr: int) -> list[Target]:
     return plan
 
 
-def _not_of_pr(target: Target, pr: int) -> str:
+def _not_of_pr(target: Target, pr: int, project: str) -> str:
     """Why a derived name is not PR N's own ('' when it is)."""
     stack = f"preview-pr-{pr}"
     expected = {
-        "lambda-function": function_name(PROJECT, stack),
-        "iam-role": execution_role_name(PROJECT, stack),
+        "lambda-function": function_name(project, stack),
+        "iam-role": execution_role_name(project, stack),
         "pages-branch": pages_branch(stack),
     }.get(target.kind)
     if expected is not None and target.name != expected:
@@ -432,7 +437,8 @@ def main(
     stack = f"preview-pr-{pr}"
 
     try:
-        plan = plan_for(recording(pr, args.config_file), pr)
+        evaluated = recording(pr, args.config_file)
+        plan = plan_for(evaluated, pr)
     except (PlanError, FileNotFoundError) as exc:
         print(f"teardown_preview: {stack}: {exc}", file=sys.stderr)
         return 2
@@ -447,7 +453,7 @@ def main(
         from workflow.state_store import open_store, remove_stack
 
         try:
-            state_objects = remove_stack(open_store(env.get("PULUMI_BACKEND_URL", "")), PROJECT, stack)
+            state_objects = remove_stack(open_store(env.get("PULUMI_BACKEND_URL", "")), project_of(evaluated), stack)
             log(f"teardown: {stack}: {state_objects} state object(s) removed")
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
             outcome.failed.append(f"the state objects of {stack}: {describe(exc)}")

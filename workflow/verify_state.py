@@ -60,12 +60,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.settings import config_file_values
 from core.names import PR_NUMBER, PR_STACK
 from steps.console import log, shown
-from tools.offline import SIGNATURE_KEY, committed_values, config_for, run_program
+from tools.offline import SIGNATURE_KEY, committed_values, config_for, file_values, run_program
 
-PROJECT = "webstack"
 STACK_TYPE = "pulumi:pulumi:Stack"
 COMMAND_TYPE = "command:local:Command"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -233,7 +231,7 @@ def recording_for(stack: str, config_file: Path | None = None):
     Pulumi.preview.yaml)."""
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"the stack config file {config_file} does not exist")
-    values = config_file_values(config_file, PROJECT) if config_file is not None else committed_values(stack)
+    values = file_values(config_file) if config_file is not None else committed_values(stack)
     config = config_for(stack, values)
     # The settings need a database URL; no Command carries it (steps read it from the job's env).
     config["webstack:databaseUrl"] = PLACEHOLDER_DATABASE_URL
