@@ -87,7 +87,7 @@ def project(tmp_path: Path) -> Path:
     spec = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
     spec["runtime"]["options"]["virtualenv"] = str(REPO / ".venv")
     (root / "Pulumi.yaml").write_text(yaml.safe_dump(spec))
-    for name in ("steps", "components", "workflow", "tools", "__main__.py", "examples"):
+    for name in ("core", "steps", "components", "workflow", "tools", "__main__.py", "examples"):
         (root / name).symlink_to(REPO / name)
     # The template is the PR stack's --config-file; here without its KMS secrets provider (this
     # backend's stacks use a passphrase), and a copy, since the CLI writes the stack's key into it.
