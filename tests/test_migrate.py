@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from steps.drizzle_output import classify_push, waits_for_an_answer
 from steps.migrate import (
     TIMEOUT_ALERT,
     SchemaState,
-    classify_push,
     data_loss_digest,
     describe_ambiguity,
     drizzle_kit_version_note,
@@ -33,7 +33,6 @@ from steps.migrate import (
     normalize_type,
     recreated_foreign_keys,
     verify_state,
-    waits_for_an_answer,
 )
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
