@@ -5,7 +5,7 @@ under node in the schema package's directory, where drizzle-kit push runs too. T
 own TypeScript loader and the app's installed drizzle-orm, and asks drizzle-kit/api's
 `generateDrizzleJson` for the snapshot `push` diffs against. The app carries no script of ours.
 
-The result is what `migrate.verify_state` checks the catalog against after a push:
+The result is what `steps.catalog.verify_state` checks the catalog against after a push:
 `{"tables": [{"name", "schema", "columns": [{"name", "type", "notNull"}]}], "enums": [...], ...}`.
 Tables declared outside the target schema (plain `pgTable`, which lands in `public`) fail here,
 before anything is pushed, with the one edit that fixes it.

@@ -21,19 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from steps.drizzle_output import classify_push, waits_for_an_answer
-from steps.migrate import (
-    TIMEOUT_ALERT,
+from steps.catalog import (
     SchemaState,
-    data_loss_digest,
     describe_ambiguity,
-    drizzle_kit_version_note,
     foreign_key_churn_warning,
     long_foreign_key_names,
     normalize_type,
     recreated_foreign_keys,
     verify_state,
 )
+from steps.drizzle_output import classify_push, waits_for_an_answer
+from steps.migrate import TIMEOUT_ALERT, data_loss_digest, drizzle_kit_version_note
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
