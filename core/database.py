@@ -49,5 +49,5 @@ def migrate_check_session(schema: str) -> str:
 
 def migration_lock(schema: str) -> str:
     """The name of `schema`'s migration lock: prod's a row of LOCK_TABLE; a PR schema's a session
-    advisory lock on `hashtextextended(name, 0)` (steps.migrate)."""
+    advisory lock on `hashtextextended(name, 0)` (steps.migration_lock)."""
     return f"{MIGRATE_APPLICATION}:{schema}"

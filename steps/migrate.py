@@ -14,11 +14,8 @@ cannot connect. So this step, in order:
    drizzle-orm; no script in the app);
 3. connects with psycopg (auth / missing database: permanent, with what to fix; unreachable:
    transient, retried by the runtime) and takes the schema's migration lock within the timeout,
-   so two pushes never run on one schema at once. For prod's schema (any that is not a PR's) it is
-   a row lock in `webstack_audit.locks` (`steps.database.prod_lock`), which no preview role can
-   take; a PR schema's is a session advisory lock keyed by its name
-   (`hashtextextended('webstack-migrate:' || schema, 0)`, polled with `pg_try_advisory_lock`):
-   any role may hold an advisory key, so one PR can make another's migration wait, never prod's;
+   so two pushes never run on one schema at once (`steps.migration_lock`: prod's is a row lock no
+   preview role can take, a PR schema's an advisory lock);
 4. snapshots the schema's tables and columns, runs `drizzle-kit push` (no TTY; `--force` only with
    `--allow-data-loss`) from the schema package's directory with `--config <drizzleConfig>`, as
    the package's own `drizzle-kit push` script runs (a relative `schema` glob resolves as it does
@@ -46,7 +43,6 @@ Prints `{"schema", "outcome": "applied"|"no_changes", "tables", "columns", "drop
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import hmac
 import json
@@ -73,6 +69,7 @@ from steps.catalog import (
 from steps.drizzle_output import PushOutcome, classify_push, last_words, missing_package_failure, waits_for_an_answer
 from steps.drizzle_tables import read_tables
 from steps.install import ensure_installed
+from steps.migration_lock import MigrationTimeout, connect_checked, holding_migration_lock, terminate_push_backends
 from steps.runtime import (
     MissingTool,
     PermanentError,
@@ -84,16 +81,15 @@ from steps.runtime import (
     shown,
     warn,
 )
-from core.database import MIGRATE_APPLICATION, migrate_check_session, migrate_lock_session, migrate_session, migration_lock
+from core.database import migrate_check_session, migrate_lock_session, migrate_session
 from core.names import DATA_LOSS_DIGEST, DATA_LOSS_DIGEST_LENGTH, PR_SCHEMA
-from steps.database import LockTimeout, connect, connection_problem, database_url, prod_lock
+from steps.database import connection_problem, database_url
 from steps.schema import validate_schema_name
 
 DEFAULT_SCHEMA_DIR = "packages/shared-schemas"
 DEFAULT_DRIZZLE_CONFIG = "drizzle.config.ts"
 DRIZZLE_KIT = "node_modules/.bin/drizzle-kit"
 DEFAULT_TIMEOUT = 600.0
-TIMEOUT_ALERT = "migration timed out: manual intervention"
 # The stack setting (Pulumi.yaml) whose value approves one data-losing change on prod.
 APPROVAL_KEY = "approveDataLoss"
 _ROW_COUNT = re.compile(r"\s*(?:with|which contains) \d+ items")
@@ -105,14 +101,7 @@ SUPPORTED_DRIZZLE_KIT = ((0, 31, 10), (1, 0, 0))
 SUPPORTED_DRIZZLE_KIT_TEXT = ">=0.31.10 <1.0.0"
 
 
-class MigrationTimeout(PermanentError):
-    """The push (or the wait for another push's lock) ran past --timeout. Never retried: a hung
-    migration may have left the schema half-changed, and a person has to look first."""
-
-    alert_title = TIMEOUT_ALERT
-
-
-# --- the database connection and the lock ----------------------------------------------------
+# --- the step --------------------------------------------------------------------------------
 
 
 def refuse_pooler(url: str) -> None:
@@ -123,103 +112,6 @@ def refuse_pooler(url: str) -> None:
             problem,
             hint="use the direct connection (db.<project>.supabase.co:5432) or the session pooler (port 5432) for migrations",
         )
-
-
-def connect_checked(url: str, *, application_name: str):
-    """Connect, turning a failure into an error that says what is wrong with the connection."""
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        return connect(url, application_name=application_name)
-    except psycopg.OperationalError as exc:
-        params = conninfo_to_dict(url)
-        where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}/{params.get('dbname', '')}"
-        text = " ".join(str(exc).split())
-        if "password authentication failed" in text or "authentication" in text or (exc.sqlstate or "").startswith("28"):
-            raise PermanentError(
-                f"the database at {where} refused the login: {text}",
-                hint="check the user and password in DATABASE_URL (the CI secret)",
-            ) from exc
-        if "does not exist" in text or exc.sqlstate == "3D000":
-            raise PermanentError(
-                f"the database at {where} does not exist: {text}",
-                hint="create the database or fix its name in DATABASE_URL",
-            ) from exc
-        raise TransientError(
-            f"cannot reach the database at {where}: {text}",
-            hint="check that the host and port in DATABASE_URL are right and reachable from CI",
-        ) from exc
-
-
-def lock_key(conn, schema: str) -> int:
-    return conn.execute("SELECT pg_catalog.hashtextextended(%s, 0)", (migration_lock(schema),)).fetchone()[0]
-
-
-def acquire_lock(conn, schema: str, deadline: float, timeout: float) -> int:
-    """Hold the schema's migration lock on `conn` (session-level); wait for it until `deadline`."""
-    key = lock_key(conn, schema)
-    waited = False
-    while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-        if not waited:
-            holders = conn.execute(
-                "SELECT l.pid, a.application_name FROM pg_locks l"
-                " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted"
-                " AND (l.classid::bigint << 32) | l.objid::bigint = %s::bigint",
-                (key,),
-            ).fetchall()
-            log(f"migrate: another migration of schema {schema} holds the lock ({holders}); waiting")
-            waited = True
-        if time.monotonic() >= deadline:
-            raise MigrationTimeout(
-                f"waited {timeout:.0f}s for another migration of schema {schema} to release its lock",
-                hint="a migration of this schema is still running or hung: find it in pg_stat_activity "
-                f"(application_name {MIGRATE_APPLICATION}:*), end it, check the schema, then re-run the deploy",
-            )
-        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-    return key
-
-
-@contextlib.contextmanager
-def holding_migration_lock(conn, url: str, schema: str, deadline: float, timeout: float):
-    """Hold `schema`'s migration lock while the block runs (see the module docstring, 3.)."""
-    if PR_SCHEMA.fullmatch(schema):
-        key = acquire_lock(conn, schema, deadline, timeout)
-        try:
-            yield
-        finally:
-            # Closing the connection releases the lock too; a broken one must not hide the error.
-            with contextlib.suppress(Exception):
-                conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (key,))
-        return
-    # prod's: a row lock held by a transaction on a connection of its own, open while the block
-    # runs (the queries on `conn` stay outside it, autocommitted).
-    with connect_checked(url, application_name=migrate_lock_session(schema)) as lock_conn:
-        with lock_conn.transaction():
-            try:
-                prod_lock(
-                    lock_conn, migration_lock(schema), wait=max(0.001, deadline - time.monotonic()),
-                    what=f"migrate: {schema}", log=log,
-                )
-            except LockTimeout as exc:
-                raise MigrationTimeout(
-                    f"waited {timeout:.0f}s for another migration of schema {schema} to release its lock ({exc})",
-                    hint="a migration of this schema is still running or hung: find it in pg_stat_activity "
-                    f"(application_name {MIGRATE_APPLICATION}:*), end it, check the schema, then re-run the deploy",
-                ) from None
-            yield
-
-
-def terminate_push_backends(conn, application_name: str) -> int:
-    rows = conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-        (application_name,),
-    ).fetchall()
-    return len(rows)
-
-
-# --- the step --------------------------------------------------------------------------------
 
 
 def approval_digest(value: str) -> str:

@@ -31,7 +31,8 @@ from steps.catalog import (
     verify_state,
 )
 from steps.drizzle_output import classify_push, waits_for_an_answer
-from steps.migrate import TIMEOUT_ALERT, data_loss_digest, drizzle_kit_version_note
+from steps.migrate import data_loss_digest, drizzle_kit_version_note
+from steps.migration_lock import TIMEOUT_ALERT
 from tests.support.http_stub import webhook  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture

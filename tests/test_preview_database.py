@@ -225,7 +225,7 @@ def deploy(url: str, *args: str, timeout: float = 60, **env: str):
 
 @pytest.mark.slow
 def test_a_pr_session_holding_every_key_it_can_does_not_stall_prods_steps(pg_database: Database, roles: Roles):
-    from steps.migrate import holding_migration_lock
+    from steps.migration_lock import holding_migration_lock
 
     with pg_database.connect() as conn:
         prod_data(conn)
@@ -426,7 +426,7 @@ def test_functions_a_preview_plants_never_run_in_prods_session(pg_database: Data
     # prod's deploy steps: the preview role's step, a migration lock on prod's schema, a deploy record.
     proc = deploy(roles.url(roles.prod), "--role", roles.group)
     assert result_of(proc)["stray"] == [roles.prod]
-    from steps.migrate import holding_migration_lock
+    from steps.migration_lock import holding_migration_lock
     from workflow.deploy_record import append
 
     with psycopg.connect(roles.url(roles.prod), autocommit=True) as conn, holding_migration_lock(
