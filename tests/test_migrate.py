@@ -436,6 +436,24 @@ def push(db: Database, schema: str, *extra: str, app: Path = APP, timeout: str =
                        env={"DATABASE_URL": db.url, **env})
 
 
+def release_when_awaited(db: Database, holder, deadline_s: float = 60.0) -> None:
+    """Unlock `holder`'s advisory locks as soon as another session has tried to take one (the step
+    polls with pg_try_advisory_lock, so pg_stat_activity shows that as the session's last query)."""
+    stop = time.monotonic() + deadline_s
+    holder_pid = holder.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with db.connect() as observer:
+        while time.monotonic() < stop:
+            waiting = observer.execute(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid NOT IN (pg_backend_pid(), %s)"
+                " AND query LIKE '%%pg_try_advisory_lock%%'",
+                (holder_pid,),
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+    holder.execute("SELECT pg_advisory_unlock_all()")
+
+
 def result_of(proc: subprocess.CompletedProcess[str]) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -599,7 +617,9 @@ def test_second_push_on_a_schema_waits_for_the_lock(pg_database: Database, webho
         assert webhook.requests[0].json["attachments"][0]["title"] == TIMEOUT_ALERT
         # Another schema is not blocked by that lock.
         assert result_of(push(pg_database, "app_pr_8"))["outcome"] == "applied"
-        release = threading.Timer(2.0, lambda: holder.execute("SELECT pg_advisory_unlock_all()"))
+        # Released once the second push is seen waiting on the lock (pg_locks), not after a fixed
+        # delay: on a loaded machine the push may take longer than any delay to reach the lock.
+        release = threading.Thread(target=release_when_awaited, args=(pg_database, holder))
         release.start()
         waited = push(pg_database, "app_pr_7", timeout="60")
         release.join()
