@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from components.settings import stack_config_file
+from core.stack_files import YAML_LOADER, read_yaml
 from core.versions import PULUMI_CLI_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def load_texts() -> dict[str, str]:
 
 
 def parse(texts: Mapping[str, str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {name: (text, yaml.safe_load(text)) for name, text in texts.items()}
+    return {name: (text, yaml.load(text, Loader=YAML_LOADER)) for name, text in texts.items()}
 
 
 def triggers(wf: Mapping[Any, Any]) -> Any:
@@ -679,7 +680,7 @@ DRIFT_LINE = f'{LEASED}python -m workflow.drift --stack "$STACK" --output "$RUNN
 
 
 def workflows_deploy() -> Mapping[str, Any]:
-    return yaml.safe_load((WORKFLOWS / "deploy.yml").read_text(encoding="utf-8"))
+    return read_yaml(WORKFLOWS / "deploy.yml")
 
 
 def check_audit(wf: Mapping[str, Any]) -> Iterator[str]:
