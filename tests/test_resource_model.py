@@ -286,6 +286,7 @@ def _step_help(module_and_action: tuple[str, ...]) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # starts every step's --help in a subprocess (about 10 s)
 def test_every_step_runs_on_the_stacks_app_dir_only(recorded):
     # conftest deploys tests/fixtures/app (`appDir`): no Command, and no step it runs, may fall
     # back to the default workspace.

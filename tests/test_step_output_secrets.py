@@ -22,7 +22,8 @@ from tests.support.dns_stub import DnsStub, dns_stub  # noqa: F401 - fixture
 from tests.support.http_stub import Reply, StubServer
 from tests.support.postgres import PostgresServer, postgres  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.usefixtures("steps_env")
+# Slow tier: each case starts a step in a subprocess (about 2 s each, 40 cases).
+pytestmark = [pytest.mark.usefixtures("steps_env"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "S3ntinel"

@@ -402,6 +402,7 @@ def run_cli(tmp_path: Path, document, *, env: dict[str, str] | None = None, raw:
     return proc, summary.read_text() if summary.exists() else ""
 
 
+@pytest.mark.slow  # runs the CLI end to end with moto (about 20 s)
 def test_the_cli_passes_the_genuine_state_and_alerts_nobody(tmp_path, genuine, webhook):
     proc, summary = run_cli(tmp_path, genuine, env={"ALERT_WEBHOOK_URL": webhook.url})
     assert proc.returncode == 0, proc.stderr
@@ -410,6 +411,7 @@ def test_the_cli_passes_the_genuine_state_and_alerts_nobody(tmp_path, genuine, w
     assert webhook.requests == []
 
 
+@pytest.mark.slow  # runs the CLI end to end with moto (about 20 s)
 def test_the_cli_refuses_a_planted_delete_and_alerts(tmp_path, genuine, webhook):
     command(genuine, "database-schema")["outputs"]["delete"] = EVIL
     proc, summary = run_cli(tmp_path, genuine, env={"ALERT_WEBHOOK_URL": webhook.url})
@@ -422,6 +424,7 @@ def test_the_cli_refuses_a_planted_delete_and_alerts(tmp_path, genuine, webhook)
     assert "pulumi state delete" in proc.stderr
 
 
+@pytest.mark.slow  # runs the CLI end to end with moto (about 20 s)
 def test_the_cli_refuses_an_unreadable_state(tmp_path, webhook):
     proc, _ = run_cli(tmp_path, None, raw="{not json", env={"ALERT_WEBHOOK_URL": webhook.url})
     assert proc.returncode == 1

@@ -132,6 +132,7 @@ def run_plan(*args, env=None):
     )
 
 
+@pytest.mark.slow  # runs the offline plan in a subprocess (about 15 s each)
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_offline_plan_prints_all_phases(stack, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -144,6 +145,7 @@ def test_the_offline_plan_prints_all_phases(stack, tmp_path):
     assert "planning with a placeholder for secret `databaseUrl`" in result.stdout
 
 
+@pytest.mark.slow  # runs the offline plan in a subprocess (about 15 s each)
 def test_the_offline_plan_lists_every_settings_problem(tmp_path):
     result = run_plan("--stack", "preview-pr-seven", env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 2
