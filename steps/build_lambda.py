@@ -39,6 +39,7 @@ from pathlib import Path
 
 from core.source_hash import output_hash
 from core.versions import ESBUILD_TARGET
+from steps import tool_output
 from steps.args import StepParser, local_path
 from steps.runtime import PermanentError, log, run_step, run_tool, shown, warn
 
@@ -313,8 +314,8 @@ def build(
     again = f"it fails the same way locally: {local_command(entry, format, external)}"
     if not result.ok:
         raise PermanentError(
-            f"esbuild exited with {result.returncode} bundling {shown(entry, quote=False)}",
-            hint=f"fix the build error shown above ({again}) and push again",
+            f"esbuild exited with {result.returncode} bundling {shown(entry, quote=False)}: {tool_output.summary(result.output)}",
+            hint=f"fix that in the API's code ({again}) and push again",
         )
     broken = breaking_warnings(result.output)
     if broken:

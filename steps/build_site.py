@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.source_hash import output_hash
-from steps import package_manager
+from steps import package_manager, tool_output
 from steps.args import StepParser, local_path, positive_seconds
 from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool, shown
 
@@ -163,11 +163,10 @@ def build(args: argparse.Namespace) -> str:
         argv = package_manager.run_argv(manager, "build")
         result = run_tool(argv, cwd=web_dir, env=env, timeout=args.timeout, what="site build")
         if not result.ok:
-            tail = " | ".join([line.strip() for line in result.output.splitlines() if line.strip()][-5:])
             where = shown(web_dir, quote=False)
             raise PermanentError(
-                f"the build script of {where} exited {result.returncode}: {tail}",
-                hint=f"fix the build error above (it fails the same way locally: cd {where} && {manager.name} run build)",
+                f"the build script of {where} exited {result.returncode}: {tool_output.summary(result.output, manager=manager.name)}",
+                hint=f"fix that in the site's code (it fails the same way locally: cd {where} && {manager.name} run build)",
             )
         log(f"build_site: the build took {time.monotonic() - started:.1f}s")
         if not (export / "index.html").is_file():

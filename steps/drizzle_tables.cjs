@@ -5,8 +5,8 @@
 // Everything is the app's own: drizzle-kit is resolved from the config's directory, TypeScript is
 // loaded with drizzle-kit's own loader (tsx in 0.31, esbuild-register before), the schema files
 // import the app's installed drizzle-orm, and the tables come from drizzle-kit/api's
-// generateDrizzleJson, the snapshot `push` itself diffs against the database. So the app carries no
-// script of ours.
+// generateDrizzleJson (drizzle-kit/payload's in 0.20-0.22), the snapshot `push` itself diffs against
+// the database. So the app carries no script of ours.
 //
 // Prints one JSON object on the last line of stdout:
 //   {"drizzleKit": VERSION, "schemaFilter": [...], "files": [...], "tables": [{name, schema, foreignKeys: [{name, columns, foreignTable}],
@@ -83,13 +83,30 @@ function main() {
   const fromConfig = createRequire(configFile);
   let kitDir;
   try {
-    // drizzle-kit's `exports` do not list package.json; its api entry sits at the package root.
-    kitDir = path.dirname(fromConfig.resolve('drizzle-kit/api'));
+    // drizzle-kit's `exports` do not list package.json; its main entry sits at the package root.
+    kitDir = path.dirname(fromConfig.resolve('drizzle-kit'));
   } catch {
     fail('no_drizzle_kit', `drizzle-kit is not installed where ${configFile} can resolve it`);
   }
   const fromKit = createRequire(path.join(kitDir, 'package.json'));
   const kitVersion = JSON.parse(fs.readFileSync(path.join(kitDir, 'package.json'), 'utf8')).version;
+  // generateDrizzleJson is drizzle-kit/api's since 0.23; 0.20 to 0.22 export the same function from
+  // drizzle-kit/payload. Older ones have neither (nor the unified `push` command).
+  const apiEntry = ['drizzle-kit/api', 'drizzle-kit/payload'].find((entry) => {
+    try {
+      fromKit.resolve(entry);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const [major, minor] = kitVersion.split('.').map(Number);
+  if (major === 0 && minor < 21) {
+    fail('kit_too_old', `drizzle-kit ${kitVersion} (at ${kitDir}) is too old: it has no \`push\` command (0.21 replaced push:pg with push --config)`);
+  }
+  if (!apiEntry) {
+    fail('kit_too_old', `drizzle-kit ${kitVersion} (at ${kitDir}) is too old to have drizzle-kit/api (nor drizzle-kit/payload, 0.20-0.22)`);
+  }
   try {
     fromKit.resolve('drizzle-orm');
   } catch {
@@ -129,7 +146,7 @@ function main() {
     }
     for (const [name, value] of Object.entries(exported)) imports[`${file}:${name}`] = value;
   }
-  const api = fromKit('drizzle-kit/api');
+  const api = fromKit(apiEntry);
   // No schema filter here: the caller must see tables that would land outside the target schema.
   const snapshot = api.generateDrizzleJson(imports, undefined, undefined, config.casing);
   const tables = Object.values(snapshot.tables).map((t) => ({
@@ -142,7 +159,10 @@ function main() {
     })),
     foreignKeys: Object.values(t.foreignKeys || {}).map((fk) => ({ name: fk.name, columns: fk.columnsFrom, foreignTable: fk.tableTo })),
   }));
-  const enums = Object.values(snapshot.enums || {}).map((e) => ({ name: e.name, schema: e.schema || 'public', values: e.values }));
+  // Snapshot v5 (drizzle-kit 0.20) keeps an enum's values as an object.
+  const enums = Object.values(snapshot.enums || {}).map((e) => ({
+    name: e.name, schema: e.schema || 'public', values: Array.isArray(e.values) ? e.values : Object.values(e.values || {}),
+  }));
   tables.sort((a, b) => a.name.localeCompare(b.name));
   enums.sort((a, b) => a.name.localeCompare(b.name));
   process.stdout.write(

@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+from steps import tool_output
 from steps.runtime import PermanentError, ToolTimeout, run_tool, shown
 
 SCRIPT = Path(__file__).resolve().with_name("drizzle_tables.cjs")
@@ -35,7 +36,9 @@ _HINTS = {
     "config": "the drizzle config must load with only DB_SCHEMA and DATABASE_URL set (no cloud-only resources); fix it",
     "no_schema_files": "drizzle-kit runs in the schema package (`schemaPackage`), so the config's `schema` is read "
     "from there: fix the path or glob, or write it from the config's own folder, path.join(__dirname, 'src', 'schema.ts')",
-    "schema": "the schema file does not load under node: fix the error above",
+    "schema": "the schema file does not load under node with drizzle-kit's own TypeScript loader: fix that error in it",
+    "kit_too_old": "upgrade drizzle-kit (and drizzle-orm with it) to 0.21 or later in the schema package: the pipeline "
+    "runs `drizzle-kit push --config`, which older ones do not have, and reads the tables through its API",
 }
 
 
@@ -83,8 +86,7 @@ def read_tables(package: Path, config_name: Path, schema: str) -> dict:
         answer = None
     if not isinstance(answer, dict):
         # The config (or a schema file) ended the process while loading, e.g. process.exit(1).
-        said = [line.strip() for line in result.output.splitlines() if line.strip()]
-        answer = {"error": "config", "message": f"exited {result.returncode} while loading: {said[-1] if said else '(no output)'}"}
+        answer = {"error": "config", "message": f"exited {result.returncode} while loading: {tool_output.summary(result.output)}"}
     if "error" in answer:
         kind = str(answer["error"])
         missing = _MISSING_MODULE.search(str(answer.get("message", "")))
@@ -97,7 +99,7 @@ def read_tables(package: Path, config_name: Path, schema: str) -> dict:
         message = shown(str(answer.get("message", kind)), 400, quote=False)
         if kind == "config":
             message = f"the drizzle config could not load, so the migration failed before reaching the database: {message}; not retried"
-        raise PermanentError(f"{config_name}: {message}", hint=_HINTS.get(kind, "see the output above"))
+        raise PermanentError(f"{config_name}: {message}", hint=_HINTS.get(kind, "fix the drizzle config or schema file it names"))
     problem = _public_tables_problem(answer, schema, config)
     if problem:
         raise PermanentError(problem)

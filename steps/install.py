@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from steps import package_manager
+from steps import package_manager, tool_output
 from steps.package_manager import PackageManager
 from steps.args import StepParser, local_path, positive_seconds
 from steps.runtime import PermanentError, TransientError, directory_lock, log, retry_call, run_step, run_tool, shown
@@ -44,10 +44,12 @@ from steps.runtime import PermanentError, TransientError, directory_lock, log, r
 MARKER = ".webstack-install.json"
 DEFAULT_TIMEOUT = 900.0
 
-# npm 11 prints `npm error code ECONNRESET`, `npm error code E503`, `npm error network ...`.
+# npm 11 prints `npm error code ECONNRESET`, `npm error code E503`, `npm error network ...`; pnpm
+# ` ERR_PNPM_FETCH_503  GET ...`; yarn 1 `Request failed "503 Service Unavailable"`.
 _TRANSIENT_NPM = re.compile(
     r"\b(?:ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EAI_AGAIN|ECONNREFUSED|EPIPE|ENETUNREACH|"
-    r"EHOSTUNREACH|E429|E5\d\d)\b|npm (?:error|ERR!) network\b"
+    r"EHOSTUNREACH|E429|E5\d\d|ERR_PNPM_FETCH_(?:429|5\d\d))\b|npm (?:error|ERR!) network\b|"
+    r"Request failed \\?\"(?:429|5\d\d)"
 )
 
 
@@ -134,7 +136,7 @@ def explain_npm_failure(output: str) -> NpmFailure:
             f"run npm install in the workspace root with npm 11 (as CI), {verify}; if npm install fails with ERESOLVE, "
             "that peer conflict is the thing to fix",
         )
-    first = " | ".join(said[:2]) or "(no error message)"
+    first = " | ".join(said[:2]) or tool_output.summary(output, manager="npm")
     cause = f"{code or 'npm error'}: {first}"
     if overridden:
         # npm ci re-resolves a lockfile whose peers do not fit (made with --legacy-peer-deps or
@@ -143,7 +145,35 @@ def explain_npm_failure(output: str) -> NpmFailure:
             f"the lockfile holds a peer conflict ({overridden.text}) that npm ci does not accept; then {cause}",
             peer_fix(overridden),
         )
-    return NpmFailure(cause, "fix the cause above (a failing install script: see its output above), then re-run the deploy")
+    return NpmFailure(cause, "fix that cause (a failing install script names its package), then re-run the deploy")
+
+
+# What fixes the failures pnpm and yarn name by their own words.
+_LOCKFILE_OUT_OF_SYNC = {
+    "pnpm": ("ERR_PNPM_OUTDATED_LOCKFILE", "run pnpm install in the workspace root (as CI, the version of the root "
+             "packageManager field) and commit pnpm-lock.yaml"),
+    "yarn": ("Your lockfile needs to be updated", "run yarn install in the workspace root (yarn 1) and commit yarn.lock"),
+}
+
+
+def explain_install_failure(manager: str, output: str) -> NpmFailure:
+    """The cause a failed frozen install states, in the package manager's own words, and its fix."""
+    missing = tool_output.missing_from_registry(output)
+    if missing:
+        package, registry = missing
+        return NpmFailure(
+            f"the package {package} is not in the registry {registry} (or this job may not fetch it): "
+            + tool_output.summary(output, manager=manager),
+            f"fix the name or version of {package} in package.json and the lockfile; for a private package, give the "
+            "deploy job the registry (and its token) in the workspace's .npmrc",
+        )
+    if manager == "npm":
+        return explain_npm_failure(output)
+    cause = tool_output.summary(output, manager=manager)
+    marker, fix = _LOCKFILE_OUT_OF_SYNC[manager]
+    if marker in output:
+        return NpmFailure(cause, fix)
+    return NpmFailure(cause, "fix that cause (a failing install script names its package), then re-run the deploy")
 
 
 def _node_version() -> str:
@@ -205,7 +235,7 @@ def _npm_ci(app_dir: Path, timeout: float, manager: PackageManager) -> None:
     )
     if result.ok:
         return
-    failure = explain_npm_failure(result.output)
+    failure = explain_install_failure(manager.name, result.output)
     summary = f"{manager.label} in {shown(app_dir, quote=False)} exited {result.returncode}: {failure.cause}"
     if npm_failure_is_transient(result.output):
         raise TransientError(summary, hint="the npm registry or the network kept failing; re-run the deploy")

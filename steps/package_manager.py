@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.versions import PACKAGE_MANAGER_VERSIONS, WRANGLER_VERSION
+from steps import tool_output
 from steps.runtime import PermanentError, directory_lock, log, run_tool, shown
 
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}
@@ -137,7 +138,8 @@ def npm_tool(name: str, version: str) -> str:
         )
     if not result.ok or not binary.is_file():
         raise PermanentError(
-            f"could not install {name}@{version} from the npm registry into {prefix} (exit {result.returncode})",
+            f"could not install {name}@{version} from the npm registry into {prefix} (exit {result.returncode}): "
+            + tool_output.summary(result.output, manager="npm"),
             hint="check the network to the npm registry, or pre-install it there (bash .ci/setup)",
         )
     return str(binary)
