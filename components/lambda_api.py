@@ -25,7 +25,7 @@ from pulumi_command import local
 from components.build import Build
 from components.commands import PROJECT_DIR, deploy_step, step_command
 from core.names import ALIAS_NAME, API_BUNDLE_DIR as BUNDLE_DIR
-from core.versions import LAMBDA_RUNTIME
+from core.versions import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 # esbuild writes dist/index.js (CommonJS) or dist/index.mjs (ESM); Lambda's Node runtime finds
 # either for `index`. The archive keeps paths relative to the build's directory.
@@ -109,7 +109,7 @@ class LambdaApi(pulumi.ComponentResource):
             role=args.role_arn,
             runtime=LAMBDA_RUNTIME,
             handler=HANDLER,
-            architectures=["arm64"],
+            architectures=[LAMBDA_ARCHITECTURE],
             code=self.build.archive,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,

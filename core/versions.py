@@ -11,9 +11,14 @@ import sys
 # bundle's esbuild target. wrangler 4.87 and newer need Node 22 (docs/facts.md).
 NODE_MAJOR = 20
 LAMBDA_RUNTIME = f"nodejs{NODE_MAJOR}.x"
+# The API function's instruction set (Graviton): native code an external module ships must be built for it.
+LAMBDA_ARCHITECTURE = "arm64"
 ESBUILD_TARGET = f"node{NODE_MAJOR}"
 # The last wrangler that runs on Node 20; the pipeline's own for an app that carries none.
 WRANGLER_VERSION = "4.86.0"
+# The pipeline's own esbuild, for an API whose workspace carries none (steps.build_lambda): the
+# app's own wins when it has one, as with wrangler.
+ESBUILD_VERSION = "0.27.3"
 # pnpm and yarn for an app whose package.json names no `packageManager` version. Checked on Node
 # 20.20: pnpm 9 is the last major that needs no newer Node; yarn 1 is the classic CLI published on
 # npm (yarn 2+ ships through corepack only).

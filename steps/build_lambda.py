@@ -6,10 +6,12 @@
 Paths are relative to the working directory (the program runs this in the API's directory, so
 that the Command's `archive_paths=["dist/**"]` puts the bundle at the archive's root). Makes sure
 the workspace is installed (`steps.install`), clears `--out`, and bundles `--entry` with the
-workspace's own esbuild into `<out>/index.js` (CommonJS) or `<out>/index.mjs` (ESM, with a
+workspace's own esbuild (else the pipeline's, `core.versions.ESBUILD_VERSION`) into `<out>/index.js` (CommonJS) or `<out>/index.mjs` (ESM, with a
 `require` for the CommonJS packages it bundles), + source map: the Lambda runtime's Node, minified, `pg-native` and
-every `--external` module left out. External modules are copied with their dependencies into
-`<out>/node_modules` (the bundle `require`s them at run time); `--extra-files` globs must match
+every `--external` module left out. External modules are copied with their dependencies (and the
+optional ones installed: native parts) into `<out>/node_modules` (the bundle `require`s them at
+run time), found where node finds them from the API's package, else where the workspace installed
+them for another of its packages; `--extra-files` globs must match
 files (the Command's `archive_paths` ships them at their own paths beside `<out>`). The same sources give the same bytes: esbuild writes no
 timestamps and the source map's paths are relative to the out directory.
 
@@ -38,9 +40,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.source_hash import output_hash
-from core.versions import ESBUILD_TARGET
+from core.versions import ESBUILD_TARGET, ESBUILD_VERSION, LAMBDA_ARCHITECTURE
 from steps import tool_output
 from steps.args import StepParser, local_path
+from steps.package_manager import npm_tool
 from steps.runtime import PermanentError, log, run_step, run_tool, shown, warn
 
 BUNDLES = {"cjs": "index.js", "esm": "index.mjs"}
@@ -134,26 +137,95 @@ def package_dir(module: str, start: Path, app_dir: Path) -> Path | None:
         directory = directory.parent
 
 
+def workspace_packages(app_dir: Path) -> list[Path]:
+    """The workspace's own packages (directories with a package.json outside node_modules), nearest first."""
+    found = []
+    for directory, subdirectories, files in os.walk(app_dir):
+        subdirectories[:] = sorted(d for d in subdirectories if d != "node_modules" and not d.startswith("."))
+        if "package.json" in files:
+            found.append(Path(directory))
+    return sorted(found, key=lambda path: (len(path.parts), str(path)))
+
+
+def installed_anywhere(module: str, app_dir: Path) -> list[Path]:
+    """Where `module` is installed for some workspace package: pnpm links a package only into the
+    node_modules of the packages that declare it (a dependency of a workspace dependency is not
+    under the API's), and keeps every package hoisted in node_modules/.pnpm/node_modules."""
+    places = [package / "node_modules" / module for package in workspace_packages(app_dir)]
+    places.append(app_dir / "node_modules" / ".pnpm" / "node_modules" / module)
+    return list(dict.fromkeys(place.resolve() for place in places if (place / "package.json").is_file()))
+
+
+def _version_of(package: Path) -> str:
+    try:
+        return str(json.loads((package / "package.json").read_text(encoding="utf-8")).get("version", "?"))
+    except (OSError, ValueError):
+        return "?"
+
+
+def locate_external(module: str, start: Path, app_dir: Path) -> Path | None:
+    """`module` as node finds it from `start`, else as some workspace package has it installed."""
+    found = package_dir(module, start, app_dir)
+    if found is not None:
+        return found
+    anywhere = installed_anywhere(module, app_dir)
+    versions = sorted({_version_of(place) for place in anywhere})
+    if len(versions) > 1:
+        warn(f"build_lambda: {module} is installed in several versions ({', '.join(versions)}); shipping "
+             f"{_version_of(anywhere[0])} from {anywhere[0]}")  # fmt: skip
+    return anywhere[0] if anywhere else None
+
+
+def native_problem(package: Path, name: str) -> str | None:
+    """Why `package`'s native code will not load on the function (another CPU), if it will not."""
+    try:
+        manifest = json.loads((package / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cpus = manifest.get("cpu") or []
+    wanted = {"arm64": ("arm64",), "x86_64": ("x64",)}[LAMBDA_ARCHITECTURE]
+    if isinstance(cpus, list) and cpus and not any(cpu in wanted for cpu in cpus):
+        return f"{name} is native code for {'/'.join(map(str, cpus))}"
+    if not cpus and any(package.rglob("*.node")) and os.uname().machine not in ("aarch64", "arm64"):
+        return f"{name} holds .node binaries built for this machine ({os.uname().machine})"
+    return None
+
+
 def copy_external(modules: Sequence[str], api_dir: Path, app_dir: Path, out_dir: Path) -> list[str]:
-    """Copy each external module and its dependencies (resolved the way node would, symlinks of
-    pnpm followed) into `<out>/node_modules`; returns what was copied."""
+    """Copy each external module with its dependencies and the optional dependencies that are
+    installed (native parts: `@node-rs/argon2-linux-x64-gnu`), resolved the way node would (symlinks
+    of pnpm followed), into `<out>/node_modules`; returns what was copied."""
     copied: dict[str, Path] = {}
-    pending = [(module, api_dir) for module in modules]
+    # (module, where node looks for it from, how it was asked for: "external" | "dependency" | "optional")
+    pending = [(module, api_dir, "external") for module in modules]
+    native: list[str] = []
     while pending:
-        module, start = pending.pop()
+        module, start, kind = pending.pop()
         if module in copied:
             continue
-        source = package_dir(module, start, app_dir)
+        source = locate_external(module, start, app_dir) if kind == "external" else package_dir(module, start, app_dir)
+        if source is None and kind == "optional":
+            continue  # not for this platform: the package manager skipped it
         if source is None:
             raise PermanentError(
-                f"external module {module} is not installed for {shown(start, quote=False)}",
+                f"external module {module} is not installed for {shown(start, quote=False)} nor for any package of "
+                f"the workspace {shown(app_dir, quote=False)}",
                 hint="add it to the API package's dependencies (and the lockfile), or drop it from `apiExternal`",
             )
         copied[module] = source
         shutil.copytree(source, out_dir / "node_modules" / module, symlinks=False, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("node_modules"))
+        if problem := native_problem(source, module):
+            native.append(problem)
         manifest = json.loads((source / "package.json").read_text(encoding="utf-8"))
-        pending += [(dependency, source) for dependency in (manifest.get("dependencies") or {})]
+        pending += [(dependency, source, "dependency") for dependency in (manifest.get("dependencies") or {})]
+        pending += [(dependency, source, "optional") for dependency in (manifest.get("optionalDependencies") or {})]
+    if native:
+        warn(
+            f"build_lambda: {'; '.join(native)}, but the function runs on {LAMBDA_ARCHITECTURE} Linux: it loads here (and "
+            f"in the local sandbox) but not on Lambda. Build on an {LAMBDA_ARCHITECTURE} runner, or install the "
+            f"{LAMBDA_ARCHITECTURE} package too (npm install --cpu=arm64 --os=linux)"
+        )
     return sorted(copied)
 
 
@@ -253,6 +325,34 @@ def check_loads(bundle: Path, entry: Path) -> None:
         )
 
 
+def declares(package_dir: Path, name: str) -> bool:
+    """Whether the package.json in `package_dir` lists `name` among its (dev) dependencies."""
+    try:
+        manifest = json.loads((package_dir / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(isinstance(manifest.get(key), dict) and name in manifest[key] for key in ("dependencies", "devDependencies"))
+
+
+def esbuild_for(app_dir: Path, api_dir: Path) -> Path:
+    """The esbuild the app declares (its root's or its API package's, from node_modules/.bin), else the
+    pipeline's (ESBUILD_VERSION, from the npm registry into the tools directory): an app need not
+    carry a bundler for our sake, and one that a dependency happens to bring (drizzle-kit 0.22's
+    esbuild 0.19) is not the app's choice."""
+    if declares(app_dir, "esbuild") or declares(api_dir, "esbuild"):
+        for directory in (api_dir, app_dir):
+            own = directory / "node_modules" / ".bin" / "esbuild"
+            if own.is_file():
+                return own.resolve()
+        raise PermanentError(
+            f"the workspace {shown(app_dir, quote=False)} declares esbuild, but node_modules/.bin/esbuild is missing after "
+            "the install",
+            hint="check that the lockfile installs esbuild (its platform package too), or drop it: the pipeline brings its own",
+        )
+    log(f"build_lambda: {shown(app_dir, quote=False)} declares no esbuild; using the pipeline's esbuild {ESBUILD_VERSION}")
+    return Path(npm_tool("esbuild", ESBUILD_VERSION))
+
+
 def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
@@ -298,12 +398,7 @@ def build(
     from steps.install import ensure_installed
 
     ensure_installed(app_dir)
-    esbuild = (app_dir / "node_modules" / ".bin" / "esbuild").resolve()
-    if not esbuild.is_file():
-        raise PermanentError(
-            f"{shown(esbuild, quote=False)} is missing after installing {shown(app_dir, quote=False)}",
-            hint="the workspace must list esbuild in its devDependencies (pinned in the lockfile)",
-        )
+    esbuild = esbuild_for(app_dir, Path.cwd())
 
     clear_out_dir(out_dir, keep=[app_dir / "package.json", entry, Path.cwd()])
     started = time.monotonic()

@@ -5,8 +5,8 @@ workspace installed with another tool than its lockfile's is a different install
 `workspace:` specifiers do not even parse under npm), so the tool is the lockfile's, in the version
 the root package.json's `packageManager` field names (else a pinned default).
 
-npm comes with Node. pnpm and yarn (and wrangler for an app that does not carry its own,
-`steps.pages`) come from the npm registry, installed once per version into a tools directory
+npm comes with Node. pnpm and yarn (and wrangler and esbuild for an app that does not carry its
+own: `steps.pages`, `steps.build_lambda`) come from the npm registry, installed once per version into a tools directory
 outside the checkout (`$WEBSTACK_TOOLS_DIR`, default
 `${XDG_CACHE_HOME:-~/.cache}/webstack-tools/<name>-<version>`), with `npm install`: no corepack,
 no global install. `.ci/setup` fills it for the test fixtures, so tests run offline.
@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.versions import PACKAGE_MANAGER_VERSIONS, WRANGLER_VERSION
+from core.versions import ESBUILD_VERSION, PACKAGE_MANAGER_VERSIONS, WRANGLER_VERSION
 from steps import tool_output
 from steps.runtime import PermanentError, directory_lock, log, run_tool, shown
 
@@ -168,8 +168,8 @@ def run_argv(manager: PackageManager, script: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m steps.package_manager prefetch`: install the pipeline's own wrangler into the tools
-    directory ahead of time (.ci/setup: the tests then deploy offline)."""
+    """`python -m steps.package_manager prefetch`: install the pipeline's own wrangler and esbuild into
+    the tools directory ahead of time (.ci/setup: the tests then deploy offline)."""
     import argparse
     import sys
 
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["prefetch"])
     parser.parse_args(argv)
     try:
-        print(npm_tool("wrangler", WRANGLER_VERSION))
+        for name, version in (("wrangler", WRANGLER_VERSION), ("esbuild", ESBUILD_VERSION)):
+            print(npm_tool(name, version))
     except PermanentError as exc:
         print(f"FAILED prefetch: {exc} — {exc.hint}", file=sys.stderr)
         return 1

@@ -1,0 +1,100 @@
+"""The contracts that forced source edits are the pipeline's business now (issue 28 §2), step by step.
+
+- The API bundle uses the app's esbuild only when the app declares one; else the pipeline's own.
+- `apiExternal` finds a module installed for any package of the workspace (pnpm links a dependency
+  only into the packages that declare it) and ships its installed optional dependencies (the
+  native part of @node-rs/argon2), warning that the native part is not Lambda's CPU.
+
+Real esbuild, pnpm and node on the fixture apps under tests/fixtures/apps (installed by
+.ci/setup).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.settings import PROJECT_ROOT
+from core.versions import ESBUILD_VERSION
+from steps.build_lambda import declares, native_problem
+from steps.promote import health_event
+from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.usefixtures("steps_env")
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "apps"
+
+
+def step(module: str, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"steps.{module}", *args],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def call(bundle: Path, path: str, **environment: str) -> dict:
+    """The bundle's handler called under node with a function-URL event for GET `path`."""
+    event = health_event()
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    script = (
+        "const {pathToFileURL} = require('node:url');"
+        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
+        ".then(r => process.stdout.write(JSON.stringify(r)));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, str(bundle), json.dumps(event)],
+        env={"PATH": os.environ["PATH"], **environment}, capture_output=True, text=True, timeout=60, cwd=bundle.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_an_app_without_esbuild_is_bundled_with_the_pipelines_own(tmp_path: Path):
+    api = FIXTURES / "no-database" / "api"
+    assert not declares(FIXTURES / "no-database", "esbuild") and not (FIXTURES / "no-database/node_modules/.bin/esbuild").exists()
+    built = step("build_lambda", "--app-dir", "..", "--entry", "src/handler.ts", "--out", str(tmp_path / "dist"), cwd=api)
+    assert built.returncode == 0, built.stderr
+    assert f"declares no esbuild; using the pipeline's esbuild {ESBUILD_VERSION}" in built.stderr
+    answer = call(tmp_path / "dist" / "index.js", "/healthz", APP_VERSION="v1")
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"ok": True, "version": "v1"}
+
+
+def test_an_esbuild_a_dependency_brought_is_not_the_apps(tmp_path: Path):
+    # drizzle-kit 0.22 depends on esbuild 0.19: node_modules/.bin/esbuild exists, the app never chose it.
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "devDependencies": {"drizzle-kit": "0.22.8"}}))
+    assert not declares(tmp_path, "esbuild")
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "devDependencies": {"esbuild": "0.27.3"}}))
+    assert declares(tmp_path, "esbuild")
+
+
+@pytest.mark.slow
+def test_an_external_module_of_a_workspace_package_ships_with_its_native_part(tmp_path: Path):
+    app = FIXTURES / "external-native"
+    api = app / "services" / "api"
+    # pnpm linked @node-rs/argon2 for packages/passwords only: node would not find it from the API.
+    assert not (api / "node_modules" / "@node-rs").exists() and not (app / "node_modules" / "@node-rs").exists()
+    assert (app / "packages/passwords/node_modules/@node-rs/argon2/package.json").is_file()
+    out = tmp_path / "dist"
+    built = step("build_lambda", "--app-dir", "../..", "--entry", "src/main.ts", "--out", str(out),
+                 "--external", "@node-rs/argon2", cwd=api)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    shipped = sorted(p.name for p in (out / "node_modules" / "@node-rs").iterdir())
+    native = [name for name in shipped if name != "argon2"]
+    assert "argon2" in shipped and native, shipped  # the optional, per-platform package came along
+    assert f"@node-rs/{native[0]} is native code for" in built.stderr and "but the function runs on arm64" in built.stderr
+    # What Lambda extracts (dist/ alone) hashes and verifies with the native addon.
+    answer = call(out / "index.js", "/")
+    assert json.loads(answer["body"]) == {"argon2": True}
+
+
+def test_native_code_for_another_cpu_is_named(tmp_path: Path):
+    (tmp_path / "package.json").write_text(json.dumps({"name": "x-linux-x64-gnu", "cpu": ["x64"], "os": ["linux"]}))
+    assert native_problem(tmp_path, "x-linux-x64-gnu") == "x-linux-x64-gnu is native code for x64"
+    (tmp_path / "package.json").write_text(json.dumps({"name": "x-linux-arm64-gnu", "cpu": ["arm64"]}))
+    assert native_problem(tmp_path, "x-linux-arm64-gnu") is None
