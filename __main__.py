@@ -8,9 +8,11 @@ from components.settings import load_settings
 outputs = deploy(load_settings())
 
 pulumi.export("apiUrl", outputs.api_url)
-pulumi.export("siteUrl", outputs.site_url)
-pulumi.export("pagesBranch", outputs.pages_branch)
-pulumi.export("dbSchema", outputs.db_schema)
+if outputs.site_url is not None:  # an app without a site has neither
+    pulumi.export("siteUrl", outputs.site_url)
+    pulumi.export("pagesBranch", outputs.pages_branch)
+if outputs.db_schema is not None:  # nor one without a database
+    pulumi.export("dbSchema", outputs.db_schema)
 pulumi.export("functionName", outputs.function_name)
 if outputs.stable_version is not None:
     pulumi.export("stableVersion", outputs.stable_version)

@@ -2,7 +2,7 @@
 
 They run last and re-run whenever what they check was redeployed. The DNS check stops a prod
 deploy when it fails; a preview's only warns (its DNS may lag while the PR is still usable
-through the branch alias).
+through the branch alias). An app without a site (`webDir` empty) has only the API's check.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ class ChecksArgs:
     resolvers: Sequence[str]
     dns_critical: bool
     site_url: str
-    site_deployment: pulumi.Input[str]
+    site_deployment: pulumi.Input[str] | None
+    """The site's deployment (its id re-runs the checks); None: the app has no site, nothing to check."""
     api_health_url: pulumi.Input[str]
     api_version: pulumi.Input[str]
     timeout_seconds: int
@@ -32,12 +33,12 @@ class ChecksArgs:
 
 
 class Checks(pulumi.ComponentResource):
-    dns: local.Command
-    """Waits until the resolvers answer the site's CNAME."""
-    site_health: local.Command
-    """The site answers 200 through its public host."""
+    dns: local.Command | None
+    """Waits until the resolvers answer the site's CNAME (None: no site)."""
+    site_health: local.Command | None
+    """The site answers 200 through its public host (None: no site)."""
     api_health: local.Command
-    """The API's /health answers 200 through its public URL."""
+    """The API's health route (`apiHealthPath`) answers 200 through its public URL."""
 
     def __init__(self, name: str, args: ChecksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:Checks", name, None, opts)
@@ -45,6 +46,23 @@ class Checks(pulumi.ComponentResource):
         after = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after)))
         timeout = str(args.timeout_seconds)
 
+        health = step_command("health", '--url "$HEALTH_URL"', "--expect-status 200", '--timeout "$CHECK_TIMEOUT"')
+        self.dns = self.site_health = None
+        if args.site_deployment is not None:
+            self.dns, self.site_health = self._create_site_checks(name, args, health, child)
+        self.api_health = deploy_step(
+            f"{name}-api-health",
+            create=health,
+            environment={"HEALTH_URL": args.api_health_url, "API_VERSION": args.api_version, "CHECK_TIMEOUT": timeout},
+            opts=after,
+        )
+        self.register_outputs({})
+
+    def _create_site_checks(
+        self, name: str, args: ChecksArgs, health: str, child: pulumi.ResourceOptions
+    ) -> tuple[local.Command, local.Command]:
+        """The site's host resolves to its Pages target, then the site answers 200 there."""
+        timeout = str(args.timeout_seconds)
         dns_flags = [
             '--name "$DNS_NAME"',
             "--type CNAME",
@@ -54,7 +72,7 @@ class Checks(pulumi.ComponentResource):
         ]
         if not args.dns_critical:
             dns_flags.append("--non-critical")
-        self.dns = deploy_step(
+        dns = deploy_step(
             f"{name}-dns",
             create=step_command("dns_wait", *dns_flags),
             environment={
@@ -63,20 +81,13 @@ class Checks(pulumi.ComponentResource):
                 "DNS_RESOLVERS": ",".join(args.resolvers),
                 "CHECK_TIMEOUT": timeout,
             },
-            opts=after,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.after))),
         )
-        health = step_command("health", '--url "$HEALTH_URL"', "--expect-status 200", '--timeout "$CHECK_TIMEOUT"')
-        self.site_health = deploy_step(
+        site_health = deploy_step(
             f"{name}-site-health",
             create=health,
             # The deployment id re-runs the check after every deploy, and only then.
             environment={"HEALTH_URL": args.site_url, "DEPLOYMENT": args.site_deployment, "CHECK_TIMEOUT": timeout},
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*args.after, self.dns])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*args.after, dns])),
         )
-        self.api_health = deploy_step(
-            f"{name}-api-health",
-            create=health,
-            environment={"HEALTH_URL": args.api_health_url, "API_VERSION": args.api_version, "CHECK_TIMEOUT": timeout},
-            opts=after,
-        )
-        self.register_outputs({})
+        return dns, site_health

@@ -79,6 +79,10 @@ class LambdaApiArgs:
     secret_names: Sequence[str] = ()
     """Which of the function's variables are secrets (DATABASE_URL, the app's secret ones): the
     steps that quote what the function says read their values from it and mask them."""
+    health_path: str = "/health"
+    """The app's health route, which the pre-traffic check and the canary call (`apiHealthPath`)."""
+    health_version: bool = True
+    """Whether that route reports APP_VERSION; False: a 200 is all the checks ask (`apiHealthVersion`)."""
 
 
 class LambdaApi(pulumi.ComponentResource):
@@ -235,13 +239,14 @@ class LambdaApi(pulumi.ComponentResource):
                 "check",
                 '--function "$FUNCTION_NAME"',
                 '--qualifier "$FUNCTION_VERSION"',
-                '--expect-version "$APP_VERSION"',
+                *_health_flags(args),
                 '--mask-variables "$MASKED_VARIABLES"',
             ),
             environment={
                 "FUNCTION_NAME": self.function.name,
                 "FUNCTION_VERSION": self.function.version,
                 "APP_VERSION": self.build.stdout,
+                "HEALTH_PATH": args.health_path,
                 "AWS_REGION": args.region,
                 "MASKED_VARIABLES": ",".join(args.secret_names),
             },
@@ -263,6 +268,7 @@ class LambdaApi(pulumi.ComponentResource):
                 '--version "$FUNCTION_VERSION"',
                 '--weight "$CANARY_PERCENT"',
                 '--seconds "$CANARY_SECONDS"',
+                '--health-path "$HEALTH_PATH"',
                 '--mask-variables "$MASKED_VARIABLES"',
             ),
             environment={
@@ -271,6 +277,7 @@ class LambdaApi(pulumi.ComponentResource):
                 "FUNCTION_VERSION": self.function.version,
                 "CANARY_PERCENT": str(args.canary_percent),
                 "CANARY_SECONDS": str(args.canary_seconds),
+                "HEALTH_PATH": args.health_path,
                 "AWS_REGION": args.region,
                 "MASKED_VARIABLES": ",".join(args.secret_names),
             },
@@ -288,13 +295,14 @@ class LambdaApi(pulumi.ComponentResource):
                 "promote",
                 "check",
                 '--url "$API_URL"',
-                '--expect-version "$APP_VERSION"',
+                *_health_flags(args),
                 '--mask-function "$FUNCTION_NAME"',
                 '--mask-variables "$MASKED_VARIABLES"',
             ),
             environment={
                 "API_URL": self.url.function_url,
                 "APP_VERSION": self.build.stdout,
+                "HEALTH_PATH": args.health_path,
                 # $LATEST has no number: its update stamp re-runs the check after every deploy.
                 "DEPLOYED": self.function.last_modified,
                 "FUNCTION_NAME": self.function.name,
@@ -325,3 +333,12 @@ class LambdaApi(pulumi.ComponentResource):
             },
             opts=child,
         )
+
+
+def _health_flags(args: LambdaApiArgs) -> list[str]:
+    """The pre-traffic check's route, and the version it must report unless the app reports none.
+    APP_VERSION stays in the check's environment either way: a new build re-runs the check."""
+    flags = ['--health-path "$HEALTH_PATH"']
+    if args.health_version:
+        flags.insert(0, '--expect-version "$APP_VERSION"')
+    return flags

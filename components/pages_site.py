@@ -10,7 +10,7 @@ deployment of its branch. prod keeps its old deployments: they are Pages' instan
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import local
@@ -33,6 +33,10 @@ class PagesSiteArgs:
     public_environment: dict[str, pulumi.Input[str]]
     """The values baked into the site (`siteOutputs`: the API URL among them), by variable name;
     the build checks that each one is in the export."""
+    build_environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """What the build reads at build time only (`siteEnvironment`), not checked in the export."""
+    export_dir: str = "out"
+    """Where the site's build writes its export, relative to web_dir (`siteOutDir`)."""
     delete_replaced_deployments: bool
     clean_branch_on_destroy: bool
     build_after: Sequence[pulumi.Resource]
@@ -55,16 +59,23 @@ class PagesSite(pulumi.ComponentResource):
         self.build = Build(
             f"{name}-build",
             create=step_command(
-                "build_site", '--app-dir "$APP_DIR"', '--web-dir "$WEB_DIR"', '--out "$OUT_DIR"', '--baked "$BAKED"'
+                "build_site",
+                '--app-dir "$APP_DIR"',
+                '--web-dir "$WEB_DIR"',
+                '--export-dir "$EXPORT_DIR"',
+                '--out "$OUT_DIR"',
+                '--baked "$BAKED"',
             ),
             environment={
+                **args.build_environment,
                 "APP_DIR": args.app_dir,
                 "WEB_DIR": args.web_dir,
+                "EXPORT_DIR": args.export_dir,
                 "OUT_DIR": args.out_dir,
                 "BAKED": ",".join(sorted(args.public_environment)),
                 **args.public_environment,
             },
-            triggers=[args.sources_hash, *args.public_environment.values()],
+            triggers=[args.sources_hash, *args.public_environment.values(), *args.build_environment.values()],
             after=args.build_after,
             opts=child,
         ).command

@@ -60,7 +60,8 @@ class AppSources:
     def of(cls, settings: Settings) -> AppSources:
         root = settings.app_path
         app = settings.app
-        schema = app.schema_package
+        # An app without a database (or a site) has no such part: "" would hash the whole app.
+        schema = [app.schema_package] if app.has_database else []
         # Only the workspace files this app has: another manager's absent lockfile changes nothing.
         lockfiles = [name for name in LOCKFILES if (root / name).exists()]
         workspace = [name for name in WORKSPACE_CONFIG if (root / name).exists()]
@@ -69,9 +70,9 @@ class AppSources:
         site_builder = tree_hash(PROJECT_ROOT, "steps/build_site.py")
         return cls(
             lockfile=tree_hash(root, *lockfiles),
-            schema=tree_hash(root, schema, *workspace),
-            api=combine(tree_hash(root, app.api_dir, schema, *workspace), api_builder),
-            web=combine(tree_hash(root, app.web_dir, schema, *workspace), site_builder),
+            schema=tree_hash(root, *schema, *workspace),
+            api=combine(tree_hash(root, app.api_dir, *schema, *workspace), api_builder),
+            web=combine(tree_hash(root, *([app.web_dir] if app.has_site else []), *schema, *workspace), site_builder),
         )
 
 
@@ -98,6 +99,11 @@ class Run:
             raise TypeError(f"phase {phase!r} made {type(made).__name__}, not the {kind.__name__} a later phase reads")
         return made
 
+    def maybe(self, phase: str, kind: type[Made]) -> Made | None:
+        """What an optional earlier phase made, or None when it made nothing (an app without a
+        database or a site: its phase exists, empty, so the order holds)."""
+        return None if self.made.get(phase) is None else self.of(phase, kind)
+
 
 PHASE_FUNCTIONS: dict[str, Callable[[Run], Any]] = {}
 
@@ -121,15 +127,18 @@ class Foundation:
     state: StateBackend
     oidc: GithubOidc
     trail: AuditTrail
-    pages: PagesProject
+    pages: PagesProject | None
+    """None: the app has no site."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Outputs:
     api_url: pulumi.Output[str]
-    site_url: str
-    pages_branch: str
-    db_schema: str
+    site_url: str | None
+    """None: the app has no site."""
+    pages_branch: str | None
+    db_schema: str | None
+    """None: the app has no database."""
     function_name: pulumi.Output[str]
     stable_version: pulumi.Output[str] | None
     foundation: Foundation | None
@@ -139,20 +148,20 @@ class Outputs:
 def infrastructure(run: Run) -> Infrastructure:
     settings, child = run.settings, run.opts
     foundation = _foundation(settings, child) if settings.is_prod else None
-    project_name = foundation.pages.project.name if foundation else settings.pages_project
 
     lambda_role = LambdaRole("api-role", LambdaRoleArgs(role_name=names.execution_role_name(settings.project, settings.stack)), opts=child)
-    SiteDomain(
-        "site-domain",
-        SiteDomainArgs(
-            account_id=settings.cloudflare_account_id,
-            zone_id=settings.cloudflare_zone_id,
-            project_name=project_name,
-            host=settings.site_host,
-            target=settings.pages_target,
-        ),
-        opts=child,
-    )
+    if settings.app.has_site:
+        SiteDomain(
+            "site-domain",
+            SiteDomainArgs(
+                account_id=settings.cloudflare_account_id,
+                zone_id=settings.cloudflare_zone_id,
+                project_name=foundation.pages.project.name if foundation and foundation.pages else settings.pages_project,
+                host=settings.site_host,
+                target=settings.pages_target,
+            ),
+            opts=child,
+        )
     return Infrastructure(lambda_role=lambda_role, foundation=foundation)
 
 
@@ -195,11 +204,13 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
         ),
         opts=child,
     )
-    pages = PagesProject(
-        "pages",
-        PagesProjectArgs(account_id=settings.cloudflare_account_id, project_name=settings.pages_project),
-        opts=child,
-    )
+    pages = None
+    if settings.app.has_site:
+        pages = PagesProject(
+            "pages",
+            PagesProjectArgs(account_id=settings.cloudflare_account_id, project_name=settings.pages_project),
+            opts=child,
+        )
     return Foundation(state=state, oidc=oidc, trail=trail, pages=pages)
 
 
@@ -216,8 +227,11 @@ def dependencies(run: Run) -> Build:
 
 
 @phase
-def database(run: Run) -> local.Command:
+def database(run: Run) -> local.Command | None:
+    """The stack's schema and the migration into it; nothing for an app without a database."""
     settings = run.settings
+    if not settings.app.has_database:
+        return None
     db = Database(
         "database",
         DatabaseArgs(schema=settings.db_schema, drop_on_destroy=settings.is_pr, after=run.after),
@@ -278,17 +292,11 @@ def backend(run: Run) -> LambdaApi:
             timeout_seconds=settings.lambda_timeout_seconds,
             reserved_concurrency=settings.api_reserved_concurrency,
             site_origin=settings.site_url.rstrip("/"),
-            environment={
-                "JWKS_URL": settings.jwks_url,
-                "JWT_ISSUER": settings.jwt_issuer,
-                "JWT_AUDIENCE": settings.jwt_audience,
-                "DB_SCHEMA": settings.db_schema,
-                # The runtime URL (usually the transaction pooler), never the migrations' direct one.
-                "DATABASE_URL": settings.runtime_database_url,
-                "DB_POOL_SIZE": str(settings.api_pool_size),
-            },
+            environment=function_environment(settings),
             app_environment={**settings.app.api_environment, **settings.app.api_secret_environment},
-            secret_names=["DATABASE_URL", *settings.app.api_secret_environment],
+            secret_names=[*(["DATABASE_URL"] if settings.app.has_database else []), *settings.app.api_secret_environment],
+            health_path=settings.app.health_path,
+            health_version=settings.app.health_version,
             after=run.after,
             build_after=[run.of("dependencies", Build)],
         ),
@@ -296,9 +304,29 @@ def backend(run: Run) -> LambdaApi:
     )
 
 
+def function_environment(settings: Settings) -> dict[str, pulumi.Input[str]]:
+    """What the pipeline gives the function: the token settings, and its database unless it has none."""
+    environment: dict[str, pulumi.Input[str]] = {
+        "JWKS_URL": settings.jwks_url,
+        "JWT_ISSUER": settings.jwt_issuer,
+        "JWT_AUDIENCE": settings.jwt_audience,
+    }
+    if settings.app.has_database and settings.runtime_database_url is not None:
+        environment.update({
+            "DB_SCHEMA": settings.db_schema,
+            # The runtime URL (usually the transaction pooler), never the migrations' direct one.
+            "DATABASE_URL": settings.runtime_database_url,
+            "DB_POOL_SIZE": str(settings.api_pool_size),
+        })  # fmt: skip
+    return environment
+
+
 @phase
-def frontend(run: Run) -> PagesSite:
+def frontend(run: Run) -> PagesSite | None:
+    """The site's build and Pages deploy; nothing for an app without a site."""
     settings = run.settings
+    if not settings.app.has_site:
+        return None
     api = run.of("backend", LambdaApi)
     return PagesSite(
         "site",
@@ -311,6 +339,8 @@ def frontend(run: Run) -> PagesSite:
             out_dir=f".build/{settings.stack}/site",
             sources_hash=run.sources.web,
             public_environment=site_environment(settings, api.url.function_url),
+            build_environment=site_build_environment(settings, api.url.function_url),
+            export_dir=settings.app.site_out_dir,
             delete_replaced_deployments=not settings.is_prod,
             clean_branch_on_destroy=settings.is_pr,
             build_after=[run.of("dependencies", Build)],
@@ -320,16 +350,27 @@ def frontend(run: Run) -> PagesSite:
     )
 
 
-def site_environment(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
-    """What `siteOutputs` asks the site build to bake in, by variable name."""
-    outputs: dict[str, pulumi.Input[str]] = {
+def site_outputs(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """The values a site may be given, by the name config uses (settings.SITE_OUTPUTS)."""
+    return {
         "apiUrl": api_url,
         "apiBaseUrl": api_url.apply(without_trailing_slash),
         "siteUrl": settings.site_url,
         "stack": settings.stack,
-        "dbSchema": settings.db_schema,
+        "dbSchema": settings.db_schema or "",
     }
+
+
+def site_environment(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """What `siteOutputs` asks the site build to bake in, by variable name."""
+    outputs = site_outputs(settings, api_url)
     return {variable: outputs[output] for variable, output in settings.app.site_outputs}
+
+
+def site_build_environment(settings: Settings, api_url: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """What `siteEnvironment` gives the site build to read at build time (not checked in the export)."""
+    outputs = site_outputs(settings, api_url)
+    return {variable: outputs[value] if is_output else value for variable, value, is_output in settings.app.site_environment}
 
 
 def without_trailing_slash(url: str) -> str:
@@ -339,7 +380,7 @@ def without_trailing_slash(url: str) -> str:
 @phase
 def checks(run: Run) -> Checks:
     settings = run.settings
-    api, site = run.of("backend", LambdaApi), run.of("frontend", PagesSite)
+    api, site = run.of("backend", LambdaApi), run.maybe("frontend", PagesSite)
     final = Checks(
         "checks",
         ChecksArgs(
@@ -348,8 +389,8 @@ def checks(run: Run) -> Checks:
             resolvers=settings.dns_resolvers,
             dns_critical=settings.is_prod,
             site_url=settings.site_url,
-            site_deployment=site.deploy.stdout,
-            api_health_url=pulumi.Output.concat(api.url.function_url, "health"),
+            site_deployment=site.deploy.stdout if site else None,
+            api_health_url=pulumi.Output.concat(api.url.function_url.apply(without_trailing_slash), settings.app.health_path),
             api_version=api.live_version,
             timeout_seconds=CHECK_TIMEOUT_SECONDS,
             after=run.after,
@@ -403,9 +444,9 @@ def deploy(settings: Settings) -> Outputs:
     infra, api = made["infrastructure"], made["backend"]
     return Outputs(
         api_url=api.url.function_url,
-        site_url=settings.site_url,
-        pages_branch=settings.pages_branch,
-        db_schema=settings.db_schema,
+        site_url=settings.site_url if settings.app.has_site else None,
+        pages_branch=settings.pages_branch if settings.app.has_site else None,
+        db_schema=settings.db_schema if settings.app.has_database else None,
         function_name=api.function.name,
         stable_version=api.alias.function_version if api.alias else None,
         foundation=infra.foundation,

@@ -41,7 +41,7 @@ from core.stack_files import (  # noqa: F401 - re-exported: the program's settin
     stack_file_values,
     stack_setting,
 )
-from steps.args import ENV_NAME
+from steps.args import ENV_NAME, HEALTH_PATH_SHAPE
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 from steps.package_manager import manager_problem
 
@@ -68,7 +68,7 @@ MODULE_NAME = re.compile(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(/[A-Za-
 SITE_OUTPUTS = ("apiUrl", "apiBaseUrl", "siteUrl", "stack", "dbSchema")
 # The site build's own variables (PagesSite, steps.build_site): a site output must not replace one.
 SITE_BUILD_ENVIRONMENT = frozenset(
-    {"APP_DIR", "WEB_DIR", "OUT_DIR", "BAKED", "PATH", "PYTHONPATH", "NODE_OPTIONS", "CI", "HOME", "NEXT_BUILD_ID"}
+    {"APP_DIR", "WEB_DIR", "EXPORT_DIR", "OUT_DIR", "BAKED", "PATH", "PYTHONPATH", "NODE_OPTIONS", "CI", "HOME", "NEXT_BUILD_ID"}
 )
 API_FORMATS = ("cjs", "esm")
 
@@ -94,6 +94,23 @@ class AppShape:
     """Values are secret Outputs."""
     site_outputs: tuple[tuple[str, str], ...]
     """(variable, output name) pairs, output names from SITE_OUTPUTS."""
+    site_out_dir: str = "out"
+    """Where the site's build writes its export, relative to web_dir."""
+    site_environment: tuple[tuple[str, str, bool], ...] = ()
+    """(variable, value, is_output) for the build only: an output's name when is_output."""
+    health_path: str = "/health"
+    health_version: bool = True
+    """Whether the health route reports APP_VERSION (the pre-traffic check then proves the build)."""
+
+    @property
+    def has_database(self) -> bool:
+        """`schemaPackage` empty: no schema, no migration, no DATABASE_URL for the function."""
+        return bool(self.schema_package)
+
+    @property
+    def has_site(self) -> bool:
+        """`webDir` empty: no site build, Pages deploy, DNS record or site check."""
+        return bool(self.web_dir)
 
 
 class SettingsError(pulumi.RunError):
@@ -150,9 +167,9 @@ class Settings:
     api_pool_size: int
     api_function_count: int
     database_connection_limit: int
-    database_url: pulumi.Input[str]
-    """The direct connection: migrations, schema create/drop, deploy records."""
-    runtime_database_url: pulumi.Input[str]
+    database_url: pulumi.Input[str] | None
+    """The direct connection: migrations, schema create/drop, deploy records (None: no database)."""
+    runtime_database_url: pulumi.Input[str] | None
     """What the API function connects with (the transaction pooler, or `database_url`)."""
     app: AppShape
     warnings: tuple[str, ...] = ()
@@ -314,7 +331,8 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     site_url = str(values.get("siteUrl") or "")
     if site_url and not site_url.endswith("/"):
         problems.append(f"`siteUrl` must end with '/', got {site_url[:200]!r}")
-    problem = connection_budget_problem(values)
+    # An app without a database holds no connections.
+    problem = connection_budget_problem(values) if values.get("schemaPackage") != "" else None
     if problem:
         problems.append(problem)
 
@@ -344,6 +362,21 @@ def connection_budget_problem(values: Mapping[str, Any]) -> str | None:
 def _inside_relative(path: str) -> bool:
     parts = Path(path).parts
     return bool(path) and not Path(path).is_absolute() and ".." not in parts
+
+
+def _site_environment(items: tuple[str, ...], baked: set[str], problems: list[str]) -> list[tuple[str, str, bool]]:
+    """`siteEnvironment`: NAME=value (plain), or NAME={output} for one of SITE_OUTPUTS."""
+    found = []
+    for variable, value in _pairs("siteEnvironment", items, problems):
+        if variable in SITE_BUILD_ENVIRONMENT:
+            problems.append(f"`siteEnvironment` variable {variable} is one the site build sets itself: name it otherwise")
+        if variable in baked:
+            problems.append(f"{variable} is in both `siteOutputs` and `siteEnvironment`: keep it in one")
+        is_output = value.startswith("{") and value.endswith("}")
+        if is_output and value[1:-1] not in SITE_OUTPUTS:
+            problems.append(f"`siteEnvironment` {variable}={value[:40]!r}: the output must be one of {', '.join(SITE_OUTPUTS)}")
+        found.append((variable, value[1:-1] if is_output else value, is_output))
+    return found
 
 
 def _pairs(key: str, items: tuple[str, ...], problems: list[str]) -> list[tuple[str, str]]:
@@ -403,10 +436,17 @@ def parse_app_shape(
     shape_keys = ("schemaPackage", "drizzleConfig", "apiDir", "apiEntry", "webDir", "apiFormat", "packageManager")
     if any(resolved.get(key) is None for key in shape_keys):
         return None
-    for key in ("schemaPackage", "drizzleConfig", "apiDir", "apiEntry", "webDir"):
-        if not _inside_relative(resolved[key]):
-            problems.append(f"`{key}` {resolved[key][:100]!r} must be a relative path inside the app (no '..')")
+    has_database, has_site = resolved["schemaPackage"] != "", resolved["webDir"] != ""
+    paths = ["apiDir", "apiEntry"]
+    paths += ["schemaPackage", "drizzleConfig"] if has_database else []
+    paths += ["webDir", "siteOutDir"] if has_site else []
+    for key in paths:
+        if not _inside_relative(str(resolved.get(key, ""))) or resolved.get(key) == ".":
+            problems.append(f"`{key}` {str(resolved.get(key))[:100]!r} must be a relative path inside the app (no '..')")
             return None
+    health_path = str(resolved.get("apiHealthPath") or "/health")
+    if not HEALTH_PATH_SHAPE.fullmatch(health_path):
+        problems.append(f"`apiHealthPath` {health_path[:100]!r} must be a URL path starting with / (no query), e.g. /healthz")
     if resolved["apiFormat"] not in API_FORMATS:
         problems.append(f"`apiFormat` must be cjs or esm, got {resolved['apiFormat'][:20]!r}")
     external = resolved.get("apiExternal") or ()
@@ -430,13 +470,16 @@ def parse_app_shape(
         if output not in SITE_OUTPUTS:
             problems.append(f"`siteOutputs` {variable}={output[:40]!r}: the output must be one of {', '.join(SITE_OUTPUTS)}")
         site_outputs.append((variable, output))
+    site_environment = _site_environment(resolved.get("siteEnvironment") or (), {v for v, _ in site_outputs}, problems)
 
     if app_root is not None and app_root.is_dir():
-        files = {
-            "drizzleConfig": (f"{resolved['schemaPackage']}/{resolved['drizzleConfig']}", "`schemaPackage`/`drizzleConfig`"),
-            "apiEntry": (f"{resolved['apiDir']}/{resolved['apiEntry']}", "`apiDir`/`apiEntry`"),
-            "webDir": (f"{resolved['webDir']}/package.json", "`webDir`"),
-        }
+        files = {"apiEntry": (f"{resolved['apiDir']}/{resolved['apiEntry']}", "`apiDir`/`apiEntry`")}
+        if has_database:
+            files["drizzleConfig"] = (
+                f"{resolved['schemaPackage']}/{resolved['drizzleConfig']}", "`schemaPackage`/`drizzleConfig` (empty: no database)"
+            )
+        if has_site:
+            files["webDir"] = (f"{resolved['webDir']}/package.json", "`webDir` (empty: no site)")
         for relative, keys in files.values():
             if not (app_root / relative).is_file():
                 problems.append(f"{app_root / relative} does not exist: set {keys} (relative to `appDir`) to the app's own")
@@ -454,7 +497,12 @@ def parse_app_shape(
         web_dir=resolved["webDir"],
         api_environment=plain_env,
         api_secret_environment={name: pulumi.Output.secret(value) for name, value in secret_env.items()},
-        site_outputs=tuple(site_outputs),
+        # An app without a site bakes nothing (the default siteOutputs are examples/app's).
+        site_outputs=tuple(site_outputs) if has_site else (),
+        site_out_dir=str(resolved.get("siteOutDir") or "out"),
+        site_environment=tuple(site_environment) if has_site else (),
+        health_path=health_path,
+        health_version=bool(resolved.get("apiHealthVersion", True)),
     )
 
 
@@ -507,7 +555,9 @@ def parse_settings(
     app = parse_app_shape(resolved, root / app_dir if app_dir is not None else None, secret_env, problems)
 
     database_url = secrets.get("databaseUrl")
-    if database_url is None or database_url == "":
+    if app is not None and not app.has_database:
+        database_url = None  # no database: no URL is needed, nor passed on
+    elif database_url is None or database_url == "":
         problems.append(
             "missing secret `databaseUrl`: export DATABASE_URL in the CI job's environment "
             "or run `pulumi config set --secret databaseUrl postgres://...`"
@@ -517,7 +567,9 @@ def parse_settings(
 
     warnings: list[str] = []
     runtime_url = secrets.get("runtimeDatabaseUrl")
-    if runtime_url is None or runtime_url == "":
+    if database_url is None:
+        runtime_url = None
+    elif runtime_url is None or runtime_url == "":
         runtime_url = database_url
         warnings.append(
             "no runtime database URL: the API connects with `databaseUrl`, a direct connection; set "

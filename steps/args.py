@@ -31,6 +31,10 @@ from steps.console import mask, shown
 # An environment variable's name, as the function's settings (components/settings.py) and the steps
 # that name them take it.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# The API's health route (`apiHealthPath`; Pulumi.yaml's default is this one), and what one may be:
+# an absolute URL path, no query.
+HEALTH_PATH = "/health"
+HEALTH_PATH_SHAPE = re.compile(r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]{0,200}")
 
 # No deploy step waits longer than a day; a bigger value is a typo (or an attempt to hang CI).
 MAX_SECONDS = 24 * 3600.0

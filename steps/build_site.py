@@ -1,14 +1,16 @@
 """Deploy step: the site's static export, with the stack's outputs baked in (critical).
 
-`python -m steps.build_site --app-dir DIR --out DIR [--web-dir apps/web] [--baked VAR,VAR] [--timeout SECONDS]`
+`python -m steps.build_site --app-dir DIR --out DIR [--web-dir apps/web] [--export-dir out] [--baked VAR,VAR] [--timeout SECONDS]`
 
 Makes sure the workspace is installed (`steps.install`), then runs the site package's own `build`
 script with the workspace's package manager (`npm run build` in `--web-dir`; pnpm/yarn alike) —
-for Next.js `next build` with `output: 'export'` into `<web-dir>/out/` — with its environment,
+for Next.js `next build` with `output: 'export'` into `<web-dir>/out/`, for Vite `vite build` into
+`<web-dir>/dist/` (`--export-dir`, the stack's `siteOutDir`) — with its environment,
 `NEXT_TELEMETRY_DISABLED=1` and `NEXT_BUILD_ID` (default `static`: the same inputs give the same
 bytes). The export must hold `index.html`, and the value of every variable `--baked` names (the
 stack's `siteOutputs`) must appear in it: a value that is missing was not baked in, and the site
-would call the wrong API. Other variables are the app's business and are not checked.
+would call the wrong API. Other variables (the stack's `siteEnvironment`, read at build time only)
+are the app's business and are not checked.
 
 The export replaces `--out` (a path relative to the working directory, e.g. `.build/<stack>/site`):
 it is copied into a temporary directory beside it and renamed into place, so a failed or
@@ -47,6 +49,14 @@ _SOURCE_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".vue"
 _NOT_SOURCES = frozenset({"node_modules", "out", ".next", "dist", ".turbo", ".git"})
 
 
+def relative_dir(text: str) -> Path:
+    """`--export-dir`: a directory inside the site's package (no absolute path, no '..')."""
+    path = local_path(text)
+    if path.is_absolute() or ".." in path.parts or str(path) in ("", "."):
+        raise argparse.ArgumentTypeError(f"must be a directory inside the site's package: {shown(text)}")
+    return path
+
+
 def baked_names(text: str) -> list[str]:
     """`--baked`: variable names, comma- or newline-separated (empty: none)."""
     names = [name.strip() for name in re.split(r"[,\n]", text) if name.strip()]
@@ -67,11 +77,12 @@ def baked_environment(env: Mapping[str, str], names: Sequence[str]) -> dict[str,
     return {name: env[name] for name in names}
 
 
-def files_reading(web_dir: Path, variable: str) -> list[str]:
-    """The site's source files that mention `variable`, relative to `web_dir`."""
+def files_reading(web_dir: Path, variable: str, export_dir: str = EXPORT_DIR) -> list[str]:
+    """The site's source files that mention `variable`, relative to `web_dir` (not in the export)."""
     found = []
+    skipped = _NOT_SOURCES | {export_dir}
     for directory, subdirectories, files in os.walk(web_dir):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in _NOT_SOURCES)
+        subdirectories[:] = sorted(d for d in subdirectories if d not in skipped)
         for name in sorted(files):
             path = Path(directory) / name
             if name.endswith(_SOURCE_SUFFIXES) and variable in path.read_text(encoding="utf-8", errors="replace"):
@@ -79,13 +90,15 @@ def files_reading(web_dir: Path, variable: str) -> list[str]:
     return found
 
 
-def absence_problem(web_dir: Path, variable: str) -> str:
+def absence_problem(web_dir: Path, variable: str, export_dir: str = EXPORT_DIR) -> str:
     """What to do about a baked value that is not in the export: the file that should read it."""
-    readers = files_reading(web_dir, variable)
+    readers = files_reading(web_dir, variable, export_dir)
     if readers:
         return (
             f"{variable} is read in {', '.join(readers[:3])} but its value is not in the export: read it at build "
-            f"time as the literal process.env.{variable} (the bundler inlines only that form), in code that ends up in a page"
+            f"time as the literal process.env.{variable} (import.meta.env.{variable} with Vite; the bundler inlines "
+            "only that form), in code that ends up in a page; a variable the build only uses (not shipped as it is) "
+            "belongs in `siteEnvironment`, which is not checked"
         )
     return (
         f"no file under {web_dir} reads {variable}: read process.env.{variable} where the site needs it (e.g. its API "
@@ -156,7 +169,7 @@ def build(args: argparse.Namespace) -> str:
     ensure_installed(app_dir)
     env = {"NEXT_TELEMETRY_DISABLED": "1", "NEXT_BUILD_ID": os.environ.get("NEXT_BUILD_ID") or "static", "CI": "true"}
     log("build_site: baking in " + (", ".join(f"{k}={shown(v, quote=False)}" for k, v in baked.items()) or "nothing checked"))
-    export = web_dir / EXPORT_DIR
+    export = web_dir / args.export_dir
     # Builds of one app share .next/ and out/: one at a time.
     with directory_lock(web_dir, "build_site"):
         started = time.monotonic()
@@ -172,13 +185,14 @@ def build(args: argparse.Namespace) -> str:
         if not (export / "index.html").is_file():
             raise PermanentError(
                 f"the build exited 0 but {export}/index.html does not exist",
-                hint="the site must export static files to <webDir>/out (Next.js: output: 'export' in next.config)",
+                hint=f"the site's build script must write a static export to <webDir>/{args.export_dir}: set `siteOutDir` "
+                "to where it writes (Vite: dist, or its build.outDir; Next.js: out, with output: 'export' in next.config)",
             )
         missing = missing_values(export, baked)
         if missing:
             raise PermanentError(
                 f"the export in {export} does not contain the value of {', '.join(missing)}; "
-                + "; ".join(absence_problem(web_dir, name) for name in missing)
+                + "; ".join(absence_problem(web_dir, name, str(args.export_dir)) for name in missing)
             )
         out = Path(args.out)
         replace_dir(export, out)
@@ -192,6 +206,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--app-dir", required=True, type=local_path, help="the npm workspace root (examples/app)")
     parser.add_argument("--out", required=True, type=local_path, help="where the export goes (replaced)")
     parser.add_argument("--web-dir", default=DEFAULT_WEB_DIR, type=local_path, help="the site's package, relative to --app-dir")
+    parser.add_argument("--export-dir", default=EXPORT_DIR, type=relative_dir, help="where the build writes the export, relative to --web-dir")
     parser.add_argument(
         "--baked", type=baked_names, default=[], help="variables whose values must be in the export (comma-separated)"
     )

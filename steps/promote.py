@@ -1,8 +1,12 @@
 """Deploy step: prove a new Lambda version before traffic moves to it (critical).
 
-    python -m steps.promote check --function NAME --qualifier N --expect-version V [--mask-variables NAMES]
-    python -m steps.promote check --url URL --expect-version V [--mask-function NAME --mask-variables NAMES]
-    python -m steps.promote canary --function NAME --alias A --version N --weight PERCENT --seconds S [--mask-variables NAMES]
+    python -m steps.promote check --function NAME --qualifier N [--expect-version V] [--health-path /health] [--mask-variables NAMES]
+    python -m steps.promote check --url URL [--expect-version V] [--health-path /health] [--mask-function NAME --mask-variables NAMES]
+    python -m steps.promote canary --function NAME --alias A --version N --weight PERCENT --seconds S [--health-path P] [--mask-variables NAMES]
+
+The health route is the app's (`--health-path`, the stack's `apiHealthPath`, default `/health`):
+an unauthenticated GET that answers 200 once the function can serve, and, unless the app reports no
+version (`apiHealthVersion` false: no `--expect-version`), a JSON body `{"version": APP_VERSION}`.
 
 `--mask-variables` names the function's variables whose values are secrets (DATABASE_URL, the app's
 `apiSecretEnvironment`): the step reads them from the function (GetFunctionConfiguration) and masks
@@ -51,12 +55,11 @@ from typing import Any
 
 import requests
 
-from steps.args import ENV_NAME, StepParser, http_url, matching, positive_seconds
+from steps.args import ENV_NAME, HEALTH_PATH, HEALTH_PATH_SHAPE, StepParser, http_url, matching, positive_seconds
 from steps.lambda_versions import ALIAS_NAME, FUNCTION_NAME, VERSION, access_denied_error, lambda_client
 from steps.retry import aws_error, http_is_transient
 from steps.runtime import PermanentError, TransientError, log, run_step, shown
 
-HEALTH_PATH = "/health"
 PUBLISHED = re.compile(r"[0-9]{1,10}")
 USER_AGENT = "webstack-pre-traffic-check"
 # How much of the function's log an alert quotes: its first lines, each bounded.
@@ -79,17 +82,17 @@ class CheckFailed(TransientError):
         )
 
 
-def health_event(request_id: str | None = None, now: float | None = None) -> dict[str, Any]:
-    """The function-URL (API Gateway payload 2.0) event of an unauthenticated `GET /health`."""
+def health_event(request_id: str | None = None, now: float | None = None, path: str = HEALTH_PATH) -> dict[str, Any]:
+    """The function-URL (API Gateway payload 2.0) event of an unauthenticated `GET <path>` (/health)."""
     now = time.time() if now is None else now
     return {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": HEALTH_PATH,
+        "rawPath": path,
         "rawQueryString": "",
         "headers": {"accept": "application/json", "user-agent": USER_AGENT},
         "requestContext": {
-            "http": {"method": "GET", "path": HEALTH_PATH, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
                      "userAgent": USER_AGENT},  # fmt: skip
             "requestId": request_id or str(uuid.uuid4()),
             "routeKey": "$default",
@@ -131,8 +134,11 @@ def _version_text(version: str | None) -> str:
     return f"version {shown(version, 80)}" if version is not None else "no version"
 
 
-def judge_invoke(function: str, qualifier: str, expect: str, answer: Mapping[str, Any]) -> dict[str, Any]:
-    """What an Invoke answer (Payload already read as bytes) says; CheckFailed unless it proves `expect`."""
+def judge_invoke(
+    function: str, qualifier: str, expect: str | None, answer: Mapping[str, Any], path: str = HEALTH_PATH
+) -> dict[str, Any]:
+    """What an Invoke answer (Payload already read as bytes) says; CheckFailed unless it answered 200
+    and (unless `expect` is None: the app reports no version) reports `expect`."""
     where = f"version {qualifier} of {function}"
     lines = log_start(answer.get("LogResult"))
     payload_text = answer.get("Payload") or b""
@@ -153,21 +159,21 @@ def judge_invoke(function: str, qualifier: str, expect: str, answer: Mapping[str
     if status != 200:
         body = payload.get("body") if isinstance(payload, Mapping) else payload_text
         raise CheckFailed(
-            f"{where} answered GET {HEALTH_PATH} with status {status}, expected 200: "
+            f"{where} answered GET {path} with status {status}, expected 200: "
             f"{shown(body, 200, quote=False)}.{_quoted_log(lines)}"
         )
     version = reported_version(payload.get("body"))
-    if version != expect:
+    if expect is not None and version != expect:
         raise CheckFailed(
-            f"{where} reports {_version_text(version)} on {HEALTH_PATH}, expected {expect} "
-            "(the build this deploy made)"
+            f"{where} reports {_version_text(version)} on {path}, expected {expect} "
+            "(the build this deploy made; an app that reports no version sets `apiHealthVersion` false)"
         )
     return {"function": function, "qualifier": qualifier, "version": executed, "status": status, "app_version": version}
 
 
-def check_invoke(client: Any, function: str, qualifier: str, expect: str) -> dict[str, Any]:
+def check_invoke(client: Any, function: str, qualifier: str, expect: str | None, path: str = HEALTH_PATH) -> dict[str, Any]:
     started = time.monotonic()
-    event = json.dumps(health_event()).encode()
+    event = json.dumps(health_event(path=path)).encode()
     try:
         answer = client.invoke(FunctionName=function, Qualifier=qualifier, LogType="Tail", Payload=event)
     except Exception as exc:
@@ -179,14 +185,14 @@ def check_invoke(client: Any, function: str, qualifier: str, expect: str) -> dic
                                  hint="the version should exist once published; check the stack's state") from exc  # fmt: skip
         raise
     answer = {**answer, "Payload": answer["Payload"].read()}
-    result = judge_invoke(function, qualifier, expect, answer)
-    log(f"version {qualifier} of {function} answered {HEALTH_PATH} 200 with version {expect}")
+    result = judge_invoke(function, qualifier, expect, answer, path)
+    log(f"version {qualifier} of {function} answered {path} 200" + (f" with version {expect}" if expect else ""))
     return {**result, "elapsed_s": round(time.monotonic() - started, 3)}
 
 
-def check_url(url: str, expect: str, request_timeout: float = 10.0) -> dict[str, Any]:
+def check_url(url: str, expect: str | None, request_timeout: float = 10.0, path: str = HEALTH_PATH) -> dict[str, Any]:
     started = time.monotonic()
-    target = url.rstrip("/") + HEALTH_PATH
+    target = url.rstrip("/") + path
     try:
         response = requests.get(target, timeout=request_timeout, headers={"user-agent": USER_AGENT})
     except ValueError as exc:
@@ -196,11 +202,13 @@ def check_url(url: str, expect: str, request_timeout: float = 10.0) -> dict[str,
         message = f"GET {shown(target, 200, quote=False)} answered {status}: {shown(response.text, 200, quote=False)}"
         if http_is_transient(status):
             raise CheckFailed(message + " (a 502 is the function throwing or failing to load: see its log)")
-        raise PermanentError(message, hint="the preview's API is not serving /health; fix it and push again")
+        raise PermanentError(
+            message, hint=f"the preview's API is not serving {path} (`apiHealthPath`); fix it and push again"
+        )
     version = reported_version(response.text)
-    if version != expect:
+    if expect is not None and version != expect:
         raise CheckFailed(f"GET {shown(target, 200, quote=False)} reports {_version_text(version)}, expected {expect}")
-    log(f"{target} answered 200 with version {expect}")
+    log(f"{target} answered 200" + (f" with version {expect}" if expect else ""))
     return {"url": target, "status": status, "app_version": version, "elapsed_s": round(time.monotonic() - started, 3)}
 
 
@@ -246,16 +254,18 @@ def _route(client: Any, function: str, alias: str, version: str, weights: dict[s
          action="lambda:UpdateAlias")  # fmt: skip
 
 
-def watch(client: Any, function: str, version: str, seconds: float, max_error_percent: float) -> tuple[int, int, list[str]]:
-    """(requests, errors, first error messages) of /health sent to `version` for `seconds`; stops
-    early once the errors alone exceed the limit over at least 20 requests."""
+def watch(
+    client: Any, function: str, version: str, seconds: float, max_error_percent: float, path: str = HEALTH_PATH
+) -> tuple[int, int, list[str]]:
+    """(requests, errors, first error messages) of the health route sent to `version` for `seconds`;
+    stops early once the errors alone exceed the limit over at least 20 requests."""
     deadline = time.monotonic() + seconds
     total = errors = 0
     samples: list[str] = []
     while time.monotonic() < deadline:
         total += 1
         try:
-            invoked = client.invoke(FunctionName=function, Qualifier=version, Payload=json.dumps(health_event()).encode())
+            invoked = client.invoke(FunctionName=function, Qualifier=version, Payload=json.dumps(health_event(path=path)).encode())
             answer = {**invoked, "Payload": invoked["Payload"].read()}
             status = json.loads(answer["Payload"] or b"null")
             if answer.get("FunctionError") or not isinstance(status, Mapping) or status.get("statusCode") != 200:
@@ -278,7 +288,7 @@ def watch(client: Any, function: str, version: str, seconds: float, max_error_pe
 
 
 def canary(client: Any, function: str, alias: str, version: str, percent: float, seconds: float,
-           max_error_percent: float) -> dict[str, Any]:  # fmt: skip
+           max_error_percent: float, path: str = HEALTH_PATH) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     current = _aws(lambda: client.get_alias(FunctionName=function, Name=alias), action="lambda:GetAlias")
     stable, weights = str(current["FunctionVersion"]), _weights(current)
@@ -299,7 +309,7 @@ def canary(client: Any, function: str, alias: str, version: str, percent: float,
     _route(client, function, alias, stable, {version: percent / 100})
     log(f"canary: alias {alias} sends {percent:g}% to version {version} ({stable} keeps the rest) for {seconds:g}s")
 
-    total, errors, samples = watch(client, function, version, seconds, max_error_percent)
+    total, errors, samples = watch(client, function, version, seconds, max_error_percent, path)
     rate = errors * 100 / total if total else 100.0
     if total == 0 or rate > max_error_percent:
         _route(client, function, alias, stable, {})
@@ -352,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--function", type=matching(FUNCTION_NAME, "a Lambda function name or ARN"))
     where.add_argument("--url", type=http_url, help="a function URL (previews)")
     check.add_argument("--qualifier", type=matching(VERSION, "a published version number or $LATEST"))
-    check.add_argument("--expect-version", required=True, type=APP_VERSION)
+    check.add_argument("--expect-version", type=APP_VERSION,
+                       help="the version the health route must report (absent: a 200 is enough; `apiHealthVersion` false)")
     check.add_argument("--timeout", type=positive_seconds, default=120.0, help="total seconds to keep trying")
     shift = sub.add_parser("canary", help="shift a weight of the alias to a version, watch it, then promote or roll back")
     shift.add_argument("--function", required=True, type=matching(FUNCTION_NAME, "a Lambda function name or ARN"))
@@ -362,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     shift.add_argument("--seconds", required=True, type=positive_seconds, help="how long to watch")
     shift.add_argument("--max-error-percent", type=error_percent, default=1.0)
     for command in (check, shift):
+        command.add_argument("--health-path", type=matching(HEALTH_PATH_SHAPE, "a URL path starting with /"),
+                             default=HEALTH_PATH, help=f"the app's health route (default {HEALTH_PATH})")  # fmt: skip
         command.add_argument("--mask-variables", type=variable_names, default=[],
                              help="comma list of the function's variables whose values are secrets (masked)")  # fmt: skip
     check.add_argument("--mask-function", type=matching(FUNCTION_NAME, "a Lambda function name or ARN"),
@@ -384,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             "promote canary",
             critical=True,
             body=masking(lambda: canary(lambda_client(), args.function, args.alias, args.version, args.weight,
-                                        args.seconds, args.max_error_percent)),  # fmt: skip
+                                        args.seconds, args.max_error_percent, args.health_path)),  # fmt: skip
             # Each run starts (or resumes) the watch: a failed canary must not be retried into success.
             attempts=1,
         )
@@ -393,9 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.url and args.qualifier:
         parser.error("--qualifier goes with --function, not --url")
     if args.function:
-        body = lambda: check_invoke(lambda_client(), args.function, args.qualifier, args.expect_version)  # noqa: E731
+        body = lambda: check_invoke(lambda_client(), args.function, args.qualifier, args.expect_version, args.health_path)  # noqa: E731
     else:
-        body = lambda: check_url(args.url, args.expect_version, min(10.0, args.timeout))  # noqa: E731
+        body = lambda: check_url(args.url, args.expect_version, min(10.0, args.timeout), args.health_path)  # noqa: E731
     return run_step("promote check", critical=True, body=masking(body), attempts=3, deadline=args.timeout, initial_wait=1.0)
 
 

@@ -282,7 +282,7 @@ def _hint(exc: BaseException) -> str:
     if is_transient(exc):
         return "still failing after retrying; check the service's status and re-run the deploy"
     if isinstance(exc, PermanentError):
-        return "retrying will not help; fix the cause above and re-run the deploy"
+        return "retrying will not help; fix what it names and re-run the deploy"
     return "unexpected error (traceback above); fix the step or its input and re-run the deploy"
 
 

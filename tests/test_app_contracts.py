@@ -4,8 +4,12 @@
 - `apiExternal` finds a module installed for any package of the workspace (pnpm links a dependency
   only into the packages that declare it) and ships its installed optional dependencies (the
   native part of @node-rs/argon2), warning that the native part is not Lambda's CPU.
+- The site's export directory is a setting (`--export-dir`: Vite's `build.outDir`), and only the
+  variables the stack bakes in are checked in the export.
+- The pre-traffic check takes the app's health route and may skip the version (an app that reports
+  none).
 
-Real esbuild, pnpm and node on the fixture apps under tests/fixtures/apps (installed by
+Real esbuild, pnpm, node and Vite on the fixture apps under tests/fixtures/apps (installed by
 .ci/setup).
 """
 
@@ -22,7 +26,7 @@ import pytest
 from components.settings import PROJECT_ROOT
 from core.versions import ESBUILD_VERSION
 from steps.build_lambda import declares, native_problem
-from steps.promote import health_event
+from steps.promote import CheckFailed, health_event, judge_invoke
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
@@ -39,15 +43,13 @@ def step(module: str, *args: str, cwd: Path, **env: str) -> subprocess.Completed
 
 def call(bundle: Path, path: str, **environment: str) -> dict:
     """The bundle's handler called under node with a function-URL event for GET `path`."""
-    event = health_event()
-    event["rawPath"] = event["requestContext"]["http"]["path"] = path
     script = (
         "const {pathToFileURL} = require('node:url');"
         "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
         ".then(r => process.stdout.write(JSON.stringify(r)));"
     )
     result = subprocess.run(
-        ["node", "-e", script, str(bundle), json.dumps(event)],
+        ["node", "-e", script, str(bundle), json.dumps(health_event(path=path))],
         env={"PATH": os.environ["PATH"], **environment}, capture_output=True, text=True, timeout=60, cwd=bundle.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -98,3 +100,49 @@ def test_native_code_for_another_cpu_is_named(tmp_path: Path):
     assert native_problem(tmp_path, "x-linux-x64-gnu") == "x-linux-x64-gnu is native code for x64"
     (tmp_path / "package.json").write_text(json.dumps({"name": "x-linux-arm64-gnu", "cpu": ["arm64"]}))
     assert native_problem(tmp_path, "x-linux-arm64-gnu") is None
+
+
+@pytest.mark.slow
+def test_a_vite_site_exports_into_its_own_directory_and_build_time_variables_are_not_checked(tmp_path: Path):
+    app = FIXTURES / "vite-site"
+    env = {"VITE_API_URL": "https://api.example.test/", "SITE_STACK": "preview-pr-3"}
+    out = tmp_path / "site"
+    built = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--export-dir", "build", "--out", str(out),
+                 "--baked", "VITE_API_URL", cwd=PROJECT_ROOT, **env)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    script = "".join(p.read_text() for p in (out / "assets").glob("*.js"))
+    assert "https://api.example.test/" in script and "PREVIEW-PR-3" in script
+    # The same variable checked as baked fails: its value as given is nowhere in the export.
+    checked = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--export-dir", "build", "--out", str(out),
+                   "--baked", "VITE_API_URL,SITE_STACK", cwd=PROJECT_ROOT, **env)  # fmt: skip
+    assert checked.returncode == 1
+    assert "does not contain the value of SITE_STACK; SITE_STACK is read in vite.config.js" in checked.stderr
+    assert "belongs in `siteEnvironment`" in checked.stderr
+    # Without the setting, the step looks where Next.js writes and says which key to set.
+    default = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--out", str(out), "--baked", "VITE_API_URL",
+                   cwd=PROJECT_ROOT, **env)  # fmt: skip
+    assert default.returncode == 1 and "web/out/index.html does not exist" in default.stderr
+    assert "set `siteOutDir`" in default.stderr
+
+
+def test_the_export_directory_stays_inside_the_site():
+    for bad in ("../elsewhere", "/tmp/x", "."):
+        result = step("build_site", "--app-dir", ".", "--out", "x", "--export-dir", bad, cwd=PROJECT_ROOT)
+        assert result.returncode == 2 and "--export-dir" in result.stderr and "inside the site's package" in result.stderr
+
+
+def test_the_pre_traffic_check_asks_the_apps_health_route_and_may_skip_the_version():
+    event = health_event("r", now=1.0, path="/status")
+    assert event["rawPath"] == "/status" and event["requestContext"]["http"]["path"] == "/status"
+    answer = {"ExecutedVersion": "7", "Payload": json.dumps({"statusCode": 200, "body": json.dumps({"up": True})}).encode()}
+    assert judge_invoke("api", "7", None, answer, "/status")["status"] == 200
+    with pytest.raises(CheckFailed, match="reports no version on /status, expected v9.*`apiHealthVersion` false"):
+        judge_invoke("api", "7", "v9", answer, "/status")
+    broken = {"ExecutedVersion": "7", "Payload": json.dumps({"statusCode": 404, "body": "not found"}).encode()}
+    with pytest.raises(CheckFailed, match="answered GET /status with status 404"):
+        judge_invoke("api", "7", None, broken, "/status")
+
+
+def test_a_health_path_must_be_a_path():
+    result = step("promote", "check", "--url", "http://127.0.0.1:1/", "--health-path", "status", cwd=PROJECT_ROOT)
+    assert result.returncode == 2 and "--health-path" in result.stderr and "a URL path starting with /" in result.stderr

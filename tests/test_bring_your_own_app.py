@@ -26,7 +26,10 @@ from components.settings import PROJECT_ROOT, config_file_values
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
+from steps.promote import health_event
 from tools.offline import Recording, committed_values, config_for, run_program
+from core.phases import PHASE_TYPE
+from tools.plan import phase_order_violations
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
@@ -81,15 +84,16 @@ def task_root(recording: Recording, into: Path) -> Path:
 
 
 def invoke(bundle_dir: Path, environment: dict, path: str) -> dict:
-    """Call the built handler under node, with the function's environment."""
+    """Call the built handler under node, with the function's environment and a function-URL event
+    for GET `path` (the pre-traffic check's own event: a framework's adapter reads all of it)."""
     bundle = next(p for p in (bundle_dir / "index.mjs", bundle_dir / "index.js") if p.is_file())
     script = (
         "const {pathToFileURL} = require('node:url');"
-        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)({rawPath: process.argv[2]}))"
+        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
         ".then(r => process.stdout.write(JSON.stringify(r)));"
     )
     result = subprocess.run(
-        ["node", "-e", script, str(bundle), path],
+        ["node", "-e", script, str(bundle), json.dumps(health_event(path=path))],
         env={"PATH": os.environ["PATH"], **environment},
         capture_output=True,
         text=True,
@@ -140,6 +144,35 @@ EXPECTED = {
         "body": {"table": "notes"},
         "site": lambda api: f'window.API = "{api}"',
     },
+    # The gaps of issue 28 §2, one fixture each.
+    "no-database": {
+        "tables": None,
+        "health": ("/healthz", {"ok": True}),
+        "body": lambda body: body["database"] == "none" and body["quote"] in ("Ship small.", "Measure twice.", "Leave nothing behind."),
+        "site": lambda api: f'data-quotes="{api}"',
+    },
+    "no-site": {
+        "tables": {"entries": ["id", "account", "cents"]},
+        "health": ("/status", {"up": True}),
+        "body": {"table": "entries", "schema": "app_preview_pr_7"},
+        "site": None,
+    },
+    "old-drizzle": {
+        "tables": {"pages": ["id", "title", "mood", "written"]},
+        "body": {"table": "pages"},
+        "site": lambda api: f'window.NOTES_API = "{api}"',
+    },
+    "vite-site": {
+        "tables": {"items": ["id", "name", "stock"]},
+        "body": {"table": "items"},
+        "site": lambda api: '<script type="module" crossorigin src="/assets/',
+        "script": lambda api: (api, "PREVIEW-PR-7"),
+    },
+    "external-native": {
+        "tables": None,
+        "body": {"argon2": True},
+        "site": lambda api: f'action="{api}login"',
+    },
 }
 
 
@@ -148,34 +181,49 @@ EXPECTED = {
 def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
     app: str, pg_database: Database, cloudflare: CloudflareStub, tmp_path: Path  # noqa: F811
 ):
+    expected = EXPECTED[app]
     recording = record_fixture(app, database_url=pg_database.url)
-    schema = recording.by_name("database-migrate").inputs["environment"]["DB_SCHEMA"]
-    with pg_database.connect() as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+    names = {r.name for r in recording.resources.values()}
 
     installed = run_command(recording, "app-install")
     assert installed.returncode == 0, installed.stderr
 
-    migrated = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
-    assert migrated.returncode == 0, migrated.stderr
-    assert json.loads(migrated.stdout)["outcome"] == "applied"
-    assert catalog(pg_database, schema) == EXPECTED[app]["tables"]
-    again = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
-    assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "no_changes", again.stderr
+    schema = f"app_{STACK.replace('-', '_')}"
+    if expected["tables"] is None:
+        assert not {"database-migrate", "database-schema"} & names  # no database: no schema, no migration
+    else:
+        schema = recording.by_name("database-migrate").inputs["environment"]["DB_SCHEMA"]
+        with pg_database.connect() as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        migrated = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
+        assert migrated.returncode == 0, migrated.stderr
+        assert json.loads(migrated.stdout)["outcome"] == "applied"
+        assert catalog(pg_database, schema) == expected["tables"]
+        again = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
+        assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "no_changes", again.stderr
 
     built = run_command(recording, "api-build")
     assert built.returncode == 0, built.stderr
-    build_dir = PROJECT_ROOT / recording.by_name("api-build").inputs["dir"]
     variables, secret_inputs = function_environment(recording)
     environment = {k: v for k, v in variables.items() if isinstance(v, str)}
-    environment.update({"APP_VERSION": built.stdout.strip(), "DB_SCHEMA": schema})
+    environment.update({"APP_VERSION": built.stdout.strip()})
+    if expected["tables"] is not None:
+        environment["DB_SCHEMA"] = schema
+    else:
+        assert not {"DATABASE_URL", "DB_SCHEMA", "DB_POOL_SIZE"} & set(variables)
     if app == "esm-api":
         # The secret reaches the function, and only inside its secret environment input.
         assert "environment" in secret_inputs and environment["SHOP_SIGNING_KEY"] == SIGNING_KEY
     root = task_root(recording, tmp_path / "task")
-    assert invoke(root / "dist", environment, "/health")["status"] == "ok"
-    assert invoke(root / "dist", environment, "/") == EXPECTED[app]["body"]
+    health_path, health_body = expected.get("health", ("/health", {"status": "ok"}))
+    health = invoke(root / "dist", environment, health_path)
+    assert {k: health[k] for k in health_body} == health_body, health
+    body = invoke(root / "dist", environment, "/")
+    assert expected["body"](body) if callable(expected["body"]) else body == expected["body"], body
 
+    if expected["site"] is None:
+        assert not {"site-build", "site-deploy", "site-domain", "checks-site-health", "checks-dns"} & names
+        return
     site = run_command(recording, "site-build")
     assert site.returncode == 0, site.stderr
     site_inputs = recording.by_name("site-build").inputs["environment"]
@@ -183,7 +231,10 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
     api_url = recording.by_name("api-url").outputs.get("functionUrl") or next(
         v for k, v in site_inputs.items() if k.endswith(("API_ORIGIN", "API_BASE"))
     )
-    assert EXPECTED[app]["site"](api_url) in (out / "index.html").read_text()
+    assert expected["site"](api_url) in (out / "index.html").read_text()
+    if "script" in expected:
+        script = "".join(path.read_text() for path in out.rglob("*.js"))
+        assert all(value in script for value in expected["script"](api_url)), script[:500]
 
     # The Pages deploy, through the Cloudflare API stand-in: neither fixture carries wrangler, so
     # the step uses the pipeline's own (the tools directory, filled by .ci/setup).
@@ -202,9 +253,12 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
 def test_the_fixtures_config_is_all_they_need():
     for app in EXPECTED:
         recording = record_fixture(app)
+        assert phase_order_violations(recording) == [], app
         build = recording.by_name("api-build").inputs
         assert build["dir"] == f"tests/fixtures/apps/{app}/{fixture_config(app)['apiDir']}"
         assert "--format" in build["create"] and build["environment"]["ENTRY"] == fixture_config(app)["apiEntry"]
+        if EXPECTED[app]["site"] is None:
+            continue
         site = recording.by_name("site-build").inputs["environment"]
         assert site["WEB_DIR"] == fixture_config(app)["webDir"]
         assert sorted(site["BAKED"].split(",")) == sorted(item.split("=")[0] for item in fixture_config(app)["siteOutputs"])
@@ -320,3 +374,77 @@ def test_a_file_the_code_reads_but_the_function_does_not_ship_fails_the_build(tm
     failed = next(line for line in result.stderr.splitlines() if line.startswith("FAILED build_lambda"))
     assert "throws when it loads" in failed and "ENOENT" in failed and "data/prices.json" in failed, failed
     assert "`apiExtraFiles`" in failed
+
+
+# --- phases are optional: an app without a database, or without a site (issue 28 §2) -------------
+
+
+def record_without_database_url(app: str, stack: str = STACK) -> Recording:
+    return run_program(stack, config_for(stack, {**committed_values(stack), **fixture_config(app)}))
+
+
+def children_of(recording: Recording, phase: str) -> list[str]:
+    return sorted(r.name for r in recording.resources.values() if recording.phase_of(r.urn) == phase and r.type != PHASE_TYPE)
+
+
+def test_an_app_without_a_database_declares_none_and_needs_no_database_url():
+    recording = record_without_database_url("no-database")  # no databaseUrl at all: not needed
+    assert children_of(recording, "database") == []  # the phase is there, empty: the order holds
+    assert any(r.type == PHASE_TYPE and r.name == "database" for r in recording.resources.values())
+    assert phase_order_violations(recording) == []
+    variables = recording.by_name("api-function").inputs["environment"]["variables"]
+    assert not {"DATABASE_URL", "DB_SCHEMA", "DB_POOL_SIZE"} & set(variables)
+    assert "dbSchema" not in recording.exports and "siteUrl" in recording.exports
+    check = recording.by_name("api-pre-traffic-check").inputs
+    assert check["environment"]["MASKED_VARIABLES"] == "" and check["environment"]["HEALTH_PATH"] == "/healthz"
+    assert recording.by_name("checks-api-health").inputs["environment"]["HEALTH_URL"].endswith(".on.aws/healthz")
+
+
+def test_an_app_without_a_site_declares_no_site_dns_or_site_check():
+    recording = record_fixture("no-site")
+    assert children_of(recording, "frontend") == []
+    assert phase_order_violations(recording) == []
+    names = {r.name for r in recording.resources.values()}
+    assert not {"site-domain", "checks-dns", "checks-site-health"} & names and "checks-api-health" in names
+    assert not any(r.type.startswith("cloudflare:") for r in recording.resources.values())
+    assert "siteUrl" not in recording.exports and "pagesBranch" not in recording.exports and "dbSchema" in recording.exports
+    # Its health route reports no version: the check asks only for a 200 there.
+    check = recording.by_name("api-pre-traffic-check").inputs
+    assert "--expect-version" not in check["create"] and '--health-path "$HEALTH_PATH"' in check["create"]
+    assert check["environment"]["HEALTH_PATH"] == "/status" and check["environment"]["APP_VERSION"]
+
+
+def test_prod_without_a_site_owns_no_pages_project():
+    values = {**committed_values("prod"), **fixture_config("no-site")}
+    config = config_for("prod", values)
+    config["webstack:databaseUrl"] = "postgres://u:pw@127.0.0.1:1/x"
+    recording = run_program("prod", config, secret_keys=("webstack:databaseUrl",))
+    assert not any(r.type.startswith("cloudflare:") for r in recording.resources.values())
+    assert phase_order_violations(recording) == []
+    with_site = run_program("prod", {**config, **config_for("prod", fixture_config("pnpm-monorepo"))},
+                            secret_keys=("webstack:databaseUrl",))  # fmt: skip
+    assert any(r.type == "cloudflare:index/pagesProject:PagesProject" for r in with_site.resources.values())
+
+
+def test_site_environment_reaches_the_build_unchecked_and_the_export_dir_is_the_apps():
+    site = record_fixture("vite-site").by_name("site-build").inputs
+    assert site["environment"]["SITE_STACK"] == STACK and site["environment"]["EXPORT_DIR"] == "build"
+    assert site["environment"]["BAKED"] == "VITE_API_URL"  # only siteOutputs are checked in the export
+    assert '--export-dir "$EXPORT_DIR"' in site["create"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"siteEnvironment": ["SITE_STACK={stacks}"]}, "`siteEnvironment` SITE_STACK='{stacks}': the output must be one of"),
+        ({"siteEnvironment": ["VITE_API_URL=x"]}, "VITE_API_URL is in both `siteOutputs` and `siteEnvironment`"),
+        ({"siteEnvironment": ["OUT_DIR=x"]}, "`siteEnvironment` variable OUT_DIR is one the site build sets itself"),
+        ({"siteOutDir": "../dist"}, "`siteOutDir` '../dist' must be a relative path inside the app"),
+        ({"apiHealthPath": "healthz"}, "`apiHealthPath` 'healthz' must be a URL path starting with /"),
+        ({"schemaPackage": "nowhere"}, "nowhere/drizzle.config.ts does not exist: set `schemaPackage`/`drizzleConfig` (empty: no database)"),
+    ],
+)
+def test_the_new_keys_refuse_bad_values_by_name(overrides: dict, said: str):
+    with pytest.raises(Exception) as error:  # noqa: PT011 - the program's own SettingsError, through the engine mock
+        record_fixture("vite-site", **overrides)
+    assert said in str(error.value)

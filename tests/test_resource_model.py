@@ -428,7 +428,7 @@ def test_stable_moves_only_behind_the_pre_traffic_check_of_the_new_version(recor
     check = prod.by_name("api-pre-traffic-check")
     assert check.inputs["create"] == (
         'python -m steps.promote check --function "$FUNCTION_NAME" --qualifier "$FUNCTION_VERSION"'
-        ' --expect-version "$APP_VERSION" --mask-variables "$MASKED_VARIABLES"'
+        ' --expect-version "$APP_VERSION" --health-path "$HEALTH_PATH" --mask-variables "$MASKED_VARIABLES"'
     )
     environment = check.inputs["environment"]
     function = prod.by_name("api-function")
@@ -459,7 +459,7 @@ def test_the_optional_canary_sits_between_the_check_and_the_alias(recorded):
     assert step.inputs["create"] == (
         'python -m steps.promote canary --function "$FUNCTION_NAME" --alias "$ALIAS_NAME"'
         ' --version "$FUNCTION_VERSION" --weight "$CANARY_PERCENT" --seconds "$CANARY_SECONDS"'
-        ' --mask-variables "$MASKED_VARIABLES"'
+        ' --health-path "$HEALTH_PATH" --mask-variables "$MASKED_VARIABLES"'
     )
     environment = step.inputs["environment"]
     assert (environment["CANARY_PERCENT"], environment["CANARY_SECONDS"], environment["ALIAS_NAME"]) == ("10", "30", "stable")
@@ -475,7 +475,7 @@ def test_previews_check_latest_through_their_url_before_the_site_deploys(recorde
     check = recording.by_name("api-pre-traffic-check")
     assert check.inputs["create"] == (
         'python -m steps.promote check --url "$API_URL" --expect-version "$APP_VERSION"'
-        ' --mask-function "$FUNCTION_NAME" --mask-variables "$MASKED_VARIABLES"'
+        ' --health-path "$HEALTH_PATH" --mask-function "$FUNCTION_NAME" --mask-variables "$MASKED_VARIABLES"'
     )
     assert check.inputs["environment"]["API_URL"] == recording.by_name("api-url").outputs["functionUrl"]
     assert check.inputs["environment"]["DEPLOYED"] == recording.by_name("api-function").outputs["lastModified"]
