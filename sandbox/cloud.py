@@ -102,9 +102,12 @@ def port_for(base: int, name: str) -> int:
 
 
 def _check_free(port: int, what: str) -> None:
+    """A port another program listens on stops the start; one with only TIME-WAIT connections left
+    (a `down` a minute ago) does not: SO_REUSEADDR, as every service here binds with, lets them be."""
     if not port:
         return
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

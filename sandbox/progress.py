@@ -7,6 +7,7 @@ program itself: its offline recording (tools.offline) names each resource's `Pha
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -98,3 +99,29 @@ def read_config_values(config_file: Path) -> dict[str, object]:
     from core.stack_files import config_file_values
 
     return config_file_values(config_file, "webstack")
+
+
+def step_warnings(event_log: Path) -> list[str]:
+    """What the run warned about, from its `--event-log`: each step's `warning: ...` lines (a Command's
+    stderr reaches the engine as ephemeral diagnostics the CLI's text display does not keep) and the
+    program's own warnings, each once, prefixed with the resource's name."""
+    found: list[str] = []
+    try:
+        lines = event_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            event = json.loads(line).get("diagnosticEvent")
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        message = str(event.get("message", "")).strip()
+        if not (message.startswith("warning: ") or event.get("severity") == "warning") or any(n in message for n in _NOISE):
+            continue
+        name = str(event.get("urn", "")).rsplit("::", 1)[-1] or "program"
+        text = f"{name}: {message.removeprefix('warning: ')}"
+        if text not in found:
+            found.append(text)
+    return found

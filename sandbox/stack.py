@@ -17,6 +17,7 @@ stand-in, the steps' DATABASE_URL at the local PostgreSQL, alerts at the local w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from typing import Any
 
 import psycopg
 import requests
+import yaml
 from psycopg import sql
 
 from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, pages_branch
@@ -48,7 +50,9 @@ DATABASE = "app"
 # Commands that read the stack's settings take --config-file (they live under the sandbox, not
 # in the repository); the others only take --stack.
 _TAKES_CONFIG_FILE = {("up",), ("preview",), ("destroy",), ("refresh",), ("config",)}
-_TAKES_STACK = {("cancel",), ("stack", "output"), ("stack", "export"), ("stack", "import"), ("stack", "history")}
+_TAKES_STACK = {
+    ("cancel",), ("stack", "output"), ("stack", "export"), ("stack", "import"), ("stack", "history"), ("state", "unprotect"),
+}
 
 
 class StackError(Exception):
@@ -124,9 +128,10 @@ class LocalStack:
     ) -> subprocess.CompletedProcess[str]:
         """Run `pulumi ARGS` for this stack; output is streamed to `on_line` when given."""
         argv = self.argv(*args)
+        # A session of its own: what the CLI leaves behind is found by it (see end_session).
         proc = subprocess.Popen(  # noqa: S603 - list argv  # nosec B603
             argv, cwd=self.project_dir, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         lines: list[str] = []
         started = time.monotonic()
@@ -147,8 +152,10 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            end_session(proc.pid)
             raise
         code = proc.wait()
+        end_session(proc.pid)
         output = "".join(lines)
         if check and code != 0:
             tail = "\n".join(output.strip().splitlines()[-25:])
@@ -204,15 +211,12 @@ class LocalStack:
             self._create()
         template = stack_file_values(self.name, PROJECT, self.project_dir) if self.name != PROD_STACK else {}
         values = {**template, **self.settings(), **overrides}
-        plain = {key: value for key, value in values.items() if not isinstance(value, list)}
+        plain = {key: value for key, value in values.items() if not isinstance(value, (list, tuple))}
         args = ["config", "set-all", "--path"]
         for key, value in plain.items():
-            args += ["--plaintext", f"webstack:{key}={value}"]
+            args += ["--plaintext", f"webstack:{key}={str(value).lower() if isinstance(value, bool) else value}"]
         self.pulumi(*args)
-        for key, value in values.items():
-            if isinstance(value, list):
-                for index, item in enumerate(value):
-                    self.pulumi("config", "set", "--path", f"webstack:{key}[{index}]", str(item))
+        self._write_lists({key: list(value) for key, value in values.items() if isinstance(value, (list, tuple))})
         if self.name != PROD_STACK:
             # prod reads DATABASE_URL from the environment (env()), as the deploy workflow does; the
             # PR stacks hold it as a config secret, the other way the program takes it.
@@ -220,6 +224,19 @@ class LocalStack:
         self._ensure_database()
         if self.name != PROD_STACK:
             self._ensure_pages_project()
+
+    def _write_lists(self, lists: dict[str, list[Any]]) -> None:
+        """List settings go into the stack's file as YAML lists, whole: `pulumi config set --path
+        key[i]` cannot write an empty list, nor drop the items a shorter list no longer has (an app
+        switched with `--app` would keep the last one's). The file is the sandbox's own."""
+        if not lists:
+            return
+        document = yaml.safe_load(self.config_file.read_text()) or {}
+        config = document.setdefault("config", {}) or {}
+        document["config"] = config
+        for key, items in lists.items():
+            config[f"{PROJECT}:{key}"] = [str(item) for item in items]
+        self.config_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
     def _create(self) -> None:
         """`pulumi stack init` writes the stack's config file (its passphrase salt) beside Pulumi.yaml
@@ -248,6 +265,42 @@ class LocalStack:
                 url, headers=headers, json={"name": PAGES_PROJECT, "production_branch": PAGES_PRODUCTION_BRANCH}, timeout=10
             )
             response.raise_for_status()
+
+
+def session_members(session: int) -> list[int]:
+    """The live processes of a session (Linux /proc: the 6th field of stat), its leader excluded."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == session:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == session:
+            found.append(int(entry.name))
+    return found
+
+
+def end_session(session: int, grace: float = 5.0) -> list[int]:
+    """Stop what a finished `pulumi` left running in its session; returns their pids.
+
+    The CLI starts its plugins (the language host, providers, the policy pack) each in a process
+    group of its own, and a run that fails early leaves one behind: pulumi 3.274.1 stopping at
+    "validating stack config" leaves pulumi-language-python running, reparented to init. The group
+    of the CLI does not hold them; its session does.
+    """
+    left = session_members(session)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and session_members(session):
+        time.sleep(0.1)
+    for pid in session_members(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def _passphrase(root: Path) -> str:

@@ -8,6 +8,7 @@ PostgreSQL catalog, the processes, and the page as headless Chromium (Debian's) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -186,6 +187,61 @@ def test_a_second_command_while_one_runs_is_refused(root: Path, deployed) -> Non
     assert result.stdout.strip().splitlines()[-1].startswith("sandbox: another sandbox command is running")
 
 
+FOREIGN_STACK = "preview-pr-903"
+FOREIGN_APP = REPO / "tests" / "fixtures" / "apps" / "pnpm-monorepo"
+
+
+@pytest.fixture(scope="module")
+def foreign(root: Path, deployed) -> subprocess.CompletedProcess[str]:
+    """`up --app --config`: an app that is not examples/app, on its first up, in the same local cloud."""
+    return sandbox(root, "up", "--stack", FOREIGN_STACK, "--base-port", "0", "--app", str(FOREIGN_APP),
+                   "--config", str(FOREIGN_APP / "stack-config.yaml"))  # fmt: skip
+
+
+def test_up_app_deploys_a_foreign_app_on_its_first_up_and_prints_its_urls(foreign, deployed) -> None:
+    out = foreign.stdout
+    assert foreign.returncode == 0, out[-4000:] + foreign.stderr[-2000:]
+    assert "Traceback" not in out + foreign.stderr  # it used to end seeding the example's users table
+    assert f"app {FOREIGN_APP}" in out
+    site = re.search(r"^  site:  (http://\S+)$", out, re.MULTILINE)
+    api = re.search(r"^  api:   (http://\S+)", out, re.MULTILINE)
+    assert site and api, out[-3000:]
+    assert "#token=" not in site[1] and "projects" not in out.split("is up in", 1)[1]  # the example's demo is not offered
+    page = requests.get(site[1], timeout=30)
+    assert page.status_code == 200 and api[1].rstrip("/") in page.text
+    health = requests.get(api[1] + "health", timeout=30)
+    assert health.status_code == 200 and health.json()["schema"] == "app_pr_903"
+    endpoints: Endpoints = deployed["endpoints"]  # type: ignore[assignment]
+    with psycopg.connect(endpoints.database_url.rsplit("/", 1)[0] + "/app") as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'app_pr_903'")}
+    assert tables == {"accounts", "invoices"}  # the app's own tables, no demo rows of another app's
+
+
+def test_a_second_up_keeps_the_app_it_was_given(root: Path, foreign) -> None:
+    again = sandbox(root, "up", "--stack", FOREIGN_STACK, "--base-port", "0")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert f"app {FOREIGN_APP}" in again.stdout
+    assert re.search(r"^  backend\s+0\s+-$", again.stdout, re.MULTILINE), again.stdout[-3000:]
+
+
+def test_down_resumes_past_protected_resources_and_stacks_already_removed(root: Path, deployed, foreign) -> None:
+    from sandbox.stack import LocalStack
+
+    endpoints: Endpoints = deployed["endpoints"]  # type: ignore[assignment]
+    stack = LocalStack(root=root, name=FOREIGN_STACK, endpoints=endpoints)
+    urns = [r["urn"] for r in json.loads(stack.pulumi("stack", "export").stdout)["deployment"]["resources"]
+            if r["type"] == "aws:lambda/function:Function"]  # fmt: skip
+    stack.pulumi("state", "protect", urns[0], "--yes", "--stack", FOREIGN_STACK)
+    # A config file of a stack the backend no longer has (a `down` interrupted after `stack rm`).
+    (root / "Pulumi.preview-pr-999.yaml").write_text("config: {}\n")
+    (REPO / ".build" / FOREIGN_STACK).mkdir(parents=True, exist_ok=True)
+    result = sandbox(root, "down", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"sandbox: {FOREIGN_STACK}: destroyed (its protected resources unprotected first)" in result.stdout
+    assert "preview-pr-999" not in result.stdout
+    assert not (REPO / ".build" / FOREIGN_STACK).exists() and not (REPO / ".build" / STACK).exists()
+
+
 def test_down_destroys_the_stack_stops_everything_and_leaves_nothing(root: Path, deployed) -> None:
     endpoints: Endpoints = deployed["endpoints"]  # type: ignore[assignment]
     result = sandbox(root, "down", timeout=600)
@@ -271,3 +327,73 @@ def test_ctrl_c_during_up_stops_cleanly_and_up_then_finishes(tmp_path: Path) -> 
         assert again.returncode == 0, again.stdout[-3000:]
     finally:
         assert sandbox(tmp_path, "down", timeout=600).returncode == 0
+
+
+def test_ports_are_free_again_at_once_after_down(tmp_path: Path) -> None:
+    # Connections the services closed first leave TIME-WAIT sockets on their ports for about a
+    # minute; the next start on the same ports must not take them for another program.
+    from sandbox.cloud import ensure_running, stop
+
+    base = _free_base()
+    endpoints = ensure_running(tmp_path / "a", base_port=base)
+    for url in (endpoints.control + "/status", endpoints.aws + "/moto-api/", endpoints.jwks_url, endpoints.cloudflare_api + "/zones"):
+        requests.get(url, timeout=10, headers={"Connection": "close"})
+    stop(tmp_path / "a")
+    started = time.monotonic()
+    try:
+        again = ensure_running(tmp_path / "b", base_port=base)
+        assert again.control == endpoints.control and time.monotonic() - started < 60
+    finally:
+        stop(tmp_path / "b")
+
+
+def test_a_run_that_fails_validating_stack_config_leaves_no_language_host(tmp_path: Path) -> None:
+    from sandbox.cloud import Endpoints as CloudEndpoints
+    from sandbox.engine import BIN_DIR, engine_env
+    from sandbox.stack import LocalStack, session_members
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text(
+        f"name: lh\nruntime:\n  name: python\n  options:\n    virtualenv: {REPO / '.venv'}\n"
+        "config:\n  lh:needed:\n    type: string\n"
+    )
+    (project / "__main__.py").write_text("import pulumi\n")
+    env = {**engine_env(tmp_path / "state", "lh-passphrase", venv=REPO / ".venv"), "PATH": f"{BIN_DIR}:{os.environ['PATH']}"}
+    (tmp_path / "state").mkdir()
+    subprocess.run([str(BIN_DIR / "pulumi"), "stack", "init", "dev", "--non-interactive"], cwd=project, env=env,
+                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    # The CLI alone, in a session of its own: it fails and leaves its language host running.
+    raw = subprocess.Popen([str(BIN_DIR / "pulumi"), "preview", "--non-interactive"], cwd=project, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    output, _ = raw.communicate(timeout=300)
+    assert "validating stack config" in output
+    left = session_members(raw.pid)
+    try:
+        assert any("pulumi-language-python" in Path(f"/proc/{pid}/cmdline").read_text() for pid in left), (
+            "pulumi no longer leaves its language host behind: drop sandbox.stack.end_session"
+        )
+    finally:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # The sandbox's runner stops what its run left in the session (its --config-file: the stack's own).
+    shutil.copy(project / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    nowhere = CloudEndpoints(**{f: "" for f in ("control", "database_url", "aws", "cloudflare_api", "cloudflare_token",
+                                             "cloudflare_account", "zone_id", "zone_name", "dns", "lambda_base",
+                                             "jwks_url", "jwt_issuer", "jwt_audience", "webhook", "alerts")}, pid=0)  # fmt: skip
+    stack = LocalStack(root=tmp_path, name="dev", endpoints=nowhere, project_dir=project, passphrase="lh-passphrase")
+    before = set(_language_hosts())
+    result = stack.pulumi("preview", check=False)
+    assert "validating stack config" in result.stdout
+    assert set(_language_hosts()) - before == set()
+
+
+def _language_hosts() -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(REPO / "bin" / "pulumi-language-python").encode() in (proc / "cmdline").read_bytes() and _alive(int(proc.name)):
+                    found.append(int(proc.name))
+    return found
