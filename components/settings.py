@@ -441,7 +441,8 @@ def parse_app_shape(
     paths += ["schemaPackage", "drizzleConfig"] if has_database else []
     paths += ["webDir", "siteOutDir"] if has_site else []
     for key in paths:
-        if not _inside_relative(str(resolved.get(key, ""))) or resolved.get(key) == ".":
+        # "." is the app's root (an API or schema package at the top); only the export must be a directory of its own.
+        if not _inside_relative(str(resolved.get(key, ""))) or (key == "siteOutDir" and resolved.get(key) == "."):
             problems.append(f"`{key}` {str(resolved.get(key))[:100]!r} must be a relative path inside the app (no '..')")
             return None
     health_path = str(resolved.get("apiHealthPath") or "/health")

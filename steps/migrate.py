@@ -99,6 +99,9 @@ _DROPS_SCHEMA = re.compile(r"cannot drop schema \S+ because other objects depend
 # ones wait at the prompt (or exit 0 with it unanswered). 1.0 is another CLI (still in beta).
 SUPPORTED_DRIZZLE_KIT = ((0, 31, 10), (1, 0, 0))
 SUPPORTED_DRIZZLE_KIT_TEXT = ">=0.31.10 <1.0.0"
+# `drizzle-kit push --force` exists since 0.23.0 (its release notes: "New flag --force for drizzle-kit
+# push"); an older one refuses the flag ("unknown option '--force'"), so it is not given one.
+PUSH_FORCE_SINCE = (0, 23, 0)
 
 
 # --- the step --------------------------------------------------------------------------------
@@ -167,6 +170,12 @@ def drizzle_kit_version_note(version: str | None) -> str:
             "instead of failing, so its questions are read from its output; upgrade drizzle-kit to 0.31.10 or later"
         )
     return f"; drizzle-kit {version or '(unknown version)'} is outside the supported {SUPPORTED_DRIZZLE_KIT_TEXT}"
+
+
+def accepts_force(version: str | None) -> bool:
+    """Whether this drizzle-kit's push takes --force (an unknown version is assumed to)."""
+    parsed = _version_tuple(version or "")
+    return parsed is None or parsed >= PUSH_FORCE_SINCE
 
 
 def find_drizzle_kit(package: Path, app_dir: Path) -> Path:
@@ -321,7 +330,7 @@ def migrate(args: MigrateArgs) -> dict:
             def push(force: bool) -> PushOutcome:
                 app_name = migrate_session(schema, secrets.token_hex(4))
                 argv = [str(drizzle_kit), "push", "--config", str(args.drizzle_config)]
-                if force:
+                if force and accepts_force(version):
                     argv.append("--force")
                 remaining = max(1.0, deadline - time.monotonic())
                 try:
@@ -361,6 +370,12 @@ def migrate(args: MigrateArgs) -> dict:
                 raise TransientError(
                     f"{outcome.message}; the database accepts our connections, so it failed while pulling the schema",
                     hint="re-run the deploy; if it persists run drizzle-kit push locally against the database",
+                )
+            if outcome.kind == "data_loss" and args.allow_data_loss and not accepts_force(version):
+                raise PermanentError(
+                    f"migration of {schema} would lose data and was not applied: {'; '.join(outcome.data_loss) or outcome.question}; "
+                    f"drizzle-kit {version} is older than {'.'.join(map(str, PUSH_FORCE_SINCE))} and has no push --force",
+                    hint="upgrade drizzle-kit to approve a data-losing change, or apply the change by hand",
                 )
             if not outcome.ok:
                 raise _failure(

@@ -440,6 +440,7 @@ def test_site_environment_reaches_the_build_unchecked_and_the_export_dir_is_the_
         ({"siteEnvironment": ["VITE_API_URL=x"]}, "VITE_API_URL is in both `siteOutputs` and `siteEnvironment`"),
         ({"siteEnvironment": ["OUT_DIR=x"]}, "`siteEnvironment` variable OUT_DIR is one the site build sets itself"),
         ({"siteOutDir": "../dist"}, "`siteOutDir` '../dist' must be a relative path inside the app"),
+        ({"siteOutDir": "."}, "`siteOutDir` '.' must be a relative path inside the app"),
         ({"apiHealthPath": "healthz"}, "`apiHealthPath` 'healthz' must be a URL path starting with /"),
         ({"schemaPackage": "nowhere"}, "nowhere/drizzle.config.ts does not exist: set `schemaPackage`/`drizzleConfig` (empty: no database)"),
     ],

@@ -140,7 +140,9 @@ def test_the_build_trigger_covers_web_schemas_and_lockfile_only(tmp_path):
         (app / name).write_text("v1")
 
     def web() -> str:
-        shape = SimpleNamespace(schema_package="packages/shared-schemas", api_dir="apps/api", web_dir="apps/web")
+        shape = SimpleNamespace(
+            schema_package="packages/shared-schemas", api_dir="apps/api", web_dir="apps/web", has_database=True, has_site=True
+        )
         return AppSources.of(SimpleNamespace(app_path=app, app=shape)).web
 
     before = web()

@@ -172,3 +172,12 @@ def test_node_error_skips_nodes_own_frames_and_packages():
     )
     assert tool_output.summary("") == "it printed nothing"
     assert tool_output.summary(" ELIFECYCLE  Command failed with exit code 1.\nsomething broke\n") == "something broke"
+
+
+def test_a_drizzle_kit_older_than_push_force_is_not_given_it():
+    # drizzle-kit 0.22.8 refuses the flag ("unknown option '--force'"): the old-drizzle fixture's
+    # migration (tests/test_bring_your_own_app.py, slow) failed on it before.
+    from steps.migrate import accepts_force
+
+    assert not accepts_force("0.22.8") and not accepts_force("0.20.18")
+    assert accepts_force("0.23.0") and accepts_force("0.31.10") and accepts_force(None)
