@@ -3,7 +3,7 @@
 A multi-region CloudTrail trail with log-file validation, encrypted with its own KMS key into its
 own secure bucket, and also delivered to a CloudWatch Logs group (KMS, a year's retention) where
 metric filters count what should never happen unnoticed: a console login without MFA, and an IAM
-policy change made by anyone but the pipeline's deploy roles. Each filter has an alarm that
+policy change made by anyone but the pipeline's deploy roles. Each of the two has an alarm that
 publishes to an SSE-KMS SNS topic; the topic mails `alertEmail` (SNS e-mail subscriptions need
 nothing running on our side and are confirmed once by the recipient; Slack-style webhooks cannot
 answer SNS's subscription handshake, so they are not used here).
@@ -26,6 +26,8 @@ from components.secure_bucket import SecureBucket, SecureBucketArgs
 METRIC_NAMESPACE = "webstack/Audit"
 LOG_RETENTION_DAYS = 365
 ALARM_PERIOD_SECONDS = 300
+# PutMetricFilter refuses a longer `filterPattern` (CloudWatch Logs API reference; moto checks it too).
+MAX_FILTER_PATTERN = 1024
 
 # CIS AWS Foundations 3.4 / Security Hub CloudWatch.4: the IAM calls that change a policy.
 IAM_POLICY_EVENTS = (
@@ -59,20 +61,33 @@ def console_login_without_mfa_pattern() -> str:
     )
 
 
-def iam_policy_change_pattern(pipeline_roles: Sequence[str]) -> str:
-    """An IAM policy change whose caller is not one of the pipeline's deploy roles.
+def iam_policy_change_patterns(pipeline_roles: Sequence[str]) -> tuple[str, ...]:
+    """An IAM policy change whose caller is not one of the pipeline's deploy roles, as filter
+    patterns that together match exactly those events (each publishes to the same metric).
 
     Root and IAM users carry no `sessionContext`: a missing issuer counts as "not the pipeline"
     (`NOT EXISTS`), since a `!=` on a missing field would not match and hide exactly those.
+    CloudWatch refuses a pattern over `MAX_FILTER_PATTERN` characters (PutMetricFilter's
+    `filterPattern`); with four deploy roles one pattern over every event is longer, so the events
+    are split over as few patterns as fit.
     """
     if not pipeline_roles or any('"' in role or not role for role in pipeline_roles):
         raise ValueError(f"pipeline role names must be non-empty and unquoted, got {pipeline_roles!r}")
-    events = " || ".join(f'($.eventName = "{event}")' for event in IAM_POLICY_EVENTS)
     not_pipeline = " && ".join(f'({ISSUER} != "{role}")' for role in pipeline_roles)
-    return (
-        f'{{ ($.eventSource = "iam.amazonaws.com") && ({events}) && '
-        f"(({ISSUER} NOT EXISTS) || ({not_pipeline})) }}"
-    )
+
+    def pattern(events: Sequence[str]) -> str:
+        names = " || ".join(f'($.eventName = "{event}")' for event in events)
+        return f'{{ ($.eventSource = "iam.amazonaws.com") && ({names}) && (({ISSUER} NOT EXISTS) || ({not_pipeline})) }}'
+
+    chunks: list[list[str]] = [[]]
+    for event in IAM_POLICY_EVENTS:
+        if chunks[-1] and len(pattern([*chunks[-1], event])) > MAX_FILTER_PATTERN:
+            chunks.append([])
+        chunks[-1].append(event)
+    patterns = tuple(pattern(chunk) for chunk in chunks)
+    if any(len(p) > MAX_FILTER_PATTERN for p in patterns):
+        raise ValueError(f"the deploy roles' names make a filter pattern over {MAX_FILTER_PATTERN} characters: {pipeline_roles!r}")
+    return patterns
 
 
 def trail_log_group_arn(region: str, account_id: str, name: str) -> str:
@@ -96,7 +111,8 @@ class _Anomaly:
     key: str
     metric: str
     description: str
-    pattern: str
+    patterns: tuple[str, ...]
+    """One filter each, all counting into `metric` (the alarm's)."""
 
 
 class AuditTrail(pulumi.ComponentResource):
@@ -228,26 +244,30 @@ class AuditTrail(pulumi.ComponentResource):
                 key="console-login-without-mfa",
                 metric="ConsoleLoginWithoutMfa",
                 description="A console login succeeded without MFA.",
-                pattern=console_login_without_mfa_pattern(),
+                patterns=(console_login_without_mfa_pattern(),),
             ),
             _Anomaly(
                 key="iam-policy-change",
                 metric="IamPolicyChangeOutsidePipeline",
                 description="An IAM policy was changed by someone other than the deploy pipeline.",
-                pattern=iam_policy_change_pattern(args.pipeline_roles),
+                patterns=iam_policy_change_patterns(args.pipeline_roles),
             ),
         )
         for anomaly in anomalies:
-            metric_filter = aws.cloudwatch.LogMetricFilter(
-                f"{name}-{anomaly.key}",
-                name=anomaly.metric,
-                log_group_name=self.log_group.name,
-                pattern=anomaly.pattern,
-                metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
-                    name=anomaly.metric, namespace=METRIC_NAMESPACE, value="1", default_value="0"
-                ),
-                opts=child,
-            )
+            # The first filter keeps the unsplit one's names (an existing stack updates it in place).
+            metric_filters = [
+                aws.cloudwatch.LogMetricFilter(
+                    f"{name}-{anomaly.key}" + (f"-{index + 1}" if index else ""),
+                    name=anomaly.metric + (f"-{index + 1}" if index else ""),
+                    log_group_name=self.log_group.name,
+                    pattern=pattern,
+                    metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                        name=anomaly.metric, namespace=METRIC_NAMESPACE, value="1", default_value="0"
+                    ),
+                    opts=child,
+                )
+                for index, pattern in enumerate(anomaly.patterns)
+            ]
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{anomaly.key}-alarm",
                 name=f"{names['alarm_prefix']}{anomaly.key}",
@@ -262,6 +282,6 @@ class AuditTrail(pulumi.ComponentResource):
                 treat_missing_data="notBreaching",
                 alarm_actions=[topic_arn],
                 # The metric exists once its filter does.
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[metric_filter])),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=metric_filters)),
             )
         return topic

@@ -8,11 +8,12 @@ does: `*` any run of characters, `?` one); the cleanup and sweeper roles only re
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from components import aws_policies
-from components.audit_trail import iam_policy_change_pattern
+from components.audit_trail import IAM_POLICY_EVENTS, MAX_FILTER_PATTERN, iam_policy_change_patterns
 from policy.rules import arn_matches
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -289,14 +290,26 @@ def test_prod_manages_its_own_foundation(roles):
 
 
 def test_the_iam_change_alarm_ignores_exactly_the_deploy_roles(recorded):
-    pattern = iam_policy_change_pattern(["webstack-deploy-prod", "webstack-deploy-preview"])
+    [pattern] = iam_policy_change_patterns(["webstack-deploy-prod", "webstack-deploy-preview"])
     assert "sessionIssuer.userName NOT EXISTS" in pattern  # root and IAM users are not the pipeline
     assert pattern.count("!=") == 2
     # The program's alarm: the four GitHub roles (the teardown roles detach and delete roles too).
-    [alarm] = [r for r in recorded("prod").of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter") if "iam" in r.name]
-    assert all(f'!= "webstack-deploy-{role}"' in alarm.inputs["pattern"] for role in ROLES), alarm.inputs["pattern"]
+    # CloudWatch refuses a pattern over 1024 characters: the events are split over filters that
+    # count into the alarm's one metric, and together name each event once.
+    filters = [r for r in recorded("prod").of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter") if "iam" in r.name]
+    assert len(filters) > 1
+    events = []
+    for metric_filter in filters:
+        pattern = metric_filter.inputs["pattern"]
+        assert len(pattern) <= MAX_FILTER_PATTERN, len(pattern)
+        assert all(f'!= "webstack-deploy-{role}"' in pattern for role in ROLES), pattern
+        assert metric_filter.inputs["metricTransformation"]["name"] == "IamPolicyChangeOutsidePipeline"
+        events += re.findall(r'\$\.eventName = "(\w+)"', pattern)
+    assert sorted(events) == sorted(IAM_POLICY_EVENTS)
     with pytest.raises(ValueError):
-        iam_policy_change_pattern([])
+        iam_policy_change_patterns([])
+    with pytest.raises(ValueError, match="over 1024"):
+        iam_policy_change_patterns(["webstack-deploy-" + "x" * 200 + str(n) for n in range(4)])
 
 
 # The roles' grants, checked against every ARN the program really declares: a physical name that
