@@ -41,7 +41,8 @@ from core.stack_files import (  # noqa: F401 - re-exported: the program's settin
     stack_file_values,
     stack_setting,
 )
-from steps.args import ENV_NAME, HEALTH_PATH_SHAPE
+from steps.args import ENV_NAME, HEALTH_PATH_SHAPE, MAX_SECONDS
+from steps.console import shown
 from steps.database import connection_problem, dsn_problem, runtime_connection_warning, schema_name_problem
 from steps.package_manager import manager_problem
 
@@ -52,6 +53,8 @@ REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 GITHUB_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+# A zone name: lower-case DNS labels, at least two, at most 253 characters.
+DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
 
 StackKind = Literal["prod", "preview", "pr"]
 
@@ -242,7 +245,9 @@ def _coerce(key: ConfigKey, value: Any, problems: list[str]) -> Any:
     """Config arrives as strings from the CLI and as YAML values from files; accept both."""
     try:
         if key.type == "integer":
-            if isinstance(value, bool):
+            # A whole number: YAML's 2.5, .inf and .nan are floats, and int() would turn 2.5 into 2
+            # in silence and raise OverflowError (a traceback) for .inf.
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
                 raise ValueError(value)
             return int(value)
         if key.type == "boolean":
@@ -257,7 +262,8 @@ def _coerce(key: ConfigKey, value: Any, problems: list[str]) -> Any:
             return tuple(str(item) for item in value)
         return str(value)
     except (ValueError, KeyError, yaml.YAMLError):
-        problems.append(f"`{key.name}` must be {key.type}, got {value!r}: fix it with `pulumi config set {key.name} ...`")
+        kind = "a whole number" if key.type == "integer" else key.type
+        problems.append(f"`{key.name}` must be {kind}, got {shown(value, 100)}: fix it with `pulumi config set {key.name} ...`")
         return None
 
 
@@ -295,6 +301,11 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     email = values.get("alertEmail") or ""
     if email and not EMAIL.fullmatch(email):
         problems.append(f"`alertEmail` {email!r} is not an e-mail address (or leave it empty)")
+    domain = values.get("domain")
+    if domain and not DOMAIN.fullmatch(domain):
+        problems.append(
+            f"`domain` {shown(domain, 100)} is not a lower-case DNS zone name (labels of a-z, 0-9, '-' joined by '.', e.g. example.com)"
+        )
     for label_key in ("siteSubdomain", "pagesProject"):
         label = values.get(label_key)
         if label and not HOST_LABEL.fullmatch(label):
@@ -305,6 +316,11 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
     ):  # fmt: skip
         if values.get(positive) is not None and values[positive] < 1:
             problems.append(f"`{positive}` must be at least 1, got {values[positive]}")
+    # No deploy step waits longer than a day (steps.args, the bound of every --timeout): a bigger
+    # value is a typo, or a way to hang a job until GitHub cancels it.
+    for seconds in ("migrationTimeoutSeconds", "canarySeconds"):
+        if values.get(seconds) is not None and values[seconds] > MAX_SECONDS:
+            problems.append(f"`{seconds}` must be at most {MAX_SECONDS:.0f} seconds (a day), got {values[seconds]}")
     canary = values.get("canaryPercent")
     if canary is not None and not 0 <= canary <= 99:
         problems.append(f"`canaryPercent` must be from 0 (off) to 99, got {canary}")
@@ -532,7 +548,8 @@ def parse_settings(
             continue
         raw = values.get(key.name, key.default)
         if raw is None or (key.required and raw == ""):
-            where = "Pulumi.preview.yaml" if kind == "pr" else f"Pulumi.{stack}.yaml"
+            # Never a file named after a bad stack name (a newline in it would break the line).
+            where = stack_config_file(stack).name if kind else "the stack's config file"
             problems.append(f"missing `{key.name}`: set it in {where} (`pulumi config set {key.name} VALUE`)")
             continue
         resolved[key.name] = _coerce(key, raw, problems)

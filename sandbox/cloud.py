@@ -15,7 +15,12 @@ What runs, each the real thing where one can run here:
 - one Pages site server per (project, branch), made on request, serving what wrangler uploaded.
 
 The daemon writes `<dir>/cloud.json` (the endpoints) once everything answers, and removes it when
-it stops. Ports are fixed from `--base-port` (stable URLs for a person) or all free ones
+it stops. Its control endpoint (status, sites, tokens, shutdown) answers only this machine's
+commands, not a web page the person happens to have open: every request must carry the token the
+daemon wrote to `<dir>/control.token` (mode 0600, as is `cloud.json`), name the endpoint's own
+loopback address as its `Host` (a DNS-rebound name does not), carry no `Origin` (a browser sends
+one with every cross-site POST and fetch) and send a body, if any, as `application/json` (a form
+or a `text/plain` POST is what a page can send without asking). See `control_gate`. Ports are fixed from `--base-port` (stable URLs for a person) or all free ones
 (`--base-port 0`, for tests); a taken port stops the start with one line naming it.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hmac
 import json
 import os
 import secrets
@@ -51,6 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 POSTGRES_POINTER = "postgres.path"  # where the running cluster's temp dir is, for a stop after a crash
+CONTROL_TOKEN = "control.token"  # the control endpoint's bearer token, mode 0600
 
 # Offsets from --base-port; sites take the ports from SITES upwards, one per branch.
 OFFSETS = {"postgres": 0, "moto": 1, "cloudflare": 2, "dns": 3, "lambda": 4, "jwt": 5, "webhook": 6, "control": 7}
@@ -82,19 +89,71 @@ class Endpoints:
     webhook: str
     alerts: str
     sites: dict[str, str] = field(default_factory=dict)
+    control_token: str = field(default="", repr=False)
+    """Read from CONTROL_TOKEN, never written into cloud.json."""
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.control_token}"}
+
+    def published(self) -> dict[str, Any]:
+        """What cloud.json holds: everything but the control token."""
+        return {k: v for k, v in asdict(self).items() if k != "control_token"}
 
     def site(self, project: str, branch: str) -> str:
         """The URL a branch's site is served at (the daemon makes its server on first request)."""
-        response = requests.post(f"{self.control}/sites", json={"project": project, "branch": branch}, timeout=10)
+        response = requests.post(
+            f"{self.control}/sites", json={"project": project, "branch": branch}, headers=self.control_headers, timeout=10
+        )
         if response.status_code != 200:
             raise CloudError(f"the local cloud could not serve site {project}/{branch}: {response.text[:200]}")
         return str(response.json()["url"])
 
     def token(self, subject: str = "sandbox-user") -> str:
         """A bearer token the deployed API accepts, minted by the local issuer."""
-        response = requests.post(f"{self.control}/token", json={"sub": subject}, timeout=10)
+        response = requests.post(f"{self.control}/token", json={"sub": subject}, headers=self.control_headers, timeout=10)
         response.raise_for_status()
         return str(response.json()["token"])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by this user only (0600 from its first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def control_gate(handler: Callable[[Request], Reply], *, token: str, port: int) -> Callable[[Request], Reply]:
+    """`handler`, answering only requests from this machine's own commands (module docstring).
+
+    A web page can make the browser send a request to 127.0.0.1 (a form, an image, `fetch` with
+    `mode: no-cors`), or rebind a name of its own to 127.0.0.1 so that the browser takes it for the
+    page's own origin; it cannot read the token file, nor send a request without an `Origin` or
+    with its own host's name out of the `Host` header.
+    """
+    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+    expected = f"Bearer {token}".encode()
+
+    def gate(request: Request) -> Reply:
+        host = request.headers.get("host", "")
+        if host not in hosts:
+            return Reply(403, json={"error": f"Host {host[:100]!r} is not this endpoint's loopback address"})
+        if "origin" in request.headers:
+            return Reply(403, json={"error": "a request with an Origin (from a web page) is not taken"})
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+            return Reply(401, json={"error": f"no or a wrong token: send `Authorization: Bearer` with the token in {CONTROL_TOKEN}"})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.body and content_type != "application/json":
+            return Reply(415, json={"error": "the body must be application/json"})
+        try:
+            return handler(request)
+        except ValueError:  # a body that is not JSON
+            return Reply(400, json={"error": "the body is not JSON"})
+
+    return gate
 
 
 def port_for(base: int, name: str) -> int:
@@ -200,10 +259,13 @@ class Daemon:
         webhook.__enter__()
         self._stops.append(lambda: webhook.__exit__(None, None, None))
 
+        control_token = secrets.token_urlsafe(32)
+        write_private(self.root / CONTROL_TOKEN, control_token + "\n")
         control = StubServer(port=port_for(self.base_port, "control"))
-        control.script(self._control)
+        control.script(lambda request: Reply(503, json={"error": "starting"}))
         control.__enter__()
         self._stops.append(lambda: control.__exit__(None, None, None))
+        control.script(control_gate(self._control, token=control_token, port=int(control.url.rsplit(":", 1)[1])))
 
         return Endpoints(
             pid=os.getpid(),
@@ -222,6 +284,7 @@ class Daemon:
             jwt_audience=JWT_AUDIENCE,
             webhook=webhook.url + "/hooks/sandbox",
             alerts=str(alerts),
+            control_token=control_token,
         )
 
     def _start_moto(self, port: int) -> str:
@@ -242,11 +305,13 @@ class Daemon:
     def _control(self, request: Request) -> Reply:
         if request.method == "GET" and request.path == "/status":
             return Reply(200, json={"ok": True, "pid": os.getpid()})
+        body = request.json if request.body else {}
+        if not isinstance(body, dict):
+            return Reply(400, json={"error": "the body must be a JSON object"})
         if request.method == "POST" and request.path == "/sites":
-            body = request.json or {}
             return Reply(200, json={"url": self._site(str(body.get("project")), str(body.get("branch")))})
         if request.method == "POST" and request.path == "/token":
-            subject = str((request.json or {}).get("sub") or "sandbox-user")
+            subject = str(body.get("sub") or "sandbox-user")
             return Reply(200, json={"token": self.issuer.token(sub=subject)})
         if request.method == "POST" and request.path == "/shutdown":
             self.stopped.set()
@@ -323,7 +388,7 @@ def serve(root: Path, base_port: int) -> int:
         log(f"FAILED: {message}")
         return 1
     temporary = state.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(endpoints), indent=2))
+    write_private(temporary, json.dumps(endpoints.published(), indent=2))
     temporary.replace(state)
     log(f"ready ({state})")
     try:
@@ -331,6 +396,7 @@ def serve(root: Path, base_port: int) -> int:
     finally:
         log("stopping")
         state.unlink(missing_ok=True)
+        (root / CONTROL_TOKEN).unlink(missing_ok=True)
         daemon.stop()
         _stop_leftover_postgres(root)
     return 0
@@ -344,11 +410,12 @@ def read_endpoints(root: Path) -> Endpoints | None:
     state = root / "cloud.json"
     try:
         endpoints = Endpoints(**json.loads(state.read_text()))
+        endpoints.control_token = (root / CONTROL_TOKEN).read_text().strip()
     except (OSError, ValueError, TypeError):
         return None
     try:
         os.kill(endpoints.pid, 0)
-        if requests.get(f"{endpoints.control}/status", timeout=3).ok:
+        if requests.get(f"{endpoints.control}/status", headers=endpoints.control_headers, timeout=3).ok:
             return endpoints
     except (OSError, requests.RequestException):
         pass

@@ -286,6 +286,26 @@ def test_a_secret_environment_in_plain_config_is_refused():
     assert SIGNING_KEY not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"  webstack:apiSecretEnvironment: '{{\"SHOP_SIGNING_KEY\": \"{SIGNING_KEY}\"}}'\n",
+        f"  webstack:apiSecretEnvironment:\n    SHOP_SIGNING_KEY: {SIGNING_KEY}\n",
+    ],
+    ids=["json-text", "yaml-mapping"],
+)
+def test_the_offline_plan_refuses_a_plain_secret_environment_in_the_template(tmp_path, line):
+    # The template every PR stack runs on (as --config-file), with the secret committed in plain text.
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.preview.yaml").write_text((PROJECT_ROOT / "Pulumi.preview.yaml").read_text() + line)
+    config = config_for(STACK, committed_values(STACK, tmp_path))
+    config["webstack:databaseUrl"] = "postgres://u:pw@127.0.0.1:1/x"
+    with pytest.raises(Exception) as error:  # noqa: PT011 - the program's own SettingsError, through the engine mock
+        run_program(STACK, config, secret_keys=("webstack:databaseUrl",))
+    assert "`apiSecretEnvironment` is plain config" in str(error.value)
+    assert SIGNING_KEY not in str(error.value)
+
+
 @pytest.mark.slow
 def test_plain_pg_tables_in_public_name_the_one_edit_before_anything_is_pushed(tmp_path: Path):
     from steps.drizzle_tables import read_tables

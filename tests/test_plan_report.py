@@ -195,3 +195,34 @@ def test_cli_rejects_a_file_that_is_not_a_preview(tmp_path: Path) -> None:
     assert plan_report.main([str(bad)], environ={}) == 2
     bad.write_text(json.dumps({"steps": {"op": "delete"}}), encoding="utf-8")
     assert plan_report.main([str(bad)], environ={}) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"steps": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests lists or objects deeper than 100 levels"),
+        ('{"steps": [], "changeSummary": {"delete": "many"}}', "`changeSummary` holds a count that is not a whole number"),
+        (b'{"steps": [\xff]}', "is not UTF-8"),
+    ],
+    ids=["deeply-nested", "count-not-a-number", "not-utf8"],
+)
+def test_a_plan_that_cannot_be_read_is_one_line(tmp_path: Path, content, expected) -> None:
+    bad = tmp_path / "plan.json"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    proc = subprocess.run([sys.executable, "-m", "workflow.plan_report", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["workflow.plan_report", "workflow.pr_comment", "tools.plan"])
+def test_a_stack_name_with_a_newline_is_one_line(tmp_path: Path, module: str) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    argv = {"workflow.plan_report": [str(plan)], "workflow.pr_comment": ["--plan", str(plan), "--outputs", str(plan)], "tools.plan": []}
+    proc = subprocess.run([sys.executable, "-m", module, "--stack", "prod\n::error::planted", *argv[module]],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"python -m {module}: error: argument --stack: is not a stack name (prod, preview or preview-pr-<N>): 'prod\\n::error::planted'"
+    ]
+    assert proc.stdout == ""

@@ -334,10 +334,14 @@ def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         (["open", "--findings", "NOTJSON"], {}, "line 2 of the findings is not JSON"),
         (["open", "--findings", "NOTFINDING"], {}, "line 1: not a trufflehog finding"),
         (["open", "--findings", "BADLIST"], {}, "finding 1: a finding is a JSON object"),
+        (["open", "--findings", "DEEP"], {}, "line 1 of the findings nests lists or objects deeper than 100 levels"),
+        (["open", "--findings", "DEEPLIST"], {}, "the findings nests lists or objects deeper than 100 levels"),
+        (["open", "--findings", "DEEPISH"], {}, "line 1 of the findings nests lists or objects deeper than 100 levels"),
         (["open"], {}, "the following arguments are required: --findings"),
         (["close"], {}, "invalid choice"),
     ],
-    ids=["no-repo", "repo-path", "no-token", "api-scheme", "missing-file", "not-json", "not-a-finding", "bad-list", "no-findings-flag", "unknown-command"],
+    ids=["no-repo", "repo-path", "no-token", "api-scheme", "missing-file", "not-json", "not-a-finding", "bad-list",
+         "deeply-nested", "deeply-nested-list", "nested-past-the-bound", "no-findings-flag", "unknown-command"],
 )
 def test_bad_input_is_one_line(tmp_path, http_stub, argv, env_change, expected) -> None:  # noqa: F811
     files = {
@@ -345,6 +349,10 @@ def test_bad_input_is_one_line(tmp_path, http_stub, argv, env_change, expected) 
         "NOTJSON": write(tmp_path, finding(), "{not json " + SECRET, name="notjson.jsonl"),
         "NOTFINDING": write(tmp_path, json.dumps({"Raw": SECRET}), name="notfinding.jsonl"),
         "BADLIST": write(tmp_path, json.dumps([SECRET]), name="badlist.json"),
+        # Past Python's recursion limit (RecursionError, not JSONDecodeError), and past ours only.
+        "DEEP": write(tmp_path, '{"DetectorName": ' + "[" * 100_000 + "]" * 100_000 + "}", name="deep.jsonl"),
+        "DEEPLIST": write(tmp_path, "[" * 50_000 + "]" * 50_000, name="deep.json"),
+        "DEEPISH": write(tmp_path, '{"ExtraData": ' + "[" * 150 + "]" * 150 + "}", name="deepish.jsonl"),
     }
     argv = [str(files.get(a, a)) for a in argv]
     env = {"GITHUB_REPOSITORY": "org/repo", "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": http_stub.url, **env_change}

@@ -130,7 +130,7 @@ def test_integer_and_array_config_arrive_as_strings_from_the_cli():
     settings = settings_for("prod", base="prod", lambdaMemoryMb="1024", dnsResolvers='["127.0.0.1:5353"]')
     assert settings.lambda_memory_mb == 1024
     assert settings.dns_resolvers == ("127.0.0.1:5353",)
-    assert any("must be integer" in p for p in problems_of("prod", base="prod", lambdaMemoryMb="lots"))
+    assert any("must be a whole number" in p for p in problems_of("prod", base="prod", lambdaMemoryMb="lots"))
 
 
 def test_a_wildcard_subject_prefix_is_refused():
@@ -321,3 +321,54 @@ def test_secret_environment_only_from_a_pulumi_secret_and_never_echoed():
 def test_the_app_cannot_set_its_own_pool_size_around_the_budget():
     problems = problems_of("prod", base="prod", apiEnvironment=["DB_POOL_SIZE=50"])
     assert problems == ["`apiEnvironment` sets DB_POOL_SIZE, which the pipeline sets itself: drop it (or use another name)"]
+
+
+# --- values the settings once took in silence (issue 27 §8) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"apiReservedConcurrency": 2.5}, "`apiReservedConcurrency` must be a whole number, got '2.5'"),
+        ({"migrationTimeoutSeconds": float("inf")}, "`migrationTimeoutSeconds` must be a whole number, got 'inf'"),
+        ({"canarySeconds": float("nan")}, "`canarySeconds` must be a whole number, got 'nan'"),
+        ({"migrationTimeoutSeconds": 10**12}, "`migrationTimeoutSeconds` must be at most 86400 seconds (a day), got 1000000000000"),
+        ({"canarySeconds": 86401}, "`canarySeconds` must be at most 86400 seconds (a day), got 86401"),
+        ({"domain": "exa mple.com"}, "`domain` 'exa mple.com' is not a lower-case DNS zone name"),
+        ({"domain": "example.com\n"}, "`domain` 'example.com\\n' is not a lower-case DNS zone name"),
+        ({"domain": "example"}, "`domain` 'example' is not a lower-case DNS zone name"),
+    ],
+    ids=["fraction", "inf", "nan", "a-trillion-seconds", "over-a-day", "space", "newline", "no-dot"],
+)
+def test_values_once_taken_in_silence_are_refused(overrides, expected):
+    [problem] = problems_of("preview-pr-3", **overrides)
+    assert problem.startswith(expected), problem
+
+
+def test_a_yaml_inf_from_a_stack_file_is_refused_not_a_traceback(tmp_path):
+    import yaml
+
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  webstack:migrationTimeoutSeconds: .inf\n  webstack:apiPoolSize: 2.5\n")
+    values = stack_file_values("prod", "webstack", tmp_path)
+    assert values == {"migrationTimeoutSeconds": float("inf"), "apiPoolSize": 2.5}  # what YAML makes of them
+    problems = problems_of("prod", base="prod", **values)
+    assert problems == [
+        "`migrationTimeoutSeconds` must be a whole number, got 'inf': fix it with `pulumi config set migrationTimeoutSeconds ...`",
+        "`apiPoolSize` must be a whole number, got '2.5': fix it with `pulumi config set apiPoolSize ...`",
+    ]
+    assert yaml  # the loader the stack files are read with
+
+
+def test_a_bad_stack_name_breaks_no_line_of_the_listing():
+    # Without a stack file the engine resolves nothing: each missing key is listed too, and none of
+    # them names a file after the bad name (the newline in it would start a line of its own).
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(project="webstack", stack="preview-pr-7\nx", values={}, secrets={}, keys=declared_keys())
+    first, *missing = caught.value.problems
+    assert first == (
+        "stack name 'preview-pr-7\\nx' is not one of `prod`, `preview` or `preview-pr-<N>`: "
+        "select one of those (`pulumi stack select preview-pr-42 --create`)"
+    )
+    assert missing and all("\n" not in problem for problem in missing)
+    assert all("set it in the stack's config file" in problem for problem in missing if problem.startswith("missing `"))
+    assert all(line.startswith(("stack ", "  - ")) for line in str(caught.value).splitlines())

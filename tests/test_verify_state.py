@@ -424,12 +424,24 @@ def test_the_cli_refuses_a_planted_delete_and_alerts(tmp_path, genuine, webhook)
     assert "pulumi state delete" in proc.stderr
 
 
-@pytest.mark.slow  # runs the CLI end to end with moto (about 20 s)
-def test_the_cli_refuses_an_unreadable_state(tmp_path, webhook):
-    proc, _ = run_cli(tmp_path, None, raw="{not json", env={"ALERT_WEBHOOK_URL": webhook.url})
+@pytest.mark.slow  # runs the CLI end to end with moto (about 20 s each)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        # Past Python's recursion limit (the decoder raises RecursionError), and past the bound only.
+        '{"deployment": {"resources": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+        '{"deployment": {"resources": [{"inputs": ' + "[" * 200 + "]" * 200 + "}]}}",
+    ],
+    ids=["not-json", "nested-past-python", "nested-past-the-bound"],
+)
+def test_the_cli_refuses_an_unreadable_state_and_alerts(tmp_path, webhook, raw):
+    proc, summary = run_cli(tmp_path, None, raw=raw, env={"ALERT_WEBHOOK_URL": webhook.url})
     assert proc.returncode == 1
-    assert "cannot read the exported state" in proc.stderr
-    assert len(webhook.requests) == 1
+    assert "cannot read the exported state" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Refused" in summary
+    [alert] = webhook.requests
+    assert "preview-pr-7 not destroyed" in json.dumps(alert.json)
 
 
 @pytest.mark.parametrize("stack", ["prod", "preview", "preview-pr-07", "preview-pr-7\n"])

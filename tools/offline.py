@@ -242,10 +242,10 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def committed_values(stack: str) -> dict[str, Any]:
+def committed_values(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The plain values of the config file a stack runs on (a PR stack: the template's, which every
     `pulumi` command of a PR stack takes as `--config-file`)."""
-    return stack_file_values(stack, "webstack")
+    return stack_file_values(stack, "webstack", root)
 
 
 def file_values(config_file: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ URLs are fabricated by the mocks). Bad settings print every problem and exit 2.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
@@ -17,7 +16,9 @@ from collections.abc import Iterable
 
 from tools.offline import Recording, RecordedResource, committed_values, config_for, run_program
 from components.build import BUILD_TYPE
+from core.names import SAFE_STACK_NAME
 from core.phases import PHASES
+from steps.args import StepParser, matching
 from components.settings import SECRET_ENVIRONMENT, SettingsError
 
 OFFLINE_PLACEHOLDERS = {
@@ -137,8 +138,11 @@ def plan(stack: str) -> tuple[Recording, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, help="prod, preview or preview-pr-<N>")
+    parser = StepParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--stack", required=True, type=matching(SAFE_STACK_NAME, "a stack name (prod, preview or preview-pr-<N>)"),
+        help="prod, preview or preview-pr-<N>",
+    )
     parser.add_argument("--mermaid", action="store_true", help="print only the phase graph")
     options = parser.parse_args(argv)
     # A short-lived process that loads the providers' large modules and frees almost nothing:

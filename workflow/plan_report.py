@@ -16,16 +16,18 @@ Usage: python -m workflow.plan_report PLAN_JSON [--stack NAME] [--summary PATH]
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.names import SAFE_STACK_NAME
 from core.phases import PHASE_TYPE, PHASES
+from steps.args import StepParser, matching
 from core.stateful import DATABASE_COMPONENT, STATEFUL_TYPES
+from steps.console import shown
+from workflow import json_input
 
 # Every op that tears a resource down and builds it again. `pulumi preview --json` normally shows
 # only `replace`; the others appear with `--show-replacement-steps` and are folded into it.
@@ -196,18 +198,20 @@ def analyse(document: Mapping[str, object], stack: str | None = None) -> Plan:
     summary = document.get("changeSummary") or {}
     if not isinstance(summary, Mapping):
         raise PlanError("`changeSummary` is not an object")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in summary.values()):
+        raise PlanError("`changeSummary` holds a count that is not a whole number")
     return Plan(
         stack=stack,
         changes=tuple(changes.values()),
-        summary={str(k): int(v) for k, v in summary.items()},
+        summary={str(k): v for k, v in summary.items()},
     )
 
 
 def load(path: Path, stack: str | None = None) -> Plan:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PlanError(f"cannot read {path}: {exc}") from exc
+        document = json_input.read(path, shown(str(path)))
+    except json_input.JsonInputError as exc:
+        raise PlanError(str(exc)) from None
     if not isinstance(document, Mapping):
         raise PlanError(f"{path}: not a JSON object")
     return analyse(document, stack)
@@ -323,9 +327,11 @@ def markdown(plan: Plan) -> str:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m workflow.plan_report", description=__doc__)
+    parser = StepParser(prog="python -m workflow.plan_report", description=__doc__)
     parser.add_argument("plan", type=Path, help="output of `pulumi preview --json`")
-    parser.add_argument("--stack", help="stack name for the headings")
+    parser.add_argument(
+        "--stack", type=matching(SAFE_STACK_NAME, "a stack name (prod, preview or preview-pr-<N>)"), help="stack name for the headings"
+    )
     parser.add_argument(
         "--summary",
         type=Path,

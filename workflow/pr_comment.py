@@ -13,7 +13,6 @@ Writes the body to stdout and, as the step output `body`, to $GITHUB_OUTPUT.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -21,6 +20,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from core.names import SAFE_STACK_NAME
+from steps.args import StepParser, matching
 from workflow import plan_report
 
 MARKER = "<!-- webstack-preview -->"
@@ -100,8 +101,8 @@ def write_output(path: Path, name: str, value: str) -> None:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m workflow.pr_comment", description=__doc__)
-    parser.add_argument("--stack", required=True)
+    parser = StepParser(prog="python -m workflow.pr_comment", description=__doc__)
+    parser.add_argument("--stack", required=True, type=matching(SAFE_STACK_NAME, "a stack name (prod, preview or preview-pr-<N>)"))
     parser.add_argument("--plan", type=Path, required=True)
     parser.add_argument("--outputs", type=Path, required=True)
     parser.add_argument("--outcome", default="")

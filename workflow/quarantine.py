@@ -24,7 +24,6 @@ ALERT_WEBHOOK_URL (`open`). Bad input: one line, exit 2.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 from steps.alert import send_alert
 from steps.args import StepParser, http_url, local_path
 from steps.console import mask, shown
+from workflow import json_input
 from workflow.github_api import DEFAULT_API, REPOSITORY, GitHub, GitHubError
 
 LABEL = "security-quarantine"
@@ -113,22 +113,17 @@ def _finding(record: object, where: str) -> Finding:
 def parse_findings(text: str) -> list[Finding]:
     """Findings of trufflehog's `--json` output (JSON lines), or of a JSON list of them."""
     stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            records = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise QuarantineError(f"the findings are not JSON (line {exc.lineno})") from None
-        return [_finding(r, f"finding {i}") for i, r in enumerate(records, 1)]
-    findings = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise QuarantineError(f"line {number} of the findings is not JSON") from None
-        findings.append(_finding(record, f"line {number}"))
-    return findings
+    try:
+        if stripped.startswith("["):
+            records = json_input.loads(stripped, "the findings")
+            return [_finding(r, f"finding {i}") for i, r in enumerate(records, 1)]
+        findings = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                findings.append(_finding(json_input.loads(line, f"line {number} of the findings"), f"line {number}"))
+        return findings
+    except json_input.JsonInputError as exc:
+        raise QuarantineError(str(exc)) from None
 
 
 def read_findings(path: Path) -> list[Finding]:

@@ -62,6 +62,7 @@ from typing import Any
 
 from core.names import PR_NUMBER, PR_STACK
 from steps.console import log, shown
+from workflow import json_input
 from tools.offline import SIGNATURE_KEY, committed_values, config_for, file_values, run_program
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -521,10 +522,12 @@ def verify(document: Any, declared: Declaration) -> dict[str, Any]:
 
 
 def _read(path: Path) -> tuple[Any, str | None]:
+    """The exported state, or why it cannot be read: then it is refused (and alerted on) like any
+    other state that is not the program's. A state nested past json_input's bound is one of those."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"cannot read the exported state {shown(str(path))}: {type(exc).__name__}: {shown(str(exc), quote=False)}"
+        return json_input.read(path, "the exported state"), None
+    except json_input.JsonInputError as exc:
+        return None, f"cannot read the exported state {shown(str(path))}: {shown(str(exc), quote=False)}"
 
 
 def report(verdict: Mapping[str, Any]) -> str:
