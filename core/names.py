@@ -22,6 +22,9 @@ PR_NUMBER_PATTERN = "[1-9][0-9]{0,6}"
 PR_STACK = re.compile(r"preview-pr-(?P<number>.*)")
 PR_NUMBER = re.compile(PR_NUMBER_PATTERN)
 SAFE_STACK_NAME = re.compile(f"{PROD_STACK}|{PREVIEW_STACK}|preview-pr-{PR_NUMBER_PATTERN}")
+# Any name the Pulumi CLI takes for a stack (alphanumerics, '-', '_', '.'; at most 100): a tool that
+# lists every settings problem (a bad PR number among them) takes these, and no control character.
+STACK_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # A PR stack's schema (`pr_schema`), the only kind a step may drop.
 PR_SCHEMA = re.compile(f"[a-z_][a-z0-9_]*_pr_{PR_NUMBER_PATTERN}")
 # A data-loss digest as steps.migrate prints it when it refuses; `approveDataLoss` holds one.

@@ -222,7 +222,8 @@ def test_a_stack_name_with_a_newline_is_one_line(tmp_path: Path, module: str) ->
     proc = subprocess.run([sys.executable, "-m", module, "--stack", "prod\n::error::planted", *argv[module]],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
+    what = "letters, digits, '-', '_', '.'" if module == "tools.plan" else "prod, preview or preview-pr-<N>"
     assert proc.stderr.splitlines() == [
-        f"python -m {module}: error: argument --stack: is not a stack name (prod, preview or preview-pr-<N>): 'prod\\n::error::planted'"
+        f"python -m {module}: error: argument --stack: is not a stack name ({what}): 'prod\\n::error::planted'"
     ]
     assert proc.stdout == ""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from tools.offline import Recording, RecordedResource, committed_values, config_for, run_program
 from components.build import BUILD_TYPE
-from core.names import SAFE_STACK_NAME
+from core.names import STACK_NAME_CHARACTERS
 from core.phases import PHASES
 from steps.args import StepParser, matching
 from components.settings import SECRET_ENVIRONMENT, SettingsError
@@ -140,7 +140,8 @@ def plan(stack: str) -> tuple[Recording, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = StepParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--stack", required=True, type=matching(SAFE_STACK_NAME, "a stack name (prod, preview or preview-pr-<N>)"),
+        # Characters only: the settings then name what is wrong with a name (a PR number, say).
+        "--stack", required=True, type=matching(STACK_NAME_CHARACTERS, "a stack name (letters, digits, '-', '_', '.')"),
         help="prod, preview or preview-pr-<N>",
     )
     parser.add_argument("--mermaid", action="store_true", help="print only the phase graph")
