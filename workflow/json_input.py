@@ -54,13 +54,17 @@ def loads(text: str | bytes, what: str) -> Any:
     return value
 
 
-def read(path: Path, what: str, *, max_bytes: int | None = None) -> Any:
+def read_text(path: Path, what: str, *, max_bytes: int | None = None) -> str:
+    """The UTF-8 text of `path` (at most `max_bytes`), or one line that says why not."""
     try:
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise JsonInputError(f"{what} is over {max_bytes} bytes")
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise JsonInputError(f"cannot read {what}: {exc.strerror or type(exc).__name__}") from None
     except UnicodeDecodeError:
         raise JsonInputError(f"{what} is not UTF-8") from None
-    return loads(text, what)
+
+
+def read(path: Path, what: str, *, max_bytes: int | None = None) -> Any:
+    return loads(read_text(path, what, max_bytes=max_bytes), what)

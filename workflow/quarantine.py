@@ -128,13 +128,9 @@ def parse_findings(text: str) -> list[Finding]:
 
 def read_findings(path: Path) -> list[Finding]:
     try:
-        if path.stat().st_size > MAX_FINDINGS_BYTES:
-            raise QuarantineError(f"{shown(str(path))} is over {MAX_FINDINGS_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise QuarantineError(f"cannot read the findings {shown(str(path))}: {exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise QuarantineError(f"the findings {shown(str(path))} are not UTF-8") from None
+        text = json_input.read_text(path, f"the findings {shown(str(path))}", max_bytes=MAX_FINDINGS_BYTES)
+    except json_input.JsonInputError as exc:
+        raise QuarantineError(str(exc)) from None
     return parse_findings(text)
 
 
