@@ -27,6 +27,7 @@ from components.settings import PROJECT_ROOT
 from core.versions import ESBUILD_VERSION
 from steps.build_lambda import declares, native_problem
 from steps.promote import CheckFailed, health_event, judge_invoke
+from tests.support.lambda_bundle import handle
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
@@ -43,17 +44,7 @@ def step(module: str, *args: str, cwd: Path, **env: str) -> subprocess.Completed
 
 def call(bundle: Path, path: str, **environment: str) -> dict:
     """The bundle's handler called under node with a function-URL event for GET `path`."""
-    script = (
-        "const {pathToFileURL} = require('node:url');"
-        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
-        ".then(r => process.stdout.write(JSON.stringify(r)));"
-    )
-    result = subprocess.run(
-        ["node", "-e", script, str(bundle), json.dumps(health_event(path=path))],
-        env={"PATH": os.environ["PATH"], **environment}, capture_output=True, text=True, timeout=60, cwd=bundle.parent,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return handle(bundle, path, environment)
 
 
 @pytest.mark.slow

@@ -25,8 +25,8 @@ import pytest
 from components.settings import PROJECT_ROOT, config_file_values
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare  # noqa: F401 - fixture
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
+from tests.support.lambda_bundle import handle
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
-from steps.promote import health_event
 from tools.offline import Recording, committed_values, config_for, run_program
 from core.phases import PHASE_TYPE
 from tools.plan import phase_order_violations
@@ -84,23 +84,9 @@ def task_root(recording: Recording, into: Path) -> Path:
 
 
 def invoke(bundle_dir: Path, environment: dict, path: str) -> dict:
-    """Call the built handler under node, with the function's environment and a function-URL event
-    for GET `path` (the pre-traffic check's own event: a framework's adapter reads all of it)."""
+    """The built handler's JSON body for GET `path`, called under node with the function's environment."""
     bundle = next(p for p in (bundle_dir / "index.mjs", bundle_dir / "index.js") if p.is_file())
-    script = (
-        "const {pathToFileURL} = require('node:url');"
-        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
-        ".then(r => process.stdout.write(JSON.stringify(r)));"
-    )
-    result = subprocess.run(
-        ["node", "-e", script, str(bundle), json.dumps(health_event(path=path))],
-        env={"PATH": os.environ["PATH"], **environment},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(json.loads(result.stdout)["body"])
+    return json.loads(handle(bundle, path, environment)["body"])
 
 
 def catalog(db: Database, schema: str) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ that directory (components/lambda_api.py); `build()` does the same and returns t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,3 +28,21 @@ def build(app: Path = APP, *, out: str | Path = "dist", env: dict[str, str] | No
          "--entry", ENTRY, "--out", str(out)],
         cwd=api_dir, env=child_env, capture_output=True, text=True, timeout=1200,
     )
+
+
+def handle(bundle: Path, path: str, environment: dict[str, str]) -> dict:
+    """The bundle's handler called under node, with `environment` only and the function-URL event
+    of GET `path` that the pre-traffic check sends (a framework's adapter reads all of it)."""
+    from steps.promote import health_event
+
+    script = (
+        "const {pathToFileURL} = require('node:url');"
+        "import(pathToFileURL(process.argv[1]).href).then(m => (m.handler ?? m.default.handler)(JSON.parse(process.argv[2])))"
+        ".then(r => process.stdout.write(JSON.stringify(r)));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, str(bundle), json.dumps(health_event(path=path))],
+        env={"PATH": os.environ["PATH"], **environment}, capture_output=True, text=True, timeout=60, cwd=bundle.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
