@@ -118,7 +118,10 @@ def step_warnings(event_log: Path) -> list[str]:
         if not isinstance(event, dict):
             continue
         message = str(event.get("message", "")).strip()
-        if not (message.startswith("warning: ") or event.get("severity") == "warning") or any(n in message for n in _NOISE):
+        # The engine's own warnings come without the "warning: " prefix a step writes (seen in a real event log).
+        if not (message.startswith("warning: ") or event.get("severity") == "warning") or any(
+            n in "warning: " + message.removeprefix("warning: ") for n in _NOISE
+        ):
             continue
         name = str(event.get("urn", "")).rsplit("::", 1)[-1] or "program"
         text = f"{name}: {message.removeprefix('warning: ')}"

@@ -67,6 +67,8 @@ def test_step_warnings_come_from_the_event_log(tmp_path: Path):
         {"diagnosticEvent": {"urn": urn, "message": "warning: build_lambda: x is native code for x64\n", "severity": "info"}},
         {"diagnosticEvent": {"urn": urn, "message": "warning: build_lambda: x is native code for x64\n", "severity": "info"}},
         {"diagnosticEvent": {"message": "warning: using pulumi-resource-aws from $PATH at /x\n", "severity": "warning"}},
+        # As the real event log has the engine's own warnings: no prefix.
+        {"diagnosticEvent": {"message": "using pulumi-resource-command from $PATH at /x\n", "severity": "warning"}},
         {"diagnosticEvent": {"message": "warning: no runtime database URL: ...\n", "severity": "warning"}},
         {"resourcePreEvent": {}},
     ]
