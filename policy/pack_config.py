@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,21 @@ from components.settings import (
     parse_settings,
     stack_file_values,
 )
+from core import names
 from core.names import PR_STACK
 
 
-def site_origin(stack: str, config_file: Path | None = None) -> str:
+def site_origin(stack: str, config_file: Path | None = None, values: Mapping[str, Any] | None = None) -> str:
     """The stack's own site, `https://host`, as the program derives it from the stack's settings
     (its file in the repository, or the `--config-file` the stack runs with)."""
-    project = str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
-    values = config_file_values(config_file, project) if config_file else stack_file_values(stack, project)
+    return _settings(stack, config_file, values)[0].site_url.rstrip("/")
+
+
+def _settings(stack: str, config_file: Path | None, values: Mapping[str, Any] | None = None):
+    """The stack's Settings and plain values: `values` when given (tests), else its config file's."""
+    project = _project()
+    if values is None:
+        values = config_file_values(config_file, project) if config_file else stack_file_values(stack, project)
     # The names do not depend on the database URL: an Output stands in for the secret, as
     # `pulumi.Config.get_secret` hands it to the program (so no URL is checked or needed here).
     settings = parse_settings(
@@ -54,7 +61,7 @@ def site_origin(stack: str, config_file: Path | None = None) -> str:
         secrets={"databaseUrl": pulumi.Output.secret("not used for names")},
         keys=declared_keys(),
     )
-    return settings.site_url.rstrip("/")
+    return settings, values
 
 
 def pack_config(
@@ -67,8 +74,10 @@ def pack_config(
     preview_environments: Sequence[str] = (),
     sweeper_environments: Sequence[str] = (),
     config_file: Path | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `--policy-pack-config` document for `stack`, keyed by policy name."""
+    """The `--policy-pack-config` document for `stack`, keyed by policy name (`values`: the stack's
+    plain settings when not read from its config file)."""
     subjects: dict[str, Any] = {"repository": repository}
     if repository_id and repository_owner_id:
         subjects |= {"repositoryId": repository_id, "repositoryOwnerId": repository_owner_id}
@@ -78,10 +87,19 @@ def pack_config(
         subjects["previewEnvironments"] = list(preview_environments)
     if sweeper_environments:
         subjects["sweeperEnvironments"] = list(sweeper_environments)
+    # The account is prod's (the account foundation), read from this checkout's prod stack file: in a
+    # pull request's job that is the base branch's, which the pull request cannot change.
+    account = {"accountId": str(stack_file_values(names.PROD_STACK, _project()).get("awsAccountId") or "")}
     return {
         "deploy-role-subjects": subjects,
-        "function-url-intended": {"siteOrigin": site_origin(stack, config_file)},
+        "function-url-intended": {"siteOrigin": site_origin(stack, config_file, values)},
+        "role-shapes": account,
+        "resource-policy-principals": account,
     }
+
+
+def _project() -> str:
+    return str(yaml.safe_load(PROJECT_FILE.read_text())["name"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

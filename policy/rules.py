@@ -177,6 +177,8 @@ class PackConfig:
     prod_environments: tuple[str, ...] = ()
     preview_environments: tuple[str, ...] = ()
     sweeper_environments: tuple[str, ...] = ("preview-sweeper",)
+    account_id: str = ""
+    """The stack's AWS account: the only one a policy may name."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any] | None) -> PackConfig:
@@ -201,6 +203,7 @@ class PackConfig:
             prod_environments=names("prodEnvironments", default.prod_environments),
             preview_environments=names("previewEnvironments", default.preview_environments),
             sweeper_environments=names("sweeperEnvironments", default.sweeper_environments),
+            account_id=text("accountId"),
         )
 
 
@@ -1045,6 +1048,287 @@ def no_plaintext_secrets(r: Resource) -> list[str]:
     return problems
 
 
+# --- the allow-list: what the program may declare ------------------------------------------------
+#
+# The rules above refuse shapes known to be dangerous; a shape nobody thought of passes them. These
+# refuse everything the program does not declare: a type outside DECLARABLE_TYPES (for the kind of
+# stack at hand), a provider setting outside PROVIDER_SETTINGS, a role that is none of the program's
+# kinds or trusts anyone but that kind's principal, an attached policy that is not one of
+# ALLOWED_MANAGED_POLICIES, a resource policy naming a principal its type does not allow, and a
+# wildcard in a preview role's ARN anywhere but `preview-pr-*`. Growing the program means growing
+# these tables.
+
+FOUNDATION = frozenset({PROD_STACK})
+EVERY_STACK = frozenset({PROD_STACK, names.PREVIEW_STACK, "pr"})
+# Every type the program declares, and the kinds of stack that may declare it: prod owns the account
+# foundation; previews own a function, its execution role and URL, a DNS record, a Pages domain and
+# their Commands. Resource-policy types it does not declare (SQS, Secrets Manager, ECR, DynamoDB
+# resource policies, Lambda layer permissions, KMS grants, external and replica keys, ...) are
+# refused by not being here.
+DECLARABLE_TYPES: dict[str, frozenset[str]] = {
+    # What holds state (core/stateful.py) is the account foundation's, all prod's; the program
+    # declares each of those types but the V2 bucket.
+    **{type_: FOUNDATION for type_ in STATEFUL_TYPES if not type_.endswith("V2")},
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": FOUNDATION,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": FOUNDATION,
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": FOUNDATION,
+    "aws:iam/role:Role": EVERY_STACK,
+    "aws:iam/rolePolicy:RolePolicy": FOUNDATION,
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": EVERY_STACK,
+    "aws:lambda/alias:Alias": FOUNDATION,
+    "aws:lambda/function:Function": EVERY_STACK,
+    "aws:lambda/functionUrl:FunctionUrl": EVERY_STACK,
+    "aws:lambda/permission:Permission": EVERY_STACK,
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": FOUNDATION,
+    # The artifacts bucket's lifecycle (issue 26, branch `fidelity`): allowed ahead of its landing.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": FOUNDATION,
+    "aws:s3/bucketPolicy:BucketPolicy": FOUNDATION,
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": FOUNDATION,
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": FOUNDATION,
+    "aws:s3/bucketVersioning:BucketVersioning": FOUNDATION,
+    "aws:sns/topic:Topic": FOUNDATION,
+    "aws:sns/topicSubscription:TopicSubscription": FOUNDATION,
+    "cloudflare:index/dnsRecord:DnsRecord": EVERY_STACK,
+    "cloudflare:index/pagesDomain:PagesDomain": EVERY_STACK,
+    "command:local:Command": EVERY_STACK,
+}
+# What each provider the program configures may be told. Anything else (assumeRole, access keys,
+# a profile, endpoints, a proxy, a CA bundle, skipping the metadata checks, ...) changes whose
+# credentials it uses or where its calls go.
+PROVIDER_SETTINGS: dict[str, frozenset[str]] = {
+    "pulumi:providers:aws": frozenset({"region", "defaultTags", "skipCredentialsValidation", "skipRegionValidation", "version"}),
+    "pulumi:providers:cloudflare": frozenset({"version"}),
+    "pulumi:providers:command": frozenset({"version"}),
+}
+# Provider settings that must keep the program's value.
+PROVIDER_VALUES = {("pulumi:providers:aws", "skipCredentialsValidation"): ("false", False)}
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def _stack_kind(stack: str) -> str:
+    """prod, preview (the template) or pr; '' for a name that is none of them."""
+    if stack in (PROD_STACK, names.PREVIEW_STACK):
+        return stack
+    match = names.PR_STACK.fullmatch(stack)
+    return "pr" if match and names.PR_NUMBER.fullmatch(match["number"]) else ""
+
+
+def _project(r: Resource) -> str:
+    parts = r.urn.split("::")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def declared_types(r: Resource) -> list[str]:
+    """Only the types the program declares, each in the stacks that may declare it; providers with
+    the program's settings only."""
+    kind = _stack_kind(r.stack)
+    if not kind:
+        return [f"stack {r.stack!r} is none of prod, preview or preview-pr-<N>"]
+    if r.type == ROOT_STACK_TYPE or (_project(r) and r.type.startswith(f"{_project(r)}:index:")):
+        return []  # the stack itself and the program's components, which hold nothing themselves
+    if r.type in PROVIDER_SETTINGS:
+        extra = sorted(k for k in r.props if k not in PROVIDER_SETTINGS[r.type] and not k.startswith("__"))
+        problems = [f"the {r.type} provider may not be given {', '.join(extra)}: the program sets none of them"] if extra else []
+        for (type_, key), allowed in PROVIDER_VALUES.items():
+            if r.type == type_ and key in r.props and r.props[key] not in allowed:
+                problems.append(f"the {r.type} provider's {key} must stay {allowed[0]}, got {r.props[key]!r}")
+        return problems
+    stacks = DECLARABLE_TYPES.get(r.type)
+    if stacks is None:
+        return [f"the program declares no {r.type}: this pack allows only the types it declares (DECLARABLE_TYPES)"]
+    if kind not in stacks:
+        return [f"{r.type} belongs to the account foundation, which only prod declares; a {kind} stack may not"]
+    return []
+
+
+# Who may be named in each kind of policy document, per resource type. Allow statements only: a Deny
+# names whom it refuses. `{account}` is the stack's account (pack config), `{region}` any region.
+GITHUB_FEDERATION = rf"arn:aws:iam::{{account}}:oidc-provider/{re.escape(GITHUB_OIDC_HOST)}"
+ALLOWED_PRINCIPALS: dict[str, dict[str, tuple[str, ...]]] = {
+    "aws:s3/bucketPolicy:BucketPolicy": {"Service": ("cloudtrail.amazonaws.com",)},
+    "aws:kms/key:Key": {
+        "AWS": (r"arn:aws:iam::{account}:root", r"arn:aws:iam::{account}:role/{deploy_role}"),
+        "Service": ("cloudtrail.amazonaws.com", r"logs\.[a-z0-9-]+\.amazonaws\.com", "cloudwatch.amazonaws.com"),
+    },
+    "aws:sns/topic:Topic": {"Service": ("cloudwatch.amazonaws.com",)},
+}
+# A role's kind from its name, and the one principal that kind is assumed by (trust policies).
+ROLE_TRUST: dict[str, tuple[str, str, str]] = {
+    # kind: (principal kind, principal pattern, action)
+    "deploy": ("Federated", GITHUB_FEDERATION, "sts:AssumeRoleWithWebIdentity"),
+    "execution": ("Service", re.escape("lambda.amazonaws.com"), "sts:AssumeRole"),
+    "trail-logs": ("Service", re.escape("cloudtrail.amazonaws.com"), "sts:AssumeRole"),
+}
+
+
+def _role_kind(role_name: str, r: Resource) -> str:
+    """deploy, execution (the stack's own function's) or trail-logs (prod's), or ''."""
+    project = _project(r)
+    if names.deploy_role_of(role_name) and r.stack == PROD_STACK:
+        return "deploy"
+    if project and role_name == names.execution_role_name(project, r.stack):
+        return "execution"
+    if project and r.stack == PROD_STACK and role_name == names.foundation_names(project, "0")["trail_logs_role"]:
+        return "trail-logs"
+    return ""
+
+
+# Any project's deploy role name, as core.names spells them (its named groups made plain).
+DEPLOY_ROLE = "(?:" + re.sub(r"\(\?P<\w+>", "(?:", names.DEPLOY_ROLE_NAME.pattern) + ")"
+NO_ACCOUNT = (
+    "the pack config names no AWS account (accountId): pass `--policy-pack-config` from "
+    "`python -m policy.pack_config`, or a principal of any account would pass as this one's"
+)
+
+
+def _account_pattern(pattern: str, config: PackConfig) -> re.Pattern[str]:
+    account = re.escape(config.account_id) if config.account_id else "[0-9]{12}"
+    return re.compile(pattern.replace("{account}", account).replace("{deploy_role}", DEPLOY_ROLE))
+
+
+def _principal_problems(label: str, principal: Any, allowed: Mapping[str, Sequence[str]], config: PackConfig) -> list[str]:
+    if principal == "*" or not isinstance(principal, Mapping):
+        return [f"{label}: names every principal ({principal!r}); allowed: {_allowed_text(allowed)}"]
+    problems = []
+    for kind, values in principal.items():
+        patterns = [_account_pattern(p, config) for p in allowed.get(str(kind), ())]
+        for value in _strings(values):
+            if not any(p.fullmatch(value) for p in patterns):
+                problems.append(f"{label}: the {kind} principal {value!r} is not one this type allows ({_allowed_text(allowed)})")
+    return problems
+
+
+def _allowed_text(allowed: Mapping[str, Sequence[str]]) -> str:
+    return "; ".join(f"{kind}: {', '.join(p.replace(chr(92), '') for p in patterns)}" for kind, patterns in allowed.items()) or "none"
+
+
+def role_shapes(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
+    """A role is one of the program's kinds (the deploy roles, in prod; the stack's own function's
+    execution role; prod's CloudTrail-to-logs role), trusted by exactly that kind's principal (the
+    account's GitHub OIDC provider; Lambda; CloudTrail) for that kind's action, and carries no
+    policy by ARN. Another role, an account, a bare account id or `Service: *` in a trust, is refused."""
+    if r.type != "aws:iam/role:Role":
+        return []
+    if not config.account_id:
+        return [NO_ACCOUNT]
+    role_name = str(r.props.get("name") or "")
+    kind = _role_kind(role_name, r)
+    if not kind:
+        return [
+            f"role {role_name or r.name!r} is none of the program's roles (in prod the deploy roles and the trail's; "
+            f"in every stack its own function's execution role {names.execution_role_name(_project(r), r.stack)!r})"
+        ]
+    problems = []
+    if _strings(r.props.get("managedPolicyArns")):
+        problems.append(f"the {kind} role carries managedPolicyArns: the program attaches policies by their own resources only")
+    if _list(r.props.get("inlinePolicies")) and kind != "trail-logs":
+        problems.append(f"the {kind} role carries inline policies: its policy is a RolePolicy of its own (prod) or none")
+    document = _trust_document(r)
+    if document is None or document is UNPARSABLE:
+        return [*problems, "the trust policy is missing or not a JSON policy document"]
+    principal_kind, pattern, action = ROLE_TRUST[kind]
+    allowed = {principal_kind: (pattern,)}
+    for index, statement in enumerate(_statements(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        label = _label(statement, index)
+        if "NotPrincipal" in statement or "NotAction" in statement:
+            problems.append(f"{label}: NotPrincipal/NotAction widen the trust beyond the {kind} role's principal")
+            continue
+        problems += _principal_problems(label, statement.get("Principal"), allowed, config)
+        actions = _strings(statement.get("Action"))
+        if actions != [action]:
+            problems.append(f"{label}: the {kind} role is assumed with {action} only, got {actions}")
+    return problems
+
+
+def attached_policies(r: Resource) -> list[str]:
+    """A policy is attached only to the stack's own execution role, and only one of
+    ALLOWED_MANAGED_POLICIES, by its exact ARN: never another ARN (an account's existing admin
+    policy attached by ARN passes for a customer-managed one), never to a deploy role."""
+    if r.type != "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+        return []
+    problems = []
+    arn = r.props.get("policyArn")
+    if arn not in ALLOWED_MANAGED_POLICIES:
+        problems.append(f"the policy {arn!r} may not be attached: only {', '.join(sorted(ALLOWED_MANAGED_POLICIES))}")
+    role = str(r.props.get("role") or "")
+    if _role_kind(role.rsplit("/", 1)[-1], r) != "execution":
+        problems.append(f"a policy may be attached only to this stack's execution role, not {role!r}")
+    return problems
+
+
+def resource_policy_principals(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
+    """Each resource policy of a type the program declares names only the principals that type
+    allows (ALLOWED_PRINCIPALS) in its Allow statements; a type whose policy the program never sets
+    (an S3 bucket's own `policy`, ...) carries none. A Lambda permission goes to everyone only through
+    the function URL (function-url-intended), never to an account, a role or a service."""
+    if r.type == "aws:lambda/permission:Permission":
+        principal = r.props.get("principal")
+        return [] if principal == "*" else [f"a Lambda permission for {principal!r}: the program grants only its public URL ('*')"]
+    problems = []
+    for kind, document in _policy_documents(r):
+        if kind == "identity":
+            continue
+        if not config.account_id:
+            return [NO_ACCOUNT]
+        allowed = ALLOWED_PRINCIPALS.get(r.type)
+        if allowed is None:
+            problems.append(f"{r.type} carries a {kind} policy, which the program never sets on it")
+            continue
+        for index, statement in enumerate(_statements(document)):
+            if statement.get("Effect") != "Allow":
+                continue
+            label = _label(statement, index)
+            if "NotPrincipal" in statement:
+                problems.append(f"{label}: an Allow with NotPrincipal grants everyone else")
+                continue
+            problems += _principal_problems(label, statement.get("Principal"), allowed, config)
+    return problems
+
+
+# A wildcard in a preview-side role's ARN is the PR stacks' own pattern (`preview-pr-*`), or one
+# trailing `*` after it (a function's versions `:*`, a state file's backups `.json*`, a stack's
+# objects `/*`). Any shorter prefix (`webstack-api-p*`, `webstack-*`, `...-preview*`) also matches
+# prod's or the template's names: a wildcard across the trust boundary.
+PREVIEW_SIDE_ROLES = frozenset({"preview"}) | frozenset(getattr(names, "TEARDOWN_ROLES", ()))
+
+
+def _preview_reach(resource: str) -> str:
+    """Why a preview-side ARN pattern reaches beyond the PR stacks' own names, or ''."""
+    if resource == "*" or not _wildcard(resource):
+        return ""  # `*` alone: the named exceptions of iam-no-wildcards
+    if "?" in resource:
+        return "a `?` wildcard"
+    fixed = resource.replace(names.PR_STACKS, "preview-pr-N")
+    if "preview-pr-N" not in fixed:
+        return "a wildcard in a name that is not the PR stacks' pattern (preview-pr-*)"
+    if "*" in fixed.removesuffix("*"):
+        return "a wildcard outside the PR stacks' pattern (preview-pr-*)"
+    return ""
+
+
+def preview_role_reach(r: Resource) -> list[str]:
+    """The preview-side roles' grants name the PR stacks' resources by the PR stacks' own pattern
+    (`<...>preview-pr-*<...>`): a prefix that would also match prod's or the template's names acts
+    as a wildcard across the trust boundary."""
+    if r.type != "aws:iam/rolePolicy:RolePolicy":
+        return []
+    role = names.deploy_role_of(str(r.props.get("role") or "").rsplit("/", 1)[-1])
+    if role not in PREVIEW_SIDE_ROLES:
+        return []
+    problems = []
+    for _, document in _policy_documents(r):
+        for index, statement in enumerate(_statements(document)):
+            if statement.get("Effect") != "Allow":
+                continue
+            for resource in _strings(statement.get("Resource")):
+                why = _preview_reach(resource)
+                if why:
+                    problems.append(f"{_label(statement, index)}: the {role} role's {resource!r} has {why}")
+    return problems
+
+
 # --- the pack -----------------------------------------------------------------------------------
 
 ResourceRule = Callable[..., list[str]]
@@ -1097,6 +1381,27 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     ),
     "stateful-protected": ("Stateful resources (core/stateful.py) and prod's database Commands are protected.", stateful_protected),
     "no-plaintext-secrets": ("No secret in a tag or a Command input.", no_plaintext_secrets),
+    "declared-types": (
+        "Only the types the program declares (DECLARABLE_TYPES), each in the stacks that may declare it; "
+        "providers with the program's settings only.",
+        declared_types,
+    ),
+    "role-shapes": (
+        "Every role is one of the program's kinds, trusted by that kind's principal only, with no policy by ARN.",
+        role_shapes,
+    ),
+    "attached-policies": (
+        "Only the named managed policies, by exact ARN, attached to the stack's own execution role.",
+        attached_policies,
+    ),
+    "resource-policy-principals": (
+        "Resource policies name only the principals their type allows; Lambda permissions go to the public URL only.",
+        resource_policy_principals,
+    ),
+    "preview-role-reach": (
+        "The preview-side roles name PR stacks' resources by the PR stacks' own pattern, never a broader prefix.",
+        preview_role_reach,
+    ),
 }
 STACK_RULES: dict[str, tuple[str, Callable[[Sequence[Resource]], list[tuple[str, str]]]]] = {
     "s3-buckets-guarded": (
@@ -1118,8 +1423,10 @@ CONFIG_SCHEMAS: dict[str, PolicyConfigSchema] = {
         }
     ),
     "function-url-intended": PolicyConfigSchema(properties={"siteOrigin": {"type": "string", "default": ""}}),
+    "role-shapes": PolicyConfigSchema(properties={"accountId": {"type": "string", "default": ""}}),
+    "resource-policy-principals": PolicyConfigSchema(properties={"accountId": {"type": "string", "default": ""}}),
 }
-_CONFIGURED = {deploy_role_subjects, function_url_intended}
+_CONFIGURED = {deploy_role_subjects, function_url_intended, role_shapes, resource_policy_principals}
 
 
 def _run(name: str, rule: ResourceRule, resource: Resource, config: PackConfig) -> list[str]:

@@ -38,7 +38,8 @@ from components import aws_policies
 from core import stateful
 from policy import pack_config, rules
 from policy.rules import PackConfig, Resource, check_resource, check_stack
-from tests.conftest import SECRET_SENTINEL
+from tests.conftest import FIXTURE_APP, SECRET_SENTINEL
+from tools.offline import committed_values
 from tests.support.analyzer import running_pack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,9 @@ PROD_ENVIRONMENTS = {
 
 def config_document(stack: str, **overrides) -> dict:
     """The `--policy-pack-config` document the workflows write for `stack`."""
-    document = pack_config.pack_config(stack, REPOSITORY, **(PROD_ENVIRONMENTS if stack == "prod" else {}))
+    # The stack's settings as tests.conftest.record gives them to the program.
+    values = {**committed_values(stack), "appDir": FIXTURE_APP}
+    document = pack_config.pack_config(stack, REPOSITORY, values=values, **(PROD_ENVIRONMENTS if stack == "prod" else {}))
     for key, value in overrides.items():
         policy = "function-url-intended" if key == "siteOrigin" else "deploy-role-subjects"
         document[policy][key] = value
@@ -157,6 +160,8 @@ def test_pack_config_command(tmp_path, capsys):
     assert json.loads(out.read_text()) == {
         "deploy-role-subjects": {"repository": "org/repo"},
         "function-url-intended": {"siteOrigin": "https://pr-7.app.example.com"},
+        "role-shapes": {"accountId": "123456789012"},
+        "resource-policy-principals": {"accountId": "123456789012"},
     }
     assert pack_config.main(["--stack", "prod", "--repository", "not-a-repository"]) == 2
     assert pack_config.main(["--stack", "preview-pr-x", "--repository", "org/repo"]) == 2
@@ -345,7 +350,7 @@ PROD_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:webstack-api
 @pytest.mark.parametrize(
     ("policy", "resource"),
     [
-        ("github-preview-policy", "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-pr-*:*"),
+        ("github-preview-policy", "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-preview-pr-*:*"),
         ("github-prod-policy", PROD_FUNCTION_ARN),
         ("github-prod-policy", "arn:aws:lambda:us-east-1:123456789012:function:webstack-api-*:*"),
     ],
@@ -358,12 +363,13 @@ def test_invoke_beyond_prods_versions(recorded, policy, resource):
 
 def test_key_policy_kms_star_for_anyone_but_the_account_root(recorded):
     statement = {"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}
-    assert fired(broken(recorded("prod"), "audit-key", _add_statement(statement))) == {"iam-no-wildcards"}
+    assert fired(broken(recorded("prod"), "audit-key", _add_statement(statement))) == {"iam-no-wildcards", "resource-policy-principals"}
 
 
 def test_bucket_policy_granting_everyone(recorded):
     statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
-    assert fired(broken(recorded("prod"), "state-storage-policy", _add_statement(statement))) == {"iam-no-wildcards"}
+    assert fired(broken(recorded("prod"), "state-storage-policy", _add_statement(statement))) == {
+        "iam-no-wildcards", "resource-policy-principals"}
 
 
 def test_prod_function_url_on_latest(recorded):
@@ -495,7 +501,7 @@ def test_no_policy_is_attached_to_a_teardown_role():
             urn=f"urn:pulumi:prod::webstack::aws:iam/rolePolicyAttachment:RolePolicyAttachment::{role}-extra",
             name=f"{role}-extra",
         )
-        assert fired(attachment) == {"teardown-roles-remove-only"}
+        assert fired(attachment) == {"attached-policies", "teardown-roles-remove-only"}
 
 
 def _trust_statement(statement: dict):
@@ -571,22 +577,22 @@ def _command(name: str, *, parent: str = "webstack:index:Phase", protect: bool =
 CASES = [
     # Trust policies.
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
-        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"})), {"iam-trust-restricted"}, {},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"})), {"iam-trust-restricted", "role-shapes"}, {},
         id="trust-aws-star"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _trust_statement(
-        {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"})), {"iam-trust-restricted"}, {},
+        {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"})), {"iam-trust-restricted", "role-shapes"}, {},
         id="trust-string-principal"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "audit-logs-role", _trust_statement(
         {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::*:root"}, "Action": "sts:AssumeRole"})),
-        {"iam-trust-restricted"}, {}, id="trust-wildcard-account"),
+        {"iam-trust-restricted", "role-shapes"}, {}, id="trust-wildcard-account"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
         {"Effect": "Allow", "NotPrincipal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"})),
-        {"iam-trust-restricted"}, {}, id="trust-not-principal"),
+        {"iam-trust-restricted", "role-shapes"}, {}, id="trust-not-principal"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", _trust_statement(
         {"Effect": "Allow", "Principal": {"Federated": "cognito-identity.amazonaws.com"},
-         "Action": "sts:AssumeRoleWithWebIdentity"})), {"iam-trust-restricted"}, {}, id="trust-other-federation"),
+         "Action": "sts:AssumeRoleWithWebIdentity"})), {"iam-trust-restricted", "role-shapes"}, {}, id="trust-other-federation"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-role", lambda p: p.update(assumeRolePolicy="{")),
-        {"iam-trust-restricted"}, {}, id="trust-not-json"),
+        {"iam-trust-restricted", "role-shapes"}, {}, id="trust-not-json"),
     # The OIDC subject's repository.
     pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role", _subjects("repo:other/repo:ref:refs/heads/main")),
         {"deploy-role-subjects"}, {}, id="prod-trusts-another-repository"),
@@ -600,18 +606,19 @@ CASES = [
         set(), {"repositoryId": "1", "repositoryOwnerId": "2"}, id="immutable-subject-of-this-repository"),
     # Managed policies.
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
-        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AdministratorAccess")), {"iam-managed-policies"}, {},
+        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AdministratorAccess")), {"attached-policies", "iam-managed-policies"}, {},
         id="attachment-administrator-access"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
-        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")), {"iam-managed-policies"}, {},
+        lambda p: p.update(policyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess")), {"attached-policies", "iam-managed-policies"}, {},
         id="attachment-full-access"),
     pytest.param("prod", lambda rec: broken(rec("prod"), "github-prod-role",
-        lambda p: p.update(managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"])), {"iam-managed-policies"},
+        lambda p: p.update(managedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"])), {"iam-managed-policies", "role-shapes"},
         {}, id="role-managed-policy-arns"),
     # Partial wildcards.
     *[
+        # A wildcard in a preview-side ARN is also one across the trust boundary (preview-role-reach).
         pytest.param("prod", lambda rec, s=statement: broken(rec("prod"), "github-preview-policy", _add_statement(s)),
-            {"iam-no-wildcards"}, {}, id=case_id)
+            {"iam-no-wildcards"} | ({"preview-role-reach"} if "*" in statement["Resource"] else set()), {}, id=case_id)
         for case_id, statement in [
             ("iam-pass-star", {"Effect": "Allow", "Action": "iam:Pass*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/x"}),
             ("iam-put-star", {"Effect": "Allow", "Action": "iam:Put*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/x"}),
@@ -625,10 +632,10 @@ CASES = [
     # KMS key policies.
     pytest.param("prod", lambda rec: _key_policy(
         {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}),
-        {"iam-no-wildcards"}, {}, id="key-policy-resource-everyone"),
+        {"declared-types", "iam-no-wildcards", "resource-policy-principals"}, {}, id="key-policy-resource-everyone"),
     pytest.param("prod", lambda rec: _key_policy(
         {"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}),
-        {"iam-no-wildcards"}, {}, id="key-policy-resource-kms-star"),
+        {"declared-types", "iam-no-wildcards", "resource-policy-principals"}, {}, id="key-policy-resource-kms-star"),
     # TLS-only buckets: the deny must be for this bucket.
     pytest.param("prod", lambda rec: broken(rec("prod"), "state-storage-policy", _deny_for(OTHER_BUCKET)),
         {"s3-tls-only"}, {}, id="tls-deny-for-another-bucket"),
@@ -648,16 +655,16 @@ CASES = [
     # Bucket types.
     pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketV2:BucketV2", props={"bucket": "webstack-extra"},
         urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra"),
-        {"stateful-protected"}, {}, id="bucket-v2-unprotected"),
+        {"declared-types", "stateful-protected"}, {}, id="bucket-v2-unprotected"),
     pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketVersioningV2:BucketVersioningV2",
         props={"bucket": "webstack-extra", "versioningConfiguration": {"status": "Suspended"}},
         urn="urn:pulumi:prod::webstack::aws:s3/bucketVersioningV2:BucketVersioningV2::extra", name="extra"),
-        {"s3-versioning-enabled"}, {}, id="bucket-versioning-v2-suspended"),
+        {"declared-types", "s3-versioning-enabled"}, {}, id="bucket-versioning-v2-suspended"),
     pytest.param("prod", lambda rec: Resource(type="aws:s3/bucketV2:BucketV2", protect=True, props={
         "bucket": "webstack-extra", "policy": json.dumps({"Statement": [
             {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::webstack-extra/*"}]})},
         urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra"),
-        {"iam-no-wildcards"}, {}, id="bucket-v2-inline-public-policy"),
+        {"declared-types", "iam-no-wildcards", "resource-policy-principals"}, {}, id="bucket-v2-inline-public-policy"),
     # Secrets in Commands.
     pytest.param("prod", lambda rec: broken(rec("prod"), "database-migrate",
         lambda p: p.update(create=p["create"] + " --dsn 'host=db.example.com user=app password=hunter2-x'")),
@@ -725,10 +732,14 @@ def test_a_bucket_v2_needs_every_guard(recorded, pack):
                      urn="urn:pulumi:prod::webstack::aws:s3/bucketV2:BucketV2::extra", name="extra")
     resources = [*stack_resources(prod), extra]
     assert check_stack(resources, pack_config_for("prod")) == {
+        "declared-types": [(extra.urn, "the program declares no aws:s3/bucketV2:BucketV2: this pack allows only the "
+                                       "types it declares (DECLARABLE_TYPES)")],
         "s3-buckets-guarded": [(extra.urn, "bucket extra has no versioning, no SSE-KMS, no a public access block, "
-                                           "no a TLS-only bucket policy")]
+                                           "no a TLS-only bucket policy")],
     }
-    assert [(d.policy, d.urn) for d in pack.stack(resources, config_document("prod"))] == [("s3-buckets-guarded", extra.urn)]
+    # The engine reports a resource policy's violation without a URN (the analyzer's resource diagnostics).
+    assert [(d.policy, d.urn) for d in pack.stack(resources, config_document("prod"))] == [
+        ("declared-types", ""), ("s3-buckets-guarded", extra.urn)]
 
 
 def test_the_recorded_commands_carry_no_random_token(recorded):
@@ -797,8 +808,8 @@ def test_a_string_principal_is_a_violation_through_the_pack(pack):
         name="r",
     )
     diagnostics = pack.diagnostics(role, config_document("prod"))
-    assert {d.policy for d in diagnostics} == {"iam-trust-restricted"}
-    assert "every AWS principal (*) may assume the role" in diagnostics[0].message
+    assert {d.policy for d in diagnostics} == {"iam-trust-restricted", "role-shapes"}
+    assert "every AWS principal (*) may assume the role" in next(d.message for d in diagnostics if d.policy == "iam-trust-restricted")
 
 
 def test_a_failing_rule_reports_itself_instead_of_crashing(monkeypatch):
@@ -806,7 +817,8 @@ def test_a_failing_rule_reports_itself_instead_of_crashing(monkeypatch):
         raise KeyError("surprise")
 
     monkeypatch.setitem(rules.RESOURCE_RULES, "kms-key-rotation", ("x", broken_rule))
-    found = check_resource(Resource(type="aws:kms/key:Key", props={}, protect=True), pack_config_for("prod"))
+    key = Resource(type="aws:kms/key:Key", props={}, protect=True, urn="urn:pulumi:prod::webstack::aws:kms/key:Key::k")
+    found = check_resource(key, pack_config_for("prod"))
     assert found == {"kms-key-rotation": ["kms-key-rotation could not read this resource (KeyError: 'surprise'); "
                                           "it is refused until it can"]}
 
@@ -832,6 +844,8 @@ def test_the_pack_registers_every_rule_as_mandatory(monkeypatch):
             "repository", "repositoryId", "repositoryOwnerId", "prodEnvironments", "previewEnvironments", "sweeperEnvironments",
         },
         "function-url-intended": {"siteOrigin"},
+        "role-shapes": {"accountId"},
+        "resource-policy-principals": {"accountId"},
     }
     # Everything the workflows' config carries is declared (the engine validates it against these).
     for name, properties in config_document("prod", repositoryId="1", repositoryOwnerId="2").items():
@@ -926,3 +940,128 @@ def test_the_pack_reads_the_programs_facts_by_path_without_the_program(tmp_path)
     assert loaded["core"] == str(PROJECT_ROOT / "core" / "__init__.py") and loaded["ours"] == []
     assert loaded["exceptions"] == sorted(aws_policies.WILDCARD_EXCEPTIONS)
     assert aws_policies.BASIC_EXECUTION_POLICY in loaded["managed"]
+
+
+# --- issue 27 §5: the variant classes the shape rules missed, refused by the allow-list ------------
+#
+# Each case names the one allow-list rule that must refuse it (others may fire as well): with that
+# rule made a no-op, the case passes the pack (shown when the rule was written; see the report).
+
+OTHER_ACCOUNT = "999999999999"
+PR_STACK_NAME = "preview-pr-7"
+
+
+def _undeclared(type_: str, stack: str = PR_STACK_NAME, **props) -> Resource:
+    """A resource of a type the program never declares, in `stack`."""
+    name = type_.rsplit(":", 1)[-1].lower()
+    return Resource(type=type_, props=props, urn=f"urn:pulumi:{stack}::webstack::{type_}::{name}", name=name)
+
+
+def _open_policy(action: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"}, "Action": action, "Resource": "*"}]})
+
+
+VARIANTS = [
+    # Trust of principals other than the kind's own (the OIDC provider, Lambda, CloudTrail).
+    *[
+        pytest.param(stack, lambda rec, st=stack, role=role, p=principal: broken(rec(st), role, _trust_statement(
+            {"Effect": "Allow", "Principal": p, "Action": "sts:AssumeRole"})), "role-shapes", id=f"trust-{case}-{role}-{stack}")
+        for case, principal in [
+            ("a-role", {"AWS": f"arn:aws:iam::{ACCOUNT}:role/some-admin"}),
+            ("this-account", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}),
+            ("another-account", {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"}),
+            ("a-bare-account-id", {"AWS": OTHER_ACCOUNT}),
+            ("service-star", {"Service": "*"}),
+            ("another-service", {"Service": "ec2.amazonaws.com"}),
+        ]
+        for stack, role in [("prod", "github-preview-role"), ("prod", "api-role-role"), (PR_STACK_NAME, "api-role-role")]
+    ],
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-preview-role", _trust_statement({
+        "Effect": "Allow", "Principal": {"Federated": f"arn:aws:iam::{OTHER_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"},
+        "Action": "sts:AssumeRoleWithWebIdentity"})), "role-shapes", id="trust-another-accounts-oidc-provider"),
+    pytest.param(PR_STACK_NAME, lambda rec: _undeclared("aws:iam/role:Role", name="webstack-api-preview-pr-7-admin",
+        assumeRolePolicy=json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]})),
+        "role-shapes", id="a-role-the-program-does-not-declare"),
+    # Name prefixes that act as wildcards across a trust boundary (the preview-side roles' grants).
+    *[
+        pytest.param("prod", lambda rec, policy=policy, arn=arn: broken(rec("prod"), policy, _add_statement(
+            {"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": arn})), "preview-role-reach", id=f"prefix-{case}")
+        for case, policy, arn in [
+            ("preview-star-reaches-the-template", "github-preview-policy",
+             f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:webstack-api-preview*"),
+            ("project-star-reaches-prod", "github-preview-policy", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:webstack-*"),
+            ("one-letter-prefix", "github-preview-policy", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:webstack-api-p*"),
+            ("question-mark", "github-preview-policy", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:webstack-api-pro?"),
+            ("sweeper-state-prefix", "github-sweeper-policy",
+             "arn:aws:s3:::webstack-pulumi-state-123456789012/pulumi/.pulumi/stacks/webstack/p*"),
+        ]
+    ],
+    # Pre-existing managed admin policies attached by ARN (the account's own, not AWS's).
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
+        lambda p: p.update(policyArn=f"arn:aws:iam::{ACCOUNT}:policy/OrganizationAdmin")), "attached-policies",
+        id="attach-the-accounts-admin-policy"),
+    pytest.param(PR_STACK_NAME, lambda rec: broken(rec(PR_STACK_NAME), "api-role-logs",
+        lambda p: p.update(policyArn=f"arn:aws:iam::{OTHER_ACCOUNT}:policy/Admin")), "attached-policies",
+        id="attach-another-accounts-policy"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "api-role-logs",
+        lambda p: p.update(role="webstack-deploy-preview")), "attached-policies", id="attach-to-a-deploy-role"),
+    pytest.param("prod", lambda rec: broken(rec("prod"), "github-preview-role",
+        lambda p: p.update(managedPolicyArns=[f"arn:aws:iam::{ACCOUNT}:policy/OrganizationAdmin"])), "role-shapes",
+        id="managed-policy-arns-of-the-account"),
+    # Resource policies of types the pack never read, and KMS grants, external and replica keys.
+    *[
+        pytest.param(PR_STACK_NAME, lambda rec, t=type_, p=props: _undeclared(t, **p), "declared-types", id=f"type-{case}")
+        for case, type_, props in [
+            ("dynamodb-resource-policy", "aws:dynamodb/resourcePolicy:ResourcePolicy",
+             {"resourceArn": "arn:aws:dynamodb:us-east-1:123456789012:table/webstack-pulumi-locks", "policy": _open_policy("dynamodb:*")}),
+            ("sqs-queue-policy", "aws:sqs/queuePolicy:QueuePolicy", {"queueUrl": "https://sqs/q", "policy": _open_policy("sqs:*")}),
+            ("sqs-queue", "aws:sqs/queue:Queue", {"policy": _open_policy("sqs:*")}),
+            ("secrets-manager-policy", "aws:secretsmanager/secretPolicy:SecretPolicy",
+             {"secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "policy": _open_policy("secretsmanager:*")}),
+            ("ecr-repository-policy", "aws:ecr/repositoryPolicy:RepositoryPolicy", {"repository": "r", "policy": _open_policy("ecr:*")}),
+            ("lambda-layer-permission", "aws:lambda/layerVersionPermission:LayerVersionPermission",
+             {"layerName": "l", "versionNumber": 1, "principal": "*", "action": "lambda:GetLayerVersion", "statementId": "s"}),
+            ("kms-grant", "aws:kms/grant:Grant",
+             {"keyId": "k", "granteePrincipal": f"arn:aws:iam::{OTHER_ACCOUNT}:root", "operations": ["Decrypt"]}),
+            ("kms-external-key", "aws:kms/externalKey:ExternalKey", {"policy": _open_policy("kms:*")}),
+            ("kms-replica-key", "aws:kms/replicaKey:ReplicaKey", {"primaryKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",
+                                                                   "policy": _open_policy("kms:*")}),
+            ("kms-replica-external-key", "aws:kms/replicaExternalKey:ReplicaExternalKey", {"policy": _open_policy("kms:*")}),
+            ("foundation-type-in-a-pr-stack", "aws:dynamodb/table:Table", {"name": "webstack-pulumi-locks"}),
+        ]
+    ],
+    *[
+        pytest.param(PR_STACK_NAME, lambda rec, p=principal: broken(rec(PR_STACK_NAME), "api-url-invoke-function",
+            lambda props: props.update(principal=p)), "resource-policy-principals", id=f"lambda-permission-{case}")
+        for case, principal in [
+            ("another-account", OTHER_ACCOUNT),
+            ("another-accounts-root", f"arn:aws:iam::{OTHER_ACCOUNT}:root"),
+            ("a-role", f"arn:aws:iam::{OTHER_ACCOUNT}:role/x"),
+            ("a-service", "s3.amazonaws.com"),
+        ]
+    ],
+]
+
+
+@pytest.mark.parametrize(("stack", "build", "rule"), VARIANTS)
+def test_the_allow_list_refuses_each_variant(recorded, stack, build, rule):
+    resource = build(recorded)
+    found = check_resource(resource, pack_config_for(stack))
+    assert rule in found, found
+    assert SECRET_SENTINEL not in json.dumps(found)  # a message shows a value's shape, never the value
+
+
+def test_the_variants_are_refused_by_the_running_pack_too(recorded, pack):
+    """The same cases through the analyzer the engine runs (one pack process for all of them)."""
+    for variant in VARIANTS:
+        stack, build, rule = variant.values
+        policies = pack.fired(build(recorded), config_document(stack))
+        assert rule in policies, (variant.id, policies)
+
+
+def test_without_the_account_the_allow_list_refuses_rather_than_guesses(recorded):
+    role = broken(recorded("prod"), "api-role-role")
+    assert check_resource(role, pack_config_for("prod")) == {}
+    assert check_resource(role, PackConfig.of({})) == {"role-shapes": [rules.NO_ACCOUNT]}
