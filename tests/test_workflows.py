@@ -67,11 +67,16 @@ PACK_CONFIG = (
     '--output "$RUNNER_TEMP/policy-config.json"'
 )
 WITH_POLICY = '--policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json"'
+# A PR's job runs the base branch's pack, from a second checkout (issue 27 §5), with the config its
+# script writes there from the template the PR stack runs on.
+BASE_CHECKOUT = ".policy-base"
+PR_WITH_POLICY = WITH_POLICY.replace("--policy-pack policy", f"--policy-pack {BASE_CHECKOUT}/policy")
+PR_PACK_CONFIG = f'{PACK_CONFIG} --config-file "$GITHUB_WORKSPACE/Pulumi.preview.yaml"'
 PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
 # A PR stack has no config file of its own: every command that reads its settings takes the
 # template's (components.settings.stack_config_file), so the engine applies it over the defaults.
 PR_CONFIG = f"--config-file {stack_config_file('preview-pr-1').name}"
-PR_PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {PR_CONFIG} {WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
+PR_PREVIEW_LINE = f'pulumi preview --json --stack "$STACK" {PR_CONFIG} {PR_WITH_POLICY} > "$RUNNER_TEMP/plan.json"'
 # Commands that validate a stack's config (the CLI checks required keys before the program runs).
 PULUMI_READS_CONFIG = re.compile(r"\bpulumi\s+(up|preview|destroy|refresh)\b")
 # Every `pulumi up` and `destroy` runs under the stack's DynamoDB lease (workflow/lease.py): either
@@ -80,7 +85,7 @@ LEASED = 'python -m workflow.lease run --stack "$STACK" -- '
 LEASED_BLOCK = f"{LEASED}bash -euo pipefail -c '"
 PULUMI_UP_OR_DESTROY = re.compile(r"\bpulumi\s+(up|destroy)\b")
 UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {WITH_POLICY}'
-PR_UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {PR_CONFIG} {WITH_POLICY}'
+PR_UP_LINE = f'{LEASED}pulumi up --yes --stack "$STACK" {PR_CONFIG} {PR_WITH_POLICY}'
 # The state is checked against the program, and the checked copy (not the PR-writable original)
 # is what `destroy` reads.
 CHECKED = 'PULUMI_BACKEND_URL="$checked" '
@@ -312,6 +317,16 @@ def check_pack_config(where: str, job: Mapping[str, Any]) -> Iterator[str]:
         yield f"{where}: the policy pack config must carry this run's repository (github.repository and its ids)"
 
 
+def check_base_pack(where: str, job: Mapping[str, Any]) -> Iterator[str]:
+    """The pack, its virtualenv and its config come from a checkout of the PR's base commit."""
+    base = [s for s in uses_of(job, "actions/checkout") if (s.get("with") or {}).get("path") == BASE_CHECKOUT]
+    if not base or (base[0].get("with") or {}).get("ref") != "${{ github.event.pull_request.base.sha }}":
+        yield f"{where}: the policy pack must come from a checkout of the base commit (github.event.pull_request.base.sha) in {BASE_CHECKOUT}"
+    for name in ("Policy pack virtualenv", "Policy pack config"):
+        if not any(s.get("name") == name and s.get("working-directory") == BASE_CHECKOUT for s in steps(job)):
+            yield f"{where}: `{name}` must run in the base branch's checkout ({BASE_CHECKOUT})"
+
+
 def environments() -> dict[str, str]:
     """The GitHub environment of each kind of job, as prod's stack file has its deploy roles trust them."""
     from components.settings import stack_setting
@@ -422,7 +437,7 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
         "preview",
         run_lines(job),
         [
-            PACK_CONFIG,
+            PR_PACK_CONFIG,
             'pulumi login "$PULUMI_BACKEND_URL"',
             'pulumi stack select --create "$STACK" --secrets-provider "$PULUMI_SECRETS_PROVIDER"',
             PR_PREVIEW_LINE,
@@ -434,6 +449,7 @@ def check_preview(wf: Mapping[str, Any]) -> Iterator[str]:
     )
     yield from check_build_outputs_kept("preview", job)
     yield from check_pack_config("preview", job)
+    yield from check_base_pack("preview", job)
     comment = only_job(wf, "comment")
     if comment.get("needs") != "preview" or not uses_of(comment, "actions/github-script"):
         yield "preview: the comment job must post what the preview job rendered"
@@ -829,7 +845,10 @@ BROKEN = [
     pytest.param("preview", "        run: >-\n          python -m workflow.pr_comment", "        run: >-\n          pulumi destroy --yes --stack \"$STACK\"\n          python -m workflow.pr_comment", "outside the lease", id="preview-destroys-unleased"),
     pytest.param("cleanup", "          python -m workflow.lease run --stack \"$STACK\" -- bash -euo pipefail -c '\n", "", "outside the lease", id="cleanup-destroy-unleased"),
     pytest.param("cleanup", "          # ... then destroy exactly the checked copy", "          # ... then destroy the checked copy (it's", "a quote inside the leased block", id="cleanup-quote-ends-the-leased-block"),
-    pytest.param("preview", '--config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config', '--config-file Pulumi.preview.yaml --policy-pack-config', "missing command `pulumi preview", id="preview-without-policy-pack"),
+    pytest.param("preview", '--config-file Pulumi.preview.yaml --policy-pack .policy-base/policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', '--config-file Pulumi.preview.yaml --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', "missing command `pulumi preview", id="preview-without-policy-pack"),
+    pytest.param("preview", '--config-file Pulumi.preview.yaml --policy-pack .policy-base/policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', '--config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" >', "missing command `pulumi preview", id="preview-runs-the-prs-own-pack"),
+    pytest.param("preview", "ref: ${{ github.event.pull_request.base.sha }}", "ref: ${{ github.event.pull_request.head.sha }}", "checkout of the base commit", id="preview-pack-from-the-head-commit"),
+    pytest.param("preview", "      - name: Policy pack config\n        working-directory: .policy-base\n", "      - name: Policy pack config\n", "must run in the base branch's checkout", id="preview-pack-config-from-the-pr"),
     pytest.param("deploy", ' --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', " --event-log", "missing command `python -m workflow.lease run", id="deploy-up-without-pack-config"),
     pytest.param("deploy", ' --event-log "$RUNNER_TEMP/events.jsonl"\n', "\n", "the engine's event log", id="deploy-up-without-event-log"),
     pytest.param("preview", "--stack \"$STACK\" --logs --json", "--stack \"$STACK\" --json", "each step's log in a group", id="preview-timeline-without-groups"),
@@ -880,7 +899,7 @@ BROKEN = [
     pytest.param("preview", "          persist-credentials: false\n", "", "persist-credentials", id="checkout-persists-token"),
     pytest.param("cleanup", '          echo "$PWD/.venv/bin" >> "$GITHUB_PATH"\n', "", "missing `echo \"$PWD/.venv/bin\"", id="venv-not-on-path"),
     pytest.param("cleanup", "pulumi-version: 3.274.1", "pulumi-version: 3.272.0", "is not the CLI the tests run", id="cli-version-mismatch"),
-    pytest.param("preview", ' --config-file Pulumi.preview.yaml --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', ' --policy-pack policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', "lacks --config-file Pulumi.preview.yaml", id="preview-up-without-template"),
+    pytest.param("preview", ' --config-file Pulumi.preview.yaml --policy-pack .policy-base/policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', ' --policy-pack .policy-base/policy --policy-pack-config "$RUNNER_TEMP/policy-config.json" --event-log', "lacks --config-file Pulumi.preview.yaml", id="preview-up-without-template"),
     pytest.param("cleanup", ' --config-file Pulumi.preview.yaml\n', "\n", "lacks --config-file Pulumi.preview.yaml", id="cleanup-destroy-without-template"),
     pytest.param("deploy", '          PULUMI_DEBUG_COMMANDS: "true"\n', "", "needs PULUMI_DEBUG_COMMANDS", id="deploy-event-log-without-debug-commands"),
     pytest.param("preview", '          PULUMI_DEBUG_COMMANDS: "true"\n', "", "needs PULUMI_DEBUG_COMMANDS", id="preview-event-log-without-debug-commands"),
