@@ -1186,6 +1186,13 @@ def _account_pattern(pattern: str, config: PackConfig) -> re.Pattern[str]:
     return re.compile(pattern.replace("{account}", account).replace("{deploy_role}", DEPLOY_ROLE))
 
 
+def _allows(document: Mapping[str, Any] | None) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(label, statement) of each Allow statement of `document`."""
+    for index, statement in enumerate(_statements(document)):
+        if statement.get("Effect") == "Allow":
+            yield _label(statement, index), statement
+
+
 def _principal_problems(label: str, principal: Any, allowed: Mapping[str, Sequence[str]], config: PackConfig) -> list[str]:
     if principal == "*" or not isinstance(principal, Mapping):
         return [f"{label}: names every principal ({principal!r}); allowed: {_allowed_text(allowed)}"]
@@ -1228,10 +1235,7 @@ def role_shapes(r: Resource, config: PackConfig = PackConfig()) -> list[str]:
         return [*problems, "the trust policy is missing or not a JSON policy document"]
     principal_kind, pattern, action = ROLE_TRUST[kind]
     allowed = {principal_kind: (pattern,)}
-    for index, statement in enumerate(_statements(document)):
-        if statement.get("Effect") != "Allow":
-            continue
-        label = _label(statement, index)
+    for label, statement in _allows(document):
         if "NotPrincipal" in statement or "NotAction" in statement:
             problems.append(f"{label}: NotPrincipal/NotAction widen the trust beyond the {kind} role's principal")
             continue
@@ -1276,10 +1280,7 @@ def resource_policy_principals(r: Resource, config: PackConfig = PackConfig()) -
         if allowed is None:
             problems.append(f"{r.type} carries a {kind} policy, which the program never sets on it")
             continue
-        for index, statement in enumerate(_statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue
-            label = _label(statement, index)
+        for label, statement in _allows(document):
             if "NotPrincipal" in statement:
                 problems.append(f"{label}: an Allow with NotPrincipal grants everyone else")
                 continue
@@ -1319,13 +1320,11 @@ def preview_role_reach(r: Resource) -> list[str]:
         return []
     problems = []
     for _, document in _policy_documents(r):
-        for index, statement in enumerate(_statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue
+        for label, statement in _allows(document):
             for resource in _strings(statement.get("Resource")):
                 why = _preview_reach(resource)
                 if why:
-                    problems.append(f"{_label(statement, index)}: the {role} role's {resource!r} has {why}")
+                    problems.append(f"{label}: the {role} role's {resource!r} has {why}")
     return problems
 
 
