@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -101,7 +102,7 @@ class FakeGitHub:
                 issue for issue in sorted(self.issues.values(), key=lambda i: i["number"])
                 if issue["state"] == state and all(w in [label["name"] for label in issue["labels"]] for w in wanted)
             ]
-            return Reply(200, json=found)
+            return self.page(request, found)
         if request.method == "POST" and request.path == f"{base}/labels":
             name = request.json["name"]
             if name in self.labels:
@@ -127,6 +128,18 @@ class FakeGitHub:
             self.comments.setdefault(number, []).append(request.json["body"])
             return Reply(201, json={"id": 1})
         return Reply(404, json={"message": "Not Found"})
+
+    def page(self, request: Request, items: list[dict[str, Any]]) -> Reply:
+        """One page of a listing as GitHub answers it: `per_page` (30 unless asked, at most 100) items
+        from `page`, and a `Link` header naming the next page while there is one (the REST API's
+        pagination: docs.github.com/rest/using-the-rest-api/using-pagination-in-the-rest-api)."""
+        per_page = min(int(request.query.get("per_page", ["30"])[0]), 100)
+        number = int(request.query.get("page", ["1"])[0])
+        headers = {}
+        if number * per_page < len(items):
+            query = {k: v[0] for k, v in request.query.items()} | {"page": str(number + 1), "per_page": str(per_page)}
+            headers["Link"] = f'<{self.url}{request.path}?{urlencode(query)}>; rel="next"'
+        return Reply(200, json=items[(number - 1) * per_page : number * per_page], headers=headers)
 
     def writes(self) -> list[Request]:
         return [r for r in self.stub.requests if r.method != "GET"]
@@ -285,6 +298,25 @@ def test_deploy_is_refused_while_the_issue_is_open_and_proceeds_once_closed(gith
     assert github.writes() == []
     [query] = {tuple(sorted((k, v[0]) for k, v in r.query.items())) for r in github.stub.requests}
     assert dict(query)["labels"] == quarantine.LABEL and dict(query)["state"] == "open"
+
+
+def test_the_gate_reads_every_page_and_counts_no_pull_request(github, env, capsys) -> None:
+    # The issues endpoint lists pull requests too: 150 labelled PRs come before the one issue.
+    for _ in range(150):
+        github.add(pull_request=True)
+    assert quarantine.main(["check"]) == 0  # pull requests are not quarantine issues
+    number = github.add()
+    assert quarantine.main(["check"]) == 1
+    assert f"#{number}" in capsys.readouterr().err
+    pages = [r for r in github.stub.requests if r.method == "GET" and r.path.endswith("/issues")]
+    assert {r.query.get("page", ["1"])[0] for r in pages[-2:]} == {"1", "2"}
+
+
+def test_a_next_page_elsewhere_is_not_followed(http_stub, env, capsys) -> None:  # noqa: F811
+    # The token goes with every request: a Link to another host is refused, and the gate stays shut.
+    http_stub.script(lambda request: Reply(200, json=[], headers={"Link": '<https://elsewhere.example/steal?page=2>; rel="next"'}))
+    assert quarantine.main(["check"]) == 3
+    assert "the next page is not on" in capsys.readouterr().err
 
 
 def test_other_labels_and_pull_requests_do_not_quarantine(github, env) -> None:

@@ -182,13 +182,8 @@ class Issue:
 
 def open_issues(github: GitHub) -> list[Issue]:
     """The open issues labelled LABEL, oldest first (pull requests, which the endpoint also lists, left out)."""
-    items = github.json(
-        "GET",
-        "/issues",
-        params={"state": "open", "labels": LABEL, "sort": "created", "direction": "asc", "per_page": 100},
-    )
-    if not isinstance(items, list):
-        raise GitHubError("GitHub API: GET /issues: the answer is not a list")
+    # Every page: the endpoint lists pull requests too, so the issue may come after 100 of them.
+    items = github.listing("/issues", params={"state": "open", "labels": LABEL, "sort": "created", "direction": "asc"})
     issues = []
     for item in items:
         if not isinstance(item, Mapping) or "pull_request" in item or not isinstance(item.get("number"), int):
