@@ -142,7 +142,14 @@ second = local.Command(
     archive_paths=["out/**", "!out/a.txt"],
     dir=".",
 )
-secret = local.Command("secret", create="echo $TOKEN", environment={"TOKEN": cfg.require_secret("token")}, dir=".")
+# An output is secret only when an input of the same name is (pulumi-command): stdout needs saying.
+secret = local.Command(
+    "secret",
+    create="echo $TOKEN",
+    environment={"TOKEN": cfg.require_secret("token")},
+    dir=".",
+    opts=pulumi.ResourceOptions(additional_secret_outputs=["stdout"]),
+)
 pulumi.export("first", first.stdout)
 pulumi.export("first_stderr", first.stderr)
 pulumi.export("archive", second.archive.apply(lambda a: sorted(a.assets) if a else None))
@@ -189,7 +196,7 @@ def test_up_update_replace_and_destroy_a_python_program(bin_dir: Path, tmp_path:
         "secret": "s3cret",
     }
     state = _pulumi(bin_dir, project, env, "stack", "export")
-    assert "s3cret" not in state  # stdout of a Command with a secret input is stored encrypted
+    assert "s3cret" not in state  # stdout named in additional_secret_outputs is stored encrypted
 
     _pulumi(bin_dir, project, env, "config", "set", "greeting", "hello")
     assert "2 updated" in _pulumi(bin_dir, project, env, "up", "--yes")  # first, and second reading its stdout

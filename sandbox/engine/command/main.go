@@ -1,22 +1,38 @@
 // Command pulumi-resource-command is the sandbox's stand-in for the `command` provider (pulumi-command
-// 1.2.1): its module (github.com/pulumi/pulumi-command/provider) is not served by the Go module proxy
-// this project reaches. It serves `command:local:Command` with the behaviour FACTS.md relies on:
+// v1.2.1 on pulumi-go-provider v1.3.0): its module (github.com/pulumi/pulumi-command/provider) is not
+// served by the Go module proxy this project reaches. It serves `command:local:Command` as upstream
+// does, bugs included; each rule names the upstream file it mirrors (github:pulumi/pulumi-command
+// at v1.2.1, github:pulumi/pulumi-go-provider at v1.3.0):
 //
-//   - create runs on create; update (or create when update is unset) runs on any other input change;
-//     a change of `triggers` replaces the resource (create-before-delete, as the engine decides);
+//   - create runs on create; update (or create when update is unset) runs on any other input change,
+//     with the previous stdout/stderr in PULUMI_COMMAND_STDOUT/STDERR unless addPreviousOutputInEnv
+//     is false; only a change of `triggers` replaces the resource (create-before-delete, as the
+//     engine decides) — provider/pkg/provider/local/commandController.go, common/inputs.go
+//     (`provider:"replaceOnChanges"`);
 //   - nothing runs during preview: stdout, stderr, assets and archive are unknown then;
 //   - delete runs the `delete` command with the command, environment, dir and interpreter stored
 //     in state at the last successful up;
 //   - the command runs with this provider's environment (the `pulumi` process's) plus `environment`,
-//     in `dir` (relative to the project directory, where the engine starts providers), through
-//     `/bin/sh -c` or `interpreter`, with `stdin`; PULUMI_COMMAND_STDOUT/STDERR carry the previous
-//     outputs unless addPreviousOutputInEnv is false;
-//   - stdout and stderr (one trailing newline trimmed) are outputs, secret when any input is secret;
+//     in `dir`, through `/bin/sh -c` or `interpreter`, with `stdin` — local/commandOutputs.go `run`;
+//   - stdout and stderr (one trailing newline trimmed) are outputs; an output is secret only when
+//     an input of the same name is (none is named stdout, stderr, assets or archive), so a secret
+//     in `environment` does NOT make stdout secret: `additionalSecretOutputs` does
+//     (go-provider infer/resource.go markSecret, ensureDefaultSecrets);
 //   - assetPaths / archivePaths (globs relative to dir, `**` crosses directories, a leading `!`
 //     excludes) become the `assets` map and the `archive` output;
+//   - Read (refresh) returns the stored state unchanged (infer/resource.go, the default Read: "We
+//     now just return them as is"). The engine sends that state with every asset's and archive's
+//     contents elided (hash only), so after a refresh the `archive` of a Command holds no files:
+//     pulumi-command#537, pulumi#18926, pulumi#20661. Reproduced, not papered over;
+//   - the engine's Cancel (sent on the first Ctrl-C) and `customTimeouts` cancel the operation's
+//     context, and exec.CommandContext then SIGKILLs the command's process — only that process
+//     (`/bin/sh`), not its children, and Wait still waits for the output pipes to close
+//     (middleware/cancel/cancel.go; no WaitDelay in local/commandOutputs.go);
 //   - a failing command fails the step with its combined output, and nothing is written to state;
-//   - the output lines are logged to the engine as info, as `logging` says (not when inputs hold a
-//     secret).
+//   - stdout and stderr lines are logged to the engine as ephemeral status messages (LogStatus) as
+//     `logging` says, secret inputs or not, through one pipe read by a bufio.Scanner with its
+//     default 64 KiB limit (util/util.go LogOutput): a single line of 64 KiB or more ends the
+//     scanner, nothing reads the pipe any more, and the command hangs for good.
 //
 // `remote:*` resources and the `local:run` function are not served.
 package main
@@ -35,6 +51,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -63,11 +80,18 @@ var outputKeys = []resource.PropertyKey{"stdout", "stderr", "assets", "archive"}
 type commandProvider struct {
 	pulumirpc.UnimplementedResourceProviderServer
 	host *provider.HostClient
+
+	// What the engine's Cancel ends: every operation in flight, and any started after it
+	// (go-provider middleware/cancel: cancelFuncs.Close() evicts all, later Inserts at once).
+	mu        sync.Mutex
+	cancels   map[int]context.CancelFunc
+	nextID    int
+	cancelled bool
 }
 
 func main() {
 	err := provider.Main("command", func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &commandProvider{host: host}, nil
+		return &commandProvider{host: host, cancels: map[int]context.CancelFunc{}}, nil
 	})
 	if err != nil {
 		cmdutil.ExitError(err.Error())
@@ -95,6 +119,48 @@ func checkType(urn string) error {
 		return fmt.Errorf("the sandbox command provider serves %s only, not %s", localCommand, t)
 	}
 	return nil
+}
+
+// operation gives one Create/Update/Delete its context: cancelled by the engine's Cancel, and by
+// its `customTimeouts` entry when the engine sends one. go-provider v1.3.0
+// middleware/cancel/cancel.go computes the deadline as time.Second*time.Duration(timeout): the
+// float is truncated to whole seconds (a timeout under a second expires at once). Kept.
+func (p *commandProvider) operation(ctx context.Context, timeout float64) (context.Context, func()) {
+	var cancel context.CancelFunc
+	if timeout == 0 {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, time.Second*time.Duration(timeout))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancelled {
+		cancel()
+		return ctx, cancel
+	}
+	id := p.nextID
+	p.nextID++
+	p.cancels[id] = cancel
+	return ctx, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if c, ok := p.cancels[id]; ok {
+			c()
+			delete(p.cancels, id)
+		}
+	}
+}
+
+// Cancel is what the engine sends on the first Ctrl-C (or SIGTERM): every running command is killed.
+func (p *commandProvider) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelled = true
+	for id, cancel := range p.cancels {
+		cancel()
+		delete(p.cancels, id)
+	}
+	return &emptypb.Empty{}, nil
 }
 
 func (p *commandProvider) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
@@ -202,6 +268,8 @@ func (p *commandProvider) Create(ctx context.Context, req *pulumirpc.CreateReque
 	if err != nil {
 		return nil, err
 	}
+	ctx, end := p.operation(ctx, req.GetTimeout())
+	defer end()
 	state, err := p.apply(ctx, req.GetUrn(), "create", inputs, nil, req.GetPreview())
 	if err != nil {
 		return nil, err
@@ -229,6 +297,8 @@ func (p *commandProvider) Update(ctx context.Context, req *pulumirpc.UpdateReque
 	if _, ok := news["update"]; !ok {
 		command = "create"
 	}
+	ctx, end := p.operation(ctx, req.GetTimeout())
+	defer end()
 	state, err := p.apply(ctx, req.GetUrn(), command, news, olds, req.GetPreview())
 	if err != nil {
 		return nil, err
@@ -249,6 +319,8 @@ func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReque
 		return nil, err
 	}
 	if _, ok := state["delete"]; ok {
+		ctx, end := p.operation(ctx, req.GetTimeout())
+		defer end()
 		if _, err := p.run(ctx, req.GetUrn(), "delete", state, state); err != nil {
 			return nil, err
 		}
@@ -256,58 +328,17 @@ func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReque
 	return &emptypb.Empty{}, nil
 }
 
-// Read (refresh) keeps the stored state: a command's outputs cannot be read back. The engine sends
-// the state with every asset's and archive's contents elided (hash only), and what Read returns is
-// stored as is: echoed back, the `archive` of a build would keep nothing to read from, and whatever
-// deploys it next (a Lambda's code) would ship an empty zip. So the files the globs name are
-// collected again from `dir`, and put back when they are exactly what the last run recorded (same
-// hash); anything else (files gone or changed) keeps the stored value.
+// Read (refresh) returns the state and inputs exactly as the engine sent them, as upstream's
+// default Read does (go-provider v1.3.0 infer/resource.go derivedResourceController.Read, with no
+// CustomRead in pulumi-command v1.2.1). The engine elides asset and archive contents in what it
+// sends Read, and stores what Read returns: after `pulumi refresh` (or `preview --refresh`) a
+// Command's `archive` and `assets` are hashes without files. That is upstream's bug
+// (pulumi-command#537, pulumi#18926, pulumi#20661), and this stand-in keeps it.
 func (p *commandProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	state, err := unmarshal(req.GetProperties())
-	if err != nil {
-		return nil, err
-	}
-	restoreContents(state)
-	props, err := marshal(state)
-	if err != nil {
-		return nil, err
-	}
-	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: props, Inputs: req.GetInputs()}, nil
-}
-
-// restoreContents puts the contents back into the `archive` and `assets` outputs of a state whose
-// contents were elided, from the files under `dir`, wherever they hash the same.
-func restoreContents(state resource.PropertyMap) {
-	dir := plainString(state["dir"])
-	if dir == "" {
-		dir = "."
-	}
-	if v, ok := state["archive"]; ok && v.IsArchive() {
-		if assets, err := globAssets(dir, plainStrings(state["archivePaths"])); err == nil && len(assets) > 0 {
-			members := map[string]any{}
-			for name, a := range assets {
-				members[name] = a
-			}
-			if archive, err := resource.NewAssetArchive(members); err == nil && archive.Hash == v.ArchiveValue().Hash {
-				state["archive"] = resource.NewArchiveProperty(archive)
-			}
-		}
-	}
-	if v, ok := state["assets"]; ok && v.IsObject() {
-		if assets, err := globAssets(dir, plainStrings(state["assetPaths"])); err == nil {
-			restored := resource.PropertyMap{}
-			for name, old := range v.ObjectValue() {
-				restored[name] = old
-				if a, ok := assets[string(name)]; ok && old.IsAsset() && a.Hash == old.AssetValue().Hash {
-					restored[name] = resource.NewAssetProperty(a)
-				}
-			}
-			state["assets"] = resource.NewProperty(restored)
-		}
-	}
+	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
 }
 
 func (p *commandProvider) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {
@@ -336,7 +367,10 @@ func (p *commandProvider) apply(ctx context.Context, urn, command string, inputs
 		}
 		return state, nil
 	}
-	for _, k := range outputKeys { // the previous outputs stay when no command runs
+	// The previous outputs stay when no command runs; stdout and stderr are always there (upstream's
+	// BaseOutputs declares them required: "" on a create without a `create` command).
+	state["stdout"], state["stderr"] = resource.NewProperty(""), resource.NewProperty("")
+	for _, k := range outputKeys {
 		if v, ok := olds[k]; ok {
 			state[k] = v
 		}
@@ -348,11 +382,9 @@ func (p *commandProvider) apply(ctx context.Context, urn, command string, inputs
 	if err != nil {
 		return nil, err
 	}
-	secret := inputs.ContainsSecrets()
+	// Never marked secret here: no input shares an output's name (go-provider markSecret), so a
+	// secret `environment` leaves stdout in plain text unless additionalSecretOutputs names it.
 	for k, v := range outputs {
-		if secret {
-			v = resource.MakeSecret(v)
-		}
 		state[k] = v
 	}
 	return state, nil
@@ -396,22 +428,32 @@ func (p *commandProvider) run(ctx context.Context, urn, command string, inputs, 
 		cmd.Stdin = strings.NewReader(stdin)
 	}
 
+	// local/logging.go: unset means both; logged whether or not an input is secret.
 	mode := plainString(inputs["logging"])
-	if mode == "" {
-		mode = "stdoutAndStderr"
-	}
-	if inputs.ContainsSecrets() {
-		mode = "none"
-	}
+	logStdout := mode == "" || mode == "stdout" || mode == "stdoutAndStderr"
+	logStderr := mode == "" || mode == "stderr" || mode == "stdoutAndStderr"
 	var stdout, stderr bytes.Buffer
 	combined := &lockedBuffer{}
-	logOut, logErr := p.logWriter(ctx, urn, mode == "stdout" || mode == "stdoutAndStderr"),
-		p.logWriter(ctx, urn, mode == "stderr" || mode == "stdoutAndStderr")
-	cmd.Stdout = io.MultiWriter(&stdout, combined, logOut)
-	cmd.Stderr = io.MultiWriter(&stderr, combined, logErr)
-	err := cmd.Run()
-	logOut.Close()
-	logErr.Close()
+	// One pipe for both streams, read line by line (local/commandOutputs.go run, util.LogOutput).
+	loggingReader, loggingWriter := io.Pipe()
+	stdoutWriters := []io.Writer{&stdout, combined}
+	if logStdout {
+		stdoutWriters = append(stdoutWriters, loggingWriter)
+	}
+	stderrWriters := []io.Writer{&stderr, combined}
+	if logStderr {
+		stderrWriters = append(stderrWriters, loggingWriter)
+	}
+	cmd.Stdout = io.MultiWriter(stdoutWriters...)
+	cmd.Stderr = io.MultiWriter(stderrWriters...)
+	logged := make(chan struct{})
+	go p.logOutput(ctx, urn, loggingReader, logged)
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+	}
+	loggingWriter.Close()
+	<-logged
 	if err != nil {
 		return nil, fmt.Errorf("%w: running %q:\n%s", err, text, combined.String())
 	}
@@ -466,41 +508,19 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// logWriter sends each complete line written to it to the engine as an info message of `urn`.
-func (p *commandProvider) logWriter(ctx context.Context, urn string, enabled bool) io.WriteCloser {
-	if !enabled || p.host == nil {
-		return nopWriteCloser{}
-	}
-	r, w := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		scanner := bufio.NewScanner(r)
-		scanner.Buffer(make([]byte, 64*1024), 4*1024*1024)
-		for scanner.Scan() {
-			_ = p.host.Log(ctx, diag.Info, resource.URN(urn), scanner.Text())
+// logOutput sends each line read from r to the engine as an ephemeral info status of `urn`, with
+// bufio.Scanner's default 64 KiB token limit, as upstream's util.LogOutput does. A longer line stops
+// the scanner and this goroutine returns without reading the pipe again: the command's writes to
+// it then block, and the command never finishes (upstream's behaviour with logging on).
+func (p *commandProvider) logOutput(ctx context.Context, urn string, r io.Reader, done chan<- struct{}) {
+	defer close(done)
+	scanner := bufio.NewScanner(r)
+	for scanner.Scan() {
+		if p.host != nil {
+			_ = p.host.LogStatus(ctx, diag.Info, resource.URN(urn), scanner.Text())
 		}
-		_, _ = io.Copy(io.Discard, r)
-	}()
-	return &pipeLogger{w: w, done: done}
+	}
 }
-
-type pipeLogger struct {
-	w    *io.PipeWriter
-	done chan struct{}
-}
-
-func (l *pipeLogger) Write(p []byte) (int, error) { return l.w.Write(p) }
-func (l *pipeLogger) Close() error {
-	err := l.w.Close()
-	<-l.done
-	return err
-}
-
-type nopWriteCloser struct{}
-
-func (nopWriteCloser) Write(p []byte) (int, error) { return len(p), nil }
-func (nopWriteCloser) Close() error                { return nil }
 
 // plainValue removes secret markers (the provider sees the values; the engine keeps them secret).
 func plainValue(v resource.PropertyValue) resource.PropertyValue {

@@ -1,13 +1,23 @@
 // Command pulumi-language-python is the sandbox's Python language host: the CLI starts it to run a
 // `runtime: python` program. Upstream's host (module sdk/python/cmd/pulumi-language-python/v3) is not
 // served by the Go module proxy this project reaches, so this is a small host of our own with the
-// same contract: it resolves the project's virtualenv with the SDK's own `python/toolchain` package
-// and runs upstream's `pulumi-language-python-exec` (copied from the sdk/v3 module beside this
-// binary) with the same arguments and environment as upstream's host, so the program runs under
-// the real Python SDK and the real engine. It also runs Python plugins (RunPlugin): that is how the
-// CLI starts a Python policy pack (`--policy-pack policy`), as upstream's host does, with the pack's
-// own virtualenv. `pulumi about`, `pulumi new`, `pulumi convert` and the codegen calls are not
-// served (Unimplemented): the sandbox only needs preview/up/refresh/destroy with the policy pack.
+// same contract, cited from github:pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go
+// (read at 1b5949891b, v3.259.0+14; built here against sdk/v3 v3.274.1):
+//
+//   - Run resolves the project's virtualenv with the SDK's own `python/toolchain` package and runs
+//     upstream's `pulumi-language-python-exec` (copied from the sdk/v3 module beside this binary)
+//     with upstream's arguments and environment, so the program runs under the real Python SDK
+//     and the real engine. When the host is interrupted (its own SIGINT, which ends the gRPC
+//     server and so the request) or sent the Cancel RPC, the program gets SIGINT and is killed
+//     5 s later if it has not exited (upstream: cmd.Cancel = Signal(os.Interrupt), WaitDelay 5 s).
+//   - RunPlugin runs a policy pack (kind `analyzer`) as upstream does for a pack directory with a
+//     `__main__.py`: `python -u -m pulumi.policy <args> <pack dir>`, in the pack's directory, with
+//     the stack's organization, project, stack, dry-run flag and config (PULUMI_CONFIG) learned
+//     through the SDK's PolicyProxy, and the request's environment. Other plugins run as
+//     `python <dir> <args>` in the requested directory, with the plugin's `venv` by default.
+//
+// `pulumi about`, `pulumi new`, `pulumi convert` and the codegen calls are not served
+// (Unimplemented): the sandbox only needs preview/up/refresh/destroy with the policy pack.
 package main
 
 import (
@@ -20,12 +30,15 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	sdk "github.com/pulumi/pulumi/sdk/v3"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/logging"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
@@ -46,7 +59,13 @@ type host struct {
 	engineAddress string
 	tracing       string
 	executor      string
+	// Cancelled by the Cancel RPC: a running program is then interrupted, as a finished request is.
+	cancelCtx  context.Context
+	cancelFunc context.CancelFunc
 }
+
+// How long an interrupted program has between SIGINT and SIGKILL (upstream's cmd.WaitDelay).
+const interruptGrace = 5 * time.Second
 
 func main() {
 	var tracing string
@@ -69,20 +88,26 @@ func main() {
 		engineAddress = args[0]
 	}
 
+	// Upstream's main: the first SIGINT stops the gRPC server (ending every request, and so
+	// interrupting a running program); the handler is deregistered then, so a second one kills.
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
+	cancelChannel := make(chan bool)
+	go func() {
+		<-ctx.Done()
+		cancel()
+		close(cancelChannel)
+	}()
 	if engineAddress != "" {
 		if err := rpcutil.Healthcheck(ctx, engineAddress, 5*time.Minute, cancel); err != nil {
 			cmdutil.Exit(fmt.Errorf("could not start health check host RPC server: %w", err))
 		}
 	}
-	cancelChannel := make(chan bool)
-	go func() {
-		<-ctx.Done()
-		close(cancelChannel)
-	}()
 
-	h := &host{engineAddress: engineAddress, tracing: tracing, executor: executor}
+	cancelCtx, cancelFunc := context.WithCancel(context.Background())
+	h := &host{
+		engineAddress: engineAddress, tracing: tracing, executor: executor,
+		cancelCtx: cancelCtx, cancelFunc: cancelFunc,
+	}
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Cancel: cancelChannel,
 		Init: func(srv *grpc.Server) error {
@@ -205,10 +230,22 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		return nil, fmt.Errorf("marshalling config secret keys: %w", err)
 	}
 
-	cmd, err := tc.Command(ctx, append([]string{h.executor}, h.arguments(req)...)...)
+	// Cancelled by the Cancel RPC or when the request ends (the host interrupted); the program
+	// then gets SIGINT, and SIGKILL after interruptGrace.
+	runCtx, runCancel := context.WithCancel(h.cancelCtx)
+	defer runCancel()
+	context.AfterFunc(ctx, runCancel)
+	cmd, err := tc.Command(runCtx, append([]string{h.executor}, h.arguments(req)...)...)
 	if err != nil {
 		return nil, err
 	}
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = interruptGrace
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
@@ -286,24 +323,46 @@ func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumir
 	}, nil
 }
 
-// RunPlugin runs a Python plugin directory (a policy pack) with the interpreter of its own
-// virtualenv, as upstream's host does for a bare directory: `python <dir> <args>`, in the
-// requested working directory and environment, its output streamed back to the engine.
+// Cancel interrupts a running program (upstream: host.cancelFunc).
+func (h *host) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	h.cancelFunc()
+	return &emptypb.Empty{}, nil
+}
+
+// RunPlugin runs a Python plugin directory. A policy pack (kind analyzer) with a `__main__.py` runs
+// as upstream's host runs it: `python -u -m pulumi.policy <args> <pack dir>` from the pack's own
+// directory, with the stack's configuration in its environment (the SDK's PolicyProxy learns it
+// from the engine's ConfigureStack call and then proxies the analyzer's gRPC to the pack). Other
+// plugins run as `python <dir> <args>` in the requested directory, in the plugin's `venv` unless
+// the options name another. (Upstream runs a packaged plugin without `__main__.py` through
+// `pulumi.run.plugin`; no plugin here is one.)
 func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	ctx := server.Context()
 	opts, err := pythonOptions(req.GetInfo())
 	if err != nil {
 		return err
 	}
-	// Plugins never run in the ambient interpreter: default to the plugin's own `venv`.
-	if opts.Toolchain == toolchain.Pip && opts.Virtualenv == "" {
+	analyzer := req.GetKind() == string(apitype.AnalyzerPlugin)
+	// Upstream's parseOptions defaults `venv` for plugins only, never for a policy pack.
+	if !analyzer && (opts.Toolchain == toolchain.Pip || opts.Toolchain == toolchain.Auto) && opts.Virtualenv == "" {
 		opts.Virtualenv = "venv"
 	}
 	tc, err := toolchain.ResolveToolchain(opts)
 	if err != nil {
 		return err
 	}
-	args := append([]string{req.GetInfo().GetProgramDirectory()}, req.GetArgs()...)
-	cmd, err := tc.Command(server.Context(), args...)
+	programDir := req.GetInfo().GetProgramDirectory()
+	if _, err := os.Stat(filepath.Join(opts.Root, "__main__.py")); err != nil {
+		return fmt.Errorf("the sandbox host runs plugins with a __main__.py only (%s has none): %w", opts.Root, err)
+	}
+	var args []string
+	if analyzer {
+		args = append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
+		args = append(args, programDir)
+	} else {
+		args = append([]string{programDir}, req.GetArgs()...)
+	}
+	cmd, err := tc.Command(ctx, args...)
 	if err != nil {
 		return err
 	}
@@ -313,10 +372,51 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	}
 	defer closer.Close()
 
+	if analyzer {
+		cmd.Dir = programDir
+		proxy, proxied, err := sdk.NewPolicyProxy(ctx, stdout)
+		if err != nil {
+			return fmt.Errorf("could not start policy pack proxy: %w", err)
+		}
+		stdout = proxied
+		config, err := proxy.AwaitConfiguration(ctx)
+		if err != nil {
+			return fmt.Errorf("could not get stack configuration: %w", err)
+		}
+		if config != nil {
+			setEnv := func(k, v string) {
+				if v != "" {
+					cmd.Env = append(cmd.Env, k+"="+v)
+				}
+			}
+			setEnv("PULUMI_ORGANIZATION", config.GetOrganization())
+			setEnv("PULUMI_PROJECT", config.GetProject())
+			setEnv("PULUMI_STACK", config.GetStack())
+			setEnv("PULUMI_DRY_RUN", strconv.FormatBool(config.GetDryRun()))
+			if config.GetConfig() != nil {
+				encoded, err := json.Marshal(config.GetConfig())
+				if err != nil {
+					return fmt.Errorf("could not marshal stack configuration: %w", err)
+				}
+				setEnv("PULUMI_CONFIG", string(encoded))
+			}
+		}
+		cmd.Env = append(cmd.Env, req.GetEnv()...)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("running the policy pack: %w", err)
+		}
+		return pluginExit(server, closer, proxy.Attach(ctx, cmd))
+	}
 	cmd.Dir = req.GetPwd()
 	cmd.Env = append(cmd.Env, req.GetEnv()...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Run(); err != nil {
+	return pluginExit(server, closer, cmd.Run())
+}
+
+// pluginExit reports how a plugin ended: its exit code to the engine, or the error.
+func pluginExit(server pulumirpc.LanguageRuntime_RunPluginServer, closer interface{ Close() error }, err error) error {
+	if err != nil {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
 			return server.Send(&pulumirpc.RunPluginResponse{
