@@ -34,6 +34,13 @@ path is never tried).
 
 Each published version keeps its own bytes: moto publishes by copying `$LATEST` and an update
 replaces `$LATEST`'s `code_bytes`/`code_sha_256` attributes rather than mutating them.
+
+One correction to moto's policy evaluation: moto 5.2 evaluates only StringEquals conditions and
+takes any other operator as holding (moto/iam/policy_conditions.py), so a bucket policy's usual
+`Deny s3:* ... Condition: {Bool: {aws:SecureTransport: false}}` denies every object request.
+On AWS that statement applies to plain-HTTP requests only, and every client of the pipeline uses
+TLS (moto is reached over loopback HTTP merely for convenience): here a statement conditioned on
+`aws:SecureTransport` being false does not apply, as on AWS for a TLS client.
 """
 
 from __future__ import annotations
@@ -203,7 +210,28 @@ def terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _requests_use_tls() -> None:
+    """A statement conditioned on `aws:SecureTransport` false does not apply: the clients use TLS."""
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    original = IAMPolicyStatement.is_action_permitted
+    if getattr(original, "_sandbox", False):
+        return
+
+    def is_action_permitted(self: Any, action: str, resource: str = "*", principal: str | None = None,
+                            incoming_condition_values: dict[str, str] | None = None) -> Any:  # fmt: skip
+        condition = self._statement.get("Condition") or {}
+        transport = (condition.get("Bool") or {}).get("aws:SecureTransport") if isinstance(condition, dict) else None
+        if transport is not None and str(transport).lower() == "false":
+            return PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    is_action_permitted._sandbox = True  # type: ignore[attr-defined]
+    IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
+    _requests_use_tls()
     # moto.server.main builds `DomainDispatcherApplication(create_backend_app)` from its module
     # global at call time: swapping that global keeps every moto_server flag and default intact.
     moto.server.DomainDispatcherApplication = SandboxApplication  # type: ignore[misc]

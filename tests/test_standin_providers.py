@@ -369,9 +369,9 @@ def test_function_lifecycle_in_moto(aws_plugin: Plugin, client: Any, tmp_path: P
         assert state["version"] == "2"
     bigger = changed
 
-    # The name forces a replacement.
+    # The name forces a replacement, delete-first: the program set the name (the bridge's rule).
     diff = aws_plugin.diff(fn_urn, rid, state, {**bigger, "name": "webstack-api-other"})
-    assert list(diff.replaces) == ["name"]
+    assert list(diff.replaces) == ["name"] and diff.deleteBeforeReplace
 
     # Rebuilt code at the same path is a code change; the update ships it and publishes.
     rebuilt = aws_plugin.checked(fn_urn, {**bigger, "code": _code(tmp_path, "exports.handler = async () => 'two';")})
@@ -504,6 +504,76 @@ def test_preview_create_touches_nothing(aws_plugin: Plugin, client: Any, tmp_pat
     previewed = aws_plugin.update(urn(FUNCTION, "real"), fn, state, {**state, "code": UNKNOWN}, preview=True)
     assert previewed["version"] == UNKNOWN
     assert [v["Version"] for v in client("lambda").list_versions_by_function(FunctionName=fn)["Versions"]] == ["$LATEST", "1"]
+
+
+@pytest.mark.slow
+def test_function_memory_and_timeout_are_checked_as_the_provider_does(aws_plugin: Plugin) -> None:
+    """terraform-provider-aws function.go: memory_size IntBetween(128, 10240), timeout IntBetween(1, 900),
+    refused in Check, so at preview, before anything is created."""
+    fn_urn = urn(FUNCTION, "fn")
+    base = {"name": "limits", "role": f"arn:aws:iam::{ACCOUNT_ID}:role/r", "runtime": "nodejs20.x", "handler": "i.h",
+            "s3Bucket": "b", "s3Key": "k"}  # fmt: skip
+    for change, failure in (
+        ({"memorySize": 64}, ("memorySize", "expected memory_size to be in the range (128 - 10240), got 64")),
+        ({"memorySize": 10**9}, ("memorySize", "expected memory_size to be in the range (128 - 10240), got 1000000000")),
+        ({"timeout": 0}, ("timeout", "expected timeout to be in the range (1 - 900), got 0")),
+        ({"timeout": 901}, ("timeout", "expected timeout to be in the range (1 - 900), got 901")),
+    ):
+        assert aws_plugin.check(fn_urn, {**base, **change})[1] == [failure]
+    for fine in ({"memorySize": 128}, {"memorySize": 10240}, {"timeout": 1}, {"timeout": 900}, {}):
+        assert aws_plugin.check(fn_urn, {**base, **fine})[1] == []
+
+
+@pytest.mark.slow
+def test_replacement_deletes_first_only_what_the_program_named(aws_plugin: Plugin) -> None:
+    """pulumi-terraform-bridge nameRequiresDeleteBeforeReplace: a replacement deletes first when the
+    auto-nameable property was set by the program (two resources cannot hold one name), not when
+    the provider generated it, nor for a state written before `__defaults` existed."""
+    fn_urn = urn(FUNCTION, "fn")
+    base = {"role": f"arn:aws:iam::{ACCOUNT_ID}:role/r", "runtime": "nodejs20.x", "handler": "i.h", "s3Bucket": "b", "s3Key": "k"}
+    named = aws_plugin.checked(fn_urn, {**base, "name": "webstack-api-prod"})
+    generated = aws_plugin.checked(fn_urn, base)
+    assert "name" not in named["__defaults"] and "name" in generated["__defaults"]
+    assert generated["name"].startswith("fn-")
+    for inputs, first in ((named, True), (generated, False)):
+        state = {**inputs, "arn": "arn", "version": "$LATEST"}
+        diff = aws_plugin.diff(fn_urn, inputs["name"], state, {**inputs, "packageType": "Image"})
+        assert list(diff.replaces) == ["packageType"] and diff.deleteBeforeReplace is first
+        assert not aws_plugin.diff(fn_urn, inputs["name"], state, {**inputs, "memorySize": 512}).deleteBeforeReplace
+    legacy = {k: v for k, v in named.items() if k != "__defaults"}
+    assert not aws_plugin.diff(fn_urn, "x", legacy, {**legacy, "packageType": "Image"}).deleteBeforeReplace
+
+
+@pytest.mark.slow
+def test_function_code_from_a_pinned_s3_object(aws_plugin: Plugin, client: Any) -> None:
+    """What the program gives the function: a versioned S3 object. A configuration change leaves
+    lastModified known in preview (terraform-provider-aws updateComputedAttributesOnPublish marks it
+    new-computed on a code change only); another object is a code change."""
+    s3, lam = client("s3"), client("lambda")
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_bucket_versioning(Bucket="artifacts", VersioningConfiguration={"Status": "Enabled"})
+    objects = {}
+    for body in ("one", "two"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as z:
+            z.writestr("dist/index.js", f"exports.handler = async () => '{body}';")
+        objects[body] = (buffer.getvalue(), s3.put_object(Bucket="artifacts", Key=f"api/{body}.zip", Body=buffer.getvalue())["VersionId"])
+    role_arn = _role(aws_plugin)
+    fn_urn = urn(FUNCTION, "fn")
+    code = {"s3Bucket": "artifacts", "s3Key": "api/one.zip", "s3ObjectVersion": objects["one"][1]}
+    inputs = aws_plugin.checked(fn_urn, {"name": "from-s3", "role": role_arn, "runtime": "nodejs20.x", "handler": "dist/index.handler", **code})
+    rid, state = aws_plugin.create(fn_urn, inputs)
+    assert lam.get_function_configuration(FunctionName=rid)["CodeSha256"] == aws_provider.code_hash(objects["one"][0])
+
+    config_only = {**inputs, "memorySize": 512}
+    assert list(aws_plugin.diff(fn_urn, rid, state, config_only).diffs) == ["memorySize"]
+    previewed = aws_plugin.update(fn_urn, rid, state, config_only, preview=True)
+    assert previewed["lastModified"] == state["lastModified"]  # known: no code change
+    other_code = {**inputs, "s3Key": "api/two.zip", "s3ObjectVersion": objects["two"][1]}
+    assert sorted(aws_plugin.diff(fn_urn, rid, state, other_code).diffs) == ["s3Key", "s3ObjectVersion"]
+    assert aws_plugin.update(fn_urn, rid, state, other_code, preview=True)["lastModified"] == UNKNOWN
+    state = aws_plugin.update(fn_urn, rid, state, other_code)
+    assert lam.get_function_configuration(FunctionName=rid)["CodeSha256"] == aws_provider.code_hash(objects["two"][0])
 
 
 @pytest.mark.slow
@@ -772,6 +842,10 @@ def test_dns_record_in_the_stand_in(cf_plugin: Plugin, cf: CloudflareStub) -> No
     record = cf_plugin.update(record_urn, rid, record, moved)
     assert cf.dns_records(name="pr-7.app.example.com")[0]["content"] == "other.pages.dev"
     assert list(cf_plugin.diff(record_urn, rid, record, {**record, "zoneId": "0" * 32}).replaces) == ["zoneId"]
+    # terraform-provider-cloudflare v5: `type` RequiresReplace; pulumi-cloudflare sets no
+    # auto-naming, so the replacement is create-before-delete.
+    retyped = cf_plugin.diff(record_urn, rid, record, {**record, "type": "A", "content": "192.0.2.7"})
+    assert list(retyped.replaces) == ["type"] and not retyped.deleteBeforeReplace
 
     # A second CNAME for the same name is refused by the API; the error is one line.
     error = rpc_error(lambda: cf_plugin.create(urn(RECORD, "dup"), {**news, "content": "x.pages.dev"}))

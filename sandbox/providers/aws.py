@@ -25,7 +25,8 @@ such as AWSLambdaBasicExecutionRole fails with NoSuchEntity):
 
 Covered types (all kept in moto; none lives only in the stand-in):
   aws:s3/bucket:Bucket, BucketVersioning, BucketServerSideEncryptionConfiguration,
-  BucketPublicAccessBlock, BucketOwnershipControls, BucketPolicy; aws:kms/key:Key, Alias;
+  BucketPublicAccessBlock, BucketOwnershipControls, BucketPolicy, BucketLifecycleConfiguration;
+  aws:kms/key:Key, Alias;
   aws:dynamodb/table:Table; aws:iam/role:Role, RolePolicy, RolePolicyAttachment,
   OpenIdConnectProvider; aws:lambda/function:Function, Alias, FunctionUrl, Permission;
   aws:cloudtrail/trail:Trail; aws:cloudwatch/logGroup:LogGroup, LogMetricFilter, MetricAlarm;
@@ -42,6 +43,7 @@ Permission has no update at all.
   aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock: bucket
   aws:s3/bucketOwnershipControls:BucketOwnershipControls: bucket
   aws:s3/bucketPolicy:BucketPolicy: bucket
+  aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration: bucket, expectedBucketOwner
   aws:kms/key:Key: customKeyStoreId, customerMasterKeySpec, keySpec, keyUsage, multiRegion, xksKeyId
   aws:kms/alias:Alias: name, namePrefix
   aws:dynamodb/table:Table: hashKey, name, rangeKey
@@ -104,6 +106,7 @@ import botocore.exceptions
 import pulumi
 from pulumi.provider.experimental.property_value import PropertyValue
 
+from components import aws_limits
 from sandbox.providers.base import (
     UNKNOWN,
     Ctx,
@@ -130,6 +133,7 @@ REPLACE_ON_CHANGE: dict[str, frozenset[str]] = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": frozenset({"bucket"}),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": frozenset({"bucket"}),
     "aws:s3/bucketPolicy:BucketPolicy": frozenset({"bucket"}),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": frozenset({"bucket", "expectedBucketOwner"}),
     "aws:kms/key:Key": frozenset(
         {"keyUsage", "customerMasterKeySpec", "keySpec", "multiRegion", "customKeyStoreId", "xksKeyId"}
     ),
@@ -656,6 +660,71 @@ class BucketPolicy(_BucketSubresource):
         if current is not None and same_value(current.get("policy"), state.get("policy")):
             current["policy"] = state.get("policy")
         return current
+
+
+class BucketLifecycleConfiguration(_BucketSubresource):
+    pulumi_type = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    required = ("bucket", "rules")
+    # The program's spelling <-> S3's, for the rule fields the program uses.
+    RULE_FIELDS = {
+        "id": "ID", "status": "Status", "filter": "Filter", "prefix": "Prefix", "expiration": "Expiration",
+        "noncurrentVersionExpiration": "NoncurrentVersionExpiration",
+        "abortIncompleteMultipartUpload": "AbortIncompleteMultipartUpload", "days": "Days", "date": "Date",
+        "noncurrentDays": "NoncurrentDays", "newerNoncurrentVersions": "NewerNoncurrentVersions",
+        "daysAfterInitiation": "DaysAfterInitiation", "expiredObjectDeleteMarker": "ExpiredObjectDeleteMarker",
+        "objectSizeGreaterThan": "ObjectSizeGreaterThan", "objectSizeLessThan": "ObjectSizeLessThan",
+    }  # fmt: skip
+
+    @classmethod
+    def _to_s3(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {cls.RULE_FIELDS.get(k, k): cls._to_s3(v) for k, v in value.items() if v is not None}
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    @classmethod
+    def _from_s3(cls, value: Any) -> Any:
+        back = {v: k for k, v in cls.RULE_FIELDS.items()}
+        if isinstance(value, dict):
+            return {back.get(k, k): cls._from_s3(v) for k, v in value.items()}
+        return value
+
+    def put(self, s3: Any, bucket: str, inputs: dict[str, Any]) -> None:
+        rules = [self._to_s3(rule) for rule in inputs["rules"]]
+        for rule in rules:
+            rule.setdefault("Filter", {"Prefix": ""})
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+
+    def remove(self, s3: Any, bucket: str, state: dict[str, Any]) -> None:
+        s3.delete_bucket_lifecycle(Bucket=bucket)
+
+    def get(self, s3: Any, bucket: str) -> dict[str, Any] | None:
+        try:
+            rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        except botocore.exceptions.ClientError as exc:
+            if aws_error(exc)[0] == "NoSuchLifecycleConfiguration":
+                return None
+            raise
+        return {"rules": [self._from_s3(rule) for rule in rules]}
+
+    def read(self, ctx: Ctx, rid: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        current = super().read(ctx, rid, state)
+        # S3 answers with its defaults filled in: the same rules, kept in the program's spelling.
+        if current is not None and _rules_match(state.get("rules") or [], current.get("rules") or []):
+            current["rules"] = state.get("rules")
+        return current
+
+
+def _rules_match(declared: list[dict[str, Any]], held: list[dict[str, Any]]) -> bool:
+    """Whether every declared rule's fields are what S3 holds (S3 may add defaults of its own)."""
+
+    def within(want: Any, have: Any) -> bool:
+        if isinstance(want, dict):
+            return isinstance(have, dict) and all(within(v, have.get(k)) for k, v in want.items() if v is not None)
+        return same_value(want, have)
+
+    return len(declared) == len(held) and all(within(want, have) for want, have in zip(declared, held, strict=True))
 
 
 # KMS --------------------------------------------------------------------------------------------------
@@ -1244,6 +1313,21 @@ class LambdaFunction(AwsType):
         "reservedConcurrentExecutions": -1,
     }  # fmt: skip
 
+    def check(self, news: dict[str, Any]) -> list[Any]:
+        """The schema's ranges, with terraform-provider-aws' message (internal/service/lambda/
+        function.go: memory_size validation.IntBetween(128, 10240), timeout IntBetween(1, 900))."""
+        from pulumi.provider.experimental.provider import CheckFailure
+
+        failures = []
+        for key, tf_name, (low, high) in (
+            ("memorySize", "memory_size", aws_limits.LAMBDA_MEMORY_MB),
+            ("timeout", "timeout", aws_limits.LAMBDA_TIMEOUT_SECONDS),
+        ):
+            value = news.get(key)
+            if isinstance(value, (int, float)) and not low <= value <= high:
+                failures.append(CheckFailure(key, f"expected {tf_name} to be in the range ({low} - {high}), got {int(value)}"))
+        return failures
+
     def derived_inputs(self, news: dict[str, Any]) -> dict[str, Any]:
         # Check is the only call that sees the archive's contents (Diff gets it elided): hash it here.
         code = news.get("code")
@@ -1355,9 +1439,12 @@ class LambdaFunction(AwsType):
         return computed
 
     def preview_update(self, olds: dict[str, Any], news: dict[str, Any], changed: set[str]) -> dict[str, Any]:
+        # terraform-provider-aws updateComputedAttributesOnPublish: last_modified is new-computed on
+        # a code change only (a configuration change moves it too, but preview shows the old one);
+        # version and qualified_arn on any change when publishing.
         computed = super().preview_update(olds, news, changed)
         touched = bool(changed & (set(FUNCTION_CODE) | set(FUNCTION_CONFIG)))
-        if touched:
+        if changed & set(FUNCTION_CODE):
             computed["lastModified"] = UNKNOWN
         if changed & set(FUNCTION_CODE):
             computed.update(sourceCodeHash=UNKNOWN, codeSha256=UNKNOWN, sourceCodeSize=UNKNOWN)

@@ -7,10 +7,17 @@ handler calls and keeps the rules every type follows:
 * **State = inputs + computed.** Create/Update return the inputs as they arrived (secret flags
   kept, per top-level property) plus what the handler computed (ARNs, versions, URLs, ids).
 * **Check** fills defaults and auto-names (`name-<7 hex>`, reusing the old name on updates, the
-  way Pulumi's autonaming does) and reports missing required properties as check failures.
+  way Pulumi's autonaming does), lists what it filled in the input `__defaults` (as the bridge
+  does, pulumi-terraform-bridge pkg/tfbridge MakeTerraformInputs), and reports missing required
+  properties and values the real provider's schema refuses as check failures.
 * **Diff** compares the new inputs with the old state, property by property, ignoring computed
   outputs and `ignoreChanges`; an unknown new value counts as a change. A change of a property in
-  the handler's `replace_on_change` set makes the engine replace the resource. A handler may
+  the handler's `replace_on_change` set makes the engine replace the resource, **delete-first**
+  when the handler's auto-named property (a name) was set by the program rather than filled in by
+  Check: the bridge's rule (pulumi-terraform-bridge v3.136.0 pkg/tfbridge/provider.go Diff,
+  schema.go nameRequiresDeleteBeforeReplace: two resources cannot hold one explicit name), so a
+  forced replacement of a named function, role, table or bucket means a moment without it. A state
+  written without `__defaults` is taken as auto-named (the bridge's rule too). A handler may
   compare a property its own way (`same`: the Lambda code is compared by the hash of its zip).
 * **Preview**: Create and Update with `preview=True` touch nothing; outputs the handler cannot
   know yet are unknown: the engine's sentinel string `UNKNOWN` (the SDK's
@@ -303,15 +310,20 @@ class StandInProvider(p.Provider):
     async def check(self, request: p.CheckRequest) -> p.CheckResponse:
         handler = self.handler(request.urn)
         news = dict(request.new_inputs)
+        news.pop(DEFAULTS, None)
+        defaulted = []
         for key, value in handler.defaults.items():
             if key not in news or news[key].value is None:
                 news[key] = wire(value)
+                defaulted.append(key)
         if handler.autoname and (handler.autoname not in news or news[handler.autoname].value is None):
             old = request.old_inputs.get(handler.autoname)
             if old is not None and old.value is not None:
                 news[handler.autoname] = old
             else:
                 news[handler.autoname] = wire(autoname(request.name, request.random_seed, handler.autoname_max))
+            defaulted.append(handler.autoname)
+        news[DEFAULTS] = wire(sorted(defaulted))
         plain_news = plain_map(news)
         failures = [
             p.CheckFailure(key, f"missing required property '{key}'")
@@ -339,11 +351,18 @@ class StandInProvider(p.Provider):
             else:
                 kind = p.PropertyDiffKind.UPDATE_REPLACE if key in replaces else p.PropertyDiffKind.UPDATE
             detailed[key] = p.PropertyDiff(kind, input_diff=True)
-        return p.DiffResponse(changes=bool(changed), replaces=replaces, diffs=sorted(changed), detailed_diff=detailed)
+        return p.DiffResponse(
+            changes=bool(changed),
+            replaces=replaces,
+            diffs=sorted(changed),
+            detailed_diff=detailed,
+            delete_before_replace=bool(replaces) and named_explicitly(handler, news),
+        )
 
     async def create(self, request: p.CreateRequest) -> p.CreateResponse:
         handler = self.handler(request.urn)
         inputs = plain_map(request.properties)
+        inputs.pop(DEFAULTS, None)
         if request.preview:
             computed = handler.preview_create(inputs)
             return p.CreateResponse(resource_id="", properties=self._state(request.properties, inputs, computed))
@@ -357,6 +376,7 @@ class StandInProvider(p.Provider):
         handler = self.handler(request.urn)
         olds = plain_map(request.olds)
         news = plain_map(request.news)
+        news.pop(DEFAULTS, None)
         changed = changed_inputs(handler, olds, news, set(request.ignore_changes))
         if request.preview:
             computed = handler.preview_update(olds, news, changed)
@@ -413,15 +433,30 @@ class StandInProvider(p.Provider):
 
     @staticmethod
     def _state(inputs: Mapping[str, PropertyValue], plain_inputs: dict[str, Any], computed: dict[str, Any]) -> dict[str, PropertyValue]:
-        """Inputs echoed with their secret flags (per top-level property), plus the computed outputs."""
-        state = {k: wire(plain_inputs[k], v.contains_secret()) for k, v in inputs.items()}
+        """Inputs echoed with their secret flags (per top-level property), plus the computed outputs;
+        `__defaults` stays an input only (the bridge returns the provider's state, without it)."""
+        state = {k: wire(plain_inputs[k], v.contains_secret()) for k, v in inputs.items() if k != DEFAULTS}
         for key, value in computed.items():
             state[key] = wire(value, key in inputs and inputs[key].contains_secret())
         return state
 
 
+DEFAULTS = "__defaults"
+"""The input Check writes: which properties it filled in (the bridge's reserved key)."""
+
+
+def named_explicitly(handler: ResourceType, news: Mapping[str, Any]) -> bool:
+    """Whether the program set the name the provider could have generated (the bridge's
+    nameRequiresDeleteBeforeReplace): then a replacement must delete first. No `__defaults`
+    (a state from before it existed) counts as auto-named."""
+    defaults = news.get(DEFAULTS)
+    if not handler.autoname or not isinstance(defaults, list):
+        return False
+    return news.get(handler.autoname) is not None and handler.autoname not in defaults
+
+
 def changed_inputs(handler: ResourceType, olds: dict[str, Any], news: dict[str, Any], ignore: set[str]) -> set[str]:
-    keys = (set(news) | set(olds)) - handler.computed - ignore - {"id", "urn", "__defaults"}
+    keys = (set(news) | set(olds)) - handler.computed - ignore - {"id", "urn", DEFAULTS}
     return {key for key in keys if not handler.same(key, olds.get(key), news.get(key), olds, news)}
 
 

@@ -21,7 +21,7 @@ Replace-on-change properties (`REPLACE_ON_CHANGE` below is the source; a test ke
 equal to it; a PagesDomain has no update at all):
   cloudflare:index/pagesProject:PagesProject: accountId, name
   cloudflare:index/pagesDomain:PagesDomain: accountId, name, projectName
-  cloudflare:index/dnsRecord:DnsRecord: zoneId
+  cloudflare:index/dnsRecord:DnsRecord: type, zoneId
 
 Outputs: PagesProject `subdomain`, `domains`, `createdOn`, `framework`, `frameworkVersion`,
 `usesFunctions`, `previewScriptName`, `productionScriptName` (the
@@ -64,7 +64,10 @@ VERSION = "6.23.1"
 REPLACE_ON_CHANGE: dict[str, frozenset[str]] = {
     "cloudflare:index/pagesProject:PagesProject": frozenset({"accountId", "name"}),
     "cloudflare:index/pagesDomain:PagesDomain": frozenset({"accountId", "projectName", "name"}),
-    "cloudflare:index/dnsRecord:DnsRecord": frozenset({"zoneId"}),
+    # terraform-provider-cloudflare v5 internal/services/dns_record/schema.go: zone_id and type
+    # RequiresReplace (from v5.0.0 on). pulumi-cloudflare sets no auto-naming, so a replacement is
+    # create-before-delete.
+    "cloudflare:index/dnsRecord:DnsRecord": frozenset({"zoneId", "type"}),
 }
 """Type token -> the properties whose change replaces the resource."""
 
