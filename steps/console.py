@@ -21,11 +21,19 @@ Values are read from the environment when masking, never cached at import time.
 A step never registers GitHub masks itself: a Command's stdout and stderr are stored in the stack's
 state, so an `::add-mask::<secret>` line printed there would write the secret into state. The
 workflow registers them once, before `pulumi` runs (`python -m workflow.masks`).
+
+No line a step prints is longer than `LINE_LIMIT` bytes (`bounded_lines`, `emit`; results:
+`fit_result`). pulumi-command logs a Command's output through a bufio.Scanner with Go's default
+64 KiB token limit: one longer line stops the scanner, nobody reads the pipe any more, and the
+Command hangs for good (pulumi-command v1.2.1 provider/pkg/provider/util/util.go LogOutput;
+FACTS.md). A longer line is wrapped into continuation lines (`WRAP_LINES` at most), the rest cut
+with a note of how much.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
@@ -244,9 +252,76 @@ def mask(text: str, extra_env: Mapping[str, str] | None = None) -> str:
     return _DSN_PASSWORD.sub(rf"\g<head>{MASK}\g<at>", text)
 
 
+# Far below the 64 KiB that hangs pulumi-command, with room for a prefix the engine adds.
+LINE_LIMIT = 16 * 1024
+# Continuation lines a long line may take before the rest is cut.
+WRAP_LINES = 4
+CONTINUED = "  ↳ "
+
+
+def _cut(text: str, limit: int) -> tuple[str, str]:
+    """The longest prefix of `text` of at most `limit` bytes of UTF-8 (never half a character), and the rest."""
+    encoded = text.encode("utf-8", "surrogateescape")
+    if len(encoded) <= limit:
+        return text, ""
+    head = encoded[:limit].decode("utf-8", "ignore")
+    return head, text[len(head):]
+
+
+def bounded_lines(text: str, limit: int = LINE_LIMIT) -> list[str]:
+    """`text` as lines of at most `limit` bytes each: a longer line goes on in up to `WRAP_LINES`
+    continuation lines, and what is left after them is cut with a note of its size."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        head, rest = _cut(line, limit)
+        out.append(head)
+        for _ in range(WRAP_LINES):
+            if not rest:
+                break
+            head, rest = _cut(rest, limit - len(CONTINUED.encode()))
+            out.append(CONTINUED + head)
+        if rest:
+            size = len(rest.encode("utf-8", "surrogateescape"))
+            out.append(f"{CONTINUED}… ({size} more bytes of this line cut: no step prints a line over {limit} bytes)")
+    return out
+
+
+def emit(text: str, stream=None) -> None:
+    """Print `text` (already masked) to `stream` (stderr), every line bounded (`bounded_lines`)."""
+    stream = sys.stderr if stream is None else stream
+    print("\n".join(bounded_lines(text)), file=stream, flush=True)
+
+
+def fit_result(value: object, limit: int = LINE_LIMIT) -> str:
+    """A step's result as one JSON line of at most `limit` bytes: lists are shortened (their first
+    items, then `"… N more"`) until it fits, then long strings; what other resources read (ids,
+    hashes, records) is scalar and short, and stays whole."""
+    text = json.dumps(value, default=str)
+    keep = 64
+    while len(text.encode()) > limit and keep >= 1:
+        text = json.dumps(_shortened(value, keep, None), default=str)
+        keep //= 2
+    width = 1024
+    while len(text.encode()) > limit and width >= 16:
+        text = json.dumps(_shortened(value, 1, width), default=str)
+        width //= 2
+    return text if len(text.encode()) <= limit else json.dumps({"result": "too long to print", "bytes": len(text.encode())})
+
+
+def _shortened(value: object, keep: int, width: int | None) -> object:
+    if isinstance(value, dict):
+        return {key: _shortened(item, keep, width) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_shortened(item, keep, width) for item in value[:keep]]
+        return items + ([f"… {len(value) - keep} more"] if len(value) > keep else [])
+    if isinstance(value, str) and width is not None and len(value) > width:
+        return shown(value, width, quote=False)
+    return value
+
+
 def log(msg: str) -> None:
-    """Print one masked log line to stderr."""
-    print(mask(msg), file=sys.stderr, flush=True)
+    """Print one masked log line to stderr (wrapped or cut below `LINE_LIMIT`)."""
+    emit(mask(msg))
 
 
 def warn(msg: str) -> None:

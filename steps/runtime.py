@@ -73,7 +73,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steps import alert
-from steps.console import SECRET_ENV_NAMES, log, mask, secret_in, secret_names, secret_problems, shown, warn
+from steps.console import (
+    SECRET_ENV_NAMES,
+    emit,
+    fit_result,
+    log,
+    mask,
+    secret_in,
+    secret_names,
+    secret_problems,
+    shown,
+    warn,
+)
 from steps.retry import (
     PermanentError,
     TransientError,
@@ -224,7 +235,7 @@ def run_tool(
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace")
             lines.append(line)
-            print(mask(f"  | {line.rstrip()}", child_env), file=sys.stderr, flush=True)
+            emit(mask(f"  | {line.rstrip()}", child_env))
             if stop_when is not None and not stopped and stop_when(line):
                 stopped.append(line.strip())
                 # The main thread's wait returns once the group is gone.
@@ -306,7 +317,7 @@ def _result_text(name: str, result: object) -> str | None:
     """
     if result is None:
         return None
-    text = result if isinstance(result, str) else json.dumps(result, default=str)
+    text = result if isinstance(result, str) else fit_result(result)
     strings: list[str] = []
 
     def walk(value: object) -> None:
@@ -333,7 +344,7 @@ def _result_text(name: str, result: object) -> str | None:
 
 def _print_result(text: str | None) -> None:
     if text is not None:
-        print(text, flush=True)
+        emit(text, sys.stdout)
 
 
 def _give_up(name: str, critical: bool, what: str, todo: str, *, title: str | None = None, masked: bool = True) -> int:
@@ -342,7 +353,7 @@ def _give_up(name: str, critical: bool, what: str, todo: str, *, title: str | No
     `masked=False` only for messages built from variable names and numbers (see `secret_problems`):
     masking cannot be trusted then, it would mangle the message.
     """
-    say = log if masked else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = log if masked else emit
     if critical:
         _alert_safely("critical", title or f"Deploy step {name} failed", f"{what}\nWhat to do: {todo}", masked=masked)
         say(f"FAILED {name}: {what} — {todo}")
@@ -357,7 +368,7 @@ def _give_up(name: str, critical: bool, what: str, todo: str, *, title: str | No
         masked=masked,
     )
     say(f"SKIPPED {name}: {what} — {todo} (non-critical; recorded in {skip_log_path()})")
-    _print_result(json.dumps({"skipped": True, "step": name, "reason": what}))
+    _print_result(fit_result({"skipped": True, "step": name, "reason": what}))
     return 0
 
 
