@@ -26,7 +26,7 @@ import pulumi
 import yaml
 from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_secret
 
-from core import names
+from core import aws_limits, names
 from core.names import PR_NUMBER, PR_STACK, SAFE_STACK_NAME  # noqa: F401 - re-exported for tools and workflows
 from core.stack_files import (  # noqa: F401 - re-exported: the program's settings are read on top of the files
     PROJECT_FILE,
@@ -163,6 +163,7 @@ class Settings:
     """0 = no canary: `stable` moves wholly once the pre-traffic check passed."""
     canary_seconds: int
     migration_timeout_seconds: int
+    pages_deploy_timeout_seconds: int
     approve_data_loss: str
     """The one data-losing change prod may apply (its digest), or empty."""
     dns_resolvers: tuple[str, ...]
@@ -211,6 +212,16 @@ class Settings:
     @property
     def function_name(self) -> str:
         return names.function_name(self.project, self.stack)
+
+    @property
+    def artifacts_bucket(self) -> str:
+        """Where the builds publish what they made (account foundation: prod creates it)."""
+        return names.foundation_names(self.project, self.aws_account_id)["artifacts_bucket"]
+
+    @property
+    def artifact_prefix(self) -> str:
+        """This stack's prefix in the artifacts bucket."""
+        return names.artifact_prefix(self.stack)
 
     @property
     def github_subject(self) -> str:
@@ -311,16 +322,24 @@ def _check(settings_values: dict[str, Any], kind: StackKind, problems: list[str]
         if label and not HOST_LABEL.fullmatch(label):
             problems.append(f"`{label_key}` {label!r} is not a lower-case DNS label (a-z, 0-9, '-')")
     for positive in (
-        "lambdaMemoryMb", "lambdaTimeoutSeconds", "keepLambdaVersions", "migrationTimeoutSeconds",
+        "keepLambdaVersions", "migrationTimeoutSeconds", "pagesDeployTimeoutSeconds",
         "apiReservedConcurrency", "apiPoolSize", "apiFunctionCount", "databaseConnectionLimit", "canarySeconds",
     ):  # fmt: skip
         if values.get(positive) is not None and values[positive] < 1:
             problems.append(f"`{positive}` must be at least 1, got {values[positive]}")
     # No deploy step waits longer than a day (steps.args, the bound of every --timeout): a bigger
     # value is a typo, or a way to hang a job until GitHub cancels it.
-    for seconds in ("migrationTimeoutSeconds", "canarySeconds"):
+    for seconds in ("migrationTimeoutSeconds", "canarySeconds", "pagesDeployTimeoutSeconds"):
         if values.get(seconds) is not None and values[seconds] > MAX_SECONDS:
             problems.append(f"`{seconds}` must be at most {MAX_SECONDS:.0f} seconds (a day), got {values[seconds]}")
+    # What the AWS provider itself refuses at preview (its schema's ranges): said here first, in
+    # the settings' words, with every other problem.
+    for key, (low, high), unit in (
+        ("lambdaMemoryMb", aws_limits.LAMBDA_MEMORY_MB, "MB"),
+        ("lambdaTimeoutSeconds", aws_limits.LAMBDA_TIMEOUT_SECONDS, "seconds"),
+    ):
+        if values.get(key) is not None and not low <= values[key] <= high:
+            problems.append(f"`{key}` must be from {low} to {high} {unit} (Lambda's limits), got {values[key]}")
     canary = values.get("canaryPercent")
     if canary is not None and not 0 <= canary <= 99:
         problems.append(f"`canaryPercent` must be from 0 (off) to 99, got {canary}")
@@ -637,6 +656,7 @@ def parse_settings(
         canary_percent=resolved["canaryPercent"],
         canary_seconds=resolved["canarySeconds"],
         migration_timeout_seconds=resolved["migrationTimeoutSeconds"],
+        pages_deploy_timeout_seconds=resolved["pagesDeployTimeoutSeconds"],
         approve_data_loss=resolved["approveDataLoss"],
         dns_resolvers=resolved["dnsResolvers"],
         api_reserved_concurrency=resolved["apiReservedConcurrency"],

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core import aws_limits
 from components.settings import SettingsError, declared_keys, parse_settings, stack_file_values
 
 DATABASE_URL = "postgres://app:pw@db.example.com:5432/app"
@@ -372,3 +373,20 @@ def test_a_bad_stack_name_breaks_no_line_of_the_listing():
     assert missing and all("\n" not in problem for problem in missing)
     assert all("set it in the stack's config file" in problem for problem in missing if problem.startswith("missing `"))
     assert all(line.startswith(("stack ", "  - ")) for line in str(caught.value).splitlines())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("lambdaMemoryMb", 64, "`lambdaMemoryMb` must be from 128 to 10240 MB (Lambda's limits), got 64"),
+        ("lambdaMemoryMb", 10**9, "`lambdaMemoryMb` must be from 128 to 10240 MB (Lambda's limits), got 1000000000"),
+        ("lambdaTimeoutSeconds", 0, "`lambdaTimeoutSeconds` must be from 1 to 900 seconds (Lambda's limits), got 0"),
+        ("lambdaTimeoutSeconds", 901, "`lambdaTimeoutSeconds` must be from 1 to 900 seconds (Lambda's limits), got 901"),
+    ],
+)
+def test_the_settings_refuse_what_the_aws_provider_would(key, value, said):
+    """The same ranges the provider's Check refuses (core/aws_limits.py, one place), said
+    before anything is declared, in the settings' words."""
+    assert problems_of("preview-pr-4", **{key: value}) == [said]
+    for fine in (aws_limits.LAMBDA_MEMORY_MB if key == "lambdaMemoryMb" else aws_limits.LAMBDA_TIMEOUT_SECONDS):
+        settings_for("preview-pr-4", **{key: fine})

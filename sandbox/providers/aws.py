@@ -106,7 +106,7 @@ import botocore.exceptions
 import pulumi
 from pulumi.provider.experimental.property_value import PropertyValue
 
-from components import aws_limits
+from core import aws_limits
 from sandbox.providers.base import (
     UNKNOWN,
     Ctx,
