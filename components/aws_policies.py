@@ -22,6 +22,7 @@ from core.names import (
     PR_STACKS,
     PROD_STACK,
     STATE_PREFIX,
+    artifact_prefix,
     deploy_role_name,
     execution_role_name,
     foundation_names,
@@ -390,6 +391,46 @@ def _lease_access(scope: DeployScope, stacks: str) -> dict:
     }
 
 
+def artifacts_bucket_arn(scope: DeployScope) -> str:
+    return f"arn:aws:s3:::{foundation_names(scope.project, scope.account_id)['artifacts_bucket']}"
+
+
+def _artifact_access(scope: DeployScope, stacks: str) -> list[dict]:
+    """Publish and read the builds' outputs (and the branch cleanup's claims) under the prefix of
+    `stacks` only (`names.artifact_prefix`); no delete: versions pin what a deploy reads, and the
+    bucket's lifecycle expires old ones. Listing is limited to that prefix: it is what tells a
+    missing key (404) from a refused one (steps.artifacts asks it)."""
+    bucket = artifacts_bucket_arn(scope)
+    prefix = artifact_prefix(stacks)
+    return [
+        {
+            "Sid": "ArtifactsList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket,
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+        },
+        {
+            # The function's code is read with the caller's rights (S3 key and object version).
+            "Sid": "ArtifactsObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": f"{bucket}/{prefix}/*",
+        },
+    ]
+
+
+def _artifacts_bucket_admin(scope: DeployScope) -> dict:
+    """prod owns the artifacts bucket (account foundation): what the provider reads and writes for
+    it and its sub-resources, lifecycle included; no DeleteBucket (it is retained)."""
+    return {
+        "Sid": "FoundationArtifactsBucket",
+        "Effect": "Allow",
+        "Action": [*_BUCKET_ACTIONS, "s3:PutLifecycleConfiguration"],
+        "Resource": artifacts_bucket_arn(scope),
+    }
+
+
 def preview_deploy_policy(scope: DeployScope) -> dict:
     """A PR's deploy role: its own state objects, PR functions and their execution roles only.
 
@@ -399,6 +440,7 @@ def preview_deploy_policy(scope: DeployScope) -> dict:
     return _document(
         *_state_access(scope, PR_STACKS),
         *_lambda_access(scope, PR_STACKS),
+        *_artifact_access(scope, PR_STACKS),
         _lease_access(scope, PR_STACKS),
         _identity(wildcard_actions=["sts:GetCallerIdentity"]),
     )
@@ -583,6 +625,8 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
     return _document(
         *_state_access(scope, PROD_STACK),
         *_lambda_access(scope, PROD_STACK),
+        *_artifact_access(scope, PROD_STACK),
+        _artifacts_bucket_admin(scope),
         _pre_traffic_invoke(scope),
         _lease_access(scope, PROD_STACK),
         {

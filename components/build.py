@@ -20,7 +20,8 @@ BUILD_TYPE = "webstack:index:Build"
 
 class Build(pulumi.ComponentResource):
     command: local.Command
-    """Runs the build step; its stdout is the output's content hash."""
+    """Runs the build step; its stdout is the record of what it made (a content hash, or where
+    `steps.artifacts` published it). Never an `archive`: upstream's refresh empties those."""
 
     def __init__(
         self,
@@ -31,7 +32,6 @@ class Build(pulumi.ComponentResource):
         triggers: Sequence[pulumi.Input[str]],
         after: Sequence[pulumi.Resource] = (),
         directory: str = PROJECT_DIR,
-        archive_paths: Sequence[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(BUILD_TYPE, name, None, opts)
@@ -41,7 +41,6 @@ class Build(pulumi.ComponentResource):
             environment=environment,
             triggers=triggers,
             directory=directory,
-            archive_paths=archive_paths,
             # Only other builds: a build waits for no live change except through its inputs' data.
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )

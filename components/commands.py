@@ -4,6 +4,12 @@ Values reach a step through `environment` and the shell expands them, so the com
 constant and no value (least of all a secret) is ever interpolated into it. Secrets are not passed
 at all: the steps read them from the CI job's environment, which `pulumi destroy` also has when it
 runs a `delete` (docs/facts.md: `delete` runs with the environment stored at the last `up`).
+
+Under upstream's rules (pulumi-command v1.2.1) only `triggers` replaces; any other input change
+re-runs `update` (or `create`), and a replacement creates the new Command before the old one's
+`delete` runs. A step with a `delete` must therefore be safe when that delete runs after its
+successor's create: it deletes only what its own create printed (a deployment id, an owner id).
+No step reads a Command's `assets` or `archive` (a refresh empties them upstream).
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ def deploy_step(
     create: str | None,
     environment: Mapping[str, pulumi.Input[str]],
     triggers: Sequence[pulumi.Input[str]] | None = None,
+    update: str | None = None,
     delete: str | None = None,
     directory: str = PROJECT_DIR,
-    archive_paths: Sequence[str] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> local.Command:
     """A Command that runs a deploy step; `opts` carries its parent and ordering."""
@@ -42,10 +48,10 @@ def deploy_step(
     return local.Command(
         name,
         create=create,
+        update=update,
         delete=delete,
         dir=directory,
         environment=dict(environment),
         triggers=list(triggers) if triggers is not None else None,
-        archive_paths=list(archive_paths) if archive_paths is not None else None,
         opts=opts,
     )

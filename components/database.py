@@ -1,7 +1,10 @@
 """The stack's PostgreSQL schema (phase 3).
 
 `steps.schema create` makes the schema (idempotent). A PR stack drops its schema on
-`pulumi destroy`; prod and the preview template never drop. This component is what holds the
+`pulumi destroy`; prod and the preview template never drop. The drop is safe under a replacement
+(`up --replace`, a renamed or re-parented component: create-before-delete under pulumi-command's
+rules): the create claims the schema with an owner id it prints, and the delete drops only a
+schema still claimed by its own create, so a replaced Command leaves the live schema alone. This component is what holds the
 database's state: in prod its Command is protected by the one stateful rule
 (`components.protection`), recognised by this component's type, so that no plan can replace it.
 The migration into the schema is a step of the phase (`pipeline.database`), re-run on every schema
@@ -35,10 +38,11 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:Database", name, None, opts)
+        drops = args.drop_on_destroy
         self.schema = deploy_step(
             f"{name}-schema",
-            create=step_command("schema", "create", '--schema "$DB_SCHEMA"'),
-            delete=step_command("schema", "drop", '--schema "$DB_SCHEMA"') if args.drop_on_destroy else None,
+            create=step_command("schema", "create", '--schema "$DB_SCHEMA"', *(["--claim"] if drops else [])),
+            delete=step_command("schema", "drop", '--schema "$DB_SCHEMA"', "--claimed") if drops else None,
             environment={"DB_SCHEMA": args.schema},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )

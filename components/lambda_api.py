@@ -10,6 +10,11 @@ before the site deploys, and `pulumi destroy` removes the function and everythin
 
 The function URL has no IAM auth (`NONE`) on purpose: the API verifies bearer JWTs against the
 JWKS itself, `/health` is public, and CORS admits only the stack's own site.
+
+The function's code is the zip the build published to the artifacts bucket (`steps.artifacts`):
+`s3Bucket`/`s3Key`/`s3ObjectVersion` from the build's record, never the build Command's `archive`
+or a file on the runner, so a later run on another machine (a config change, a refresh first)
+updates the function without the build's files.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import pulumi
 import pulumi_aws as aws
 from pulumi_command import local
 
+from components.artifacts_bucket import PublishTarget
 from components.build import Build
 from components.commands import PROJECT_DIR, deploy_step, step_command
 from core.names import ALIAS_NAME, API_BUNDLE_DIR as BUNDLE_DIR
 from core.versions import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from steps.artifacts import artifact_of
 
 # esbuild writes dist/index.js (CommonJS) or dist/index.mjs (ESM); Lambda's Node runtime finds
 # either for `index`. The archive keeps paths relative to the build's directory.
@@ -54,6 +61,8 @@ class LambdaApiArgs:
     bundle: BundleArgs
     sources_hash: str
     """Content hash of the API's and shared-schemas' sources and the lockfile."""
+    artifacts: PublishTarget
+    """Where the build publishes the zip the function runs."""
     publish: bool
     pinned_version: str
     canary_percent: int
@@ -87,7 +96,9 @@ class LambdaApiArgs:
 
 class LambdaApi(pulumi.ComponentResource):
     build: local.Command
-    """Bundles the handler; its `archive` is the function's code."""
+    """Bundles the handler and publishes its zip; its stdout is the record of where it is."""
+    app_version: pulumi.Output[str]
+    """The bundle's sha256 (the build record's `sha256`): the function's APP_VERSION."""
     function: aws.lambda_.Function
     """The API function."""
     url: aws.lambda_.FunctionUrl
@@ -107,6 +118,8 @@ class LambdaApi(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.build = self._create_build(name, args, child)
+        record = self.build.stdout.apply(artifact_of)
+        self.app_version = record["sha256"]
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=args.function_name,
@@ -114,7 +127,9 @@ class LambdaApi(pulumi.ComponentResource):
             runtime=LAMBDA_RUNTIME,
             handler=HANDLER,
             architectures=[LAMBDA_ARCHITECTURE],
-            code=self.build.archive,
+            s3_bucket=record["bucket"],
+            s3_key=record["key"],
+            s3_object_version=record["version"],
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             reserved_concurrent_executions=args.reserved_concurrency,
@@ -123,7 +138,7 @@ class LambdaApi(pulumi.ComponentResource):
                 variables={
                     **args.app_environment,
                     **args.environment,
-                    "APP_VERSION": self.build.stdout,
+                    "APP_VERSION": self.app_version,
                     "ALLOWED_ORIGIN": args.site_origin,
                     "NODE_OPTIONS": "--enable-source-maps",
                 }
@@ -211,6 +226,7 @@ class LambdaApi(pulumi.ComponentResource):
                 '--format "$BUNDLE_FORMAT"',
                 '--external "$EXTERNAL_MODULES"',
                 '--extra-files "$EXTRA_FILES"',
+                *PublishTarget.FLAGS,
             ),
             environment={
                 "APP_DIR": os.path.relpath(args.app_dir, api_dir),
@@ -220,12 +236,10 @@ class LambdaApi(pulumi.ComponentResource):
                 "EXTERNAL_MODULES": "\n".join(args.bundle.external),
                 "EXTRA_FILES": "\n".join(args.bundle.extra_files),
                 "PYTHONPATH": os.path.relpath(PROJECT_DIR, api_dir),
+                **args.artifacts.environment(),
             },
             triggers=[args.sources_hash],
             directory=api_dir,
-            # The app's extra files ship at their own paths beside dist/ (what `src/` reads as
-            # `../data/x.json` is found from `dist/` as well).
-            archive_paths=[f"{BUNDLE_DIR}/**", *args.bundle.extra_files],
             after=args.build_after,
             opts=child,
         ).command
@@ -245,7 +259,7 @@ class LambdaApi(pulumi.ComponentResource):
             environment={
                 "FUNCTION_NAME": self.function.name,
                 "FUNCTION_VERSION": self.function.version,
-                "APP_VERSION": self.build.stdout,
+                "APP_VERSION": self.app_version,
                 "HEALTH_PATH": args.health_path,
                 "AWS_REGION": args.region,
                 "MASKED_VARIABLES": ",".join(args.secret_names),
@@ -301,7 +315,7 @@ class LambdaApi(pulumi.ComponentResource):
             ),
             environment={
                 "API_URL": self.url.function_url,
-                "APP_VERSION": self.build.stdout,
+                "APP_VERSION": self.app_version,
                 "HEALTH_PATH": args.health_path,
                 # $LATEST has no number: its update stamp re-runs the check after every deploy.
                 "DEPLOYED": self.function.last_modified,

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from pulumi_command import local
 
 from components import aws_policies, protection
+from components.artifacts_bucket import ArtifactsBucket, ArtifactsBucketArgs, PublishTarget
 from components.audit_trail import AuditTrail, AuditTrailArgs
 from components.checks import Checks, ChecksArgs
 from components.build import Build
@@ -120,6 +121,8 @@ def phase(function: Callable[[Run], Made]) -> Callable[[Run], Made]:
 class Infrastructure:
     lambda_role: LambdaRole
     foundation: Foundation | None
+    artifacts: PublishTarget
+    """Where this stack's builds publish what they made."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +132,7 @@ class Foundation:
     trail: AuditTrail
     pages: PagesProject | None
     """None: the app has no site."""
+    artifacts: ArtifactsBucket
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +166,10 @@ def infrastructure(run: Run) -> Infrastructure:
             ),
             opts=child,
         )
-    return Infrastructure(lambda_role=lambda_role, foundation=foundation)
+    # prod's builds wait for the bucket its own foundation creates; the PR stacks' find it by name.
+    bucket = foundation.artifacts.bucket.bucket if foundation else settings.artifacts_bucket
+    artifacts = PublishTarget(bucket=bucket, prefix=settings.artifact_prefix, region=settings.aws_region)
+    return Infrastructure(lambda_role=lambda_role, foundation=foundation, artifacts=artifacts)
 
 
 def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation:
@@ -211,7 +218,10 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             PagesProjectArgs(account_id=settings.cloudflare_account_id, project_name=settings.pages_project),
             opts=child,
         )
-    return Foundation(state=state, oidc=oidc, trail=trail, pages=pages)
+    artifacts = ArtifactsBucket(
+        "artifacts", ArtifactsBucketArgs(bucket_name=settings.artifacts_bucket, kms_key_arn=state.key.arn), opts=child
+    )
+    return Foundation(state=state, oidc=oidc, trail=trail, pages=pages, artifacts=artifacts)
 
 
 @phase
@@ -283,6 +293,7 @@ def backend(run: Run) -> LambdaApi:
                 extra_files=settings.app.api_extra_files,
             ),
             sources_hash=run.sources.api,
+            artifacts=run.of("infrastructure", Infrastructure).artifacts,
             publish=settings.is_prod,
             pinned_version=settings.pinned_version,
             canary_percent=settings.canary_percent,
@@ -337,7 +348,9 @@ def frontend(run: Run) -> PagesSite | None:
             app_dir=settings.app_dir,
             web_dir=settings.app.web_dir,
             out_dir=f".build/{settings.stack}/site",
+            deploy_timeout_seconds=settings.pages_deploy_timeout_seconds,
             sources_hash=run.sources.web,
+            artifacts=run.of("infrastructure", Infrastructure).artifacts,
             public_environment=site_environment(settings, api.url.function_url),
             build_environment=site_build_environment(settings, api.url.function_url),
             export_dir=settings.app.site_out_dir,

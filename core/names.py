@@ -38,7 +38,7 @@ LEASE_KEY_ATTRIBUTE = "LockID"
 ALIAS_NAME = "stable"
 # The Pages project's production branch: prod deploys there; every other branch is a preview.
 PAGES_PRODUCTION_BRANCH = "main"
-# Where the API's bundle is built, in `apiDir` (the Lambda archive's `dist/**`; the workflows cache it).
+# Where the API's bundle is built, in `apiDir` (zipped and published by steps.build_lambda).
 API_BUNDLE_DIR = "dist"
 # The roles GitHub's OIDC token assumes, `<project>-deploy-<role>` (`deploy_role_name`): prod's
 # deploy, the previews' deploy, and the two that only remove previews (the sweeper on main, cleanup
@@ -47,6 +47,14 @@ DEPLOY_ROLES = ("prod", "preview", "sweeper", "cleanup")
 # The roles that only remove previews: no create or update (the pack's teardown-roles-remove-only).
 TEARDOWN_ROLES = ("sweeper", "cleanup")
 DEPLOY_ROLE_NAME = re.compile(rf"(?P<project>.+)-deploy-(?P<role>{'|'.join(DEPLOY_ROLES)})")
+# Where the PR stacks' build outputs live in the artifacts bucket (`artifact_prefix`): one
+# top-level prefix, so that one lifecycle rule expires them and one IAM pattern scopes the
+# preview role to them.
+PREVIEW_ARTIFACTS = "previews"
+# A stack's prefix in the artifacts bucket, matched whole (`artifact_prefix` makes them).
+ARTIFACT_PREFIX = re.compile(rf"{PROD_STACK}|{PREVIEW_STACK}|{PREVIEW_ARTIFACTS}/preview-pr-{PR_NUMBER_PATTERN}")
+# An S3 bucket name (lower case, digits, '.', '-'; 3-63), matched whole.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def pages_branch(stack: str) -> str:
@@ -55,6 +63,12 @@ def pages_branch(stack: str) -> str:
     if match:
         return f"pr-{match['number']}"
     return PAGES_PRODUCTION_BRANCH if stack == PROD_STACK else stack
+
+
+def artifact_prefix(stack: str) -> str:
+    """The key prefix of a stack's build outputs in the artifacts bucket: `prod`, or
+    `previews/<stack>` for a PR stack (`stack` may be a pattern such as PR_STACKS)."""
+    return f"{PREVIEW_ARTIFACTS}/{stack}" if PR_STACK.fullmatch(stack) else stack
 
 
 def pr_schema(base_schema: str, pr_number: int) -> str:
@@ -104,6 +118,7 @@ def foundation_names(project: str, account_id: str) -> dict[str, str]:
     """
     return {
         "state_bucket": f"{project}-pulumi-state-{account_id}",
+        "artifacts_bucket": f"{project}-artifacts-{account_id}",
         "trail_bucket": f"{project}-audit-{account_id}",
         "lock_table": f"{project}-pulumi-locks",
         "trail": f"{project}-audit",

@@ -981,6 +981,63 @@ def lambda_concurrency_bounded(r: Resource) -> list[str]:
     return problems
 
 
+# --- build outputs -------------------------------------------------------------------------------
+
+# S3 actions that write or remove objects (or what decides who may read them).
+S3_OBJECT_WRITES = {
+    "s3:putobject", "s3:deleteobject", "s3:deleteobjectversion", "s3:putobjectacl", "s3:putobjectversionacl",
+    "s3:putobjecttagging", "s3:restoreobject", "s3:putobjectretention", "s3:putobjectlegalhold",
+}  # fmt: skip
+_S3_OBJECT_ARN = re.compile(r"arn:aws[a-z-]*:s3:::(?P<bucket>[^/]+)/(?P<key>.*)")
+# An image pinned by digest cannot change under the function.
+_IMAGE_DIGEST = re.compile(r".+@sha256:[0-9a-f]{64}")
+
+
+def lambda_code_pinned(r: Resource) -> list[str]:
+    """A function's code is an object someone can fetch from anywhere and that cannot change under
+    it: an S3 object with its version pinned (what the builds publish: steps.artifacts), or an image
+    by digest. Never a local archive or file (`code`, `filename`): a later run on another runner (a
+    config change, a replacement, a refresh first, which empties a Command's `archive` upstream)
+    would need files only the build's runner had."""
+    if r.type != "aws:lambda/function:Function":
+        return []
+    props = r.props
+    if props.get("code") is not None or props.get("filename"):
+        return [
+            "the function's code is a local archive or file (`code`/`filename`): a deploy on another runner cannot "
+            "read it; publish the bundle (steps.artifacts) and give the function s3Bucket/s3Key/s3ObjectVersion"
+        ]
+    if props.get("imageUri"):
+        return [] if _IMAGE_DIGEST.fullmatch(str(props["imageUri"])) else ["an image function must name its image by digest (@sha256:...)"]
+    missing = [key for key in ("s3Bucket", "s3Key", "s3ObjectVersion") if not props.get(key)]
+    if missing:
+        return [f"the function's code must be a pinned S3 object: {', '.join(missing)} not set"]
+    return []
+
+
+def s3_object_writes_scoped(r: Resource) -> list[str]:
+    """An identity policy writes S3 objects under a named key prefix only (a stack's state, a
+    stack's artifacts), never anywhere in a bucket: one stack's role then cannot overwrite what
+    another stack deploys or restores."""
+    problems = []
+    for kind, document in _policy_documents(r):
+        if kind != "identity":
+            continue
+        for index, statement in enumerate(_statements(document)):
+            actions = {a.lower() for a in _strings(statement.get("Action"))}
+            if statement.get("Effect") != "Allow" or not actions & S3_OBJECT_WRITES:
+                continue
+            for resource in _strings(statement.get("Resource")):
+                match = _S3_OBJECT_ARN.fullmatch(resource)
+                prefix = match["key"].split("/", 1)[0] if match else ""
+                if resource == "*" or match is None or not prefix or _wildcard(prefix):
+                    problems.append(
+                        f"{_label(statement, index)} writes objects on {resource!r}: name a key prefix "
+                        "(a stack's own), not a whole bucket"
+                    )
+    return problems
+
+
 # --- protection and secrets ---------------------------------------------------------------------
 
 
@@ -1378,6 +1435,11 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
         "Functions have a reserved concurrency of at least 1, and a pool size with a DATABASE_URL.",
         lambda_concurrency_bounded,
     ),
+    "lambda-code-pinned": (
+        "Functions run a pinned S3 object (or an image by digest), never a local archive a later runner lacks.",
+        lambda_code_pinned,
+    ),
+    "s3-object-writes-scoped": ("S3 object writes are granted under a named key prefix, never a whole bucket.", s3_object_writes_scoped),
     "stateful-protected": ("Stateful resources (core/stateful.py) and prod's database Commands are protected.", stateful_protected),
     "no-plaintext-secrets": ("No secret in a tag or a Command input.", no_plaintext_secrets),
     "declared-types": (

@@ -36,7 +36,7 @@ import requests
 import yaml
 from psycopg import sql
 
-from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, pages_branch
+from core.names import PAGES_PRODUCTION_BRANCH, PROD_STACK, foundation_names, pages_branch
 from core.stack_files import stack_file_values
 from sandbox.cloud import Endpoints
 from sandbox.engine import BIN_DIR, engine_env
@@ -224,6 +224,7 @@ class LocalStack:
         self._ensure_database()
         if self.name != PROD_STACK:
             self._ensure_pages_project()
+            self._ensure_artifacts_bucket(values["awsAccountId"])
 
     def _write_lists(self, lists: dict[str, list[Any]]) -> None:
         """List settings go into the stack's file as YAML lists, whole: `pulumi config set --path
@@ -265,6 +266,20 @@ class LocalStack:
                 url, headers=headers, json={"name": PAGES_PROJECT, "production_branch": PAGES_PRODUCTION_BRANCH}, timeout=10
             )
             response.raise_for_status()
+
+    def _ensure_artifacts_bucket(self, account_id: str) -> None:
+        """prod owns the artifacts bucket (account foundation); a PR stack's builds publish into it,
+        so it must exist first: versioned, as prod's creates it (SSE and the rest come with prod)."""
+        import boto3
+
+        name = foundation_names(PROJECT, account_id)["artifacts_bucket"]
+        s3 = boto3.client(
+            "s3", endpoint_url=self.endpoints.aws, region_name="us-east-1",
+            aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret-key",
+        )  # fmt: skip
+        if name not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=name)
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 
 def session_members(session: int) -> list[int]:

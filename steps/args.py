@@ -11,6 +11,7 @@ Argument types that reject bad input before a step does anything:
 - `http_url`: an absolute `http://` or `https://` URL with a host, as `requests` would send it,
   at most `MAX_URL_LENGTH` characters.
 - `matching(pattern, what)`: a name the pattern matches whole (`fullmatch`: no trailing newline).
+- `bucket_name`, `artifact_prefix`: where a build publishes (`steps.artifacts`).
 - `local_path`: a path the file system can take (no NUL or control characters, at most PATH_MAX
   bytes, no component over NAME_MAX), as a `Path`: a longer one makes every file check raise.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from core import names
 from steps.console import mask, shown
 
 # An environment variable's name, as the function's settings (components/settings.py) and the steps
@@ -74,6 +76,11 @@ def matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
         return text
 
     return check
+
+
+# Build outputs' destination (steps.artifacts): a bucket name and a stack's prefix in it.
+bucket_name = matching(names.BUCKET_NAME, "an S3 bucket name (a-z, 0-9, '.', '-'; 3 to 63)")
+artifact_prefix = matching(names.ARTIFACT_PREFIX, "a stack's artifacts prefix (prod, previews/preview-pr-<N>)")
 
 
 def local_path(text: str) -> Path:

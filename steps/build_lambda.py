@@ -1,7 +1,8 @@
 """Deploy step: bundle the Lambda API with esbuild (critical).
 
 `python -m steps.build_lambda --app-dir DIR --entry FILE --out DIR [--format cjs|esm]
-    [--external "MODULE\nMODULE"] [--extra-files "GLOB\nGLOB"]`
+    [--external "MODULE\nMODULE"] [--extra-files "GLOB\nGLOB"]
+    --artifacts-bucket BUCKET --artifacts-prefix PREFIX [--artifacts-kms-key KEY]`
 
 Paths are relative to the working directory (the program runs this in the API's directory, so
 that the Command's `archive_paths=["dist/**"]` puts the bundle at the archive's root). Makes sure
@@ -20,9 +21,12 @@ bundle (`import.meta` in CommonJS, say) fails the build with esbuild's own text,
 loaded under node from a copy of what Lambda gets (`<out>` and the extra files, nothing else),
 where `handler` must be an exported function.
 
-Prints the hash of exactly what Lambda extracts (`core.source_hash.output_hash`: 64 hex digits over
-the bundle, its map, the external modules and the extra files, by relative name) on stdout: the
-program passes it to the function as `APP_VERSION`, and it is the next Command's trigger.
+Then it zips exactly what Lambda extracts (deterministically: the same files give the same bytes)
+and publishes the zip to the artifacts bucket under its content hash (`steps.artifacts`), and
+prints the record on stdout, one JSON line: `sha256` (the hash of exactly what Lambda extracts,
+`core.source_hash.output_hash`: the function's `APP_VERSION` and the next Command's trigger),
+`bucket`, `key`, `version` (the pinned object version) and `object_sha256` (the zip's). The
+function takes its code from that record, so no later deploy needs this runner's `dist/`.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.source_hash import output_hash
 from core.versions import ESBUILD_TARGET, ESBUILD_VERSION, LAMBDA_ARCHITECTURE
-from steps import tool_output
-from steps.args import StepParser, local_path
+from steps import artifacts, tool_output
+from steps.args import StepParser, artifact_prefix, bucket_name, local_path
 from steps.package_manager import npm_tool
 from steps.runtime import PermanentError, log, run_step, run_tool, shown, warn
 
@@ -375,6 +381,38 @@ def clear_out_dir(out_dir: Path, *, keep: list[Path]) -> None:
     target.mkdir(parents=True)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Bundle:
+    """What a build made: the bundle's digest and the zip of what Lambda extracts."""
+
+    sha256: str
+    zipped: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Destination:
+    """Where the zip goes: the artifacts bucket, the stack's prefix, the key that encrypts it."""
+
+    bucket: str
+    prefix: str
+    kms_key: str = ""
+
+
+def build_and_publish(app_dir: Path, entry: Path, out_dir: Path, destination: Destination, **options: Any) -> dict[str, str]:
+    """`build`, then publish its zip; the record the step prints."""
+    bundle = build(app_dir, entry, out_dir, **options)
+    published = artifacts.publish(
+        bundle.zipped,
+        sha256=bundle.sha256,
+        bucket=destination.bucket,
+        prefix=destination.prefix,
+        kind="api",
+        suffix=".zip",
+        kms_key=destination.kms_key,
+    )
+    return published.line()
+
+
 def build(
     app_dir: Path,
     entry: Path,
@@ -383,8 +421,8 @@ def build(
     format: str = "cjs",
     external: Sequence[str] = (),
     extra_files: Sequence[str] = (),
-) -> str:
-    """Install if needed, bundle, check the result; return the hash of what Lambda extracts."""
+) -> Bundle:
+    """Install if needed, bundle, check the result; the hash of what Lambda extracts and its zip."""
     if not (app_dir / "package.json").is_file():
         raise PermanentError(
             f"--app-dir {shown(app_dir, quote=False)} is not an npm workspace (no package.json) seen from {Path.cwd()}",
@@ -429,8 +467,10 @@ def build(
         digest = output_hash(root)
         if shipped or extras:
             log(f"shipped with the bundle: modules {', '.join(shipped) or 'none'}; files {', '.join(extras) or 'none'}")
+        # Zipped from the copy the load check used: exactly what Lambda extracts.
+        zipped = artifacts.deterministic_zip(root, sorted(p for p in root.rglob("*") if p.is_file()))
     log(f"bundle {shown(bundle, quote=False)}: {bundle.stat().st_size} bytes in {elapsed:.2f}s, sha256 {digest}")
-    return digest
+    return Bundle(sha256=digest, zipped=zipped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,12 +481,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=sorted(BUNDLES), default="cjs", help="bundle format")
     parser.add_argument("--external", type=module_list, default=[], help="modules left out of the bundle, one a line")
     parser.add_argument("--extra-files", type=glob_list, default=[], help="globs of files shipped next to it, one a line")
+    parser.add_argument("--artifacts-bucket", required=True, type=bucket_name, help="where the zip is published")
+    parser.add_argument("--artifacts-prefix", required=True, type=artifact_prefix, help="the stack's prefix in it")
+    parser.add_argument("--artifacts-kms-key", default="", help="the KMS key that encrypts it (default: the bucket's)")
     args = parser.parse_args(argv)
+    destination = Destination(bucket=args.artifacts_bucket, prefix=args.artifacts_prefix, kms_key=args.artifacts_kms_key)
     return run_step(
         "build_lambda",
         critical=True,
-        body=lambda: build(
-            args.app_dir, args.entry, args.out, format=args.format, external=args.external, extra_files=args.extra_files
+        body=lambda: build_and_publish(
+            args.app_dir,
+            args.entry,
+            args.out,
+            destination,
+            format=args.format,
+            external=args.external,
+            extra_files=args.extra_files,
         ),
     )
 

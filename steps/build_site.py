@@ -1,6 +1,7 @@
 """Deploy step: the site's static export, with the stack's outputs baked in (critical).
 
-`python -m steps.build_site --app-dir DIR --out DIR [--web-dir apps/web] [--export-dir out] [--baked VAR,VAR] [--timeout SECONDS]`
+`python -m steps.build_site --app-dir DIR --out DIR [--web-dir apps/web] [--export-dir out] [--baked VAR,VAR] [--timeout SECONDS]
+    --artifacts-bucket BUCKET --artifacts-prefix PREFIX [--artifacts-kms-key KEY]`
 
 Makes sure the workspace is installed (`steps.install`), then runs the site package's own `build`
 script with the workspace's package manager (`npm run build` in `--web-dir`; pnpm/yarn alike) —
@@ -16,8 +17,12 @@ The export replaces `--out` (a path relative to the working directory, e.g. `.bu
 it is copied into a temporary directory beside it and renamed into place, so a failed or
 interrupted build never leaves a half-copied site for the deploy to upload.
 
-Prints the hash of the exported tree (`core.source_hash.output_hash`: relative names and bytes) as 64 hex
-digits: the deploy Command's trigger, so an unchanged site is not deployed again.
+The export is then published to the artifacts bucket as a deterministic tarball under its content
+hash (`steps.artifacts`), and the step prints the record on stdout, one JSON line: `sha256` (the
+exported tree's hash, `core.source_hash.output_hash`: relative names and bytes), `bucket`, `key`, `version`,
+`object_sha256`. It is the deploy Command's trigger (an unchanged site is not deployed again) and
+what the deploy deploys: the local `--out` when it is exactly that tree, else the published copy,
+so a deploy that re-runs on another runner never needs this one's files.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.source_hash import output_hash
-from steps import package_manager, tool_output
-from steps.args import StepParser, local_path, positive_seconds
+from steps import artifacts, package_manager, tool_output
+from steps.args import StepParser, artifact_prefix, bucket_name, local_path, positive_seconds
 from steps.runtime import PermanentError, directory_lock, log, run_step, run_tool, shown
 
 DEFAULT_WEB_DIR = "apps/web"
@@ -148,6 +153,22 @@ def replace_dir(source: Path, out: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def build_and_publish(args: argparse.Namespace) -> dict[str, str]:
+    """`build`, then publish the export; the record the step prints."""
+    digest = build(args)
+    out = Path(args.out)
+    published = artifacts.publish(
+        artifacts.deterministic_tarball(out, files_of(out)),
+        sha256=digest,
+        bucket=args.artifacts_bucket,
+        prefix=args.artifacts_prefix,
+        kind="site",
+        suffix=".tar.gz",
+        kms_key=args.artifacts_kms_key,
+    )
+    return published.line()
+
+
 def build(args: argparse.Namespace) -> str:
     # Imported here: steps.install is another step's module and only the build needs it.
     from steps.install import ensure_installed
@@ -211,6 +232,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--baked", type=baked_names, default=[], help="variables whose values must be in the export (comma-separated)"
     )
     parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT, help="seconds next build may take")
+    parser.add_argument("--artifacts-bucket", required=True, type=bucket_name, help="where the export is published")
+    parser.add_argument("--artifacts-prefix", required=True, type=artifact_prefix, help="the stack's prefix in it")
+    parser.add_argument("--artifacts-kms-key", default="", help="the KMS key that encrypts it (default: the bucket's)")
     return parser.parse_args(argv)
 
 
@@ -218,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # A failed build is a code problem, not a passing one: no retries (PermanentError), except
     # what ensure_installed retries inside.
-    return run_step("build_site", critical=True, body=lambda: build(args), attempts=2)
+    return run_step("build_site", critical=True, body=lambda: build_and_publish(args), attempts=2)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ No line a step prints is longer than `LINE_LIMIT` bytes (`bounded_lines`, `emit`
 `fit_result`). pulumi-command logs a Command's output through a bufio.Scanner with Go's default
 64 KiB token limit: one longer line stops the scanner, nobody reads the pipe any more, and the
 Command hangs for good (pulumi-command v1.2.1 provider/pkg/provider/util/util.go LogOutput;
-FACTS.md). A longer line is wrapped into continuation lines (`WRAP_LINES` at most), the rest cut
+docs/facts.md). A longer line is wrapped into continuation lines (`WRAP_LINES` at most), the rest cut
 with a note of how much.
 """
 

@@ -1,19 +1,27 @@
 """Deploy step: Cloudflare Pages deployments (deploy: critical; delete, delete-branch: non-critical).
 
-    python -m steps.pages deploy --project P --branch B --dir DIR --app-dir APP [--timeout S]
+    python -m steps.pages deploy --project P --branch B --dir DIR --artifact RECORD --app-dir APP
+                                 [--delete-previous] [--timeout S]
     python -m steps.pages delete --project P (--deployment ID | --deployment-from-stdout)
-    python -m steps.pages delete-branch --project P --branch B
+    python -m steps.pages claim-branch --project P --branch B --artifacts-bucket S3 --artifacts-prefix PREFIX
+    python -m steps.pages delete-branch --project P --branch B [--claimed --artifacts-bucket S3 --artifacts-prefix PREFIX]
 
 Environment: `CLOUDFLARE_API_TOKEN` (secret, from the CI job only), `CLOUDFLARE_ACCOUNT_ID`,
 `CLOUDFLARE_API_BASE_URL` (optional; tests point it at a loopback stand-in). `delete
 --deployment-from-stdout` reads the id from `PULUMI_COMMAND_STDOUT`, which pulumi-command sets to
 the create's stdout when it runs a `delete`.
 
-deploy runs the workspace's wrangler (`pages deploy DIR --project-name P --branch B`; `--branch`
+deploy deploys the site build's export, and only that: `--artifact` is the build's record (its
+stdout, `steps.artifacts`), and `--dir` is used when it holds exactly that export (its tree hash);
+otherwise (a new runner, a stale or half-written directory) the export is fetched from the
+artifacts bucket, checked against the record, unpacked and deployed. When neither is there, it
+fails with one line saying so; it never deploys an empty or a stale directory. It runs the workspace's wrangler (`pages deploy DIR --project-name P --branch B`; `--branch`
 always, a PR checkout is a detached HEAD) without a TTY, reads its ND-JSON result file
 (`WRANGLER_OUTPUT_FILE_PATH`, record `pages-deploy-detailed`) and then confirms through the API that
 the deployment's latest stage is `deploy`/`success`: wrangler exits 0 also when it "couldn't
-ascertain the final status". It prints `{"id", "url", "alias", "project", "branch"}`.
+ascertain the final status". It prints `{"id", "url", "alias", "project", "branch"}`. With
+`--delete-previous` (a preview's update: the Command re-ran in place) it then deletes the
+deployment its previous run recorded (`PULUMI_COMMAND_STDOUT`), unless that is the production one.
 
 When wrangler fails, the failed API responses in its debug log file (status, Cloudflare error
 codes, `Retry-After`) decide: 429, 5xx and codes 8000000/10046 are retried by the runtime with
@@ -24,7 +32,11 @@ return under load (workers-sdk#13854), which is retried.
 
 delete removes one deployment (`?force=true`: a branch deployment has an alias); a 404 means it is
 already gone. delete-branch lists every page of the project's deployments and deletes those whose
-`deployment_trigger.metadata.branch` is B. Neither ever deletes the project's production
+`deployment_trigger.metadata.branch` is B. The branch cleanup Command runs it on destroy only: its
+create (`claim-branch`) records a claim on the branch under the stack's prefix of the artifacts
+bucket and prints it, and `delete-branch --claimed` deletes nothing when a newer claim is there —
+a replaced cleanup (create-before-delete: the new one claims first) must not take the live preview
+down. Neither ever deletes the project's production
 deployment, and delete-branch refuses the production branch: both record a skip with a warning.
 
 Names are checked before anything runs (exit 2, one line): a project is a Pages project name
@@ -41,6 +53,7 @@ import json
 import math
 import os
 import re
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -49,8 +62,10 @@ from typing import Any
 
 import requests
 
-from steps.args import StepParser, local_path, matching, positive_seconds
+from core.source_hash import output_hash
 from core.versions import WRANGLER_VERSION
+from steps import artifacts
+from steps.args import StepParser, artifact_prefix, bucket_name, local_path, matching, positive_seconds
 from steps.package_manager import npm_tool
 from steps.retry import cloudflare_error_codes, http_is_transient, json_body
 from steps.runtime import (
@@ -472,13 +487,64 @@ def confirm_deployment(api: PagesApi, project: str, deployment_id: str, *, deadl
     return deployment
 
 
+def site_to_deploy(directory: Path, artifact: artifacts.Artifact, scratch: Path) -> Path:
+    """The build's export: `directory` when it holds exactly that tree, else the copy in the
+    artifacts bucket, checked and unpacked under `scratch`. Never an empty or another tree."""
+    if (directory / "index.html").is_file():
+        here = output_hash(directory)
+        if here == artifact.sha256:
+            log(f"pages: {shown(directory, quote=False)} holds the build's export (sha256 {artifact.sha256})")
+            return directory.resolve()
+        why = f"holds another export (sha256 {here})"
+    elif directory.exists():
+        why = "has no index.html"
+    else:
+        why = "does not exist"
+    log(f"pages: {shown(directory, quote=False)} {why}; fetching the build's export from {artifact.where}")
+    try:
+        data = artifacts.fetch(artifact)
+    except PermanentError as exc:
+        raise PermanentError(
+            f"the site export {artifact.sha256[:12]} is not on this runner ({shown(directory, quote=False)} {why}) "
+            f"and cannot be fetched: {exc}",
+            hint=getattr(exc, "hint", None) or "rebuild the site: `pulumi up --replace` on its site-build Command",
+        ) from None
+    site = scratch / "site"
+    artifacts.extract_tarball(data, site)
+    fetched = output_hash(site)
+    if fetched != artifact.sha256 or not (site / "index.html").is_file():
+        raise PermanentError(
+            f"the export fetched from {artifact.where} is not the build's (sha256 {fetched}, recorded {artifact.sha256})",
+            hint="nothing was deployed; rebuild the site: `pulumi up --replace` on its site-build Command",
+        )
+    return site
+
+
 def deploy(args: argparse.Namespace) -> dict:
     api = PagesApi.from_env()
-    site = Path(args.dir).resolve()
-    if not (site / "index.html").is_file():
-        raise PermanentError(
-            f"{shown(site, quote=False)} has no index.html", hint="run steps.build_site first (its --out is this --dir)"
-        )
+    artifact = artifacts.parse_artifact(args.artifact)
+    with tempfile.TemporaryDirectory(prefix="pages-site-") as scratch:
+        return _deploy(args, api, site_to_deploy(Path(args.dir), artifact, Path(scratch)))
+
+
+def delete_previous(api: PagesApi, project: str, current: str, previous_stdout: str | None) -> None:
+    """After an in-place redeploy of a preview: the deployment the previous run recorded goes
+    (best effort: the branch cleanup on destroy removes any that stays)."""
+    if not previous_stdout:
+        return
+    try:
+        previous = deployment_id_from_stdout(previous_stdout)
+        if previous == current:
+            return
+        if previous in production_ids(api.project(project)):
+            warn(f"pages: the previous deployment {previous} is {project}'s production deployment; kept")
+            return
+        api.delete_deployment(project, previous)
+    except (PermanentError, TransientError) as exc:
+        warn(f"pages: the previous deployment was not deleted ({exc}); the branch cleanup removes it on destroy")
+
+
+def _deploy(args: argparse.Namespace, api: PagesApi, site: Path) -> dict:
     if not (Path(args.app_dir) / "package.json").is_file():
         raise PermanentError(
             f"--app-dir {shown(args.app_dir, quote=False)} has no package.json",
@@ -497,6 +563,8 @@ def deploy(args: argparse.Namespace) -> dict:
         deployment_id = find_new_deployment(api, args.project, args.branch, started)["id"]
     deployment = confirm_deployment(api, args.project, deployment_id, deadline=args.confirm_timeout)
     aliases = [a for a in deployment.get("aliases") or [] if a.endswith(".pages.dev")]
+    if args.delete_previous:
+        delete_previous(api, args.project, deployment_id, os.environ.get("PULUMI_COMMAND_STDOUT"))
     return {
         "id": deployment_id,
         "url": record.get("url") or deployment.get("url"),
@@ -542,8 +610,42 @@ def delete(args: argparse.Namespace) -> dict:
     return {"project": args.project, "deployment": deployment_id, "deleted": deleted}
 
 
+def branch_claim_name(branch: str) -> str:
+    return "pages-branch-" + re.sub(r"[^A-Za-z0-9._-]", "_", branch)
+
+
+def _own_claim() -> str | None:
+    try:
+        value = json.loads((os.environ.get("PULUMI_COMMAND_STDOUT") or "").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    claim = value.get("claim") if isinstance(value, dict) else None
+    return claim if isinstance(claim, str) and claim else None
+
+
+def claim_branch(args: argparse.Namespace) -> dict:
+    """The branch cleanup's create (and update): claim the branch for this resource. An update keeps
+    the claim its create printed; a new resource (a replacement's) takes a new one."""
+    claim = _own_claim() or secrets.token_hex(16)
+    artifacts.put_claim(
+        bucket=args.artifacts_bucket, prefix=args.artifacts_prefix, name=branch_claim_name(args.branch), claim=claim
+    )
+    return {"claim": claim, "project": args.project, "branch": args.branch}
+
+
 def delete_branch(args: argparse.Namespace) -> dict:
     api = PagesApi.from_env()
+    if args.claimed:
+        own = _own_claim()
+        current = artifacts.current_claim(
+            bucket=args.artifacts_bucket, prefix=args.artifacts_prefix, name=branch_claim_name(args.branch)
+        )
+        if current is not None and current != own:
+            log(
+                f"branch {args.branch} is claimed by a newer cleanup ({current}): this one was replaced, "
+                "and the live preview stays; nothing deleted"
+            )
+            return {"project": args.project, "branch": args.branch, "deleted": [], "claimed_by": current}
     project = api.project(args.project)
     if args.branch == project.get("production_branch"):
         raise PermanentError(
@@ -573,6 +675,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--project", required=True, type=_project_arg)
     p.add_argument("--branch", required=True, type=_branch_arg)
     p.add_argument("--dir", required=True, type=local_path, help="the built site (steps.build_site --out)")
+    p.add_argument("--artifact", required=True, help="the site build's record (its stdout): what to deploy")
+    p.add_argument(
+        "--delete-previous", action="store_true", help="then delete the deployment PULUMI_COMMAND_STDOUT names (previews)"
+    )
     p.add_argument("--app-dir", required=True, type=local_path, help="the npm workspace whose wrangler runs (the stack's appDir)")
     p.add_argument("--timeout", type=positive_seconds, default=600.0, help="seconds one wrangler run may take")
     p.add_argument("--confirm-timeout", type=positive_seconds, default=180.0, help="seconds to wait for the deploy stage")
@@ -585,10 +691,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--deployment-from-stdout", action="store_true", help="read the id from PULUMI_COMMAND_STDOUT (the deploy's output)"
     )
 
+    p = commands.add_parser("claim-branch", help="claim a preview branch for the cleanup that deletes it on destroy")
+    p.add_argument("--project", required=True, type=_project_arg)
+    p.add_argument("--branch", required=True, type=_branch_arg)
+    p.add_argument("--artifacts-bucket", required=True, type=bucket_name)
+    p.add_argument("--artifacts-prefix", required=True, type=artifact_prefix)
+
     p = commands.add_parser("delete-branch", help="delete every deployment of a preview branch")
     p.add_argument("--project", required=True, type=_project_arg)
     p.add_argument("--branch", required=True, type=_branch_arg)
-    return parser.parse_args(argv)
+    p.add_argument("--claimed", action="store_true", help="only while no newer claim-branch owns the branch")
+    p.add_argument("--artifacts-bucket", type=bucket_name)
+    p.add_argument("--artifacts-prefix", type=artifact_prefix)
+    args = parser.parse_args(argv)
+    if args.command == "delete-branch" and args.claimed and not (args.artifacts_bucket and args.artifacts_prefix):
+        parser.error("delete-branch --claimed needs --artifacts-bucket and --artifacts-prefix (where the claim is)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -605,6 +723,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "delete":
         return run_step("pages-delete", critical=False, body=lambda: delete(args), deadline=300.0)
+    if args.command == "claim-branch":
+        return run_step("pages-claim-branch", critical=True, body=lambda: claim_branch(args), deadline=300.0)
     return run_step("pages-delete-branch", critical=False, body=lambda: delete_branch(args), deadline=600.0)
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.http_stub import Reply, StubServer
 from tests.support.lambda_bundle import APP, REPO, build
+from tests.support.moto import moto_server  # noqa: F401 - fixture
 from tests.support.postgres import pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.app_database import SCHEMA, SUBJECT, app_database  # noqa: F401 - fixture
 
@@ -40,10 +41,10 @@ handler(JSON.parse(process.argv[2])).then(
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "dist"
     skip_log = out.parent / "skipped.jsonl"
-    result = build(out=out, env={"STEPS_SKIP_LOG": str(skip_log)})
+    result = build(out=out, aws=moto_server, env={"STEPS_SKIP_LOG": str(skip_log)})
     assert result.returncode == 0, result.stderr
     return out / "index.js"
 

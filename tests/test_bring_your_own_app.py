@@ -13,17 +13,18 @@ into the tools directory) and the pipeline's wrangler; the tests run offline.
 
 from __future__ import annotations
 
-import glob
+import io
 import json
 import os
-import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from components.settings import PROJECT_ROOT, config_file_values
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare  # noqa: F401 - fixture
+from tests.support.moto import ARTIFACTS_BUCKET, artifacts_bucket, aws_env, moto_server  # noqa: F401 - fixtures
 from tests.support.postgres import Database, pg_database, postgres  # noqa: F401 - fixtures
 from tests.support.lambda_bundle import handle
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("steps_env")
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "apps"
 STACK = "preview-pr-7"
+PUBLISH = ("--artifacts-bucket", ARTIFACTS_BUCKET, "--artifacts-prefix", "previews/preview-pr-7")
 SIGNING_KEY = "fixture-signing-key-9c1e"  # a secret value: may appear only as a secret input
 
 
@@ -69,17 +71,14 @@ def run_command(recording: Recording, name: str, **extra_env: str) -> subprocess
     )
 
 
-def task_root(recording: Recording, into: Path) -> Path:
-    """What the function's archive holds (the api-build Command's `archivePaths`, relative to its
-    dir), and nothing else of the app: Lambda extracts that, so the handler is called from there."""
-    build = recording.by_name("api-build").inputs
-    base = PROJECT_ROOT / build["dir"]
-    for pattern in build["archivePaths"]:
-        for found in glob.glob(str(base / pattern), recursive=True):
-            if Path(found).is_file():
-                target = into / Path(found).relative_to(base)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(found, target)
+def task_root(record: dict, into: Path) -> Path:
+    """What the function's code is (the zip the build published, by the record it printed), and
+    nothing else of the app: Lambda extracts that, so the handler is called from there."""
+    import boto3
+
+    data = boto3.client("s3").get_object(Bucket=record["bucket"], Key=record["key"], VersionId=record["version"])["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(into)
     return into
 
 
@@ -165,7 +164,7 @@ EXPECTED = {
 @pytest.mark.slow
 @pytest.mark.parametrize("app", sorted(EXPECTED))
 def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
-    app: str, pg_database: Database, cloudflare: CloudflareStub, tmp_path: Path  # noqa: F811
+    app: str, pg_database: Database, cloudflare: CloudflareStub, artifacts_bucket: str, tmp_path: Path  # noqa: F811
 ):
     expected = EXPECTED[app]
     recording = record_fixture(app, database_url=pg_database.url)
@@ -188,11 +187,13 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
         again = run_command(recording, "database-migrate", DATABASE_URL=pg_database.url)
         assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "no_changes", again.stderr
 
+    assert recording.by_name("api-build").inputs["environment"]["ARTIFACTS_BUCKET"] == artifacts_bucket
     built = run_command(recording, "api-build")
     assert built.returncode == 0, built.stderr
+    record = json.loads(built.stdout)
     variables, secret_inputs = function_environment(recording)
     environment = {k: v for k, v in variables.items() if isinstance(v, str)}
-    environment.update({"APP_VERSION": built.stdout.strip()})
+    environment.update({"APP_VERSION": record["sha256"]})
     if expected["tables"] is not None:
         environment["DB_SCHEMA"] = schema
     else:
@@ -200,7 +201,7 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
     if app == "esm-api":
         # The secret reaches the function, and only inside its secret environment input.
         assert "environment" in secret_inputs and environment["SHOP_SIGNING_KEY"] == SIGNING_KEY
-    root = task_root(recording, tmp_path / "task")
+    root = task_root(record, tmp_path / "task")
     health_path, health_body = expected.get("health", ("/health", {"status": "ok"}))
     health = invoke(root / "dist", environment, health_path)
     assert {k: health[k] for k in health_body} == health_body, health
@@ -227,7 +228,7 @@ def test_a_fixture_app_deploys_through_the_real_steps_by_config_alone(
     assert not (FIXTURES / app / "node_modules/.bin/wrangler").exists()
     deployed = run_command(
         recording, "site-deploy", CLOUDFLARE_API_BASE_URL=cloudflare.api_base, CLOUDFLARE_API_TOKEN=TOKEN,
-        CLOUDFLARE_ACCOUNT_ID=ACCOUNT,
+        CLOUDFLARE_ACCOUNT_ID=ACCOUNT, SITE_ARTIFACT=site.stdout.strip(),
     )
     assert deployed.returncode == 0, deployed.stderr
     assert "has no wrangler of its own; using wrangler 4.86.0" in deployed.stderr
@@ -340,7 +341,7 @@ def test_build_lambda_refuses_a_bundle_that_would_break_on_lambda(tmp_path: Path
     entry.write_text(source)
     result = subprocess.run(
         [str(PROJECT_ROOT / ".venv/bin/python"), "-m", "steps.build_lambda", "--app-dir", "..", "--entry", str(entry),
-         "--out", str(tmp_path / "dist"), "--format", fmt],
+         "--out", str(tmp_path / "dist"), "--format", fmt, *PUBLISH],
         cwd=api, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1 and result.stdout == ""
@@ -350,7 +351,7 @@ def test_build_lambda_refuses_a_bundle_that_would_break_on_lambda(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_a_bundle_that_needs_a_setting_at_load_is_only_a_warning(tmp_path: Path):
+def test_a_bundle_that_needs_a_setting_at_load_is_only_a_warning(tmp_path: Path, artifacts_bucket: str):
     # The build has none of the function's settings (some are secret); the pre-traffic check
     # runs the bundle with the real ones, so a throw at load is not the build's to judge.
     entry = tmp_path / "entry.ts"
@@ -358,7 +359,7 @@ def test_a_bundle_that_needs_a_setting_at_load_is_only_a_warning(tmp_path: Path)
                      "export const handler = async () => 1;\n")
     result = subprocess.run(
         [str(PROJECT_ROOT / ".venv/bin/python"), "-m", "steps.build_lambda", "--app-dir", "..", "--entry", str(entry),
-         "--out", str(tmp_path / "dist"), "--format", "esm"],
+         "--out", str(tmp_path / "dist"), "--format", "esm", *PUBLISH],
         cwd=FIXTURES / "esm-api" / "api", env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True, text=True, timeout=300,
     )
@@ -372,7 +373,7 @@ def test_a_file_the_code_reads_but_the_function_does_not_ship_fails_the_build(tm
     # not in what Lambda extracts, so the bundle fails at load there; the build says so.
     result = subprocess.run(
         [str(PROJECT_ROOT / ".venv/bin/python"), "-m", "steps.build_lambda", "--app-dir", "..", "--entry", "src/lambda.ts",
-         "--out", str(tmp_path / "dist"), "--format", "esm", "--external", "@shop/tzdata"],
+         "--out", str(tmp_path / "dist"), "--format", "esm", "--external", "@shop/tzdata", *PUBLISH],
         cwd=FIXTURES / "esm-api" / "api", env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True, text=True, timeout=300,
     )

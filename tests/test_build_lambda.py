@@ -1,25 +1,31 @@
 """steps.build_lambda: the real esbuild bundle of examples/app, as the program's build Command runs it.
 
 Same sources -> the same bytes (so an unchanged push publishes no new Lambda version); one changed
-source line -> another hash; stdout is exactly the hash of what Lambda extracts (the function's APP_VERSION);
-the bundle runs under plain `node`.
+source line -> another hash; stdout is the record of the published zip, whose `sha256` is the hash
+of exactly what Lambda extracts (the function's APP_VERSION); the bundle runs under plain `node`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
+
+import boto3
 
 import pytest
 
 from core.source_hash import files_hash
 from steps.build_lambda import clear_out_dir, esbuild_argv
 from steps.runtime import PermanentError
-from tests.support.lambda_bundle import API, APP, ENTRY, build
+from tests.support.lambda_bundle import API, APP, ENTRY, PREFIX, build
+from tests.support.moto import ARTIFACTS_BUCKET, aws_environment, moto_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
@@ -66,21 +72,21 @@ def test_clear_out_dir_empties_it_and_refuses_source_directories(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def first_build():
+def first_build(moto_server):
     """The real build in examples/app (installs the workspace first if its marker is stale)."""
     DIST.mkdir(parents=True, exist_ok=True)
     (DIST / "stale-from-an-old-build.js").write_text("old")
-    result = build()
+    result = build(aws=moto_server)
     assert result.returncode == 0, result.stderr
     return result, (DIST / "index.js").read_bytes(), (DIST / "index.js.map").read_bytes()
 
 
 @pytest.mark.slow
-def test_same_sources_give_the_same_bytes(first_build):
+def test_same_sources_give_the_same_bytes(first_build, moto_server):
     result, bundle, source_map = first_build
     assert sorted(p.name for p in DIST.iterdir()) == ["index.js", "index.js.map"]  # cleared first
 
-    again = build()
+    again = build(aws=moto_server)
 
     assert again.returncode == 0, again.stderr
     assert (DIST / "index.js").read_bytes() == bundle
@@ -95,12 +101,28 @@ def _shipped_hash(dist: Path) -> str:
     return files_hash(dist.parent, files)
 
 
+def record(result: subprocess.CompletedProcess[str]) -> dict:
+    assert result.stdout.count("\n") == 1, f"stdout is {result.stdout!r}"  # one line
+    return json.loads(result.stdout)
+
+
 @pytest.mark.slow
-def test_stdout_is_exactly_the_hash_of_what_lambda_extracts(first_build):
+def test_stdout_is_the_record_of_the_published_zip(first_build, moto_server):
+    """What the function's code is: the zip of exactly what Lambda extracts, in the artifacts
+    bucket under its content hash and the stack's prefix, the object version pinned."""
     result, bundle, source_map = first_build
-    assert re.fullmatch(r"[0-9a-f]{64}\n", result.stdout), f"stdout is {result.stdout!r}"
-    assert sorted(p.name for p in DIST.iterdir()) == ["index.js", "index.js.map"]
-    assert result.stdout.strip() == _shipped_hash(DIST)
+    published = record(result)
+    assert published["sha256"] == _shipped_hash(DIST)  # APP_VERSION
+    assert published["key"] == f"{PREFIX}/api/{published['object_sha256']}.zip"
+    env = aws_environment(moto_server)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=env["AWS_REGION"],
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+    data = s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=published["key"], VersionId=published["version"])["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == published["object_sha256"]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert {i.filename: archive.read(i) for i in archive.infolist()} == {
+            "dist/index.js": bundle, "dist/index.js.map": source_map
+        }
 
 
 @pytest.mark.slow
@@ -125,12 +147,12 @@ def test_bundle_is_self_contained_minified_cjs_with_source_map(first_build):
 
 
 @pytest.mark.slow
-def test_changed_source_line_changes_the_hash(first_build, tmp_path):
+def test_changed_source_line_changes_the_hash(first_build, tmp_path, moto_server):
     result, _, _ = first_build
     assert MARKER.exists(), "the real build should have left the install marker the copy relies on"
     copy = _copy_app(tmp_path / "app")
 
-    same = build(copy)
+    same = build(copy, aws=moto_server)
     assert same.returncode == 0, same.stderr
     assert "npm ci skipped" in same.stderr
     # Another checkout path, the same sources: the same bundle (no absolute path in it). Not the
@@ -138,26 +160,27 @@ def test_changed_source_line_changes_the_hash(first_build, tmp_path):
     # so its source map names the dependencies by another relative path (a real checkout has its
     # own node_modules and the same map).
     assert (copy / API / "dist" / "index.js").read_bytes() == (DIST / "index.js").read_bytes()
-    assert same.stdout.strip() == _shipped_hash(copy / API / "dist")
+    assert record(same)["sha256"] == _shipped_hash(copy / API / "dist")
 
     handler = copy / API / ENTRY
     source = handler.read_text()
     assert "cooldownDuration: 30_000" in source
     handler.write_text(source.replace("cooldownDuration: 30_000", "cooldownDuration: 31_000"))
 
-    changed = build(copy)
+    changed = build(copy, aws=moto_server)
     assert changed.returncode == 0, changed.stderr
-    assert changed.stdout.strip() != same.stdout.strip()
-    assert changed.stdout.strip() == _shipped_hash(copy / API / "dist")
+    assert record(changed)["sha256"] != record(same)["sha256"]
+    assert record(changed)["key"] != record(same)["key"]
+    assert record(changed)["sha256"] == _shipped_hash(copy / API / "dist")
 
 
 @pytest.mark.slow
-def test_a_syntax_error_fails_the_step_clearly(first_build, tmp_path):
+def test_a_syntax_error_fails_the_step_clearly(first_build, tmp_path, moto_server):
     copy = _copy_app(tmp_path / "app")
     handler = copy / API / ENTRY
     handler.write_text(handler.read_text() + "\nexport const broken = ;\n")
 
-    result = build(copy)
+    result = build(copy, aws=moto_server)
 
     assert result.returncode == 1
     assert result.stdout == ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import subprocess
+import tarfile
 import sys
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from components.pipeline import AppSources
 from core.source_hash import output_hash
 from steps.build_site import missing_values, replace_dir
+from tests.support.moto import ARTIFACTS_BUCKET, artifacts_bucket, aws_env, moto_server  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
@@ -25,12 +29,14 @@ API_URL = "https://k3x7q2bz9d4m.lambda-url.us-east-1.on.aws/"
 
 
 BAKED = "NEXT_PUBLIC_API_URL,NEXT_PUBLIC_STACK"
+PREFIX = "previews/preview-pr-7"
+PUBLISH = ("--artifacts-bucket", ARTIFACTS_BUCKET, "--artifacts-prefix", PREFIX)
 
 
 def build_site(out: Path, *flags: str, baked: str = BAKED, **env: str) -> subprocess.CompletedProcess[str]:
     child = {k: v for k, v in os.environ.items() if not k.startswith("NEXT_PUBLIC_")}
     return subprocess.run(
-        [sys.executable, "-m", "steps.build_site", "--app-dir", APP, "--out", str(out), "--baked", baked, *flags],
+        [sys.executable, "-m", "steps.build_site", "--app-dir", APP, "--out", str(out), "--baked", baked, *PUBLISH, *flags],
         cwd=REPO,
         env={**child, **env},
         capture_output=True,
@@ -44,7 +50,7 @@ def contents(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_next_build_bakes_the_outputs_in_and_is_reproducible(tmp_path):
+def test_next_build_bakes_the_outputs_in_and_is_reproducible(tmp_path, artifacts_bucket):
     out = tmp_path / ".build/preview-pr-7/site"
     timings = []
     results = []
@@ -56,8 +62,17 @@ def test_next_build_bakes_the_outputs_in_and_is_reproducible(tmp_path):
         if len(results) == 1:
             first = contents(out)
     digest = results[0].stdout
-    assert re.fullmatch(r"[0-9a-f]{64}\n", digest)  # printed raw: the deploy's trigger
-    assert digest.strip() == output_hash(out)
+    # One JSON line: the deploy's trigger and what it deploys (the export, published by hash).
+    record = json.loads(digest)
+    assert digest.endswith("}\n") and digest.count("\n") == 1
+    assert record["sha256"] == output_hash(out)
+    assert record["bucket"] == ARTIFACTS_BUCKET and record["key"] == f"{PREFIX}/site/{record['object_sha256']}.tar.gz"
+    import boto3
+
+    published = boto3.client("s3").get_object(Bucket=ARTIFACTS_BUCKET, Key=record["key"], VersionId=record["version"])
+    with tarfile.open(fileobj=io.BytesIO(published["Body"].read()), mode="r:gz") as tarball:
+        shipped = {m.name: tarball.extractfile(m).read() for m in tarball.getmembers()}
+    assert shipped == contents(out)
     html = (out / "index.html").read_text()
     assert API_URL in html and "preview-pr-7" in html
     scripts = "".join(p.read_text() for p in out.rglob("*.js"))

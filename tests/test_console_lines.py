@@ -1,5 +1,5 @@
 """No step prints a line of 64 KiB or more: pulumi-command's log scanner stops at such a line and
-the Command hangs (FACTS.md; sandbox/engine/command reproduces it, tests/test_command_provider.py
+the Command hangs (docs/facts.md; sandbox/engine/command reproduces it, tests/test_command_provider.py
 shows the hang). steps.console bounds every line it prints: log lines, a tool's output relayed
 line by line, and a step's result on stdout.
 """

@@ -20,6 +20,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 HOST = aws_policies.GITHUB_OIDC_HOST
 STATE_BUCKET = f"arn:aws:s3:::webstack-pulumi-state-{ACCOUNT}"
 TRAIL_BUCKET = f"arn:aws:s3:::webstack-audit-{ACCOUNT}"
+ARTIFACTS_BUCKET = f"arn:aws:s3:::webstack-artifacts-{ACCOUNT}"
 STATE = f"{STATE_BUCKET}/pulumi/.pulumi"
 LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function"
 IAM = f"arn:aws:iam::{ACCOUNT}"
@@ -38,6 +39,10 @@ PROD_ARNS = [
     f"{STATE}/backups/webstack/prod/prod.1700000000.json",
     f"{TRAIL_BUCKET}",
     f"{TRAIL_BUCKET}/AWSLogs/{ACCOUNT}/CloudTrail/x.json.gz",
+    f"{ARTIFACTS_BUCKET}/prod/api/{'a' * 64}.zip",
+    f"{ARTIFACTS_BUCKET}/prod/site/{'b' * 64}.tar.gz",
+    f"{ARTIFACTS_BUCKET}/previews-preview-pr-7/api/x.zip",  # not a PR stack's prefix
+    f"{ARTIFACTS_BUCKET}/previews/preview/api/x.zip",  # the template's, run by hand
     f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/webstack-audit",
     f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-trail-key",
     f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/webstack-pulumi-state",
@@ -56,6 +61,8 @@ LEASE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamod
 # items only (`dynamodb:LeadingKeys`, `lease_actions` below).
 SHARED = {
     STATE_BUCKET: {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"},
+    # Listing, limited by condition to the role's own prefix (below).
+    ARTIFACTS_BUCKET: {"s3:ListBucket"},
     LOCK_TABLE: LEASE,
     "STATE_KEY": {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"},
 }
@@ -204,8 +211,33 @@ SCOPE = aws_policies.DeployScope(
 def test_preview_shares_only_the_state_listing_the_state_key_and_its_leases(roles):
     preview = roles["preview"]["policy"]
     assert actions_on(preview, STATE_BUCKET) == SHARED[STATE_BUCKET]
+    assert actions_on(preview, ARTIFACTS_BUCKET) == SHARED[ARTIFACTS_BUCKET]
     assert actions_on(preview, LOCK_TABLE) == SHARED[LOCK_TABLE]
     assert actions_on(preview, roles["state_key"]) == SHARED["STATE_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("role", "key", "allowed"),
+    [
+        ("preview", f"previews/preview-pr-7/api/{'a' * 64}.zip", True),
+        ("preview", "previews/preview-pr-7/claims/pages-branch-pr-7.json", True),
+        ("preview", f"prod/api/{'a' * 64}.zip", False),
+        ("preview", "previews/preview/site/x.tar.gz", False),
+        ("preview", "x.zip", False),
+        ("prod", f"prod/site/{'b' * 64}.tar.gz", True),
+        ("prod", f"previews/preview-pr-7/api/{'a' * 64}.zip", False),
+    ],
+)
+def test_artifacts_are_written_under_the_roles_own_prefix(roles, role, key, allowed):
+    """A build publishes and reads under its stack's prefix only (`names.artifact_prefix`): a PR's
+    role can neither overwrite nor read prod's bundle, and lists nothing but its own prefix."""
+    policy = roles[role]["policy"]
+    expected = {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"} if allowed else set()
+    assert actions_on(policy, f"{ARTIFACTS_BUCKET}/{key}") == expected
+    [listing] = [s for s in policy["Statement"] if s.get("Sid") == "ArtifactsList"]
+    [(operator, patterns)] = listing["Condition"].items()
+    assert operator == "StringLike" and list(patterns) == ["s3:prefix"]
+    assert any(arn_matches(p, key) for p in patterns["s3:prefix"]) is allowed
 
 
 def test_preview_acts_on_its_own_pr_resources(roles):
@@ -333,7 +365,9 @@ def _declared_arns(recording) -> list[str]:
 def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, others):
     arns = _declared_arns(recorded(stack))
     assert len(arns) >= (12 if stack == "prod" else 2)
-    shared = {STATE_BUCKET, roles["state_key"], LOCK_TABLE}  # the table: leases by key (test above)
+    # The table: leases by key (test above); the artifacts bucket: each role lists and writes its
+    # own stacks' prefix only (test_artifacts_are_written_under_the_roles_own_prefix).
+    shared = {STATE_BUCKET, roles["state_key"], LOCK_TABLE, ARTIFACTS_BUCKET}
     for arn in arns:
         assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
         for other in others:

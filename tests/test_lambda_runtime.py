@@ -120,10 +120,10 @@ def runtime(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def api_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """The example API bundled by the real build step, zipped as the build Command's archive is."""
+def api_zip(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> bytes:
+    """The example API bundled by the real build step, zipped as it ships."""
     out = tmp_path_factory.mktemp("bundle") / "dist"
-    result = build(out=out, env={"STEPS_SKIP_LOG": str(out.parent / "skipped.jsonl")})
+    result = build(out=out, aws=moto_server, env={"STEPS_SKIP_LOG": str(out.parent / "skipped.jsonl")})
     assert result.returncode == 0, result.stderr
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

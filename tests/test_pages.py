@@ -15,10 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from steps import artifacts
+from core.source_hash import output_hash
+from steps.build_site import files_of
 from steps.pages import deployment_id_from_stdout, error_codes, production_ids, response_statuses
 from steps.runtime import PermanentError
 from sandbox.cloudflare_api import ACCOUNT, TOKEN, CloudflareStub, cloudflare, error  # noqa: F401 - fixture
 from tests.support.http_stub import Reply
+from tests.support.moto import ARTIFACTS_BUCKET, artifacts_bucket, aws_env, moto_server  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
@@ -53,8 +57,28 @@ def site(tmp_path: Path) -> Path:
     return root
 
 
-def deploy(cf: CloudflareStub, site: Path, branch: str = "pr-7", **env: str) -> subprocess.CompletedProcess[str]:
-    return pages(cf, "deploy", "--project", PROJECT, "--branch", branch, "--dir", str(site), "--app-dir", APP, **env)
+PREFIX = "previews/preview-pr-7"
+PUBLISH = ("--artifacts-bucket", ARTIFACTS_BUCKET, "--artifacts-prefix", PREFIX)
+
+
+def record_of(site: Path) -> str:
+    """The record a site build prints for `site` (its object need not exist while `--dir` holds
+    exactly that tree: the deploy then never reads the bucket)."""
+    tarball = artifacts.deterministic_tarball(site, files_of(site))
+    sha = artifacts.sha256_hex(tarball)
+    return json.dumps(
+        {"sha256": output_hash(site), "bucket": ARTIFACTS_BUCKET, "key": f"{PREFIX}/site/{sha}.tar.gz", "version": "v0",
+         "object_sha256": sha}
+    )  # fmt: skip
+
+
+def deploy(
+    cf: CloudflareStub, site: Path, branch: str = "pr-7", *, record: str | None = None, flags: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    return pages(
+        cf, "deploy", "--project", PROJECT, "--branch", branch, "--dir", str(site), "--artifact", record or record_of(site),
+        "--app-dir", APP, *flags, **env,
+    )  # fmt: skip
 
 
 def wrangler_runs(cf: CloudflareStub) -> int:
@@ -179,7 +203,10 @@ def test_a_bad_token_fails_at_once(cloudflare, site, steps_env):
 
 @pytest.mark.slow
 def test_an_unknown_project_fails_at_once(cloudflare, site):
-    result = pages(cloudflare, "deploy", "--project", "no-such-project", "--branch", "pr-7", "--dir", str(site), "--app-dir", APP)
+    result = pages(
+        cloudflare, "deploy", "--project", "no-such-project", "--branch", "pr-7", "--dir", str(site),
+        "--artifact", record_of(site), "--app-dir", APP,
+    )  # fmt: skip
     assert result.returncode == 1
     assert "not retrying (permanent)" in result.stderr and "Pages project does not exist" in result.stderr
 
@@ -291,3 +318,92 @@ def test_missing_credentials_are_a_clear_skip(cloudflare):
     result = pages(cloudflare, "delete-branch", "--project", PROJECT, "--branch", "pr-7", token="")
     assert result.returncode == 0
     assert "CLOUDFLARE_API_TOKEN not set" in result.stderr
+
+
+# --- what a deploy deploys: the build's export, from this runner or the artifacts bucket -------------
+
+
+def published(site: Path) -> str:
+    """Publish `site` as the site build does; its record."""
+    data = artifacts.deterministic_tarball(site, files_of(site))
+    record = artifacts.publish(data, sha256=output_hash(site), bucket=ARTIFACTS_BUCKET, prefix=PREFIX, kind="site", suffix=".tar.gz")
+    return json.dumps(record.line())
+
+
+@pytest.mark.slow
+def test_a_deploy_on_a_runner_without_the_build_fetches_the_published_export(cloudflare, site, artifacts_bucket, tmp_path):
+    record = published(site)
+    expected = {f"/{p.relative_to(site).as_posix()}": p.read_bytes() for p in files_of(site)}
+    gone = tmp_path / "new-runner" / ".build/preview-pr-7/site"  # a fresh checkout: nothing built
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "index.html").write_text("<html>last week's site</html>")
+    for directory in (gone, stale):
+        result = deploy(cloudflare, directory, record=record)
+        assert result.returncode == 0, result.stderr
+        deployment = cloudflare.deployments[json.loads(result.stdout)["id"]]
+        assert {path: cloudflare.assets[h] for path, h in deployment.manifest.items()} == expected
+        assert "fetching the build's export from s3://" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_deploy_never_deploys_a_broken_or_missing_copy(cloudflare, site, artifacts_bucket, steps_env, tmp_path):
+    """The broken-copy test: bytes under the record's key that do not hash to it are refused,
+    and so is a record whose object is gone; one line each, and nothing reaches Pages."""
+    import boto3
+
+    record = json.loads(published(site))
+    s3 = boto3.client("s3")
+    # The pinned version overwritten in place cannot happen on S3; a wrong version id can point at one.
+    broken = s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=record["key"], Body=b"not the site")["VersionId"]
+    for wrong, why in (
+        ({**record, "version": broken}, "is a broken copy"),
+        ({**record, "key": record["key"].replace(record["object_sha256"], "f" * 64)}, "cannot be fetched"),
+    ):
+        result = deploy(cloudflare, tmp_path / "empty", record=json.dumps(wrong))
+        assert result.returncode == 1
+        [failed] = [line for line in result.stderr.splitlines() if line.startswith("FAILED pages-deploy")]
+        assert why in failed and "is not on this runner" in failed, failed
+        assert not cloudflare.deployments
+
+
+@pytest.mark.slow
+def test_an_update_deletes_the_deployment_its_previous_run_recorded(cloudflare, site):
+    first = deploy(cloudflare, site)
+    assert first.returncode == 0, first.stderr
+    old = json.loads(first.stdout)["id"]
+    again = deploy(cloudflare, site, flags=("--delete-previous",), PULUMI_COMMAND_STDOUT=first.stdout)
+    assert again.returncode == 0, again.stderr
+    new = json.loads(again.stdout)["id"]
+    assert new != old and list(cloudflare.deployments) == [new] and cloudflare.deleted == [(old, True)]
+
+
+@pytest.mark.slow
+def test_a_replaced_branch_cleanup_deletes_nothing_and_the_last_one_deletes_the_branch(cloudflare, artifacts_bucket):
+    """claim-branch is the cleanup's create: a replacement claims the branch before the old
+    cleanup's delete runs, which then leaves the live preview alone."""
+    live = cloudflare.add_deployment("pr-7")
+    other = cloudflare.add_deployment("pr-8")
+    first = pages(cloudflare, "claim-branch", "--project", PROJECT, "--branch", "pr-7", *PUBLISH)
+    assert first.returncode == 0, first.stderr
+    # An update keeps its claim: the Command is the same resource.
+    kept = pages(cloudflare, "claim-branch", "--project", PROJECT, "--branch", "pr-7", *PUBLISH, PULUMI_COMMAND_STDOUT=first.stdout)
+    assert json.loads(kept.stdout)["claim"] == json.loads(first.stdout)["claim"]
+    second = pages(cloudflare, "claim-branch", "--project", PROJECT, "--branch", "pr-7", *PUBLISH)  # the replacement
+    assert json.loads(second.stdout)["claim"] != json.loads(first.stdout)["claim"]
+
+    replaced = pages(cloudflare, "delete-branch", "--project", PROJECT, "--branch", "pr-7", "--claimed", *PUBLISH,
+                     PULUMI_COMMAND_STDOUT=first.stdout)  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["deleted"] == [] and live.id in cloudflare.deployments
+    assert "claimed by a newer cleanup" in replaced.stderr
+
+    destroyed = pages(cloudflare, "delete-branch", "--project", PROJECT, "--branch", "pr-7", "--claimed", *PUBLISH,
+                      PULUMI_COMMAND_STDOUT=second.stdout)  # fmt: skip
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(destroyed.stdout)["deleted"] == [live.id] and list(cloudflare.deployments) == [other.id]
+
+
+def test_claimed_delete_branch_needs_where_the_claim_is(cloudflare):
+    result = pages(cloudflare, "delete-branch", "--project", PROJECT, "--branch", "pr-7", "--claimed")
+    assert result.returncode == 2 and "--claimed needs --artifacts-bucket" in result.stderr

@@ -399,6 +399,39 @@ def test_unbounded_function_concurrency(recorded, stack, change):
     assert fired(broken(recorded(stack), "api-function", change)) == {"lambda-concurrency-bounded"}
 
 
+@pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.update(code={"dist/index.js": "exports.handler = 1"}),
+        lambda p: p.update(filename="dist.zip"),
+        lambda p: p.pop("s3ObjectVersion"),
+        lambda p: p.update(imageUri="1234.dkr.ecr.us-east-1.amazonaws.com/api:latest"),
+    ],
+    ids=["local-archive", "local-file", "unpinned-object", "image-by-tag"],
+)
+def test_function_code_that_a_later_runner_could_not_read(recorded, stack, change):
+    """The rule behind the artifacts bucket: no deploy needs a file the build's runner had."""
+    assert fired(broken(recorded(stack), "api-function")) == set()
+    assert fired(broken(recorded(stack), "api-function", change)) == {"lambda-code-pinned"}
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:s3:::webstack-artifacts-123456789012/*",
+        "arn:aws:s3:::webstack-artifacts-123456789012/*/api/*",
+        "arn:aws:s3:::webstack-artifacts-123456789012/",
+    ],
+    ids=["whole-bucket", "wildcard-prefix", "empty-key"],
+)
+def test_object_writes_on_a_whole_bucket(recorded, resource):
+    statement = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": resource}
+    assert fired(broken(recorded("prod"), "github-preview-policy", _add_statement(statement))) == {"s3-object-writes-scoped"}
+    reads = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}
+    assert "s3-object-writes-scoped" not in fired(broken(recorded("prod"), "github-preview-policy", _add_statement(reads)))
+
+
 def test_public_invoke_not_through_the_url(recorded):
     resource = broken(recorded("prod"), "api-url-invoke-function", lambda p: p.pop("invokedViaFunctionUrl"))
     assert fired(resource) == {"function-url-intended"}

@@ -6,9 +6,16 @@ tmp dir and are reused in order, each test naming what it needs from the ones be
     01  prod: `stack init`, `up` with the policy pack; every phase runs, in order
     02  prod: a second `up` and `preview --expect-no-changes` change nothing, run no Command
     03  prod: a web-only change re-runs exactly the site build, its deploy and the site check
+    03b prod: SIGINT to `pulumi` during the migration, then during the site build (upstream's
+        Cancel kills the running command): the services stay consistent, the next `up` completes
+    03c prod on a fresh runner (no build output, no node_modules): `up` with nothing changed,
+        after `refresh` a memory-only change of the function, and a change that re-runs only the
+        Pages deploy; each completes from the published builds and serves the right code
     04  preview-pr-7 and preview-pr-8 (`stack select --create`) side by side
     04b preview-pr-9: a fixture app unlike examples/app (tests/fixtures/apps/esm-api) deploys from its
         stack config alone, then is destroyed
+    04d preview-pr-7: `up --replace` of the schema, the Pages deploy and the branch cleanup, then an
+        update of each (their environment changed): nothing live removed, nothing leaked
     05  preview-pr-7: destroy, destroy again, `stack rm`, then the cleanup workflow's absent path
     07a prod: a migration that needs data loss stops the run, alerts; the fix completes
     07b prod: a bundle that throws on load fails its pre-traffic check: `stable` stays on the old
@@ -681,6 +688,150 @@ def test_03_web_only_change_redeploys_only_the_site(world: World) -> None:
     w.done.add("web")
 
 
+# --- 03b --------------------------------------------------------------------------------------------
+
+
+def interrupted_up(w: World, s: LocalStack, key: str, message: str) -> tuple[Run, set[tuple[int, str]]]:
+    """`pulumi up` that gets SIGINT (to the pulumi process only, as a cancelled CI job's first
+    signal) once the Command `key` logged `message`. Returns the run and the processes it left."""
+    baseline = ours(s.backend)
+    argv = s.argv("up", "--yes", "--json", "--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(w.policy_config(s)))
+    proc = subprocess.Popen(  # noqa: S603 - list argv
+        argv, cwd=s.project_dir, env=s.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    lines, sent = [], False
+    deadline = time.monotonic() + 900
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if not sent and line.startswith('{"sequence"') and '"diagnosticEvent"' in line:
+                event = json.loads(line)["diagnosticEvent"]
+                if resource_key(event.get("urn") or "") == key and message in event["message"]:
+                    time.sleep(1.0)  # inside the step
+                    proc.send_signal(signal.SIGINT)
+                    sent = True
+            if time.monotonic() > deadline:
+                break
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert sent, f"{key} never logged {message!r}:\n" + "".join(lines[-20:])
+    left = still_running(ours(s.backend) - baseline)
+    return Run.parse(("up",), proc.returncode, "".join(lines)), left
+
+
+def test_03b_sigint_during_the_migration_and_the_site_build_leaves_the_services_consistent(world: World) -> None:
+    """Upstream's first Ctrl-C makes the engine Cancel the providers, and the command provider kills
+    the running command (its shell: the step itself runs to its end, its result not recorded). The
+    interrupted run fails; nothing is left half-done or running; the next `up` completes."""
+    w, c = world, world.cloud
+    w.need("prod", "web")
+    s = w.stack("prod")
+    outputs = w.facts["prod_outputs"]
+    served = get(outputs["siteUrl"]).text
+
+    # During the migration: a new nullable column (no data loss), so the push has work to do.
+    define = w.apps["prod"] / "packages" / "shared-schemas" / "src" / "define.ts"
+    subject = "      subject: varchar('subject', { length: 255 }).notNull(),\n"
+    edit(define, subject, subject + "      sigint_probe: varchar('sigint_probe', { length: 20 }),\n")
+    run, left = interrupted_up(w, s, f"{CMD}database-migrate", "step migrate: start")
+    assert run.code != 0 and not left, (run.tail(), left)
+    assert "signal: killed" in run.output, run.tail()
+    # Consistent: the push either applied whole or not at all (the killed shell's step ran to its
+    # end), the app's tables are all there, prod still serves what it served.
+    assert APP_TABLES <= c.tables("app")
+    assert get(outputs["apiUrl"] + "health").status_code == 200 and get(outputs["siteUrl"]).text == served
+    again = w.run(s, "up")
+    assert again.summary()["result"] == "succeeded" and f"{CMD}database-migrate" in again.ops()
+    assert "sigint_probe" in c.columns("app", "users")
+    health = get(outputs["apiUrl"] + "health")
+    assert health.status_code == 200 and health.json()["version"] == c.function("webstack-api-prod", "stable")["Environment"]["Variables"]["APP_VERSION"]
+
+    # During the site build: the deploy never ran, the live site is the previous one, whole.
+    served = get(outputs["siteUrl"]).text
+    marker = "sigint-site-" + secrets.token_hex(4)
+    edit(w.apps["prod"] / "apps" / "web" / "app" / "page.tsx", "<h1>Example app", f"<h1>{marker} Example app")
+    deployments = sorted(c.deployments("main"))
+    run, left = interrupted_up(w, s, f"{CMD}site-build", "step build_site: start")
+    assert run.code != 0 and not left, (run.tail(), left)
+    assert sorted(c.deployments("main")) == deployments and get(outputs["siteUrl"]).text == served
+    again = w.run(s, "up")
+    assert again.summary()["result"] == "succeeded" and f"{CMD}site-deploy" in again.ops()
+    assert marker in get(outputs["siteUrl"]).text
+    w.done.add("interrupted")
+
+
+# --- 03c --------------------------------------------------------------------------------------------
+
+
+def test_03c_a_fresh_runner_deploys_from_the_published_builds(world: World) -> None:
+    """A new CI runner has the checkout and nothing else: no build output, no node_modules. Nothing
+    of a later `up` may need them (the function's code and the site come from the artifacts bucket,
+    by the records the builds printed), and `refresh` (which empties a Command's archive upstream)
+    changes nothing of that."""
+    w, c = world, world.cloud
+    w.need("prod", "web")
+    s = w.stack("prod")
+    outputs = w.facts["prod_outputs"]
+    function = "webstack-api-prod"
+    app = w.apps["prod"]
+    code = c.function(function, "stable")
+    version = code["Environment"]["Variables"]["APP_VERSION"]
+    site = get(outputs["siteUrl"]).text
+
+    def fresh_runner() -> None:
+        for path in (REPO / ".build" / "prod", app / "node_modules", app / "apps" / "api" / "dist", app / "apps" / "web" / "out",
+                     app / "apps" / "web" / ".next"):  # fmt: skip
+            shutil.rmtree(path, ignore_errors=True)
+
+    def serves_the_same_code() -> None:
+        health = get(outputs["apiUrl"] + "health")
+        assert health.status_code == 200 and health.json()["version"] == version
+        assert get(outputs["siteUrl"]).text == site
+
+    fresh_runner()
+    try:
+        # (a) Nothing changed: nothing runs; the drift check's `preview --refresh` sees no change.
+        run = w.run(s, "up")
+        assert run.ops() == {} and run.step_starts() == [], run.ops()
+        assert w.run(s, "preview", "--refresh", "--expect-no-changes").code == 0
+        serves_the_same_code()
+
+        # (b) After a refresh, a configuration change of the function alone: it is updated (a new
+        # version, checked, then `stable`) without a build, its code the published zip.
+        s.pulumi("refresh", "--yes")
+        s.pulumi("config", "set", "webstack:lambdaMemoryMb", "384")
+        run = w.run(s, "up")
+        assert f"{CMD}api-build" not in run.ops() and f"{CMD}site-build" not in run.ops(), run.ops()
+        assert not [m for m in run.step_starts() if m.split(":")[0] in ("step build_lambda", "step build_site", "step install")]
+        stable = c.function(function, "stable")
+        assert stable["MemorySize"] == 384 and stable["Version"] != code["Version"]
+        assert stable["CodeSha256"] == code["CodeSha256"]
+        serves_the_same_code()
+        fresh_runner()
+
+        # (c) A change only the Pages deploy reads: it re-runs on a runner without the export,
+        # fetches the build's record from the artifacts bucket, and deploys exactly that.
+        before = sorted(c.deployments("main"))
+        s.pulumi("config", "set", "webstack:pagesDeployTimeoutSeconds", "601")
+        run = w.run(s, "up")
+        assert set(run.ops()) == {f"{CMD}site-deploy", f"{CMD}checks-site-health"}, run.ops()
+        assert any("fetching the build's export from s3://" in m for m in run.messages(f"{CMD}site-deploy"))
+        assert len(set(c.deployments("main")) - set(before)) == 1
+        serves_the_same_code()
+        assert not (REPO / ".build" / "prod" / "site").exists()
+    finally:
+        # Later tests build again: the workspace as before (hard links, the install marker kept).
+        if not (app / "node_modules").exists():
+            subprocess.run(["cp", "-al", str(EXAMPLE_APP / "node_modules"), str(app / "node_modules")], check=True)
+            shutil.rmtree(app / "node_modules" / ".cache", ignore_errors=True)
+    w.done.add("fresh-runner")
+
+
 # --- 04 ---------------------------------------------------------------------------------------------
 
 
@@ -805,6 +956,63 @@ def test_04c_the_pnpm_and_yarn_fixtures_deploy_by_stack_config_alone(world: Worl
     s.pulumi("destroy", "--yes")
     s.pulumi("stack", "rm", "--yes", s.name)
     assert c.tables(schema) == set() and c.function(f"webstack-api-preview-pr-{pr}") is None
+
+
+# --- 04d --------------------------------------------------------------------------------------------
+
+
+def urn_of(w: World, s: LocalStack, name: str) -> str:
+    [urn] = [r["urn"] for r in w.export(s) if r["urn"].endswith(f"::{name}")]
+    return urn
+
+
+def test_04d_the_commands_with_a_delete_are_safe_under_replacement_and_update(world: World) -> None:
+    """Upstream replaces create-before-delete and re-runs a changed Command in place. Replacing the
+    schema, the Pages deploy and the branch cleanup (`pulumi up --replace`), then changing each one's
+    environment, removes nothing live and leaves nothing behind (05 then destroys the stack and
+    finds nothing left)."""
+    w, c = world, world.cloud
+    w.need("preview-pr-7")
+    s = w.stack("preview-pr-7")
+    site_url = w.facts["pr_outputs"][7]["siteUrl"]
+    c.sql("CREATE TABLE app_pr_7.engine_test_keep (id int); INSERT INTO app_pr_7.engine_test_keep VALUES (7)")
+
+    def live() -> dict[str, Any]:
+        comment = c.sql("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'app_pr_7'")
+        return {
+            "rows": c.sql("SELECT id FROM app_pr_7.engine_test_keep"),
+            "tables": c.tables("app_pr_7"),
+            "owner": comment[0][0] if comment else None,
+            "deployments": sorted(c.deployments("pr-7")),
+            "site": get(site_url).status_code,
+        }
+
+    before = live()
+    assert before["rows"] == [(7,)] and before["owner"] and len(before["deployments"]) == 1 and before["site"] == 200
+    replaced = ["database-schema", "site-deploy", "site-branch-cleanup"]
+    args = [arg for name in replaced for arg in ("--replace", urn_of(w, s, name))]
+    run = w.run(s, "up", *args)
+    for name in replaced:
+        assert {"create-replacement", "delete-replaced"} <= run.ops()[f"{CMD}{name}"], run.ops()
+    after = live()
+    assert after["rows"] == [(7,)] and after["tables"] == before["tables"], "the replaced schema Command dropped the schema"
+    assert after["owner"] != before["owner"]  # claimed by the new Command
+    assert after["site"] == 200 and len(after["deployments"]) == 1 and after["deployments"] != before["deployments"]
+
+    # An update of each: another environment (the program as a change would leave it).
+    project = copy_project(w.root / "project-changed-commands")
+    edit(project / "components" / "database.py", 'environment={"DB_SCHEMA": args.schema},', 'environment={"DB_SCHEMA": args.schema, "REVISION": "2"},')
+    edit(project / "components" / "pages_site.py", '"DEPLOY_TIMEOUT": str(args.deploy_timeout_seconds),', '"DEPLOY_TIMEOUT": str(args.deploy_timeout_seconds), "REVISION": "2",')
+    edit(project / "components" / "pages_site.py", 'environment={**pages, "CLOUDFLARE_ACCOUNT_ID": args.account_id, **args.artifacts.environment()},',
+         'environment={**pages, "CLOUDFLARE_ACCOUNT_ID": args.account_id, **args.artifacts.environment(), "REVISION": "2"},')  # fmt: skip
+    changed = LocalStack(root=s.root, name=s.name, endpoints=w.e, project_dir=project)
+    run = w.run(changed, "up")
+    for name in replaced:
+        assert run.ops()[f"{CMD}{name}"] == {"update"}, run.ops()
+    updated = live()
+    assert updated["rows"] == [(7,)] and updated["owner"] == after["owner"]
+    assert updated["site"] == 200 and len(updated["deployments"]) == 1 and updated["deployments"] != after["deployments"]
+    w.done.add("commands-safe")
 
 
 # --- 05 ---------------------------------------------------------------------------------------------
@@ -1259,7 +1467,9 @@ def test_10_policy_pack_refuses_an_unprotected_state_bucket(world: World) -> Non
     assert failed.code != 0
     mandatory = re.findall(r"\[mandatory\]\s+(\S+)\s+\(([^)]*)\)", failed.output)
     assert {rule for rule, _ in mandatory} == {"stateful-protected"}, failed.tail()
-    assert {what for _, what in mandatory} == {"aws:s3:Bucket: state-storage-bucket", "aws:s3:Bucket: audit-storage-bucket"}, mandatory
+    assert {what for _, what in mandatory} == {
+        "aws:s3:Bucket: state-storage-bucket", "aws:s3:Bucket: audit-storage-bucket", "aws:s3:Bucket: artifacts-storage-bucket"
+    }, mandatory
 
 
 # --- 11 ---------------------------------------------------------------------------------------------

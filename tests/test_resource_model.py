@@ -33,7 +33,12 @@ def test_prod_owns_the_foundation(recorded):
     prod = recorded("prod")
     present = {r.type for r in prod.resources.values()}
     assert FOUNDATION_TYPES <= present
-    assert len(prod.of_type("aws:s3/bucket:Bucket")) == 2  # state + trail logs
+    assert len(prod.of_type("aws:s3/bucket:Bucket")) == 3  # state, trail logs, build artifacts
+    [lifecycle] = prod.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    rules = {rule["id"]: rule for rule in lifecycle.inputs["rules"]}
+    # What PR stacks publish expires; prod's current objects stay (a later deploy may read them).
+    assert rules["previews-expire"]["filter"] == {"prefix": "previews/"} and rules["previews-expire"]["expiration"]["days"] == 30
+    assert "expiration" not in rules["replaced-versions-expire"]
     # four GitHub roles (prod, preview, cleanup, sweeper) + execution role + the role CloudTrail
     # assumes to write its log group
     assert len(prod.of_type("aws:iam/role:Role")) == 6
@@ -242,15 +247,43 @@ def test_previews_run_latest_with_their_own_schema(recorded, stack):
     assert recording.by_name("api-url").inputs.get("qualifier") is None
 
 
-def test_function_takes_its_code_from_the_build_archive(recorded):
-    prod = recorded("prod")
-    build = prod.by_name("api-build")
-    function = prod.by_name("api-function")
-    assert function.inputs["code"] == build.outputs["archive"]
-    assert build.urn in function.property_dependencies["code"]
-    assert build.inputs["archivePaths"] == ["dist/**"]
+@pytest.mark.parametrize(("stack", "prefix"), [("prod", "prod"), ("preview-pr-7", "previews/preview-pr-7")])
+def test_function_takes_its_code_from_the_published_build(recorded, stack, prefix):
+    """No deploy needs the build's files: the function's code is the pinned object the build
+    published (its record on stdout), never the build Command's `archive` (a refresh empties it)."""
+    recording = recorded(stack)
+    build = recording.by_name("api-build")
+    function = recording.by_name("api-function")
+    record = json.loads(build.outputs["stdout"])
+    assert (function.inputs["s3Bucket"], function.inputs["s3Key"], function.inputs["s3ObjectVersion"]) == (
+        record["bucket"], record["key"], record["version"]
+    )
+    for key in ("s3Bucket", "s3Key", "s3ObjectVersion"):
+        assert build.urn in function.property_dependencies[key]
+    assert "code" not in function.inputs and "archivePaths" not in build.inputs
+    assert function.inputs["environment"]["variables"]["APP_VERSION"] == record["sha256"]
+    environment = build.inputs["environment"]
+    assert (environment["ARTIFACTS_BUCKET"], environment["ARTIFACTS_PREFIX"]) == ("webstack-artifacts-123456789012", prefix)
+    assert build.inputs["create"].endswith('--artifacts-bucket "$ARTIFACTS_BUCKET" --artifacts-prefix "$ARTIFACTS_PREFIX"')
     assert function.inputs["handler"] == "dist/index.handler"
     assert function.inputs["runtime"] == "nodejs20.x"
+    if stack == "prod":  # prod's first build waits for the bucket its own foundation creates
+        assert recording.by_name("artifacts-storage-bucket").urn in build.property_dependencies["environment"]
+
+
+def test_no_command_exposes_files_to_read_later(recorded):
+    for stack in ("prod", "preview-pr-7"):
+        for resource in recorded(stack).of_type("command:local:Command"):
+            assert not {"archivePaths", "assetPaths"} & set(resource.inputs), resource.name
+
+
+@pytest.mark.parametrize("stack", ["prod", "preview-pr-7"])
+def test_the_site_deploy_deploys_the_builds_record(recorded, stack):
+    recording = recorded(stack)
+    build, deploy = recording.by_name("site-build"), command(recording, "site-deploy")
+    assert deploy["environment"]["SITE_ARTIFACT"] == build.outputs["stdout"]
+    assert deploy["triggers"] == [build.outputs["stdout"]]
+    assert '--artifact "$SITE_ARTIFACT"' in deploy["create"]
 
 
 def test_function_url_is_public_but_cors_admits_only_the_site(recorded):
@@ -360,22 +393,31 @@ def test_prod_approves_one_data_loss_by_its_digest():
 
 
 def test_only_pr_stacks_drop_their_schema_and_branch_on_destroy(recorded):
+    """And only what their own create claimed: a replaced Command (create-before-delete) finds
+    its successor's claim and removes nothing live."""
     pr = recorded("preview-pr-7")
-    assert command(pr, "database-schema")["delete"] == 'python -m steps.schema drop --schema "$DB_SCHEMA"'
-    assert command(pr, "site-branch-cleanup")["delete"] == (
-        'python -m steps.pages delete-branch --project "$PAGES_PROJECT" --branch "$PAGES_BRANCH"'
-    )
-    assert command(pr, "site-branch-cleanup")["environment"]["PAGES_BRANCH"] == "pr-7"
-    assert "create" not in command(pr, "site-branch-cleanup")
+    schema = command(pr, "database-schema")
+    assert schema["create"] == 'python -m steps.schema create --schema "$DB_SCHEMA" --claim'
+    assert schema["delete"] == 'python -m steps.schema drop --schema "$DB_SCHEMA" --claimed'
+    claim = '--project "$PAGES_PROJECT" --branch "$PAGES_BRANCH" --artifacts-bucket "$ARTIFACTS_BUCKET" --artifacts-prefix "$ARTIFACTS_PREFIX"'
+    cleanup = command(pr, "site-branch-cleanup")
+    assert cleanup["create"] == f"python -m steps.pages claim-branch {claim}"
+    assert cleanup["delete"] == f"python -m steps.pages delete-branch {claim} --claimed"
+    assert cleanup["environment"]["PAGES_BRANCH"] == "pr-7"
+    assert cleanup["environment"]["ARTIFACTS_PREFIX"] == "previews/preview-pr-7"
     for stack in ("prod", "preview"):
         assert "delete" not in command(recorded(stack), "database-schema")
+        assert "--claim" not in command(recorded(stack), "database-schema")["create"]
         assert "site-branch-cleanup" not in recorded(stack).names()
 
 
 def test_a_replaced_preview_deploy_deletes_only_its_own_deployment(recorded):
-    delete = command(recorded("preview-pr-7"), "site-deploy")["delete"]
-    assert delete == 'python -m steps.pages delete --project "$PAGES_PROJECT" --deployment-from-stdout'
-    assert "delete" not in command(recorded("prod"), "site-deploy")  # prod keeps deployments for rollback
+    deploy = command(recorded("preview-pr-7"), "site-deploy")
+    assert deploy["delete"] == 'python -m steps.pages delete --project "$PAGES_PROJECT" --deployment-from-stdout'
+    # Re-run in place (an update): the same deploy, then the deployment its previous run recorded goes.
+    assert deploy["update"] == deploy["create"] + " --delete-previous"
+    prod = command(recorded("prod"), "site-deploy")
+    assert "delete" not in prod and "update" not in prod  # prod keeps deployments for rollback
 
 
 TRIGGERED = ("app-install", "database-migrate", "api-build", "site-build")
@@ -433,7 +475,7 @@ def test_stable_moves_only_behind_the_pre_traffic_check_of_the_new_version(recor
     environment = check.inputs["environment"]
     function = prod.by_name("api-function")
     assert environment["FUNCTION_VERSION"] == function.outputs["version"]
-    assert environment["APP_VERSION"] == prod.by_name("api-build").outputs["stdout"]
+    assert environment["APP_VERSION"] == json.loads(prod.by_name("api-build").outputs["stdout"])["sha256"]
     assert environment["FUNCTION_NAME"] == "webstack-api-prod"
     # The alias waits for the check; the check for the function (the version it proves).
     alias = prod.by_name("api-alias")

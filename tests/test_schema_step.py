@@ -110,6 +110,32 @@ def test_drop_of_a_preview_schema_twice(pg_database: Database):
 
 
 @pytest.mark.slow
+def test_a_replaced_schema_command_leaves_the_live_schema_and_the_last_one_drops_it(pg_database: Database):
+    """pulumi-command replaces create-before-delete: the new Command's create runs, then the old
+    one's delete. With --claim/--claimed the old delete finds the schema claimed by the new
+    owner and drops nothing; an update (the same resource) keeps its owner."""
+    env = {"DATABASE_URL": pg_database.url}
+    old = result_of(run_schema("create", "--schema", "app_preview_pr_7", "--claim", env=env))
+    with pg_database.connect() as conn:
+        conn.execute("CREATE TABLE app_preview_pr_7.t (id int); INSERT INTO app_preview_pr_7.t VALUES (1)")
+    stdout = {"PULUMI_COMMAND_STDOUT": json.dumps(old)}
+    updated = result_of(run_schema("create", "--schema", "app_preview_pr_7", "--claim", env={**env, **stdout}))
+    assert updated["owner"] == old["owner"] and updated["changed"] is False
+    new = result_of(run_schema("create", "--schema", "app_preview_pr_7", "--claim", env=env))  # the replacement
+    assert new["owner"] != old["owner"]
+
+    replaced = run_schema("drop", "--schema", "app_preview_pr_7", "--claimed", env={**env, **stdout})
+    assert result_of(replaced) == {"schema": "app_preview_pr_7", "action": "drop", "changed": False, "owned_by": new["owner"]}
+    assert "this one was replaced; not dropped" in replaced.stderr
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM app_preview_pr_7.t").fetchone()[0] == 1
+
+    destroyed = run_schema("drop", "--schema", "app_preview_pr_7", "--claimed", env={**env, "PULUMI_COMMAND_STDOUT": json.dumps(new)})
+    assert result_of(destroyed)["changed"] is True
+    assert "app_preview_pr_7" not in schemas(pg_database)
+
+
+@pytest.mark.slow
 def test_missing_database_fails_without_retrying(pg_database: Database):
     url = pg_database.server.url("no_such_db")
     proc = run_schema("create", "--schema", "app", env={"DATABASE_URL": url})

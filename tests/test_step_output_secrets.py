@@ -9,6 +9,7 @@ a webhook path all show up as the marker. Each step runs as the real process the
 from __future__ import annotations
 
 import ast
+import json
 import re
 import socket
 import subprocess
@@ -83,18 +84,28 @@ def assert_no_secret(kept: str, secrets: dict[str, str]) -> None:
 # Each step as its Command runs it, with inputs that make it fail without any service. Which steps
 # there are is not kept here: test_every_step_is_run_here finds them in steps/ and in the Commands
 # the program declares, and fails naming any this table does not run.
+PUBLISH = ["--artifacts-bucket", "webstack-artifacts-123456789012", "--artifacts-prefix", "previews/preview-pr-7"]
+# A build's record (steps.artifacts) whose object is nowhere: fetching it fails.
+RECORD = json.dumps(
+    {"sha256": "a" * 64, "bucket": "webstack-artifacts-123456789012", "key": "previews/preview-pr-7/site/" + "b" * 64 + ".tar.gz",
+     "version": "v1", "object_sha256": "b" * 64}
+)  # fmt: skip
 FAILURES = {
     "install": ["steps.install", "--app-dir", "does/not/exist"],
     "schema": ["steps.schema", "create", "--schema", "app_preview_pr_7"],
     "migrate": ["steps.migrate", "--app-dir", "does/not/exist", "--schema", "app_preview_pr_7", "--timeout", "5"],
-    "build_lambda": ["steps.build_lambda", "--app-dir", "does/not/exist", "--entry", "x.ts", "--out", "OUT"],
-    "build_site": ["steps.build_site", "--app-dir", "does/not/exist", "--out", "OUT"],
+    "build_lambda": ["steps.build_lambda", "--app-dir", "does/not/exist", "--entry", "x.ts", "--out", "OUT", *PUBLISH],
+    "build_site": ["steps.build_site", "--app-dir", "does/not/exist", "--out", "OUT", *PUBLISH],
+    "artifacts-fetch": ["steps.artifacts", "fetch", "--artifact", RECORD, "--out", "OUT"],
     "verify-alias": ["steps.lambda_versions", "verify-alias", "--function", "f", "--alias", "stable", "--version", "1"],
     "prune": ["steps.lambda_versions", "prune", "--function", "f", "--keep", "1"],
     "promote-check": ["steps.promote", "check", "--function", "f", "--qualifier", "1", "--expect-version", "abc"],
     "promote-check-url": ["steps.promote", "check", "--url", "URL", "--expect-version", "abc", "--timeout", "1"],
-    "pages-deploy": ["steps.pages", "deploy", "--project", "p", "--branch", "pr-7", "--dir", ".", "--app-dir", "examples/app"],
-    "pages-delete-branch": ["steps.pages", "delete-branch", "--project", "p", "--branch", "pr-7"],
+    "pages-deploy": [
+        "steps.pages", "deploy", "--project", "p", "--branch", "pr-7", "--dir", "OUT", "--artifact", RECORD, "--app-dir", "examples/app",
+    ],
+    "pages-claim-branch": ["steps.pages", "claim-branch", "--project", "p", "--branch", "pr-7", *PUBLISH],
+    "pages-delete-branch": ["steps.pages", "delete-branch", "--project", "p", "--branch", "pr-7", "--claimed", *PUBLISH],
     "dns_wait": ["steps.dns_wait", "--name", "a.example.test", "--expect", "b.example.test", "--resolver", "RESOLVER", "--timeout", "1"],
     "health": ["steps.health", "--url", "URL", "--timeout", "1"],
     "alert": ["steps.alert", "--severity", "critical", "--title", "t", "--body", "b"],

@@ -192,11 +192,21 @@ class FabricatingMocks(pulumi.runtime.Mocks):
             case "cloudflare:index/pagesProject:PagesProject":
                 outputs |= {"subdomain": f"{name}.pages.dev"}
             case "command:local:Command":
-                # What a step prints: a content hash for builds, a deployment record for deploys.
-                stdout = _digest(_plain(inputs.get("environment")), _plain(inputs.get("triggers")))
+                # What a step prints: a content hash, or a build's record of what it published.
+                environment = _plain(inputs.get("environment")) or {}
+                stdout = _digest(environment, _plain(inputs.get("triggers")))
+                if "steps.build_" in str(inputs.get("create") or "") and environment.get("ARTIFACTS_BUCKET"):
+                    obj = _digest(stdout)
+                    stdout = json.dumps(
+                        {
+                            "sha256": stdout,
+                            "bucket": environment["ARTIFACTS_BUCKET"],
+                            "key": f"{environment.get('ARTIFACTS_PREFIX')}/build/{obj}.zip",
+                            "version": token,
+                            "object_sha256": obj,
+                        }
+                    )
                 outputs |= {"stdout": stdout, "stderr": ""}
-                if inputs.get("archivePaths"):
-                    outputs["archive"] = pulumi.AssetArchive({"dist/index.mjs": pulumi.StringAsset(stdout)})
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -1,10 +1,10 @@
-"""Where a stack's app lives, for the workflow steps that run before `pulumi` (caches, restores).
+"""Where a stack's app lives, for the workflow steps that run before `pulumi` (the npm cache).
 
     python -m workflow.app_dir --stack preview-pr-7 >> "$GITHUB_OUTPUT"
 
-Prints `dir=<appDir>`, `api_bundle=<appDir>/<apiDir>/<the bundle dir>` and `lockfile=<appDir>/<its
-lockfile>`: the stack's settings as the program reads them, so a cache key or path never names a
-workspace the stack does not deploy.
+Prints `dir=<appDir>` and `lockfile=<appDir>/<its lockfile>`: the stack's settings as the program
+reads them, so a cache key or path never names a workspace the stack does not deploy. (Build
+outputs are not cached: deploys read the published builds, steps.artifacts.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.names import API_BUNDLE_DIR, SAFE_STACK_NAME
+from core.names import SAFE_STACK_NAME
 from core.stack_files import PROJECT_ROOT, stack_setting
 from steps.package_manager import LOCKFILES, detect_name
 from steps.runtime import PermanentError
@@ -26,14 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.stack[:80]!r} is not a stack name (prod, preview or preview-pr-<N>)", file=sys.stderr)
         return 2
     app_dir = str(stack_setting(args.stack, "appDir")).rstrip("/")
-    api_dir = str(stack_setting(args.stack, "apiDir")).rstrip("/")
     try:
         manager = str(stack_setting(args.stack, "packageManager")) or detect_name(PROJECT_ROOT / app_dir)
     except PermanentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"dir={app_dir}")
-    print(f"api_bundle={app_dir}/{api_dir}/{API_BUNDLE_DIR}")
     print(f"lockfile={app_dir}/{LOCKFILES[manager]}")
     return 0
 

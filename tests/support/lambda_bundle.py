@@ -1,7 +1,8 @@
 """Run `steps.build_lambda` the way the program's build Command does (tests only).
 
 The Command runs in the API's directory with `PYTHONPATH` at the repo root and paths relative to
-that directory (components/lambda_api.py); `build()` does the same and returns the process.
+that directory (components/lambda_api.py); `build()` does the same and returns the process. The
+build publishes its zip (steps.artifacts): to the artifacts bucket in the moto at `aws`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.moto import aws_environment, ensure_artifacts_bucket
+
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "examples" / "app"
 API = "apps/api"
 ENTRY = "src/handler.ts"
 
 
-def build(app: Path = APP, *, out: str | Path = "dist", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m steps.build_lambda --app-dir ../.. --entry src/handler.ts --out OUT` in app/apps/api."""
+PREFIX = "previews/preview-pr-7"
+
+
+def build(
+    app: Path = APP, *, aws: str, out: str | Path = "dist", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m steps.build_lambda --app-dir ../.. --entry src/handler.ts --out OUT
+    --artifacts-bucket B --artifacts-prefix P` in app/apps/api, publishing into the moto at `aws`."""
     api_dir = app / API
-    child_env = {**os.environ, **(env or {})}
+    bucket = ensure_artifacts_bucket(aws)
+    child_env = {**os.environ, **aws_environment(aws), **(env or {})}
     child_env["PYTHONPATH"] = os.path.relpath(REPO, api_dir)
     return subprocess.run(
         [sys.executable, "-m", "steps.build_lambda", "--app-dir", os.path.relpath(app, api_dir),
-         "--entry", ENTRY, "--out", str(out)],
+         "--entry", ENTRY, "--out", str(out), "--artifacts-bucket", bucket, "--artifacts-prefix", PREFIX],
         cwd=api_dir, env=child_env, capture_output=True, text=True, timeout=1200,
     )
 

@@ -100,3 +100,29 @@ def boto_kwargs(moto_server: str) -> dict[str, str]:
         "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
     }
+
+
+ARTIFACTS_BUCKET = f"webstack-artifacts-{ACCOUNT_ID}"
+"""The artifacts bucket as prod's foundation names it (`core.names.foundation_names`)."""
+
+
+def ensure_artifacts_bucket(endpoint: str) -> str:
+    """The versioned artifacts bucket the builds publish to, in the moto at `endpoint` (made if
+    missing; moto's state is otherwise left alone); its name."""
+    import boto3
+
+    env = aws_environment(endpoint)
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )  # fmt: skip
+    if ARTIFACTS_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+    s3.put_bucket_versioning(Bucket=ARTIFACTS_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return ARTIFACTS_BUCKET
+
+
+@pytest.fixture
+def artifacts_bucket(aws_env: str) -> str:
+    """A reset moto holding the versioned artifacts bucket the builds publish to; its name."""
+    return ensure_artifacts_bucket(aws_env)
