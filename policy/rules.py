@@ -888,32 +888,37 @@ LAMBDA_INVOKE_ACTIONS = frozenset({"lambda:invokefunction", "lambda:invoke*", "l
 _LAMBDA_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[^:]+:[^:]+:function:(?P<name>[^:]+)(?::(?P<qualifier>.+))?")
 
 
+def _identity_grants(r: Resource, actions: set[str]) -> Iterator[tuple[str, str]]:
+    """(statement label, resource) of every identity-policy Allow that grants one of `actions`."""
+    for kind, document in _policy_documents(r):
+        if kind != "identity":
+            continue
+        for index, statement in enumerate(_statements(document)):
+            granted = {a.lower() for a in _strings(statement.get("Action"))}
+            if statement.get("Effect") == "Allow" and granted & actions:
+                for resource in _strings(statement.get("Resource")):
+                    yield _label(statement, index), resource
+
+
 def lambda_invoke_scoped(r: Resource) -> list[str]:
     """Invoke is granted by an identity policy only for prod's pre-traffic check: on qualified ARNs
     (versions) of one prod function, named without a wildcard. A PR's role never invokes (its
     check goes through the preview's public URL), and nobody invokes an unqualified function."""
     problems = []
-    for kind, document in _policy_documents(r):
-        if kind != "identity":
-            continue
-        for index, statement in enumerate(_statements(document)):
-            actions = {a.lower() for a in _strings(statement.get("Action"))}
-            if statement.get("Effect") != "Allow" or not actions & LAMBDA_INVOKE_ACTIONS:
-                continue
-            for resource in _strings(statement.get("Resource")):
-                match = _LAMBDA_FUNCTION_ARN.fullmatch(resource)
-                if resource == "*" or match is None:
-                    problems.append(f"{_label(statement, index)} grants lambda:InvokeFunction on {resource!r}, not on a function's versions")
-                elif _wildcard(match["name"]) or not match["name"].endswith(f"-{PROD_STACK}"):
-                    problems.append(
-                        f"{_label(statement, index)} grants lambda:InvokeFunction on {resource!r}: only prod's "
-                        "function may be invoked (its pre-traffic check), named exactly"
-                    )
-                elif not match["qualifier"]:
-                    problems.append(
-                        f"{_label(statement, index)} grants lambda:InvokeFunction on the unqualified {resource!r}: "
-                        "only published versions (`:*` or `:N`) are invoked"
-                    )
+    for label, resource in _identity_grants(r, LAMBDA_INVOKE_ACTIONS):
+        match = _LAMBDA_FUNCTION_ARN.fullmatch(resource)
+        if resource == "*" or match is None:
+            problems.append(f"{label} grants lambda:InvokeFunction on {resource!r}, not on a function's versions")
+        elif _wildcard(match["name"]) or not match["name"].endswith(f"-{PROD_STACK}"):
+            problems.append(
+                f"{label} grants lambda:InvokeFunction on {resource!r}: only prod's "
+                "function may be invoked (its pre-traffic check), named exactly"
+            )
+        elif not match["qualifier"]:
+            problems.append(
+                f"{label} grants lambda:InvokeFunction on the unqualified {resource!r}: "
+                "only published versions (`:*` or `:N`) are invoked"
+            )
     return problems
 
 
@@ -1020,21 +1025,11 @@ def s3_object_writes_scoped(r: Resource) -> list[str]:
     stack's artifacts), never anywhere in a bucket: one stack's role then cannot overwrite what
     another stack deploys or restores."""
     problems = []
-    for kind, document in _policy_documents(r):
-        if kind != "identity":
-            continue
-        for index, statement in enumerate(_statements(document)):
-            actions = {a.lower() for a in _strings(statement.get("Action"))}
-            if statement.get("Effect") != "Allow" or not actions & S3_OBJECT_WRITES:
-                continue
-            for resource in _strings(statement.get("Resource")):
-                match = _S3_OBJECT_ARN.fullmatch(resource)
-                prefix = match["key"].split("/", 1)[0] if match else ""
-                if resource == "*" or match is None or not prefix or _wildcard(prefix):
-                    problems.append(
-                        f"{_label(statement, index)} writes objects on {resource!r}: name a key prefix "
-                        "(a stack's own), not a whole bucket"
-                    )
+    for label, resource in _identity_grants(r, S3_OBJECT_WRITES):
+        match = _S3_OBJECT_ARN.fullmatch(resource)
+        prefix = match["key"].split("/", 1)[0] if match else ""
+        if resource == "*" or match is None or not prefix or _wildcard(prefix):
+            problems.append(f"{label} writes objects on {resource!r}: name a key prefix (a stack's own), not a whole bucket")
     return problems
 
 
