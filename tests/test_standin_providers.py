@@ -801,6 +801,18 @@ def test_pages_project_and_domain_in_the_stand_in(cf_plugin: Plugin, cf: Cloudfl
     assert cf_plugin.read(project_urn, rid, project)[0] == ""
 
 
+def site_record(site: Path) -> str:
+    """The record a site build prints for `site`: `--dir` holds exactly that tree, so the deploy
+    never reads the (here absent) object."""
+    from core.source_hash import output_hash
+
+    sha = "0" * 64
+    return json.dumps(
+        {"sha256": output_hash(site), "bucket": "webstack-artifacts-123456789012", "key": f"previews/preview-pr-7/site/{sha}.tar.gz",
+         "version": "v0", "object_sha256": sha}
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_wrangler_deploys_into_the_project_the_provider_created(cf_plugin: Plugin, cf: CloudflareStub, tmp_path: Path) -> None:
     """The chain the program runs: the provider creates the project, the real deploy step (wrangler) fills it."""
@@ -821,7 +833,7 @@ def test_wrangler_deploys_into_the_project_the_provider_created(cf_plugin: Plugi
     env = {k: v for k, v in env.items() if not k.startswith(("GITHUB_", "RUNNER_")) and k != "CI"}
     result = subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "steps.pages", "deploy", "--project", "webstack-site", "--branch", "pr-7",
-         "--dir", str(site), "--app-dir", "examples/app"],
+         "--dir", str(site), "--artifact", site_record(site), "--app-dir", "examples/app"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

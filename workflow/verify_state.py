@@ -267,6 +267,15 @@ def _type_of(urn: str) -> str:
 def _strings_in(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
+        # A build prints its record as one JSON line (`steps.artifacts`); the program takes the
+        # function's `s3Bucket`/`s3Key`/`s3ObjectVersion` from its fields.
+        if value.startswith("{"):
+            try:
+                document = json.loads(value)
+            except ValueError:
+                return
+            if isinstance(document, Mapping):
+                yield from _strings_in(document)
     elif isinstance(value, Mapping):
         for item in value.values():
             yield from _strings_in(item)
