@@ -20,7 +20,9 @@ committed settings) and removes, by the names the program derives, what that pro
 | the stack itself | every object of the stack in the backend (`workflow.state_store`) | the listing has none |
 
 Each removal is idempotent (already gone is success), retried on transient errors, and verified
-by reading the service again. Builds and checks change nothing outside the runner; anything else
+by reading the service again. Checks change nothing outside the runner; builds (and the branch
+cleanup's claim) write only under the PR's prefix of the artifacts bucket (`previews/preview-pr-N/`),
+which the bucket's lifecycle rule expires (`components.artifacts_bucket`). Anything else
 the program declares, a resource type or a step this table does not know, stops the teardown
 before anything is changed (teach it here first). Every derived name is also held to PR N's own
 pattern (`core.names`), so no bug in the program can point the teardown at prod.
@@ -75,8 +77,8 @@ STEP_EFFECTS = {
     "migrate": "inside-schema",  # tables in DB_SCHEMA: dropped with it
     "pages": "pages-branch",  # PAGES_PROJECT, PAGES_BRANCH, CLOUDFLARE_ACCOUNT_ID
     "install": "runner",
-    "build_lambda": "runner",
-    "build_site": "runner",
+    "build_lambda": "runner",  # and previews/preview-pr-N/ of the artifacts bucket (expires)
+    "build_site": "runner",  # likewise
     "health": "reads",
     "dns_wait": "reads",
     "promote": "reads",  # `check`: invokes through the URL, changes nothing
