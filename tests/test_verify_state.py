@@ -89,6 +89,10 @@ def test_the_functions_code_must_be_the_builds_record(genuine, declared):
     [function] = [r for r in resources(genuine) if r["type"] == "aws:lambda/function:Function"]
     function["inputs"]["s3Key"] = "prod/lambda/" + "0" * 64 + ".zip"
     assert any("inputs.s3Key" in p and "not an output of the resource" in p for p in problems(genuine, declared))
+    # A build's stdout nested past json_input's bound is no record, and no traceback either.
+    [build] = [r for r in resources(genuine) if r["urn"].endswith("::api-build") and r["type"] == COMMAND_TYPE]
+    build["outputs"]["stdout"] = "{" + '"a":[' * 5000 + "]" * 5000 + "}"
+    assert any("inputs.s3Key" in p for p in problems(genuine, declared))
 
 
 def test_a_partial_state_passes_and_names_what_is_missing(genuine, declared):

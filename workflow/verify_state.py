@@ -271,9 +271,9 @@ def _strings_in(value: Any) -> Iterator[str]:
         # function's `s3Bucket`/`s3Key`/`s3ObjectVersion` from its fields.
         if value.startswith("{"):
             try:
-                document = json.loads(value)
-            except ValueError:
-                return
+                document = json_input.loads(value, "a build's record")
+            except json_input.JsonInputError:
+                return  # not a record (or nested past the bound): no field of it counts
             if isinstance(document, Mapping):
                 yield from _strings_in(document)
     elif isinstance(value, Mapping):
