@@ -35,6 +35,12 @@ path is never tried).
 Each published version keeps its own bytes: moto publishes by copying `$LATEST` and an update
 replaces `$LATEST`'s `code_bytes`/`code_sha_256` attributes rather than mutating them.
 
+Lambda never reuses a version number (a deleted version's number stays taken). moto 5.2.5
+numbers a new version `len(versions) + 1` (moto/awslambda/models.py, LambdaStorage.publish_version),
+so once the prune step has deleted an old version the next publish repeats the newest number, and
+GetFunction/Invoke with that qualifier answer the *older* copy (the first match). Here a function
+publishes `highest number it ever had + 1`, as on AWS.
+
 One correction to moto's policy evaluation: moto 5.2 evaluates only StringEquals conditions and
 takes any other operator as holding (moto/iam/policy_conditions.py), so a bucket policy's usual
 `Deny s3:* ... Condition: {Bool: {aws:SecureTransport: false}}` denies every object request.
@@ -230,8 +236,44 @@ def _requests_use_tls() -> None:
     IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
 
 
+def _versions_never_reused() -> None:
+    """PublishVersion as AWS numbers it: after the highest number the function ever had."""
+    import copy
+
+    from moto.awslambda.models import LambdaStorage
+
+    if getattr(LambdaStorage.publish_version, "_sandbox", False):
+        return
+
+    def publish_version(self: Any, name_or_arn: str, description: str = "") -> Any:
+        # moto 5.2.5's publish_version, but for the number (see the module's docstring).
+        function = self.get_function_by_name_or_arn_forbid_qualifier(name_or_arn)
+        name = function.function_name
+        if name not in self._functions or not self._functions[name]["latest"]:
+            return None
+        versions = self._functions[name]["versions"]
+        if versions:
+            if not function.code_or_config_updated:
+                return versions[-1]  # nothing changed: the newest version, as AWS answers
+            function.code_or_config_updated = False
+        highest = self.__dict__.setdefault("_sandbox_highest_version", {})
+        number = max([highest.get(name, 0), *(int(v.version) for v in versions)]) + 1
+        highest[name] = number
+        published = copy.copy(self._functions[name]["latest"])
+        published.set_version(number)
+        if description:
+            published.description = description
+        versions.append(published)
+        self._arns[published.function_arn] = published
+        return published
+
+    publish_version._sandbox = True  # type: ignore[attr-defined]
+    LambdaStorage.publish_version = publish_version  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     _requests_use_tls()
+    _versions_never_reused()
     # moto.server.main builds `DomainDispatcherApplication(create_backend_app)` from its module
     # global at call time: swapping that global keeps every moto_server flag and default intact.
     moto.server.DomainDispatcherApplication = SandboxApplication  # type: ignore[misc]

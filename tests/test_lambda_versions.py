@@ -306,6 +306,23 @@ def test_prune_keeps_the_aliased_version_and_the_newest(aws_env):
 
 
 @pytest.mark.slow
+def test_a_version_number_is_never_reused_after_a_prune(aws_env):
+    # Lambda numbers versions from the highest it ever published; moto reused the newest number
+    # once a prune had deleted an old one, and a qualified call then reached the older copy.
+    client = _function_with_versions(6)
+    assert _run("prune", "--function", FUNCTION, "--keep", "5").returncode == 0
+    assert _versions(client) == ["$LATEST", "2", "3", "4", "5", "6"]
+    client.update_function_code(FunctionName=FUNCTION, ZipFile=_zip("v7"))
+    assert client.publish_version(FunctionName=FUNCTION)["Version"] == "7"
+    sixth = client.get_function(FunctionName=FUNCTION, Qualifier="6")["Configuration"]["CodeSha256"]
+    seventh = client.get_function(FunctionName=FUNCTION, Qualifier="7")["Configuration"]["CodeSha256"]
+    assert sixth != seventh
+    client.delete_function(FunctionName=FUNCTION, Qualifier="7")
+    client.update_function_code(FunctionName=FUNCTION, ZipFile=_zip("v8"))
+    assert client.publish_version(FunctionName=FUNCTION)["Version"] == "8"
+
+
+@pytest.mark.slow
 def test_prune_keeps_a_weighted_alias_extra_version(aws_env):
     client = _function_with_versions(6)
     client.create_alias(FunctionName=FUNCTION, Name="stable", FunctionVersion="3")
