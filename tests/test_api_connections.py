@@ -37,6 +37,7 @@ from sandbox.postgres import PASSWORD, start_postgres
 from tests.support.api_containers import containers, peak_connections, role_connections
 from tests.support.app_database import SCHEMA, SUBJECT, add_project, push_app_schema
 from tests.support.pgbouncer import running_pgbouncer
+from tests.support.moto import moto_server  # noqa: F401 - fixture (test_api_handler.bundle needs it)
 from tests.support.postgres import Database, PostgresServer, pg_database, postgres  # noqa: F401 - fixtures
 from tests.test_api_handler import AUDIENCE, ISSUER, JWKS_PATH, bundle, jwks, tokens  # noqa: F401 - fixtures
 

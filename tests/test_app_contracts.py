@@ -28,11 +28,14 @@ from core.versions import ESBUILD_VERSION
 from steps.build_lambda import declares, native_problem
 from steps.promote import CheckFailed, health_event, judge_invoke
 from tests.support.lambda_bundle import handle
+from tests.support.moto import ARTIFACTS_BUCKET, artifacts_bucket, aws_env, moto_server  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "apps"
+# The builds publish what they built to the artifacts bucket (a moto one here).
+PUBLISH = ("--artifacts-bucket", ARTIFACTS_BUCKET, "--artifacts-prefix", "previews/preview-pr-3")
 
 
 def step(module: str, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -48,10 +51,10 @@ def call(bundle: Path, path: str, **environment: str) -> dict:
 
 
 @pytest.mark.slow
-def test_an_app_without_esbuild_is_bundled_with_the_pipelines_own(tmp_path: Path):
+def test_an_app_without_esbuild_is_bundled_with_the_pipelines_own(tmp_path: Path, artifacts_bucket: str):
     api = FIXTURES / "no-database" / "api"
     assert not declares(FIXTURES / "no-database", "esbuild") and not (FIXTURES / "no-database/node_modules/.bin/esbuild").exists()
-    built = step("build_lambda", "--app-dir", "..", "--entry", "src/handler.ts", "--out", str(tmp_path / "dist"), cwd=api)
+    built = step("build_lambda", "--app-dir", "..", "--entry", "src/handler.ts", "--out", str(tmp_path / "dist"), *PUBLISH, cwd=api)
     assert built.returncode == 0, built.stderr
     assert f"declares no esbuild; using the pipeline's esbuild {ESBUILD_VERSION}" in built.stderr
     answer = call(tmp_path / "dist" / "index.js", "/healthz", APP_VERSION="v1")
@@ -67,7 +70,7 @@ def test_an_esbuild_a_dependency_brought_is_not_the_apps(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_an_external_module_of_a_workspace_package_ships_with_its_native_part(tmp_path: Path):
+def test_an_external_module_of_a_workspace_package_ships_with_its_native_part(tmp_path: Path, artifacts_bucket: str):
     app = FIXTURES / "external-native"
     api = app / "services" / "api"
     # pnpm linked @node-rs/argon2 for packages/passwords only: node would not find it from the API.
@@ -75,7 +78,7 @@ def test_an_external_module_of_a_workspace_package_ships_with_its_native_part(tm
     assert (app / "packages/passwords/node_modules/@node-rs/argon2/package.json").is_file()
     out = tmp_path / "dist"
     built = step("build_lambda", "--app-dir", "../..", "--entry", "src/main.ts", "--out", str(out),
-                 "--external", "@node-rs/argon2", cwd=api)  # fmt: skip
+                 "--external", "@node-rs/argon2", *PUBLISH, cwd=api)  # fmt: skip
     assert built.returncode == 0, built.stderr
     shipped = sorted(p.name for p in (out / "node_modules" / "@node-rs").iterdir())
     native = [name for name in shipped if name != "argon2"]
@@ -94,24 +97,24 @@ def test_native_code_for_another_cpu_is_named(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_vite_site_exports_into_its_own_directory_and_build_time_variables_are_not_checked(tmp_path: Path):
+def test_a_vite_site_exports_into_its_own_directory_and_build_time_variables_are_not_checked(tmp_path: Path, artifacts_bucket: str):
     app = FIXTURES / "vite-site"
     env = {"VITE_API_URL": "https://api.example.test/", "SITE_STACK": "preview-pr-3"}
     out = tmp_path / "site"
     built = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--export-dir", "build", "--out", str(out),
-                 "--baked", "VITE_API_URL", cwd=PROJECT_ROOT, **env)  # fmt: skip
+                 "--baked", "VITE_API_URL", *PUBLISH, cwd=PROJECT_ROOT, **env)  # fmt: skip
     assert built.returncode == 0, built.stderr
     script = "".join(p.read_text() for p in (out / "assets").glob("*.js"))
     assert "https://api.example.test/" in script and "PREVIEW-PR-3" in script
     # The same variable checked as baked fails: its value as given is nowhere in the export.
     checked = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--export-dir", "build", "--out", str(out),
-                   "--baked", "VITE_API_URL,SITE_STACK", cwd=PROJECT_ROOT, **env)  # fmt: skip
+                   "--baked", "VITE_API_URL,SITE_STACK", *PUBLISH, cwd=PROJECT_ROOT, **env)  # fmt: skip
     assert checked.returncode == 1
     assert "does not contain the value of SITE_STACK; SITE_STACK is read in vite.config.js" in checked.stderr
     assert "belongs in `siteEnvironment`" in checked.stderr
     # Without the setting, the step looks where Next.js writes and says which key to set.
     default = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--out", str(out), "--baked", "VITE_API_URL",
-                   cwd=PROJECT_ROOT, **env)  # fmt: skip
+                   *PUBLISH, cwd=PROJECT_ROOT, **env)  # fmt: skip
     assert default.returncode == 1 and "web/out/index.html does not exist" in default.stderr
     assert "set `siteOutDir`" in default.stderr
 

@@ -81,12 +81,13 @@ def test_the_recipe_adds_a_step_and_a_phase_in_two_code_files_each(tmp_path):
 
     # The secrets test finds the new step and fails until it is run with sentinel secrets...
     secrets_test = "tests/test_step_output_secrets.py"
-    found = _run(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", secrets_test, "-k", "every_step")
+    found = _run(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow", secrets_test, "-k", "every_step")
     assert found.returncode != 0 and "steps ['warm'] are not run with sentinel secrets" in found.stdout, found.stdout[-2000:]
     _edit(copy / secrets_test, "FAILURES = {\n", 'FAILURES = {\n    "warm": ["steps.warm", "--url", "URL", "--timeout", "1"],\n')
     # ... and the tests the page names pass on the copy.
     tests = _run(
-        copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow and not engine",
+        # The secrets test is in the slow tier (a subprocess per step); the rest are fast.
+        copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not engine",
         "tests/test_wiring.py", "tests/test_docs.py", "tests/test_import_contract.py", secrets_test,
         # The phase order (and its mutations), the docs, the import contract, the new step's secrets.
         "-k", "order or docs or generated or link or layout or repository or warm or every_step",

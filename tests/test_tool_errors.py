@@ -20,11 +20,15 @@ import pytest
 from components.settings import PROJECT_ROOT
 from sandbox.http_server import Reply, StubServer
 from steps import tool_output
+from tests.support.moto import ARTIFACTS_BUCKET, artifacts_bucket, aws_env, moto_server  # noqa: F401 - fixtures
 from tests.support.steps_env import steps_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("steps_env")
 
 FAKE_INTEGRITY = "sha512-" + "A" * 86 + "=="
+# The builds publish what they built to the artifacts bucket (a moto one here).
+PUBLISH = ("--artifacts-bucket", ARTIFACTS_BUCKET, "--artifacts-prefix", "previews/preview-pr-3")
+
 NEVER = ("(no error message)", "shown above", "see the output above", "error above")
 
 
@@ -132,11 +136,11 @@ def test_yarn_says_its_error_line(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_esbuild_says_its_error_and_where(tmp_path: Path):
+def test_esbuild_says_its_error_and_where(tmp_path: Path, artifacts_bucket: str):
     entry = tmp_path / "entry.ts"
     entry.write_text('export const handler = async () => {\n  const price = 5;\n  return price +;\n};\n')
     code, failed = step(
-        "build_lambda", "--app-dir", "..", "--entry", str(entry), "--out", str(tmp_path / "dist"),
+        "build_lambda", "--app-dir", "..", "--entry", str(entry), "--out", str(tmp_path / "dist"), *PUBLISH,
         cwd=PROJECT_ROOT / "tests/fixtures/apps/esm-api/api",
     )  # fmt: skip
     assert code == 1
@@ -145,7 +149,7 @@ def test_esbuild_says_its_error_and_where(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_site_build_script_says_nodes_first_error_line(tmp_path: Path):
+def test_a_site_build_script_says_nodes_first_error_line(tmp_path: Path, artifacts_bucket: str):
     app = write(tmp_path / "app", {
         "package.json": json.dumps({"name": "app", "version": "1.0.0", "private": True, "workspaces": ["web"]}),
         "web/package.json": json.dumps({"name": "web", "version": "1.0.0", "scripts": {"build": "node build.js"}}),
@@ -154,7 +158,7 @@ def test_a_site_build_script_says_nodes_first_error_line(tmp_path: Path):
     lock = subprocess.run(["npm", "install", "--package-lock-only", "--no-audit", "--no-fund", "--offline"], cwd=app,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert lock.returncode == 0, lock.stderr
-    code, failed = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--out", str(tmp_path / "out"))
+    code, failed = step("build_site", "--app-dir", str(app), "--web-dir", "web", "--out", str(tmp_path / "out"), *PUBLISH)
     assert code == 1
     assert "Error: ENOENT: no such file or directory, open 'site.json' (at build.js:2:28)" in failed, failed
 
