@@ -472,10 +472,7 @@ def iam_trust_restricted(r: Resource) -> list[str]:
     if document is UNPARSABLE:
         return ["the trust policy is not a JSON policy document"]
     problems = []
-    for index, statement in enumerate(_statements(document)):
-        if statement.get("Effect") != "Allow":
-            continue
-        label = _label(statement, index)
+    for label, statement in _allows(document):
         if "NotPrincipal" in statement:
             problems.append(f"{label}: Allow with NotPrincipal lets everyone else assume the role")
             continue
@@ -686,10 +683,7 @@ def iam_no_wildcards(r: Resource) -> list[str]:
     exceptions; resource policies never grant to everyone."""
     problems = []
     for kind, document in _policy_documents(r):
-        for index, statement in enumerate(_statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue  # denies may be as broad as they like
-            label = _label(statement, index)
+        for label, statement in _allows(document):  # denies may be as broad as they like
             actions = _strings(statement.get("Action"))
             resources = _strings(statement.get("Resource"))
             if "NotAction" in statement or "NotResource" in statement:
@@ -809,10 +803,7 @@ def teardown_roles_remove_only(r: Resource) -> list[str]:
     for kind, document in _policy_documents(r):
         if kind != "identity":
             continue
-        for index, statement in enumerate(_statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue
-            label = _label(statement, index)
+        for label, statement in _allows(document):
             for action in _strings(statement.get("Action")):
                 never = TEARDOWN_NEVER[role].get(action.lower())
                 if never:
@@ -868,13 +859,11 @@ def dynamodb_items_by_key(r: Resource) -> list[str]:
     for kind, document in _policy_documents(r):
         if kind != "identity":
             continue
-        for index, statement in enumerate(_statements(document)):
-            if statement.get("Effect") != "Allow":
-                continue
+        for label, statement in _allows(document):
             granted = sorted({a for a in _strings(statement.get("Action")) if a.lower() in DYNAMODB_ITEM_ACTIONS})
             if granted and not _keyed_by_leading_keys(statement):
                 problems.append(
-                    f"{_label(statement, index)} grants DynamoDB item access ({', '.join(granted)}) without a "
+                    f"{label} grants DynamoDB item access ({', '.join(granted)}) without a "
                     "ForAllValues condition on dynamodb:LeadingKeys (and Null=false): a role may reach only "
                     "its own stacks' lease items"
                 )
@@ -893,11 +882,10 @@ def _identity_grants(r: Resource, actions: set[str]) -> Iterator[tuple[str, str]
     for kind, document in _policy_documents(r):
         if kind != "identity":
             continue
-        for index, statement in enumerate(_statements(document)):
-            granted = {a.lower() for a in _strings(statement.get("Action"))}
-            if statement.get("Effect") == "Allow" and granted & actions:
+        for label, statement in _allows(document):
+            if {a.lower() for a in _strings(statement.get("Action"))} & actions:
                 for resource in _strings(statement.get("Resource")):
-                    yield _label(statement, index), resource
+                    yield label, resource
 
 
 def lambda_invoke_scoped(r: Resource) -> list[str]:
