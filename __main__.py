@@ -1,11 +1,25 @@
 """The webstack Pulumi program: settings -> the phases (core.phases) -> stack outputs."""
 
-import pulumi
+import gc
 
-from components.pipeline import deploy
-from components.settings import load_settings
+# A short-lived process that loads the providers' large SDK modules (pulumi_aws's submodules load
+# while the phases declare their resources) and frees almost none of them: the cyclic collector
+# would rescan them again and again while they load, and once more at exit (seconds of each run,
+# bench/noop_up.py). Nothing is collected while the program declares its resources; then what it
+# made is frozen (never rescanned again) and the collector runs as before while the engine answers.
+collecting = gc.isenabled()
+gc.disable()
+try:
+    import pulumi
 
-outputs = deploy(load_settings())
+    from components.pipeline import deploy
+    from components.settings import load_settings
+
+    outputs = deploy(load_settings())
+finally:
+    gc.freeze()
+    if collecting:
+        gc.enable()
 
 pulumi.export("apiUrl", outputs.api_url)
 if outputs.site_url is not None:  # an app without a site has neither

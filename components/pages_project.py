@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_cloudflare as cloudflare
 
+from components import cloudflare
 from core.names import PAGES_PRODUCTION_BRANCH
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_cloudflare as cloudflare
+
+from components import cloudflare
 
 
 @dataclass(frozen=True, kw_only=True)
