@@ -218,7 +218,7 @@ def up(stack_name: str, base_port: int, app: Path | None = None, config: Path | 
     from sandbox.cloud import ensure_running
     from sandbox.demo_data import DEMO_SUBJECT, seed
     from sandbox.engine import EngineBuildError, ensure_engine
-    from sandbox.progress import Progress, phases_by_name, read_config_values, step_warnings
+    from sandbox.progress import PhasesOnDemand, Progress, read_config_values, step_warnings
     from sandbox.stack import PAGES_PROJECT, LocalStack, StackError
 
     started = time.monotonic()
@@ -240,7 +240,7 @@ def up(stack_name: str, base_port: int, app: Path | None = None, config: Path | 
         pack_config(stack_name, stack.config_file, policy_config)
         say(f"sandbox: 4/4 pulumi up --policy-pack policy ({stack_name})")
         values = read_config_values(stack.config_file)
-        progress = Progress(phases_by_name(stack_name, values), say=say)
+        progress = Progress(PhasesOnDemand(stack_name, values), say=say)
         function = f"{PROJECT}-api-{stack_name}"
         since = log_size(ROOT)
         events = ROOT / f"events-{stack_name}.jsonl"

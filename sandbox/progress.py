@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from core.phases import PHASES
@@ -41,6 +42,37 @@ def phases_by_name(stack: str, config_values: Mapping[str, object]) -> dict[str,
     return found
 
 
+class PhasesOnDemand(Mapping[str, str]):
+    """`phases_by_name(stack, config_values)`, evaluated the first time a resource's step needs it.
+
+    The offline evaluation runs the whole program (seconds, most of a no-op `sandbox up` beyond its
+    `pulumi up`: bench/noop_up.py); a no-op deploy prints no resource step and never needs it. It
+    now runs while `pulumi up` runs the same program: a program that fails offline fails there too,
+    and the CLI's own error says so; the progress then goes on without phases, never stopping the
+    loop that reads the CLI's output (which would leave the CLI running).
+    """
+
+    def __init__(self, stack: str, config_values: Mapping[str, object]):
+        self._stack = stack
+        self._config_values = dict(config_values)
+
+    @cached_property
+    def _found(self) -> dict[str, str]:
+        try:
+            return phases_by_name(self._stack, self._config_values)
+        except Exception:  # noqa: BLE001 - the deploy reports the program's errors itself (above)
+            return {}
+
+    def __getitem__(self, name: str) -> str:
+        return self._found[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
 @dataclass
 class PhaseClock:
     first_start: float | None = None
@@ -68,10 +100,10 @@ class Progress:
         if match is None:
             return
         name, state = match["name"], match["state"]
+        now = time.monotonic() - self.started  # before the phases, which may be evaluated now
         phase = self.phases.get(name)
         if phase is None:
             return
-        now = time.monotonic() - self.started
         clock = self.clocks.setdefault(phase, PhaseClock())
         if clock.first_start is None:
             clock.first_start = now
