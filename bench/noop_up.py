@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nNo-op `pulumi up`, median of {options.rounds} interleaved rounds (seconds)")
     for label, values in rows.items():
-        print(f"  {label:<42} {median(values):6.1f}   ({', '.join(f'{v:.1f}' for v in values)})")
+        print(f"  {label:<56} {median(values):6.1f}   ({', '.join(f'{v:.1f}' for v in values)})")
     floor_s = median(rows["floor: pulumi up (import pulumi)"])
     prod_s = median(rows["prod: pulumi up --policy-pack (no-op)"])
     sandbox_s = median(rows["prod: sandbox up (no-op)"])
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if not name.startswith("floor/"):
             floor_values = parts.get(f"floor/{name}", [])
             floor_shown = f"   floor {median(floor_values):5.2f}" if floor_values else ""
-            print(f"  {name:<42} {median(values):6.2f}{floor_shown}")
+            print(f"  {name:<56} {median(values):6.2f}{floor_shown}")
     return 0
 
 
