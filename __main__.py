@@ -32,7 +32,11 @@ if outputs.stable_version is not None:
     pulumi.export("stableVersion", outputs.stable_version)
 if outputs.foundation is not None:
     pulumi.export("stateBucket", outputs.foundation.state.bucket.bucket)
-    pulumi.export("secretsProvider", pulumi.Output.concat("awskms://", outputs.foundation.state.key_alias.name))
+    # The repository variables of each trust boundary (docs/security.md, "One key per trust boundary").
+    pulumi.export("backendUrl", outputs.foundation.state.prod_backend_url)
+    pulumi.export("secretsProvider", outputs.foundation.state.prod_secrets_provider)
+    pulumi.export("previewBackendUrl", outputs.foundation.state.preview_backend_url)
+    pulumi.export("previewSecretsProvider", outputs.foundation.state.preview_secrets_provider)
     pulumi.export("prodDeployRoleArn", outputs.foundation.oidc.prod_role.arn)
     pulumi.export("previewDeployRoleArn", outputs.foundation.oidc.preview_role.arn)
     pulumi.export("cleanupRoleArn", outputs.foundation.oidc.cleanup_role.arn)

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import aws_policies
+from core.iam import KEY_BOUNDARY_TAG
 from core.names import foundation_names
 from components.secure_bucket import SecureBucket, SecureBucketArgs
 
@@ -143,9 +144,14 @@ class AuditTrail(pulumi.ComponentResource):
             deletion_window_in_days=30,
             policy=json.dumps(
                 aws_policies.trail_key_policy(
-                    account_id=args.account_id, region=args.region, trail=trail_arn, log_group=log_group_arn
+                    account_id=args.account_id,
+                    region=args.region,
+                    project=args.project,
+                    trail=trail_arn,
+                    log_group=log_group_arn,
                 )
             ),
+            tags={KEY_BOUNDARY_TAG: "audit"},
             opts=child,
         )
         storage = SecureBucket(

@@ -13,8 +13,12 @@ from core.iam import (
     BASIC_EXECUTION_POLICY,
     DEPLOY_BRANCH_SUBJECT,
     GITHUB_OIDC_HOST,
+    KEY_USE_ACTIONS,
+    KEY_USERS,
+    PR_SIDE_ROLES,
     PULL_REQUEST_SUBJECT,
     STS_AUDIENCE,
+    THROUGH_DYNAMODB_ONLY,
     WILDCARD_EXCEPTIONS,
 )
 from core.names import (
@@ -79,7 +83,7 @@ def cloudtrail_bucket_grants(bucket_arn: str, *, trail: str, account_id: str) ->
     ]
 
 
-def trail_key_policy(*, account_id: str, region: str, trail: str, log_group: str) -> dict:
+def trail_key_policy(*, account_id: str, region: str, project: str, trail: str, log_group: str) -> dict:
     """The audit key: the account administers it; CloudTrail (this trail), CloudWatch Logs (this log
     group) and CloudWatch alarms (publishing to the encrypted alert topic) use it, nothing else.
 
@@ -132,6 +136,8 @@ def trail_key_policy(*, account_id: str, region: str, trail: str, log_group: str
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
+        # No deploy role uses the audit trail's key (core/iam.py KEY_USERS["audit"]).
+        *boundary_denies(account_id=account_id, region=region, project=project, boundary="audit"),
     )
 
 
@@ -219,6 +225,18 @@ class DeployScope:
     region: str
     state_bucket_arn: str
     state_key_arn: str
+    """prod's state objects and secrets provider (the `prod` boundary of core/iam.py KEY_USERS)."""
+    preview_key_arn: str
+    """The previews' state objects and secrets provider."""
+    lease_key_arn: str
+    """The lock table's key."""
+
+    def key_of(self, boundary: str) -> str:
+        return {"prod": self.state_key_arn, "preview": self.preview_key_arn, "leases": self.lease_key_arn}[boundary]
+
+
+def role_arn(account_id: str, project: str, role: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{deploy_role_name(project, role)}"
 
 
 def state_objects(scope: DeployScope, stacks: str) -> list[str]:
@@ -231,8 +249,11 @@ def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     fully qualified name, locks/organization/<project>/<stack>/ (workflow.state_store lists them by
     the same prefixes).
     """
-    root = f"{scope.state_bucket_arn}/{STATE_PREFIX}/.pulumi"
-    project = scope.project
+    return state_object_patterns(scope.state_bucket_arn, scope.project, stacks)
+
+
+def state_object_patterns(bucket_arn: str, project: str, stacks: str) -> list[str]:
+    root = f"{bucket_arn}/{STATE_PREFIX}/.pulumi"
     return [
         f"{root}/stacks/{project}/{stacks}.json*",
         f"{root}/stacks/{project}/{stacks}.pulumi-tags",
@@ -242,8 +263,9 @@ def state_objects(scope: DeployScope, stacks: str) -> list[str]:
     ]
 
 
-def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
-    """Read and write the DIY backend's objects of `stacks`, and use the state/secrets key."""
+def _state_access(scope: DeployScope, stacks: str, boundary: str) -> list[dict]:
+    """Read and write the DIY backend's objects of `stacks`, and use the boundary's state key (its
+    objects are written under it, and it is their stacks' `awskms://` secrets provider)."""
     bucket = scope.state_bucket_arn
     return [
         {
@@ -256,7 +278,7 @@ def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
             "Sid": "StateMeta",
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": f"{bucket}/{STATE_PREFIX}/.pulumi/meta.yaml",
+            "Resource": f"{bucket}/{META_OBJECT}",
         },
         {
             "Sid": "StateObjects",
@@ -269,7 +291,134 @@ def _state_access(scope: DeployScope, stacks: str) -> list[dict]:
             "Sid": "StateKey",
             "Effect": "Allow",
             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-            "Resource": scope.state_key_arn,
+            "Resource": scope.key_of(boundary),
+        },
+    ]
+
+
+def _no_key_of_another_boundary(scope: DeployScope, role: str) -> dict:
+    """The role's own half of the boundary: an explicit Deny of using every key it is not a user of
+    (the keys' policies deny it too, `state_key_policy`), so no later Allow can grant one."""
+    others = [scope.key_of(b) for b in ("prod", "preview") if role not in KEY_USERS[b]]
+    return {"Sid": "NoKeyOfAnotherTrustBoundary", "Effect": "Deny", "Action": list(KEY_USE_ACTIONS), "Resource": others}
+
+
+def _through_dynamodb(region: str) -> dict:
+    return {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
+
+
+def boundary_denies(*, account_id: str, region: str, project: str, boundary: str) -> list[dict]:
+    """A key policy's half of the trust boundary (core/iam.py KEY_USERS): every deploy role that is
+    not a user of this boundary's key is denied its use whatever an IAM policy says (the roles of the
+    pull requests' side everything: they administer no key; prod's role the use only: it administers
+    every key), and the users of a key for DynamoDB only are denied any other use. `aws:PrincipalArn`
+    is the role's ARN for its sessions, and unlike a named principal it may name a role that does not
+    exist yet."""
+    roles = lambda names: [role_arn(account_id, project, r) for r in names]  # noqa: E731
+    statements = []
+    outsiders = [r for r in DEPLOY_ROLES if r not in KEY_USERS[boundary]]
+    pr_side = [r for r in outsiders if r in PR_SIDE_ROLES]
+    if pr_side:
+        statements.append(
+            {
+                "Sid": "NoPullRequestRoleOfAnotherTrustBoundary",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:*",
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": roles(pr_side)}},
+            }
+        )
+    if "prod" in outsiders:
+        statements.append(
+            {
+                # prod's role administers the key (rotation, its policy), never uses it.
+                "Sid": "NoUseByProdsRole",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": list(KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": roles(["prod"])}},
+            }
+        )
+    if boundary in THROUGH_DYNAMODB_ONLY:
+        statements.append(
+            {
+                "Sid": "OnlyThroughDynamoDB",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": list(KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": roles(KEY_USERS[boundary])},
+                    "StringNotEquals": _through_dynamodb(region),
+                },
+            }
+        )
+    return statements
+
+
+def state_key_policy(*, account_id: str, region: str, project: str, boundary: str) -> dict:
+    """A state key's policy: the account administers it (AWS's default, which lets IAM policies
+    grant its use), and `boundary_denies` holds it to its trust boundary."""
+    return _document(
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        *boundary_denies(account_id=account_id, region=region, project=project, boundary=boundary),
+    )
+
+
+META_OBJECT = f"{STATE_PREFIX}/.pulumi/meta.yaml"
+
+
+def state_bucket_key_rules(bucket_arn: str, *, project: str, prod_key_arn: str, preview_key_arn: str) -> list[dict]:
+    """The state bucket's half of the boundary: each prefix's objects under its boundary's key.
+
+    A preview's objects (its checkpoint, history, backups, locks) only under the previews' key, so
+    the preview jobs can read back what they wrote; the previews' key nowhere else, so nothing of
+    prod's is ever readable with it; prod's objects only under prod's key. `meta.yaml`, which every
+    `pulumi login` reads and holds only the layout version, under S3's own key (SSE-S3), so both
+    sides can read it without either key. Both backend URLs name their key (`state_backend_url`).
+    """
+    previews = state_object_patterns(bucket_arn, project, PR_STACKS)
+    key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    return [
+        {
+            "Sid": "PreviewObjectsUnderThePreviewKey",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": previews,
+            "Condition": {"ArnNotEquals": {key_id: preview_key_arn}},
+        },
+        {
+            "Sid": "ThePreviewKeyForPreviewObjectsOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "NotResource": previews,
+            "Condition": {"ArnEquals": {key_id: preview_key_arn}},
+        },
+        {
+            "Sid": "ProdObjectsUnderTheProdKey",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": state_object_patterns(bucket_arn, project, PROD_STACK),
+            "Condition": {"ArnNotEquals": {key_id: prod_key_arn}},
+        },
+        {
+            "Sid": "MetaUnderSSES3",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/{META_OBJECT}",
+            "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
         },
     ]
 
@@ -438,11 +587,13 @@ def preview_deploy_policy(scope: DeployScope) -> dict:
     foundation's buckets, keys, table, trail or roles (tests/test_deploy_roles.py proves it).
     """
     return _document(
-        *_state_access(scope, PR_STACKS),
+        *_state_access(scope, PR_STACKS, "preview"),
         *_lambda_access(scope, PR_STACKS),
         *_artifact_access(scope, PR_STACKS),
         _lease_access(scope, PR_STACKS),
+        _lease_table_key(scope),
         _identity(wildcard_actions=["sts:GetCallerIdentity"]),
+        _no_key_of_another_boundary(scope, "preview"),
     )
 
 
@@ -456,10 +607,10 @@ def _lease_table_key(scope: DeployScope) -> dict:
         "Sid": "LeaseTableKeyThroughDynamoDB",
         "Effect": "Allow",
         "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-        "Resource": scope.state_key_arn,
+        "Resource": scope.lease_key_arn,
         "Condition": {
             "StringEquals": {
-                "kms:ViaService": f"dynamodb.{scope.region}.amazonaws.com",
+                **_through_dynamodb(scope.region),
                 "kms:EncryptionContext:aws:dynamodb:tableName": table,
             }
         },
@@ -536,6 +687,7 @@ def sweeper_policy(scope: DeployScope) -> dict:
         *_execution_role_removal(scope),
         _lease_access(scope, PR_STACKS),
         _lease_table_key(scope),
+        _no_key_of_another_boundary(scope, "sweeper"),
     )
 
 
@@ -551,7 +703,7 @@ def cleanup_policy(scope: DeployScope) -> dict:
     """
     functions = f"arn:aws:lambda:{scope.region}:{scope.account_id}:function:{function_name(scope.project, PR_STACKS)}"
     return _document(
-        *_state_access(scope, PR_STACKS),
+        *_state_access(scope, PR_STACKS, "preview"),
         {
             "Sid": "PreviewFunctionRemoval",
             "Effect": "Allow",
@@ -568,7 +720,9 @@ def cleanup_policy(scope: DeployScope) -> dict:
         },
         *_execution_role_removal(scope),
         _lease_access(scope, PR_STACKS),
+        _lease_table_key(scope),
         _identity(wildcard_actions=["sts:GetCallerIdentity"]),
+        _no_key_of_another_boundary(scope, "cleanup"),
     )
 
 
@@ -623,12 +777,23 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
     # prod's own stack only: the PR stacks' state and functions are the preview role's, so that a
     # deploy from main never needs, and never has, the power to change a preview.
     return _document(
-        *_state_access(scope, PROD_STACK),
+        *_state_access(scope, PROD_STACK, "prod"),
         *_lambda_access(scope, PROD_STACK),
         *_artifact_access(scope, PROD_STACK),
         _artifacts_bucket_admin(scope),
         _pre_traffic_invoke(scope),
         _lease_access(scope, PROD_STACK),
+        _lease_table_key(scope),
+        {
+            # Putting the lock table under its key: DynamoDB checks the key and grants itself its
+            # use on the caller's behalf (CreateTable/UpdateTable with a customer managed key).
+            "Sid": "LeaseTableKeyForTheTable",
+            "Effect": "Allow",
+            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+            "Resource": scope.lease_key_arn,
+            "Condition": {"StringEquals": _through_dynamodb(region)},
+        },
+        _no_key_of_another_boundary(scope, "prod"),
         {
             "Sid": "FoundationBuckets",
             "Effect": "Allow",
@@ -782,14 +947,23 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
         {
             # AWS authorizes an alias change on the alias and on its target key, both (Service
             # Authorization Reference, AWS KMS: CreateAlias/UpdateAlias/DeleteAlias need `alias*`
-            # and `key*`). The only alias is the state key's, so the key is named, not matched.
+            # and `key*`). The aliases are the state keys', so the keys are named, not matched.
             "Sid": "FoundationKeyAliases",
             "Effect": "Allow",
             "Action": ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
-            "Resource": [f"arn:aws:kms:{region}:{account}:{names['state_key_alias']}", scope.state_key_arn],
+            "Resource": [
+                *(f"arn:aws:kms:{region}:{account}:{names[alias]}" for alias in STATE_KEY_ALIASES.values()),
+                scope.state_key_arn,
+                scope.preview_key_arn,
+                scope.lease_key_arn,
+            ],
         },
         _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
+
+
+# Each trust boundary's key, by its alias's name in `foundation_names`.
+STATE_KEY_ALIASES = {"prod": "state_key_alias", "preview": "preview_state_key_alias", "leases": "lease_key_alias"}
 
 
 # Each role's permission policy, by DEPLOY_ROLES name.

@@ -175,16 +175,20 @@ def infrastructure(run: Run) -> Infrastructure:
 def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation:
     """The account-level resources only prod owns."""
     state = StateBackend(
-        "state", StateBackendArgs(project=settings.project, account_id=settings.aws_account_id), opts=child
+        "state",
+        StateBackendArgs(project=settings.project, account_id=settings.aws_account_id, region=settings.aws_region),
+        opts=child,
     )
-    # Cross-cutting grant: which state bucket and key the deploy roles may use is wired here.
-    deploy_scope = pulumi.Output.all(state.bucket.arn, state.key.arn).apply(
+    # Cross-cutting grant: which state bucket and keys the deploy roles may use is wired here.
+    deploy_scope = pulumi.Output.all(state.bucket.arn, state.key.arn, state.preview_key.arn, state.lease_key.arn).apply(
         lambda arns: aws_policies.DeployScope(
             project=settings.project,
             account_id=settings.aws_account_id,
             region=settings.aws_region,
             state_bucket_arn=arns[0],
             state_key_arn=arns[1],
+            preview_key_arn=arns[2],
+            lease_key_arn=arns[3],
         )
     )
     oidc = GithubOidc(

@@ -7,8 +7,8 @@ policy that always denies plain-HTTP access and may grant a service more.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -21,8 +21,10 @@ class SecureBucketArgs:
     bucket_name: str
     """Fixed physical name: outside systems (`pulumi login`, CloudTrail) address it."""
     kms_key_arn: pulumi.Input[str]
-    grants: Callable[[str], list[dict]] = aws_policies.no_grants
-    """Extra policy statements as a pure function of the bucket's ARN."""
+    grants: Callable[..., list[dict]] = aws_policies.no_grants
+    """Extra policy statements as a pure function of the bucket's ARN (and of `grant_inputs`)."""
+    grant_inputs: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Further arguments of `grants`, resolved first (the ARNs of other resources)."""
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -76,7 +78,9 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(aws_policies.bucket_policy(arn, grants(arn)))),
+            policy=pulumi.Output.all(self.bucket.arn, *args.grant_inputs).apply(
+                lambda values: json.dumps(aws_policies.bucket_policy(values[0], grants(*values)))
+            ),
             # S3 rejects a bucket policy while the public access block is being written.
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[public_access_block])),
         )

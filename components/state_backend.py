@@ -1,58 +1,98 @@
-"""The Pulumi state backend of the account (prod only): KMS key, S3 state bucket, DynamoDB lock table.
+"""The Pulumi state backend of the account (prod only): one KMS key per trust boundary, the S3 state
+bucket, the DynamoDB lock table.
 
-The bucket holds every stack's state (`pulumi login s3://...`), encrypted with the key that is also
-the stacks' secrets provider (`awskms://alias/...`). Losing any of them loses every stack, so the
-stateful ones are protected and retained.
+The bucket holds every stack's state (`pulumi login s3://...`). Each trust boundary has its own key
+(core/iam.py KEY_USERS): prod's state objects and prod's secrets provider are under `key`, which no
+role a pull request can assume may use (its policy denies them, and their own policies deny it);
+the previews' state objects and secrets provider are under `preview_key`; the lock table is under
+`lease_key`, which every deploy role uses only through DynamoDB. Each side logs in with a backend URL
+that names its key (`prod_backend_url`, `preview_backend_url`), and the bucket policy refuses an
+object under the other side's key. Losing any of them loses every stack, so the stateful ones are
+protected and retained.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from core.names import LEASE_KEY_ATTRIBUTE, foundation_names
+from components import aws_policies
 from components.secure_bucket import SecureBucket, SecureBucketArgs
+from core.iam import KEY_BOUNDARY_TAG
+from core.names import LEASE_KEY_ATTRIBUTE, foundation_names, secrets_provider_url, state_backend_url
 
 
 @dataclass(frozen=True, kw_only=True)
 class StateBackendArgs:
     project: str
     account_id: str
+    region: str
 
 
 class StateBackend(pulumi.ComponentResource):
     key: aws.kms.Key
-    """Encrypts the state objects and is the stacks' secrets provider."""
+    """prod's key: prod's state objects and its secrets provider (`awskms://alias/<project>-pulumi-state`)."""
     key_alias: aws.kms.Alias
-    """`alias/<project>-pulumi-state`, the name the secrets provider URL uses."""
+    """`alias/<project>-pulumi-state`, the name prod's secrets provider URL uses."""
+    preview_key: aws.kms.Key
+    """The previews' key: their state objects and their secrets provider."""
+    preview_key_alias: aws.kms.Alias
+    """`alias/<project>-pulumi-preview`, the name the previews' secrets provider URL uses."""
+    lease_key: aws.kms.Key
+    """The lock table's key, which every deploy role uses through DynamoDB only."""
     bucket: aws.s3.Bucket
     """The state bucket."""
     lock_table: aws.dynamodb.Table
     """Lease table for the pipeline's own locks (Pulumi's DIY backend locks with objects, docs/facts.md)."""
+    prod_backend_url: pulumi.Output[str]
+    """What prod logs in with: every object it writes under `key`."""
+    preview_backend_url: pulumi.Output[str]
+    """What the preview jobs log in with: every object they write under `preview_key`."""
+    prod_secrets_provider: pulumi.Output[str]
+    """prod's `awskms://` secrets provider (Pulumi.prod.yaml's `secretsprovider`)."""
+    preview_secrets_provider: pulumi.Output[str]
+    """The previews' `awskms://` secrets provider (Pulumi.preview.yaml's `secretsprovider`)."""
 
     def __init__(self, name: str, args: StateBackendArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:StateBackend", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         physical = foundation_names(args.project, args.account_id)
 
-        self.key = aws.kms.Key(
-            f"{name}-key",
-            description=f"{args.project} Pulumi state and secrets",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            opts=child,
-        )
+        # `state-key` is the key every stack used before there was one per boundary: it stays prod's
+        # (prod's secrets provider and objects keep working), and its policy now shuts the previews out.
+        self.key = self._create_key(f"{name}-key", args, "prod", f"{args.project} prod's Pulumi state and secrets", child)
         self.key_alias = aws.kms.Alias(
-            f"{name}-key-alias",
-            name=physical["state_key_alias"],
-            target_key_id=self.key.key_id,
+            f"{name}-key-alias", name=physical["state_key_alias"], target_key_id=self.key.key_id, opts=child
+        )
+        self.preview_key = self._create_key(
+            f"{name}-preview-key", args, "preview", f"{args.project} previews' Pulumi state and secrets", child
+        )
+        self.preview_key_alias = aws.kms.Alias(
+            f"{name}-preview-key-alias",
+            name=physical["preview_state_key_alias"],
+            target_key_id=self.preview_key.key_id,
             opts=child,
         )
+        self.lease_key = self._create_key(f"{name}-lease-key", args, "leases", f"{args.project} stack leases", child)
+        aws.kms.Alias(
+            f"{name}-lease-key-alias", name=physical["lease_key_alias"], target_key_id=self.lease_key.key_id, opts=child
+        )
+
+        project = args.project
         self.bucket = SecureBucket(
             f"{name}-storage",
-            SecureBucketArgs(bucket_name=physical["state_bucket"], kms_key_arn=self.key.arn),
+            SecureBucketArgs(
+                bucket_name=physical["state_bucket"],
+                # What nobody names a key for (the template's stack, run by hand) is prod's.
+                kms_key_arn=self.key.arn,
+                grants=lambda bucket_arn, prod_key, preview_key: aws_policies.state_bucket_key_rules(
+                    bucket_arn, project=project, prod_key_arn=prod_key, preview_key_arn=preview_key
+                ),
+                grant_inputs=[self.key.arn, self.preview_key.arn],
+            ),
             opts=child,
         ).bucket
         self.lock_table = aws.dynamodb.Table(
@@ -62,10 +102,41 @@ class StateBackend(pulumi.ComponentResource):
             hash_key=LEASE_KEY_ATTRIBUTE,
             attributes=[aws.dynamodb.TableAttributeArgs(name=LEASE_KEY_ATTRIBUTE, type="S")],
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
-            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.key.arn),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=self.lease_key.arn),
             deletion_protection_enabled=True,
             opts=child,
         )
+        self.prod_backend_url = pulumi.Output.all(self.bucket.bucket, self.key.arn).apply(
+            lambda values: state_backend_url(values[0], args.region, values[1])
+        )
+        self.preview_backend_url = pulumi.Output.all(self.bucket.bucket, self.preview_key.arn).apply(
+            lambda values: state_backend_url(values[0], args.region, values[1])
+        )
+        self.prod_secrets_provider = self.key_alias.name.apply(lambda alias: secrets_provider_url(alias, args.region))
+        self.preview_secrets_provider = self.preview_key_alias.name.apply(lambda alias: secrets_provider_url(alias, args.region))
         self.register_outputs(
-            {"bucket": self.bucket.bucket, "keyAlias": self.key_alias.name, "lockTable": self.lock_table.name}
+            {
+                "bucket": self.bucket.bucket,
+                "keyAlias": self.key_alias.name,
+                "previewKeyAlias": self.preview_key_alias.name,
+                "lockTable": self.lock_table.name,
+            }
+        )
+
+    @staticmethod
+    def _create_key(
+        name: str, args: StateBackendArgs, boundary: str, description: str, child: pulumi.ResourceOptions
+    ) -> aws.kms.Key:
+        return aws.kms.Key(
+            name,
+            description=description,
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json.dumps(
+                aws_policies.state_key_policy(
+                    account_id=args.account_id, region=args.region, project=args.project, boundary=boundary
+                )
+            ),
+            tags={KEY_BOUNDARY_TAG: boundary},
+            opts=child,
         )

@@ -36,3 +36,31 @@ WILDCARD_EXCEPTIONS = {
     "sns:SetSubscriptionAttributes": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
     "sns:Unsubscribe": "no resource-level permissions (Service Authorization Reference, Amazon SNS)",
 }
+
+
+# Every KMS key names the trust boundary it serves (a tag the pack reads), and each boundary's key
+# is used by these deploy roles only (core/names.py DEPLOY_ROLES): prod's state and secrets by the
+# prod role; the previews' by the roles a pull request's jobs assume; the lock table's by every role
+# that holds a lease, and only through DynamoDB. The audit trail's key is no deploy role's.
+KEY_BOUNDARY_TAG = "trust-boundary"
+KEY_USERS = {
+    "prod": ("prod",),
+    "preview": ("preview", "cleanup"),
+    "leases": ("prod", "preview", "sweeper", "cleanup"),
+    "audit": (),
+}
+# The boundaries whose key a role may use only through a service, never directly.
+THROUGH_DYNAMODB_ONLY = ("leases",)
+# What using a key means (not administering it): the actions a key policy and a role's policy deny
+# across a boundary. prod's role administers every key (PutKeyPolicy, rotation, tags), so a deny of
+# `kms:*` would lock it out of the previews' key; a role of the pull requests' side administers
+# none, so the keys deny it everything.
+KEY_USE_ACTIONS = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+    "kms:CreateGrant",
+)
+# The roles a pull request's jobs assume, or that act on what a pull request wrote.
+PR_SIDE_ROLES = ("preview", "cleanup", "sweeper")

@@ -126,5 +126,24 @@ def foundation_names(project: str, account_id: str) -> dict[str, str]:
         "trail_logs_role": f"{project}-audit-cloudwatch",
         "alert_topic": f"{project}-alerts",
         "alarm_prefix": f"{project}-audit-",
+        # One key per trust boundary (core/iam.py KEY_USERS): prod's secrets provider and state
+        # objects; the previews'; the lock table's, used by every deploy role through DynamoDB only.
         "state_key_alias": f"alias/{project}-pulumi-state",
+        "preview_state_key_alias": f"alias/{project}-pulumi-preview",
+        "lease_key_alias": f"alias/{project}-pulumi-leases",
     }
+
+
+def state_backend_url(bucket: str, region: str, key_arn: str) -> str:
+    """The `pulumi login` URL that writes every object (state, history, backups, locks) under `key_arn`.
+
+    gocloud.dev's s3blob (v0.46, the CLI's DIY backend) takes `ssetype` and `kmskeyid` from the URL
+    and sends them on every write and copy; S3's bucket policy can then match the key's ARN
+    (`s3:x-amz-server-side-encryption-aws-kms-key-id`), which S3 compares as the ARN the request names.
+    """
+    return f"s3://{bucket}/{STATE_PREFIX}?region={region}&ssetype=aws:kms&kmskeyid={key_arn}"
+
+
+def secrets_provider_url(alias: str, region: str) -> str:
+    """A stack's `awskms://` secrets provider for a key alias (`alias/...`)."""
+    return f"awskms://{alias}?region={region}"

@@ -84,8 +84,13 @@ from core.iam import (  # noqa: E402
     ALLOWED_MANAGED_POLICIES,
     DEPLOY_BRANCH_SUBJECT,
     GITHUB_OIDC_HOST,
+    KEY_BOUNDARY_TAG,
+    KEY_USE_ACTIONS,
+    KEY_USERS,
+    PR_SIDE_ROLES,
     PULL_REQUEST_SUBJECT,
     STS_AUDIENCE,
+    THROUGH_DYNAMODB_ONLY,
     WILDCARD_EXCEPTIONS,
 )
 from core import names  # noqa: E402
@@ -827,6 +832,127 @@ def teardown_roles_remove_only(r: Resource) -> list[str]:
     return problems
 
 
+# --- one KMS key per trust boundary --------------------------------------------------------------
+
+
+def _action_covers(granted: str, action: str) -> bool:
+    """IAM's action matching, case-insensitive: `kms:*` covers `kms:Decrypt`, `kms:GenerateDataKey*`
+    covers `kms:GenerateDataKey`; an action of the form `x*` is covered only by a pattern of it."""
+    return fnmatch.fnmatchcase(action.lower().rstrip("*"), granted.lower()) or granted.lower() == action.lower()
+
+
+def _uses_a_key(actions: list[str]) -> list[str]:
+    return [a for a in actions if any(_action_covers(a, use) or _action_covers(use, a) for use in KEY_USE_ACTIONS)]
+
+
+def _principal_roles(statement: Mapping[str, Any]) -> set[str]:
+    """The deploy roles a key policy statement's `aws:PrincipalArn` condition names."""
+    found = set()
+    for operator in ("ArnEquals", "ArnLike", "StringEquals", "StringLike"):
+        for arn in _strings(_mapping(_mapping(statement.get("Condition")).get(operator)).get("aws:PrincipalArn")):
+            role = names.deploy_role_of(arn.rsplit(":role/", 1)[-1]) if ":role/" in arn else ""
+            if role:
+                found.add(role)
+    return found
+
+
+def _denies(statements: list[Mapping[str, Any]], role: str, actions: Sequence[str], *, unless_dynamodb: bool = False) -> bool:
+    """A Deny of `actions` to `role` (by `aws:PrincipalArn`), with no other condition than
+    `kms:ViaService` not DynamoDB when `unless_dynamodb`."""
+    for statement in statements:
+        if statement.get("Effect") != "Deny" or role not in _principal_roles(statement):
+            continue
+        denied = _strings(statement.get("Action"))
+        if not all(any(_action_covers(d, a) for d in denied) for a in actions):
+            continue
+        others = {op for op in _mapping(statement.get("Condition")) if op not in ("ArnEquals", "ArnLike")}
+        via = _mapping(_mapping(statement.get("Condition")).get("StringNotEquals")).get("kms:ViaService")
+        if unless_dynamodb and others == {"StringNotEquals"} and re.fullmatch(r"dynamodb\.[a-z0-9-]+\.amazonaws\.com", str(via)):
+            return True
+        if not unless_dynamodb and not others:
+            return True
+    return False
+
+
+def _boundary_of(r: Resource) -> str:
+    tags = {**_mapping(r.props.get("tagsAll")), **_mapping(r.props.get("tags"))}
+    return str(tags.get(KEY_BOUNDARY_TAG) or "")
+
+
+def kms_key_boundary(r: Resource) -> list[str]:
+    """Every key names the trust boundary it serves (tag `trust-boundary`), and its own policy holds
+    it there: every deploy role that is not a user of that boundary's key is denied (the roles of
+    the pull requests' side everything, prod's role every use) whatever an IAM policy grants, and a
+    key used through DynamoDB only denies its users any other use (core/iam.py KEY_USERS)."""
+    if r.type != "aws:kms/key:Key":
+        return []
+    boundary = _boundary_of(r)
+    if boundary not in KEY_USERS:
+        return [
+            f"a key names the trust boundary it serves: tag {KEY_BOUNDARY_TAG} = one of {', '.join(KEY_USERS)}, "
+            f"got {boundary!r}"
+        ]
+    document = _document(r.props.get("policy"))
+    if document is None:
+        return [f"the {boundary} key needs a policy of its own: the default lets any role an IAM policy names use it"]
+    statements = _statements(document)
+    problems = []
+    for role in names.DEPLOY_ROLES:
+        if role in KEY_USERS[boundary]:
+            continue
+        required = ["kms:*"] if role in PR_SIDE_ROLES else list(KEY_USE_ACTIONS)
+        if not _denies(statements, role, required):
+            problems.append(
+                f"the {boundary} key's policy must deny the {role} role "
+                + ("everything (kms:*)" if role in PR_SIDE_ROLES else f"every use ({', '.join(KEY_USE_ACTIONS)})")
+                + " by aws:PrincipalArn: it is not a user of this trust boundary's key"
+            )
+    if boundary in THROUGH_DYNAMODB_ONLY:
+        for role in KEY_USERS[boundary]:
+            if not _denies(statements, role, list(KEY_USE_ACTIONS), unless_dynamodb=True):
+                problems.append(f"the {boundary} key's policy must deny the {role} role every use except through DynamoDB (kms:ViaService)")
+    return problems
+
+
+def kms_use_within_boundary(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """Each deploy role's own policy uses only the keys of its trust boundary (through DynamoDB only
+    where the boundary says so) and denies the use of the other side's state key. Needs the keys'
+    ARNs: during a preview of new keys they are unknown, and the rule is left to the `up`."""
+    keys = {str(r.props.get("arn")): _boundary_of(r) for r in resources if r.type == "aws:kms/key:Key" and isinstance(r.props.get("arn"), str)}
+    if not keys:
+        return []
+    violations = []
+    for r in resources:
+        role = _role_of_policy(r)
+        if not role:
+            continue
+        for kind, document in _policy_documents(r):
+            if kind != "identity":
+                continue
+            denied_keys: set[str] = set()
+            for index, statement in enumerate(_statements(document)):
+                label = _label(statement, index)
+                actions = _strings(statement.get("Action"))
+                reached = {arn: b for arn, b in keys.items() if any(arn_matches(p, arn) for p in _strings(statement.get("Resource")))}
+                if statement.get("Effect") == "Deny":
+                    if all(any(_action_covers(a, use) for a in actions) for use in KEY_USE_ACTIONS):
+                        denied_keys |= set(reached)
+                    continue
+                if statement.get("Effect") != "Allow" or not _uses_a_key(actions):
+                    continue
+                for arn, boundary in reached.items():
+                    if role not in KEY_USERS.get(boundary, ()):
+                        violations.append((r.urn, f"{label}: the {role} role may not use the {boundary or 'untagged'} key {arn}"))
+                    elif boundary in THROUGH_DYNAMODB_ONLY and not _only_through_dynamodb(statement):
+                        violations.append((r.urn, f"{label}: the {role} role may use the {boundary} key only through DynamoDB"))
+            for arn, boundary in keys.items():
+                if boundary in ("prod", "preview") and role not in KEY_USERS[boundary] and arn not in denied_keys:
+                    violations.append(
+                        (r.urn, f"the {role} role's policy must deny the use of the {boundary} key {arn} (its other side of the trust boundary)")
+                    )
+    return violations
+
+
 # --- DynamoDB items: only under a key condition -----------------------------------------------
 
 # Actions that read or write table items. The lock table holds every stack's lease: a deploy role
@@ -1397,6 +1523,10 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
         iam_no_wildcards,
     ),
     "iam-managed-policies": ("No AWS-managed policy but the named ones is attached to a role.", iam_managed_policies),
+    "kms-key-boundary": (
+        "Every KMS key names its trust boundary, and its policy denies every deploy role that is not a user of it.",
+        kms_key_boundary,
+    ),
     "teardown-roles-remove-only": (
         "The sweeper and cleanup roles only read and remove: no create, update, pass or attach; the sweeper "
         "reads no state object and uses a key only through DynamoDB.",
@@ -1448,6 +1578,10 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     ),
 }
 STACK_RULES: dict[str, tuple[str, Callable[[Sequence[Resource]], list[tuple[str, str]]]]] = {
+    "kms-use-within-boundary": (
+        "Each deploy role's policy uses only its trust boundary's keys and denies the other side's state key.",
+        kms_use_within_boundary,
+    ),
     "s3-buckets-guarded": (
         "Every S3 bucket has versioning, SSE-KMS, a public access block and a TLS-only policy for itself.",
         s3_buckets_guarded,

@@ -7,6 +7,7 @@ does: `*` any run of characters, `?` one); the cleanup and sweeper roles only re
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
@@ -56,16 +57,16 @@ PROD_ARNS = [
 ]
 LOCK_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/webstack-pulumi-locks"
 LEASE = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-# What the preview role shares with prod on purpose: listing the state bucket and the state key
-# (one backend, one secrets provider), and the lock table's item actions, for its own stacks'
-# items only (`dynamodb:LeadingKeys`, `lease_actions` below).
+# What the preview role shares with prod on purpose: listing the state bucket and the lock table's
+# item actions, for its own stacks' items only (`dynamodb:LeadingKeys`, `lease_actions` below). Each
+# side has its own state key (docs/security.md, "One key per trust boundary").
 SHARED = {
     STATE_BUCKET: {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"},
     # Listing, limited by condition to the role's own prefix (below).
     ARTIFACTS_BUCKET: {"s3:ListBucket"},
     LOCK_TABLE: LEASE,
-    "STATE_KEY": {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"},
 }
+STATE_KEY_USE = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
 
 
 def document(recording, name: str, key: str) -> dict:
@@ -77,13 +78,22 @@ def as_list(value) -> list[str]:
 
 
 def actions_on(policy: dict, arn: str) -> set[str]:
-    """Every action a policy allows on `arn` (actions that take no resource left out)."""
+    """Every action a policy allows on `arn` (actions that take no resource left out), less what
+    its unconditional Deny statements take back."""
     allowed: set[str] = set()
+    denied: list[str] = []
     for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow"
+        assert statement["Effect"] in ("Allow", "Deny"), statement
         if any(arn_matches(pattern, arn) for pattern in as_list(statement["Resource"])):
-            allowed |= set(as_list(statement["Action"])) - set(aws_policies.WILDCARD_EXCEPTIONS)
-    return allowed
+            if statement["Effect"] == "Allow":
+                allowed |= set(as_list(statement["Action"])) - set(aws_policies.WILDCARD_EXCEPTIONS)
+            elif not statement.get("Condition"):
+                denied += as_list(statement["Action"])
+    return {a for a in allowed if not any(fnmatch.fnmatchcase(a.lower(), d.lower()) for d in denied)}
+
+
+def allow_statements(policy: dict) -> list[dict]:
+    return [s for s in policy["Statement"] if s["Effect"] == "Allow"]
 
 
 def lease_actions(policy: dict, key: str) -> set[str]:
@@ -119,7 +129,11 @@ def roles(recorded):
             "policy": document(prod, f"github-{role}-policy", "policy"),
         }
         for role in ROLES
-    } | {"state_key": prod.by_name("state-key").outputs["arn"]}
+    } | {
+        "prod_key": prod.by_name("state-key").outputs["arn"],
+        "preview_key": prod.by_name("state-preview-key").outputs["arn"],
+        "lease_key": prod.by_name("state-lease-key").outputs["arn"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -151,7 +165,8 @@ def test_no_environments_leave_pull_requests_only():
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_wildcard_actions_and_star_resources_only_for_the_named_exceptions(roles, role):
-    for statement in roles[role]["policy"]["Statement"]:
+    # A Deny may use a wildcard: it only takes more away.
+    for statement in allow_statements(roles[role]["policy"]):
         actions = as_list(statement["Action"])
         assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
         assert not [a for a in actions if "*" in a or "?" in a], statement  # not even prefixes
@@ -193,7 +208,7 @@ def test_the_sweeper_reads_no_state_and_holds_no_key_but_the_lease_through_dynam
     sweeper = roles["sweeper"]["policy"]
     every_action = {a for s in sweeper["Statement"] for a in as_list(s["Action"])}
     assert not {a for a in every_action if a.startswith("s3:Get")}, "the sweeper never reads a state object"
-    keyed = [s for s in sweeper["Statement"] if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    keyed = [s for s in allow_statements(sweeper) if any(a.startswith("kms:") for a in as_list(s["Action"]))]
     assert [s["Condition"]["StringEquals"]["kms:ViaService"] for s in keyed] == [f"dynamodb.{REGION}.amazonaws.com"]
     assert {a for s in keyed for a in as_list(s["Action"])} <= {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
     # It removes what workflow.teardown_preview removes, and lists only under the previews' prefixes.
@@ -204,16 +219,21 @@ def test_the_sweeper_reads_no_state_and_holds_no_key_but_the_lease_through_dynam
 
 SCOPE = aws_policies.DeployScope(
     project="webstack", account_id=ACCOUNT, region=REGION, state_bucket_arn=STATE_BUCKET,
-    state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state",
+    state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state", preview_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/preview",
+    lease_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/leases",
 )  # fmt: skip
 
 
-def test_preview_shares_only_the_state_listing_the_state_key_and_its_leases(roles):
-    preview = roles["preview"]["policy"]
+def test_preview_shares_only_the_state_listing_and_its_leases_and_uses_its_own_key(roles):
+    preview, prod = roles["preview"]["policy"], roles["prod"]["policy"]
     assert actions_on(preview, STATE_BUCKET) == SHARED[STATE_BUCKET]
     assert actions_on(preview, ARTIFACTS_BUCKET) == SHARED[ARTIFACTS_BUCKET]
     assert actions_on(preview, LOCK_TABLE) == SHARED[LOCK_TABLE]
-    assert actions_on(preview, roles["state_key"]) == SHARED["STATE_KEY"]
+    assert actions_on(preview, roles["preview_key"]) == STATE_KEY_USE
+    assert actions_on(preview, roles["prod_key"]) == set()
+    assert actions_on(prod, roles["prod_key"]) >= STATE_KEY_USE
+    # prod administers the previews' key (DescribeKey among that), never uses it.
+    assert not actions_on(prod, roles["preview_key"]) & (STATE_KEY_USE - {"kms:DescribeKey"})
 
 
 @pytest.mark.parametrize(
@@ -365,9 +385,11 @@ def _declared_arns(recording) -> list[str]:
 def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, recorded, stack, owner, others):
     arns = _declared_arns(recorded(stack))
     assert len(arns) >= (12 if stack == "prod" else 2)
-    # The table: leases by key (test above); the artifacts bucket: each role lists and writes its
-    # own stacks' prefix only (test_artifacts_are_written_under_the_roles_own_prefix).
-    shared = {STATE_BUCKET, roles["state_key"], LOCK_TABLE, ARTIFACTS_BUCKET}
+    # The table: leases by key (test above), its key through DynamoDB only; the artifacts bucket:
+    # each role lists and writes its own stacks' prefix only (test_artifacts_are_written_under_the_
+    # roles_own_prefix); the previews' key is declared (and administered) by prod and used by the
+    # preview and cleanup roles.
+    shared = {STATE_BUCKET, LOCK_TABLE, ARTIFACTS_BUCKET, roles["lease_key"], roles["preview_key"]}
     for arn in arns:
         assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
         for other in others:

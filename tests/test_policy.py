@@ -366,6 +366,57 @@ def test_key_policy_kms_star_for_anyone_but_the_account_root(recorded):
     assert fired(broken(recorded("prod"), "audit-key", _add_statement(statement))) == {"iam-no-wildcards", "resource-policy-principals"}
 
 
+def _drop_statements(sid: str):
+    def mutate(props):
+        document = json.loads(props["policy"])
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("key", "sid"),
+    [
+        ("state-key", "NoPullRequestRoleOfAnotherTrustBoundary"),
+        ("state-preview-key", "NoUseByProdsRole"),
+        ("state-lease-key", "OnlyThroughDynamoDB"),
+        ("audit-key", "NoPullRequestRoleOfAnotherTrustBoundary"),
+    ],
+)
+def test_a_key_policy_that_lets_a_role_across_its_trust_boundary(recorded, key, sid):
+    assert fired(broken(recorded("prod"), key, _drop_statements(sid))) == {"kms-key-boundary"}
+
+
+def test_a_key_that_names_no_trust_boundary(recorded):
+    assert fired(broken(recorded("prod"), "state-key", lambda p: p.update(tags={}))) == {"kms-key-boundary"}
+
+
+def _with_key_arns(recording) -> list[Resource]:
+    """The stack as CrossGuard sees it after an `up`: the keys with their ARNs (outputs)."""
+    resources = stack_resources(recording)
+    for resource in resources:
+        if resource.type == "aws:kms/key:Key":
+            resource.props["arn"] = recording.by_name(resource.name).outputs["arn"]
+    return resources
+
+
+def test_a_role_policy_that_uses_the_other_sides_state_key(recorded):
+    prod = recorded("prod")
+    assert rules.kms_use_within_boundary(_with_key_arns(prod)) == []
+    prod_key = prod.by_name("state-key").outputs["arn"]
+    resources = _with_key_arns(prod)
+    [policy] = [r for r in resources if r.name == "github-preview-policy"]
+    _add_statement({"Sid": "Widened", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": prod_key})(policy.props)
+    assert [m for _, m in rules.kms_use_within_boundary(resources)] == [
+        f"statement Widened: the preview role may not use the prod key {prod_key}"
+    ]
+    _drop_statements("NoKeyOfAnotherTrustBoundary")(policy.props)
+    assert [m for _, m in rules.kms_use_within_boundary(resources)][1:] == [
+        f"the preview role's policy must deny the use of the prod key {prod_key} (its other side of the trust boundary)"
+    ]
+
+
 def test_bucket_policy_granting_everyone(recorded):
     statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
     assert fired(broken(recorded("prod"), "state-storage-policy", _add_statement(statement))) == {
@@ -462,8 +513,8 @@ def test_database_url_in_a_command_environment(recorded):
 @pytest.mark.parametrize(
     ("where", "mutate"),
     [
-        ("tag value", lambda p: p.update(tags={"owner": SECRET_SENTINEL})),
-        ("tag key", lambda p: p.update(tags={"api-token": "abc123"})),
+        ("tag value", lambda p: p.update(tags={**p["tags"], "owner": SECRET_SENTINEL})),
+        ("tag key", lambda p: p.update(tags={**p["tags"], "api-token": "abc123"})),
         ("command text", lambda p: p.update(create=p["create"] + " --github ghp_" + "a" * 36)),
     ],
 )
@@ -854,7 +905,7 @@ def test_a_failing_rule_reports_itself_instead_of_crashing(monkeypatch):
     monkeypatch.setitem(rules.RESOURCE_RULES, "kms-key-rotation", ("x", broken_rule))
     key = Resource(type="aws:kms/key:Key", props={}, protect=True, urn="urn:pulumi:prod::webstack::aws:kms/key:Key::k")
     found = check_resource(key, pack_config_for("prod"))
-    assert found == {"kms-key-rotation": ["kms-key-rotation could not read this resource (KeyError: 'surprise'); "
+    assert {rule: found[rule] for rule in found if rule != "kms-key-boundary"} == {"kms-key-rotation": ["kms-key-rotation could not read this resource (KeyError: 'surprise'); "
                                           "it is refused until it can"]}
 
 

@@ -81,7 +81,7 @@ def test_state_bucket_is_versioned_encrypted_private_and_tls_only(recorded):
     assert all(block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
     assert prod.by_name("state-storage-ownership").inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
     policy = json.loads(prod.by_name("state-storage-policy").inputs["policy"])
-    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny" and "aws:SecureTransport" in str(s.get("Condition"))]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert deny["Action"] == "s3:*" and deny["Principal"] == "*"
 

@@ -41,7 +41,8 @@ BUCKET = names.foundation_names("webstack", ACCOUNT_ID)["state_bucket"]
 HOST = "pr-7.app.example.com"
 SCOPE = aws_policies.DeployScope(
     project="webstack", account_id=ACCOUNT_ID, region=REGION, state_bucket_arn=f"arn:aws:s3:::{BUCKET}",
-    state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/state",
+    state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/state", preview_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/preview",
+    lease_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/leases",
 )  # fmt: skip
 
 
