@@ -18,10 +18,7 @@ allow everything, so that neither relies on the other.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,10 +27,15 @@ import yaml
 from core.iam import PR_SIDE_ROLES
 from core.names import DEPLOY_ROLES, deploy_role_name, foundation_names, secrets_provider_url
 from core.stack_files import PROJECT_ROOT, stack_config_file
-from policy.rules import arn_matches
+from tests.support.iam_evaluation import condition_holds, statements
+from tests.support.iam_evaluation import kms_allows as _kms_allows
 
 PROJECT, ACCOUNT, REGION = "webstack", "123456789012", "us-east-1"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+
+
+def kms_allows(key_policy: dict, identity_policies: list[dict], role_arn: str, action: str, key_arn: str, via: str | None) -> bool:
+    return _kms_allows(key_policy, identity_policies, role_arn, action, key_arn, via, account=ACCOUNT)
 # What leads from a key's ciphertext to its plaintext: decrypting it, re-encrypting it under a key
 # the caller can use, granting oneself either, or rewriting the key's policy to allow it.
 TO_PLAINTEXT = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:PutKeyPolicy")
@@ -45,81 +47,6 @@ DEFAULT_KEY_POLICY = {  # AWS's default key policy: the account, hence IAM, deci
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}],
 }
-
-
-# --- IAM's evaluation, for the operators the program's documents use -----------------------------
-
-
-def _list(value: Any) -> list:
-    return [] if value is None else [value] if isinstance(value, (str, dict)) else list(value)
-
-
-def _action_matches(patterns: Iterable[str], action: str) -> bool:
-    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
-
-
-def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
-    for operator, keys in condition.items():
-        for key, wanted in keys.items():
-            values, present = [str(v) for v in _list(wanted)], context.get(key)
-            if operator in ("StringEquals", "ArnEquals"):
-                holds = present is not None and present in values
-            elif operator in ("StringLike", "ArnLike"):
-                holds = present is not None and any(arn_matches(v, present) for v in values)
-            elif operator in ("StringNotEquals", "ArnNotEquals"):  # true when the key is absent (IAM)
-                holds = present is None or present not in values
-            elif operator in ("StringNotLike", "ArnNotLike"):
-                holds = present is None or not any(arn_matches(v, present) for v in values)
-            elif operator == "Null":
-                holds = (present is None) == (values == ["true"])
-            elif operator == "Bool":
-                holds = present is not None and present.lower() in [v.lower() for v in values]
-            else:  # an operator this evaluator does not know must not pass in silence
-                raise AssertionError(f"condition operator {operator} is not evaluated here")
-            if not holds:
-                return False
-    return True
-
-
-def _statement_applies(statement: Mapping[str, Any], principal: str | None, action: str, resource: str, context) -> bool:
-    if "NotAction" in statement:
-        if _action_matches(_list(statement["NotAction"]), action):
-            return False
-    elif not _action_matches(_list(statement.get("Action")), action):
-        return False
-    if "NotResource" in statement:
-        if any(arn_matches(r, resource) for r in _list(statement["NotResource"])):
-            return False
-    elif "Resource" in statement and not any(r == "*" or arn_matches(r, resource) for r in _list(statement["Resource"])):
-        return False
-    if principal is not None:  # a resource policy: the statement names who
-        named = statement.get("Principal")
-        aws = _list(named.get("AWS")) if isinstance(named, dict) else _list(named)
-        if "*" not in aws and principal not in aws:
-            return False
-    return _condition_holds(statement.get("Condition") or {}, context)
-
-
-def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return _list(document.get("Statement"))
-
-
-def kms_allows(key_policy: dict, identity_policies: list[dict], role_arn: str, action: str, key_arn: str, via: str | None) -> bool:
-    """Whether AWS lets the role (of the key's own account) do `action` with the key."""
-    context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": ACCOUNT}
-    if via is not None:
-        context["kms:ViaService"] = via
-    key_statements = [(s, principal) for s in _statements(key_policy) for principal in (role_arn, ROOT)]
-    role_statements = [s for document in identity_policies for s in _statements(document)]
-    if any(s["Effect"] == "Deny" and _statement_applies(s, p, action, key_arn, context) for s, p in key_statements):
-        return False
-    if any(s["Effect"] == "Deny" and _statement_applies(s, None, action, key_arn, context) for s in role_statements):
-        return False
-    applies = lambda p: any(s["Effect"] == "Allow" and _statement_applies(s, p, action, key_arn, context) for s, _ in key_statements)  # noqa: E731
-    if applies(role_arn) and not applies(ROOT):  # the key names the role itself
-        return True
-    delegated = applies(ROOT)
-    return delegated and any(s["Effect"] == "Allow" and _statement_applies(s, None, action, key_arn, context) for s in role_statements)
 
 
 # --- the program's documents --------------------------------------------------------------------
@@ -229,7 +156,7 @@ def _widened_role(policies: list[dict], key_arn: str) -> list[dict]:
     """The role's policies with an Allow of the key added and every Deny of it removed."""
     widened = copy.deepcopy(policies)
     for document in widened:
-        document["Statement"] = [s for s in _statements(document) if s["Effect"] != "Deny"]
+        document["Statement"] = [s for s in statements(document) if s["Effect"] != "Deny"]
     widened.append({"Statement": [{"Effect": "Allow", "Action": list(TO_PLAINTEXT), "Resource": key_arn}]})
     return widened
 
@@ -237,7 +164,7 @@ def _widened_role(policies: list[dict], key_arn: str) -> list[dict]:
 def _widened_key_policy(policy: dict, role: str) -> dict:
     """The key policy with every Deny that names the role left out."""
     widened = copy.deepcopy(policy)
-    widened["Statement"] = [s for s in _statements(policy) if not (s["Effect"] == "Deny" and role_arn(role) in json.dumps(s))]
+    widened["Statement"] = [s for s in statements(policy) if not (s["Effect"] == "Deny" and role_arn(role) in json.dumps(s))]
     return widened
 
 
@@ -255,7 +182,7 @@ def test_the_check_fails_once_both_halves_are_widened(program, role):
 
 
 def test_the_evaluator_follows_iam_on_absent_keys_and_unknown_operators():
-    assert _condition_holds({"StringNotEquals": {"kms:ViaService": "x"}}, {}) is True
-    assert _condition_holds({"StringEquals": {"kms:ViaService": "x"}}, {}) is False
+    assert condition_holds({"StringNotEquals": {"kms:ViaService": "x"}}, {}) is True
+    assert condition_holds({"StringEquals": {"kms:ViaService": "x"}}, {}) is False
     with pytest.raises(AssertionError, match="not evaluated"):
-        _condition_holds({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, {})
+        condition_holds({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, {})
