@@ -83,6 +83,18 @@ def cloudtrail_bucket_grants(bucket_arn: str, *, trail: str, account_id: str) ->
     ]
 
 
+def account_administers(account_id: str) -> dict:
+    """AWS's default key policy statement: the account administers the key, so IAM policies may
+    grant its use (what a key's own Deny statements then hold to its trust boundary)."""
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 def trail_key_policy(*, account_id: str, region: str, project: str, trail: str, log_group: str) -> dict:
     """The audit key: the account administers it; CloudTrail (this trail), CloudWatch Logs (this log
     group) and CloudWatch alarms (publishing to the encrypted alert topic) use it, nothing else.
@@ -92,13 +104,7 @@ def trail_key_policy(*, account_id: str, region: str, project: str, trail: str, 
     (the policy pack names them: `policy/rules.py`, KEY_POLICY_EXCEPTIONS).
     """
     return _document(
-        {
-            "Sid": "AccountAdministers",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        account_administers(account_id),
         {
             "Sid": "CloudTrailEncrypts",
             "Effect": "Allow",
@@ -362,13 +368,7 @@ def state_key_policy(*, account_id: str, region: str, project: str, boundary: st
     """A state key's policy: the account administers it (AWS's default, which lets IAM policies
     grant its use), and `boundary_denies` holds it to its trust boundary."""
     return _document(
-        {
-            "Sid": "AccountAdministers",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        account_administers(account_id),
         *boundary_denies(account_id=account_id, region=region, project=project, boundary=boundary),
     )
 
