@@ -47,6 +47,15 @@ takes any other operator as holding (moto/iam/policy_conditions.py), so a bucket
 On AWS that statement applies to plain-HTTP requests only, and every client of the pipeline uses
 TLS (moto is reached over loopback HTTP merely for convenience): here a statement conditioned on
 `aws:SecureTransport` being false does not apply, as on AWS for a TLS client.
+
+And one to its key policies: moto 5.2 refuses DescribeKey (which CreateAlias and the provider's
+reads call) on any key whose policy has a Deny of `kms:*` on `*`, whoever asks and whatever the
+statement's Condition says (moto/kms/policy_validator.py, validate_policy). On AWS a Deny applies
+only where its condition holds: the keys of one trust boundary each (issue 27) deny the roles of
+the other side by `aws:PrincipalArn`, and the account's administrator (the sandbox's caller) is
+not one of them. Here such a Deny applies when its condition holds for the caller: an assumed
+role's `aws:PrincipalArn` is the role's ARN, any other caller is the account's root; `kms:ViaService`
+is absent (a direct call); a condition on any other key is taken as holding, as moto does.
 """
 
 from __future__ import annotations
@@ -271,9 +280,66 @@ def _versions_never_reused() -> None:
     LambdaStorage.publish_version = publish_version  # type: ignore[method-assign]
 
 
+def _deny_condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    """IAM's string/ARN operators on the keys in `context` (absent: only a negated one holds);
+    any other key or operator holds, as moto takes it."""
+    import fnmatch
+
+    for operator, keys in condition.items():
+        for key, wanted in (keys or {}).items():
+            if key not in ("aws:PrincipalArn", "kms:ViaService"):
+                continue
+            values = [str(v) for v in (wanted if isinstance(wanted, list) else [wanted])]
+            present = context.get(key)
+            if operator in ("StringEquals", "ArnEquals"):
+                holds = present in values
+            elif operator in ("StringLike", "ArnLike"):
+                holds = present is not None and any(fnmatch.fnmatchcase(present, v) for v in values)
+            elif operator in ("StringNotEquals", "ArnNotEquals"):
+                holds = present not in values
+            elif operator in ("StringNotLike", "ArnNotLike"):
+                holds = present is None or not any(fnmatch.fnmatchcase(present, v) for v in values)
+            else:
+                continue
+            if not holds:
+                return False
+    return True
+
+
+def _key_policy_denies_by_condition() -> None:
+    """A key policy's Deny refuses DescribeKey only where its condition holds (module docstring)."""
+    from moto.kms import policy_validator
+    from moto.kms.exceptions import AccessDeniedException
+    from moto.kms.responses import KmsResponse
+    from moto.sts.models import sts_backends
+    from moto.utilities.utils import get_partition
+
+    if getattr(KmsResponse._validate_key_policy, "_sandbox", False):
+        return
+
+    def _validate_key_policy(self: Any, key_id: str, action: str) -> None:
+        key = self.kms_backend.describe_key(self.kms_backend.get_key_id(key_id))
+        try:
+            policy = json.loads(key.policy)
+        except (ValueError, AttributeError):
+            return
+        account = self.current_account
+        session = sts_backends[account][get_partition(self.region)].get_assumed_role_from_access_key(self.get_access_key())
+        context = {"aws:PrincipalArn": session.role_arn if session else f"arn:aws:iam::{account}:root"}
+        for statement in policy.get("Statement", []):
+            if str(statement.get("Effect", "")).lower() != "deny" or not policy_validator.check_statement(statement, key.arn, action):
+                continue
+            if _deny_condition_holds(statement.get("Condition") or {}, context):
+                raise AccessDeniedException(message=f"Action {action} is now allowed by the given key policy")
+
+    _validate_key_policy._sandbox = True  # type: ignore[attr-defined]
+    KmsResponse._validate_key_policy = _validate_key_policy  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     _requests_use_tls()
     _versions_never_reused()
+    _key_policy_denies_by_condition()
     # moto.server.main builds `DomainDispatcherApplication(create_backend_app)` from its module
     # global at call time: swapping that global keeps every moto_server flag and default intact.
     moto.server.DomainDispatcherApplication = SandboxApplication  # type: ignore[misc]
