@@ -5,7 +5,10 @@ own prefix (`names.artifact_prefix`: `prod/`, `previews/preview-pr-<N>/`), by th
 themselves (`steps.artifacts`); the function's code and the Pages deploy read only those records.
 So no deploy needs a file an earlier run left on another runner, nor a Command's `archive`
 (which upstream's refresh empties: docs/facts.md, pulumi_command). It is a `SecureBucket` (versioned:
-a record pins an object version; SSE-KMS; public access blocked; owner-enforced; TLS only).
+a record pins an object version; SSE-KMS; public access blocked; owner-enforced; TLS only) under
+a key of its own (the `artifacts` trust boundary, core/iam.py KEY_USERS): prod's role and the
+previews' both write here, and neither state key may serve both sides. The roles use this key only
+through S3, and S3 only for the prefix each may read (components/aws_policies.py _artifact_access).
 
 What expires: the PR stacks' objects (claims included) 30 days after they were written, every
 noncurrent version 30 days after it was replaced, unfinished multipart uploads after 7 days. A
@@ -20,8 +23,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from core.names import PREVIEW_ARTIFACTS
+from components.boundary_key import boundary_key
 from components.secure_bucket import SecureBucket, SecureBucketArgs
+from core.names import PREVIEW_ARTIFACTS, foundation_names
 
 PREVIEW_DAYS = 30
 NONCURRENT_DAYS = 30
@@ -30,21 +34,37 @@ UNFINISHED_UPLOAD_DAYS = 7
 
 @dataclass(frozen=True, kw_only=True)
 class ArtifactsBucketArgs:
-    bucket_name: str
-    """`names.foundation_names(...)["artifacts_bucket"]`: every stack derives it the same way."""
-    kms_key_arn: pulumi.Input[str]
-    """The bucket's default encryption key."""
+    project: str
+    account_id: str
+    region: str
+
+    @property
+    def bucket_name(self) -> str:
+        """`names.foundation_names(...)["artifacts_bucket"]`: every stack derives it the same way."""
+        return foundation_names(self.project, self.account_id)["artifacts_bucket"]
 
 
 class ArtifactsBucket(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     """The bucket; the deploy roles read and write only their own stacks' prefixes in it."""
+    key: aws.kms.Key
+    """Its default encryption key (the `artifacts` trust boundary)."""
 
     def __init__(self, name: str, args: ArtifactsBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:index:ArtifactsBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.key, _ = boundary_key(
+            f"{name}-key",
+            project=args.project,
+            account_id=args.account_id,
+            region=args.region,
+            boundary="artifacts",
+            description=f"{args.project} build artifacts",
+            alias=foundation_names(args.project, args.account_id)["artifacts_key_alias"],
+            opts=child,
+        )
         self.bucket = SecureBucket(
-            f"{name}-storage", SecureBucketArgs(bucket_name=args.bucket_name, kms_key_arn=args.kms_key_arn), opts=child
+            f"{name}-storage", SecureBucketArgs(bucket_name=args.bucket_name, kms_key_arn=self.key.arn), opts=child
         ).bucket
         rule = aws.s3.BucketLifecycleConfigurationRuleArgs
         aws.s3.BucketLifecycleConfiguration(

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 
 from core.iam import (
     BASIC_EXECUTION_POLICY,
+    DENIED_BY_OUTSIDERS,
     DEPLOY_BRANCH_SUBJECT,
     GITHUB_OIDC_HOST,
-    KEY_USE_ACTIONS,
     KEY_USERS,
+    KEY_USE_ACTIONS,
     PR_SIDE_ROLES,
     PULL_REQUEST_SUBJECT,
     STS_AUDIENCE,
-    THROUGH_DYNAMODB_ONLY,
+    THROUGH_SERVICE_ONLY,
     WILDCARD_EXCEPTIONS,
 )
 from core.names import (
@@ -236,9 +237,16 @@ class DeployScope:
     """The previews' state objects and secrets provider."""
     lease_key_arn: str
     """The lock table's key."""
+    artifacts_key_arn: str
+    """The artifacts bucket's key."""
 
     def key_of(self, boundary: str) -> str:
-        return {"prod": self.state_key_arn, "preview": self.preview_key_arn, "leases": self.lease_key_arn}[boundary]
+        return {
+            "prod": self.state_key_arn,
+            "preview": self.preview_key_arn,
+            "leases": self.lease_key_arn,
+            "artifacts": self.artifacts_key_arn,
+        }[boundary]
 
 
 def role_arn(account_id: str, project: str, role: str) -> str:
@@ -305,19 +313,20 @@ def _state_access(scope: DeployScope, stacks: str, boundary: str) -> list[dict]:
 def _no_key_of_another_boundary(scope: DeployScope, role: str) -> dict:
     """The role's own half of the boundary: an explicit Deny of using every key it is not a user of
     (the keys' policies deny it too, `state_key_policy`), so no later Allow can grant one."""
-    others = [scope.key_of(b) for b in ("prod", "preview") if role not in KEY_USERS[b]]
+    others = [scope.key_of(b) for b in DENIED_BY_OUTSIDERS if role not in KEY_USERS[b]]
     return {"Sid": "NoKeyOfAnotherTrustBoundary", "Effect": "Deny", "Action": list(KEY_USE_ACTIONS), "Resource": others}
 
 
-def _through_dynamodb(region: str) -> dict:
-    return {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
+def _through_service(boundary: str, region: str) -> dict:
+    """The condition of a key used only through its boundary's service (core/iam.py THROUGH_SERVICE_ONLY)."""
+    return {"kms:ViaService": f"{THROUGH_SERVICE_ONLY[boundary]}.{region}.amazonaws.com"}
 
 
 def boundary_denies(*, account_id: str, region: str, project: str, boundary: str) -> list[dict]:
     """A key policy's half of the trust boundary (core/iam.py KEY_USERS): every deploy role that is
     not a user of this boundary's key is denied its use whatever an IAM policy says (the roles of the
     pull requests' side everything: they administer no key; prod's role the use only: it administers
-    every key), and the users of a key for DynamoDB only are denied any other use. `aws:PrincipalArn`
+    every key), and the users of a key for one service only (DynamoDB, S3) are denied any other use. `aws:PrincipalArn`
     is the role's ARN for its sessions, and unlike a named principal it may name a role that does not
     exist yet."""
     roles = lambda names: [role_arn(account_id, project, r) for r in names]  # noqa: E731
@@ -347,17 +356,17 @@ def boundary_denies(*, account_id: str, region: str, project: str, boundary: str
                 "Condition": {"ArnEquals": {"aws:PrincipalArn": roles(["prod"])}},
             }
         )
-    if boundary in THROUGH_DYNAMODB_ONLY:
+    if boundary in THROUGH_SERVICE_ONLY:
         statements.append(
             {
-                "Sid": "OnlyThroughDynamoDB",
+                "Sid": "OnlyThroughItsService",
                 "Effect": "Deny",
                 "Principal": {"AWS": "*"},
                 "Action": list(KEY_USE_ACTIONS),
                 "Resource": "*",
                 "Condition": {
                     "ArnEquals": {"aws:PrincipalArn": roles(KEY_USERS[boundary])},
-                    "StringNotEquals": _through_dynamodb(region),
+                    "StringNotEquals": _through_service(boundary, region),
                 },
             }
         )
@@ -548,7 +557,9 @@ def _artifact_access(scope: DeployScope, stacks: str) -> list[dict]:
     """Publish and read the builds' outputs (and the branch cleanup's claims) under the prefix of
     `stacks` only (`names.artifact_prefix`); no delete: versions pin what a deploy reads, and the
     bucket's lifecycle expires old ones. Listing is limited to that prefix: it is what tells a
-    missing key (404) from a refused one (steps.artifacts asks it)."""
+    missing key (404) from a refused one (steps.artifacts asks it). The objects are under the
+    artifacts key, which the role uses only as S3 does for this bucket: S3 decrypts an object only
+    for a caller it lets read it, so the prefix above is also the key's reach."""
     bucket = artifacts_bucket_arn(scope)
     prefix = artifact_prefix(stacks)
     return [
@@ -565,6 +576,19 @@ def _artifact_access(scope: DeployScope, stacks: str) -> list[dict]:
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
             "Resource": f"{bucket}/{prefix}/*",
+        },
+        {
+            # S3's encryption context is the bucket's ARN under an S3 Bucket Key (the bucket's
+            # setting, components/secure_bucket.py), the object's ARN without one (Amazon S3 User
+            # Guide, "Using server-side encryption with AWS KMS keys": Encryption context).
+            "Sid": "ArtifactsKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": scope.artifacts_key_arn,
+            "Condition": {
+                "StringEquals": _through_service("artifacts", scope.region),
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/{prefix}/*"]},
+            },
         },
     ]
 
@@ -610,7 +634,7 @@ def _lease_table_key(scope: DeployScope) -> dict:
         "Resource": scope.lease_key_arn,
         "Condition": {
             "StringEquals": {
-                **_through_dynamodb(scope.region),
+                **_through_service("leases", scope.region),
                 "kms:EncryptionContext:aws:dynamodb:tableName": table,
             }
         },
@@ -791,7 +815,7 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
             "Effect": "Allow",
             "Action": ["kms:CreateGrant", "kms:DescribeKey"],
             "Resource": scope.lease_key_arn,
-            "Condition": {"StringEquals": _through_dynamodb(region)},
+            "Condition": {"StringEquals": _through_service("leases", region)},
         },
         _no_key_of_another_boundary(scope, "prod"),
         {
@@ -947,23 +971,26 @@ def prod_deploy_policy(scope: DeployScope) -> dict:
         {
             # AWS authorizes an alias change on the alias and on its target key, both (Service
             # Authorization Reference, AWS KMS: CreateAlias/UpdateAlias/DeleteAlias need `alias*`
-            # and `key*`). The aliases are the state keys', so the keys are named, not matched.
+            # and `key*`). The aliases are the boundaries' keys', so the keys are named, not matched.
             "Sid": "FoundationKeyAliases",
             "Effect": "Allow",
             "Action": ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
             "Resource": [
-                *(f"arn:aws:kms:{region}:{account}:{names[alias]}" for alias in STATE_KEY_ALIASES.values()),
-                scope.state_key_arn,
-                scope.preview_key_arn,
-                scope.lease_key_arn,
+                *(f"arn:aws:kms:{region}:{account}:{names[alias]}" for alias in BOUNDARY_KEY_ALIASES.values()),
+                *(scope.key_of(boundary) for boundary in BOUNDARY_KEY_ALIASES),
             ],
         },
         _identity(wildcard_actions=list(WILDCARD_EXCEPTIONS)),
     )
 
 
-# Each trust boundary's key, by its alias's name in `foundation_names`.
-STATE_KEY_ALIASES = {"prod": "state_key_alias", "preview": "preview_state_key_alias", "leases": "lease_key_alias"}
+# Each deploy-side trust boundary's key, by its alias's name in `foundation_names`.
+BOUNDARY_KEY_ALIASES = {
+    "prod": "state_key_alias",
+    "preview": "preview_state_key_alias",
+    "leases": "lease_key_alias",
+    "artifacts": "artifacts_key_alias",
+}
 
 
 # Each role's permission policy, by DEPLOY_ROLES name.

@@ -179,8 +179,15 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
         StateBackendArgs(project=settings.project, account_id=settings.aws_account_id, region=settings.aws_region),
         opts=child,
     )
+    artifacts = ArtifactsBucket(
+        "artifacts",
+        ArtifactsBucketArgs(project=settings.project, account_id=settings.aws_account_id, region=settings.aws_region),
+        opts=child,
+    )
     # Cross-cutting grant: which state bucket and keys the deploy roles may use is wired here.
-    deploy_scope = pulumi.Output.all(state.bucket.arn, state.key.arn, state.preview_key.arn, state.lease_key.arn).apply(
+    deploy_scope = pulumi.Output.all(
+        state.bucket.arn, state.key.arn, state.preview_key.arn, state.lease_key.arn, artifacts.key.arn
+    ).apply(
         lambda arns: aws_policies.DeployScope(
             project=settings.project,
             account_id=settings.aws_account_id,
@@ -189,6 +196,7 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             state_key_arn=arns[1],
             preview_key_arn=arns[2],
             lease_key_arn=arns[3],
+            artifacts_key_arn=arns[4],
         )
     )
     oidc = GithubOidc(
@@ -222,9 +230,6 @@ def _foundation(settings: Settings, child: pulumi.ResourceOptions) -> Foundation
             PagesProjectArgs(account_id=settings.cloudflare_account_id, project_name=settings.pages_project),
             opts=child,
         )
-    artifacts = ArtifactsBucket(
-        "artifacts", ArtifactsBucketArgs(bucket_name=settings.artifacts_bucket, kms_key_arn=state.key.arn), opts=child
-    )
     return Foundation(state=state, oidc=oidc, trail=trail, pages=pages, artifacts=artifacts)
 
 

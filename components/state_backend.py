@@ -13,15 +13,14 @@ protected and retained.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import aws_policies
+from components.boundary_key import boundary_key
 from components.secure_bucket import SecureBucket, SecureBucketArgs
-from core.iam import KEY_BOUNDARY_TAG
 from core.names import LEASE_KEY_ATTRIBUTE, foundation_names, secrets_provider_url, state_backend_url
 
 
@@ -63,22 +62,27 @@ class StateBackend(pulumi.ComponentResource):
 
         # `state-key` is the key every stack used before there was one per boundary: it stays prod's
         # (prod's secrets provider and objects keep working), and its policy now shuts the previews out.
-        self.key = self._create_key(f"{name}-key", args, "prod", f"{args.project} prod's Pulumi state and secrets", child)
-        self.key_alias = aws.kms.Alias(
-            f"{name}-key-alias", name=physical["state_key_alias"], target_key_id=self.key.key_id, opts=child
+        keys = dict(project=args.project, account_id=args.account_id, region=args.region, opts=child)
+        self.key, self.key_alias = boundary_key(
+            f"{name}-key",
+            boundary="prod",
+            description=f"{args.project} prod's Pulumi state and secrets",
+            alias=physical["state_key_alias"],
+            **keys,
         )
-        self.preview_key = self._create_key(
-            f"{name}-preview-key", args, "preview", f"{args.project} previews' Pulumi state and secrets", child
+        self.preview_key, self.preview_key_alias = boundary_key(
+            f"{name}-preview-key",
+            boundary="preview",
+            description=f"{args.project} previews' Pulumi state and secrets",
+            alias=physical["preview_state_key_alias"],
+            **keys,
         )
-        self.preview_key_alias = aws.kms.Alias(
-            f"{name}-preview-key-alias",
-            name=physical["preview_state_key_alias"],
-            target_key_id=self.preview_key.key_id,
-            opts=child,
-        )
-        self.lease_key = self._create_key(f"{name}-lease-key", args, "leases", f"{args.project} stack leases", child)
-        aws.kms.Alias(
-            f"{name}-lease-key-alias", name=physical["lease_key_alias"], target_key_id=self.lease_key.key_id, opts=child
+        self.lease_key, _ = boundary_key(
+            f"{name}-lease-key",
+            boundary="leases",
+            description=f"{args.project} stack leases",
+            alias=physical["lease_key_alias"],
+            **keys,
         )
 
         project = args.project
@@ -121,22 +125,4 @@ class StateBackend(pulumi.ComponentResource):
                 "previewKeyAlias": self.preview_key_alias.name,
                 "lockTable": self.lock_table.name,
             }
-        )
-
-    @staticmethod
-    def _create_key(
-        name: str, args: StateBackendArgs, boundary: str, description: str, child: pulumi.ResourceOptions
-    ) -> aws.kms.Key:
-        return aws.kms.Key(
-            name,
-            description=description,
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=json.dumps(
-                aws_policies.state_key_policy(
-                    account_id=args.account_id, region=args.region, project=args.project, boundary=boundary
-                )
-            ),
-            tags={KEY_BOUNDARY_TAG: boundary},
-            opts=child,
         )

@@ -41,16 +41,24 @@ WILDCARD_EXCEPTIONS = {
 # Every KMS key names the trust boundary it serves (a tag the pack reads), and each boundary's key
 # is used by these deploy roles only (core/names.py DEPLOY_ROLES): prod's state and secrets by the
 # prod role; the previews' by the roles a pull request's jobs assume; the lock table's by every role
-# that holds a lease, and only through DynamoDB. The audit trail's key is no deploy role's.
+# that holds a lease, and only through DynamoDB; the artifacts bucket's by the roles that build
+# (prod and the previews), only through S3, where each role's own bucket prefix is what it reaches
+# (an object's key is decrypted only for a caller S3 lets read it). The audit trail's key is no
+# deploy role's.
 KEY_BOUNDARY_TAG = "trust-boundary"
 KEY_USERS = {
     "prod": ("prod",),
     "preview": ("preview", "cleanup"),
     "leases": ("prod", "preview", "sweeper", "cleanup"),
+    "artifacts": ("prod", "preview"),
     "audit": (),
 }
-# The boundaries whose key a role may use only through a service, never directly.
-THROUGH_DYNAMODB_ONLY = ("leases",)
+# The boundaries whose key its users may use only through one service (`kms:ViaService`
+# <service>.<region>.amazonaws.com), never directly.
+THROUGH_SERVICE_ONLY = {"leases": "dynamodb", "artifacts": "s3"}
+# The boundaries whose key a deploy role that is not its user also denies itself in its own policy
+# (the key's policy denies it too): the state keys and the artifacts key, the ones that hold data.
+DENIED_BY_OUTSIDERS = ("prod", "preview", "artifacts")
 # What using a key means (not administering it): the actions a key policy and a role's policy deny
 # across a boundary. prod's role administers every key (PutKeyPolicy, rotation, tags), so a deny of
 # `kms:*` would lock it out of the previews' key; a role of the pull requests' side administers

@@ -127,10 +127,12 @@ def foundation_names(project: str, account_id: str) -> dict[str, str]:
         "alert_topic": f"{project}-alerts",
         "alarm_prefix": f"{project}-audit-",
         # One key per trust boundary (core/iam.py KEY_USERS): prod's secrets provider and state
-        # objects; the previews'; the lock table's, used by every deploy role through DynamoDB only.
+        # objects; the previews'; the lock table's, used by every deploy role through DynamoDB only;
+        # the artifacts bucket's, used by the building roles through S3 only.
         "state_key_alias": f"alias/{project}-pulumi-state",
         "preview_state_key_alias": f"alias/{project}-pulumi-preview",
         "lease_key_alias": f"alias/{project}-pulumi-leases",
+        "artifacts_key_alias": f"alias/{project}-artifacts",
     }
 
 

@@ -82,15 +82,16 @@ DATABASE_COMPONENT: str = _STATEFUL.DATABASE_COMPONENT
 
 from core.iam import (  # noqa: E402
     ALLOWED_MANAGED_POLICIES,
+    DENIED_BY_OUTSIDERS,
     DEPLOY_BRANCH_SUBJECT,
     GITHUB_OIDC_HOST,
     KEY_BOUNDARY_TAG,
-    KEY_USE_ACTIONS,
     KEY_USERS,
+    KEY_USE_ACTIONS,
     PR_SIDE_ROLES,
     PULL_REQUEST_SUBJECT,
     STS_AUDIENCE,
-    THROUGH_DYNAMODB_ONLY,
+    THROUGH_SERVICE_ONLY,
     WILDCARD_EXCEPTIONS,
 )
 from core import names  # noqa: E402
@@ -786,11 +787,16 @@ def _role_of_policy(r: Resource) -> str:
     return names.deploy_role_of(str(r.props.get("role") or ""))
 
 
-def _only_through_dynamodb(statement: Mapping[str, Any]) -> bool:
-    """A statement usable only through DynamoDB (`kms:ViaService` dynamodb.*), for a table's data."""
+def _is_service_endpoint(via: object, service: str) -> bool:
+    """`via` is `service`'s endpoint in some region (the form of `kms:ViaService`)."""
+    return re.fullmatch(rf"{re.escape(service)}\.[a-z0-9-]+\.amazonaws\.com", str(via)) is not None
+
+
+def _only_through(statement: Mapping[str, Any], service: str) -> bool:
+    """A statement usable only through `service` (`kms:ViaService` <service>.*), for its data."""
     equals = _mapping(_mapping(statement.get("Condition")).get("StringEquals"))
     via = _strings(equals.get("kms:ViaService"))
-    return bool(via) and all(re.fullmatch(r"dynamodb\.[a-z0-9-]+\.amazonaws\.com", v) for v in via)
+    return bool(via) and all(_is_service_endpoint(v, service) for v in via)
 
 
 def teardown_roles_remove_only(r: Resource) -> list[str]:
@@ -816,7 +822,7 @@ def teardown_roles_remove_only(r: Resource) -> list[str]:
                 elif action.startswith("kms:"):
                     if role == "cleanup" and action in CLEANUP_ONLY:
                         continue
-                    if role == "sweeper" and action in ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey") and _only_through_dynamodb(statement):
+                    if role == "sweeper" and action in ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey") and _only_through(statement, THROUGH_SERVICE_ONLY["leases"]):
                         continue
                     problems.append(
                         f"{label}: the {role} role may use a key only "
@@ -856,9 +862,9 @@ def _principal_roles(statement: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _denies(statements: list[Mapping[str, Any]], role: str, actions: Sequence[str], *, unless_dynamodb: bool = False) -> bool:
+def _denies(statements: list[Mapping[str, Any]], role: str, actions: Sequence[str], *, unless_service: str = "") -> bool:
     """A Deny of `actions` to `role` (by `aws:PrincipalArn`), with no other condition than
-    `kms:ViaService` not DynamoDB when `unless_dynamodb`."""
+    `kms:ViaService` not `unless_service` when one is given."""
     for statement in statements:
         if statement.get("Effect") != "Deny" or role not in _principal_roles(statement):
             continue
@@ -867,9 +873,9 @@ def _denies(statements: list[Mapping[str, Any]], role: str, actions: Sequence[st
             continue
         others = {op for op in _mapping(statement.get("Condition")) if op not in ("ArnEquals", "ArnLike")}
         via = _mapping(_mapping(statement.get("Condition")).get("StringNotEquals")).get("kms:ViaService")
-        if unless_dynamodb and others == {"StringNotEquals"} and re.fullmatch(r"dynamodb\.[a-z0-9-]+\.amazonaws\.com", str(via)):
+        if unless_service and others == {"StringNotEquals"} and _is_service_endpoint(via, unless_service):
             return True
-        if not unless_dynamodb and not others:
+        if not unless_service and not others:
             return True
     return False
 
@@ -883,7 +889,8 @@ def kms_key_boundary(r: Resource) -> list[str]:
     """Every key names the trust boundary it serves (tag `trust-boundary`), and its own policy holds
     it there: every deploy role that is not a user of that boundary's key is denied (the roles of
     the pull requests' side everything, prod's role every use) whatever an IAM policy grants, and a
-    key used through DynamoDB only denies its users any other use (core/iam.py KEY_USERS)."""
+    key used through one service only (DynamoDB, S3) denies its users any other use (core/iam.py
+    KEY_USERS, THROUGH_SERVICE_ONLY)."""
     if r.type != "aws:kms/key:Key":
         return []
     boundary = _boundary_of(r)
@@ -907,16 +914,19 @@ def kms_key_boundary(r: Resource) -> list[str]:
                 + ("everything (kms:*)" if role in PR_SIDE_ROLES else f"every use ({', '.join(KEY_USE_ACTIONS)})")
                 + " by aws:PrincipalArn: it is not a user of this trust boundary's key"
             )
-    if boundary in THROUGH_DYNAMODB_ONLY:
+    service = THROUGH_SERVICE_ONLY.get(boundary)
+    if service:
         for role in KEY_USERS[boundary]:
-            if not _denies(statements, role, list(KEY_USE_ACTIONS), unless_dynamodb=True):
-                problems.append(f"the {boundary} key's policy must deny the {role} role every use except through DynamoDB (kms:ViaService)")
+            if not _denies(statements, role, list(KEY_USE_ACTIONS), unless_service=service):
+                problems.append(
+                    f"the {boundary} key's policy must deny the {role} role every use except through {service} (kms:ViaService)"
+                )
     return problems
 
 
 def kms_use_within_boundary(resources: Sequence[Resource]) -> list[tuple[str, str]]:
-    """Each deploy role's own policy uses only the keys of its trust boundary (through DynamoDB only
-    where the boundary says so) and denies the use of the other side's state key. Needs the keys'
+    """Each deploy role's own policy uses only the keys of its trust boundary (through one service
+    only where the boundary says so) and denies the use of the other side's keys that hold data. Needs the keys'
     ARNs: during a preview of new keys they are unknown, and the rule is left to the `up`."""
     keys = {str(r.props.get("arn")): _boundary_of(r) for r in resources if r.type == "aws:kms/key:Key" and isinstance(r.props.get("arn"), str)}
     if not keys:
@@ -943,10 +953,12 @@ def kms_use_within_boundary(resources: Sequence[Resource]) -> list[tuple[str, st
                 for arn, boundary in reached.items():
                     if role not in KEY_USERS.get(boundary, ()):
                         violations.append((r.urn, f"{label}: the {role} role may not use the {boundary or 'untagged'} key {arn}"))
-                    elif boundary in THROUGH_DYNAMODB_ONLY and not _only_through_dynamodb(statement):
-                        violations.append((r.urn, f"{label}: the {role} role may use the {boundary} key only through DynamoDB"))
+                    elif boundary in THROUGH_SERVICE_ONLY and not _only_through(statement, THROUGH_SERVICE_ONLY[boundary]):
+                        violations.append(
+                            (r.urn, f"{label}: the {role} role may use the {boundary} key only through {THROUGH_SERVICE_ONLY[boundary]}")
+                        )
             for arn, boundary in keys.items():
-                if boundary in ("prod", "preview") and role not in KEY_USERS[boundary] and arn not in denied_keys:
+                if boundary in DENIED_BY_OUTSIDERS and role not in KEY_USERS[boundary] and arn not in denied_keys:
                     violations.append(
                         (r.urn, f"the {role} role's policy must deny the use of the {boundary} key {arn} (its other side of the trust boundary)")
                     )
@@ -1579,7 +1591,7 @@ RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
 }
 STACK_RULES: dict[str, tuple[str, Callable[[Sequence[Resource]], list[tuple[str, str]]]]] = {
     "kms-use-within-boundary": (
-        "Each deploy role's policy uses only its trust boundary's keys and denies the other side's state key.",
+        "Each deploy role's policy uses only its trust boundary's keys and denies the other side's keys that hold data.",
         kms_use_within_boundary,
     ),
     "s3-buckets-guarded": (

@@ -226,6 +226,13 @@ def publish(
         except Exception as exc:
             if _missing(exc):
                 return None
+            if _code(exc) in ("AccessDenied", "403", "Forbidden"):
+                # Listed and seen, but not readable: S3 answers so when the object is under a key
+                # this role may not use (written before the artifacts bucket had a key of its own,
+                # issue 27). A new version under the bucket's key replaces it; a real refusal of
+                # the prefix fails the upload with its own line.
+                warn(f"artifacts: {where} (version {version}) is not readable with this role's keys; uploading it again")
+                return None
             raise _refused(exc, "s3:GetObjectVersion", where) from exc
         if sha256_hex(held) == object_sha256:
             return version

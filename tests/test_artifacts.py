@@ -93,6 +93,37 @@ def test_publish_pins_a_version_and_reuses_only_an_intact_copy(artifacts_bucket)
         artifacts.fetch(artifacts.Artifact(**{**first.line(), "version": broken}))
 
 
+class _OldKeyRefused:
+    """The local cloud's S3 client, except that reading `refused_version` is refused as S3 refuses
+    an object under a key the caller may not use (moto enforces no KMS key policy)."""
+
+    def __init__(self, client, refused_version: str):
+        self._client, self._refused = client, refused_version
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def get_object(self, **kwargs):
+        if kwargs.get("VersionId") == self._refused:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized: kms:Decrypt"}}, "GetObject")
+        return self._client.get_object(**kwargs)
+
+
+@pytest.mark.slow
+def test_a_copy_under_a_key_the_role_may_not_use_is_uploaded_again(artifacts_bucket):
+    """Objects a preview published before the artifacts bucket had its own key are under prod's
+    state key, which a preview's role may no longer use: the next publish writes a new version
+    (under the bucket's key) instead of failing, or pinning a version the deploy cannot read."""
+    data = b"bundle written under the old key"
+    old = artifacts.publish(data, sha256="d" * 64, bucket=artifacts_bucket, prefix=PREFIX, kind="api", suffix=".zip")
+    client = _OldKeyRefused(boto3.client("s3"), old.version)
+    renewed = artifacts.publish(data, sha256="d" * 64, bucket=artifacts_bucket, prefix=PREFIX, kind="api", suffix=".zip", client=client)
+    assert renewed.key == old.key and renewed.version != old.version
+    assert artifacts.fetch(renewed, client=client) == data
+
+
 @pytest.mark.slow
 def test_an_unversioned_bucket_is_refused(aws_env):
     s3 = boto3.client("s3")

@@ -133,6 +133,7 @@ def roles(recorded):
         "prod_key": prod.by_name("state-key").outputs["arn"],
         "preview_key": prod.by_name("state-preview-key").outputs["arn"],
         "lease_key": prod.by_name("state-lease-key").outputs["arn"],
+        "artifacts_key": prod.by_name("artifacts-key").outputs["arn"],
     }
 
 
@@ -220,7 +221,7 @@ def test_the_sweeper_reads_no_state_and_holds_no_key_but_the_lease_through_dynam
 SCOPE = aws_policies.DeployScope(
     project="webstack", account_id=ACCOUNT, region=REGION, state_bucket_arn=STATE_BUCKET,
     state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/state", preview_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/preview",
-    lease_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/leases",
+    lease_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/leases", artifacts_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/artifacts",
 )  # fmt: skip
 
 
@@ -387,9 +388,9 @@ def test_every_declared_arn_is_covered_by_its_stacks_role_and_no_other(roles, re
     assert len(arns) >= (12 if stack == "prod" else 2)
     # The table: leases by key (test above), its key through DynamoDB only; the artifacts bucket:
     # each role lists and writes its own stacks' prefix only (test_artifacts_are_written_under_the_
-    # roles_own_prefix); the previews' key is declared (and administered) by prod and used by the
-    # preview and cleanup roles.
-    shared = {STATE_BUCKET, LOCK_TABLE, ARTIFACTS_BUCKET, roles["lease_key"], roles["preview_key"]}
+    # roles_own_prefix) under its key, used through S3 only (test_the_artifacts_key_...); the previews'
+    # key is declared (and administered) by prod and used by the preview and cleanup roles.
+    shared = {STATE_BUCKET, LOCK_TABLE, ARTIFACTS_BUCKET, roles["lease_key"], roles["preview_key"], roles["artifacts_key"]}
     for arn in arns:
         assert actions_on(roles[owner]["policy"], arn), f"the {owner} role cannot act on {arn}"
         for other in others:

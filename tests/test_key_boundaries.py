@@ -27,6 +27,7 @@ import yaml
 from core.iam import PR_SIDE_ROLES
 from core.names import DEPLOY_ROLES, deploy_role_name, foundation_names, secrets_provider_url
 from core.stack_files import PROJECT_ROOT, stack_config_file
+from policy.rules import arn_matches
 from tests.support.iam_evaluation import condition_holds, statements
 from tests.support.iam_evaluation import kms_allows as _kms_allows
 
@@ -34,8 +35,11 @@ PROJECT, ACCOUNT, REGION = "webstack", "123456789012", "us-east-1"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 
 
-def kms_allows(key_policy: dict, identity_policies: list[dict], role_arn: str, action: str, key_arn: str, via: str | None) -> bool:
-    return _kms_allows(key_policy, identity_policies, role_arn, action, key_arn, via, account=ACCOUNT)
+def kms_allows(
+    key_policy: dict, identity_policies: list[dict], role_arn: str, action: str, key_arn: str, via: str | None, **context
+) -> bool:
+    return _kms_allows(key_policy, identity_policies, role_arn, action, key_arn, via, account=ACCOUNT, encryption_context=context)
+
 # What leads from a key's ciphertext to its plaintext: decrypting it, re-encrypting it under a key
 # the caller can use, granting oneself either, or rewriting the key's policy to allow it.
 TO_PLAINTEXT = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:PutKeyPolicy")
@@ -179,6 +183,96 @@ def test_the_check_fails_once_both_halves_are_widened(program, role):
     assert "kms:Decrypt via the caller" in reaches_plaintext(
         _widened_key_policy(key_policy, role), _widened_role(roles, key_arn), role, key_arn
     )
+
+
+# --- every object a role writes is under a key that role may use --------------------------------
+# A bucket's objects are under its default key unless its policy requires a named one for a prefix
+# (the state bucket: the previews' objects under the previews' key). S3 asks KMS on the writer's
+# behalf (`kms:ViaService` s3, the bucket's ARN as encryption context under an S3 Bucket Key), and
+# the same for a reader; moto enforces no IAM, so this is where a key the role cannot use shows.
+
+SSE_CONFIG = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+KMS_KEY_ID = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+S3 = f"s3.{REGION}.amazonaws.com"
+
+
+def _list(value) -> list:
+    return [value] if isinstance(value, (str, dict)) else list(value or [])
+
+
+def bucket_keys(recording) -> dict[str, tuple[str, dict]]:
+    """Each bucket's ARN -> (its default key's ARN, its bucket policy)."""
+    found = {}
+    for config in recording.of_type(SSE_CONFIG):
+        name = config.inputs["bucket"].removesuffix("-id")  # the mocks' id of `<component>-bucket`
+        bucket = recording.by_name(name)
+        [rule] = config.inputs["rules"]
+        [policy] = [p for p in recording.of_type("aws:s3/bucketPolicy:BucketPolicy") if p.inputs["bucket"] == config.inputs["bucket"]]
+        found[bucket.outputs["arn"]] = (rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"], json.loads(policy.inputs["policy"]))
+    return found
+
+
+def key_of_object(bucket_policy: dict, default_key: str, object_arn: str) -> str:
+    """The key an object written at `object_arn` is under: the one the bucket policy requires there, if any."""
+    for statement in statements(bucket_policy):
+        if statement["Effect"] != "Deny" or "s3:PutObject" not in _list(statement.get("Action")):
+            continue
+        required = statement.get("Condition", {}).get("ArnNotEquals", {}).get(KMS_KEY_ID)
+        if required and any(arn_matches(p, object_arn) for p in _list(statement.get("Resource"))):
+            return required
+    return default_key
+
+
+def writes_under_an_unusable_key(recording, buckets: dict[str, tuple[str, dict]]) -> list[str]:
+    """Every (role, object it may write) whose key that role may not use to write or read it back."""
+    key_policies = {k.outputs["arn"]: json.loads(k.inputs["policy"]) for k in recording.of_type("aws:kms/key:Key")}
+    problems = []
+    for role in DEPLOY_ROLES:
+        policies = role_policies(recording, role)
+        for statement in (s for document in policies for s in statements(document)):
+            if statement["Effect"] != "Allow" or "s3:PutObject" not in _list(statement.get("Action")):
+                continue
+            for pattern in _list(statement.get("Resource")):
+                bucket_arn = pattern.split("/", 1)[0]
+                default_key, bucket_policy = buckets[bucket_arn]
+                example = pattern.replace("*", "x")
+                key = key_of_object(bucket_policy, default_key, example)
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    context = {"aws:s3:arn": bucket_arn}
+                    if not kms_allows(key_policies[key], policies, role_arn(role), action, key, S3, **context):
+                        problems.append(f"{role}: {action} on {key} for {example}")
+    return problems
+
+
+def test_every_object_a_role_writes_is_under_a_key_it_may_use(recorded):
+    prod = recorded("prod")
+    buckets = bucket_keys(prod)
+    assert len(buckets) == 3  # state, artifacts, audit
+    assert writes_under_an_unusable_key(prod, buckets) == []
+
+
+def test_the_check_fails_when_the_artifacts_bucket_is_under_prods_state_key(recorded):
+    """The mistake this test is for: one key for prod's state and both sides' builds."""
+    prod = recorded("prod")
+    buckets = bucket_keys(prod)
+    artifacts = prod.by_name("artifacts-storage-bucket").outputs["arn"]
+    buckets[artifacts] = (prod.by_name("state-key").outputs["arn"], buckets[artifacts][1])
+    problems = writes_under_an_unusable_key(prod, buckets)
+    assert problems and {p.split(":")[0] for p in problems} == {"preview"}, problems
+
+
+def test_the_artifacts_key_is_only_usable_through_s3_for_the_roles_own_objects(program, recorded):
+    prod = recorded("prod")
+    key = prod.by_name("artifacts-key")
+    key_arn, key_policy = key.outputs["arn"], json.loads(key.inputs["policy"])
+    bucket = prod.by_name("artifacts-storage-bucket").outputs["arn"]
+    for role in DEPLOY_ROLES:
+        policies = program["roles"][role]
+        through_s3 = kms_allows(key_policy, policies, role_arn(role), "kms:Decrypt", key_arn, S3, **{"aws:s3:arn": bucket})
+        assert through_s3 is (role in ("prod", "preview")), role
+        # Directly (the CLI, an SDK) or through another service: no role, whatever its policy says.
+        for via in (None, f"dynamodb.{REGION}.amazonaws.com"):
+            assert not kms_allows(key_policy, [ALLOW_EVERYTHING], role_arn(role), "kms:Decrypt", key_arn, via), (role, via)
 
 
 def test_the_evaluator_follows_iam_on_absent_keys_and_unknown_operators():

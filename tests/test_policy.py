@@ -380,7 +380,9 @@ def _drop_statements(sid: str):
     [
         ("state-key", "NoPullRequestRoleOfAnotherTrustBoundary"),
         ("state-preview-key", "NoUseByProdsRole"),
-        ("state-lease-key", "OnlyThroughDynamoDB"),
+        ("state-lease-key", "OnlyThroughItsService"),
+        ("artifacts-key", "OnlyThroughItsService"),
+        ("artifacts-key", "NoPullRequestRoleOfAnotherTrustBoundary"),
         ("audit-key", "NoPullRequestRoleOfAnotherTrustBoundary"),
     ],
 )
@@ -414,6 +416,35 @@ def test_a_role_policy_that_uses_the_other_sides_state_key(recorded):
     _drop_statements("NoKeyOfAnotherTrustBoundary")(policy.props)
     assert [m for _, m in rules.kms_use_within_boundary(resources)][1:] == [
         f"the preview role's policy must deny the use of the prod key {prod_key} (its other side of the trust boundary)"
+    ]
+
+
+def test_a_role_policy_that_uses_the_artifacts_key_directly(recorded):
+    """The artifacts key serves prod and the previews through S3 only: a direct use would let a
+    preview decrypt any artifacts object it got hold of, prod's bundle included."""
+    resources = _with_key_arns(recorded("prod"))
+    [policy] = [r for r in resources if r.name == "github-preview-policy"]
+
+    def direct(props):
+        document = json.loads(props["policy"])
+        [statement] = [s for s in document["Statement"] if s.get("Sid") == "ArtifactsKeyThroughS3"]
+        statement.pop("Condition")
+        props["policy"] = json.dumps(document)
+
+    direct(policy.props)
+    assert [m for _, m in rules.kms_use_within_boundary(resources)] == [
+        "statement ArtifactsKeyThroughS3: the preview role may use the artifacts key only through s3"
+    ]
+
+
+def test_a_teardown_role_that_uses_the_artifacts_key(recorded):
+    prod = recorded("prod")
+    key = prod.by_name("artifacts-key").outputs["arn"]
+    resources = _with_key_arns(prod)
+    [policy] = [r for r in resources if r.name == "github-sweeper-policy"]
+    _drop_statements("NoKeyOfAnotherTrustBoundary")(policy.props)
+    assert f"the sweeper role's policy must deny the use of the artifacts key {key} (its other side of the trust boundary)" in [
+        m for _, m in rules.kms_use_within_boundary(resources)
     ]
 
 

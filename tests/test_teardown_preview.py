@@ -43,6 +43,7 @@ SCOPE = aws_policies.DeployScope(
     project="webstack", account_id=ACCOUNT_ID, region=REGION, state_bucket_arn=f"arn:aws:s3:::{BUCKET}",
     state_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/state", preview_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/preview",
     lease_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/leases",
+    artifacts_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/artifacts",
 )  # fmt: skip
 
 

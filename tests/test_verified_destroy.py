@@ -203,7 +203,8 @@ def test_the_preview_roles_state_objects_are_where_the_engine_writes(runner: Run
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     scope = DeployScope(project="webstack", account_id="123456789012", region="us-east-1",
                         state_bucket_arn="arn:aws:s3:::bucket", state_key_arn="arn:aws:kms:us-east-1:123456789012:key/k",
-                        preview_key_arn="arn:aws:kms:us-east-1:123456789012:key/p", lease_key_arn="arn:aws:kms:us-east-1:123456789012:key/l")
+                        preview_key_arn="arn:aws:kms:us-east-1:123456789012:key/p", lease_key_arn="arn:aws:kms:us-east-1:123456789012:key/l",
+                        artifacts_key_arn="arn:aws:kms:us-east-1:123456789012:key/a")
     written = [
         f"arn:aws:s3:::bucket/pulumi/{path.relative_to(runner.backend)}"
         for path in runner.backend.glob(".pulumi/**/*")

@@ -71,13 +71,23 @@ def statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def kms_allows(
-    key_policy: dict, identity_policies: list[dict], role_arn: str, action: str, key_arn: str, via: str | None, *, account: str
+    key_policy: dict,
+    identity_policies: list[dict],
+    role_arn: str,
+    action: str,
+    key_arn: str,
+    via: str | None,
+    *,
+    account: str,
+    encryption_context: Mapping[str, str] | None = None,
 ) -> bool:
     """Whether AWS lets the role (of the key's own account) do `action` with the key: an explicit
     Deny in either document wins; otherwise the key policy allows the role itself, or allows the
-    account's root, which hands the decision to the role's policies."""
+    account's root, which hands the decision to the role's policies. `encryption_context` is what
+    the calling service sends (S3: `aws:s3:arn`), matched as `kms:EncryptionContext:<key>`."""
     root = f"arn:aws:iam::{account}:root"
     context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": account}
+    context |= {f"kms:EncryptionContext:{k}": v for k, v in (encryption_context or {}).items()}
     if via is not None:
         context["kms:ViaService"] = via
     key_statements = [(s, principal) for s in statements(key_policy) for principal in (role_arn, root)]
