@@ -1,6 +1,6 @@
-"""Builds the sandbox's Pulumi engine from Go modules into `bin/` at the repo root.
+"""Builds the sandbox's Pulumi engine, and the workflow runner's tools, from Go modules into `bin/`.
 
-    python -m sandbox.engine build
+    python -m sandbox.engine build [--only engine|runner]
 
 Three binaries, each from its own tool module under `sandbox/engine/` (`go.mod` + `go.sum`
 committed, so `go build` works from an empty module cache with `-mod=readonly`):
@@ -14,6 +14,13 @@ committed, so `go build` works from an empty module cache with `-mod=readonly`):
   of ours with upstream's contract (see its main.go).
 - `bin/pulumi-resource-command`: the command provider's module is not served either, so
   `sandbox/engine/command` is a stand-in serving `command:local:Command` (see its main.go).
+
+Beside it, the tools the workflows run under (`RUNNER_TOOLS`, sandbox/workflow_runner.py), each the
+upstream module built unchanged at the version its tool module's go.mod requires:
+
+- `bin/act`: nektos/act (`sandbox/engine/act`), the GitHub Actions runner;
+- `bin/gitleaks`: the secret scanner behind the trufflehog stand-in (`sandbox/engine/gitleaks`;
+  trufflehog v3 itself is not served by the module proxy).
 
 A binary is rebuilt only when its stamp changes: the sha256 of its module's go.mod, go.sum and Go
 sources plus the build parameters below. A second run finds `bin/.<name>.stamp` and runs no `go`
@@ -33,6 +40,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess  # go build with list argv, no shell  # nosec B404
@@ -72,6 +80,21 @@ class Binary:
         return ENGINE_DIR / self.module
 
 
+class EngineBuildError(RuntimeError):
+    """A build step failed; the message names the command."""
+
+
+def required_version(module_dir: Path, module: str) -> str:
+    """The version (`v1.2.3`) the tool module's go.mod requires of `module`: the one place it is pinned."""
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)", (module_dir / "go.mod").read_text(), re.M)
+    if match is None:
+        raise EngineBuildError(f"{module_dir / 'go.mod'} requires no {module}")
+    return match.group(1)
+
+
+ACT_MODULE = "github.com/nektos/act"
+GITLEAKS_MODULE = "github.com/zricethezav/gitleaks/v8"
+
 BINARIES = (
     Binary(
         "pulumi",
@@ -83,9 +106,22 @@ BINARIES = (
     Binary("pulumi-resource-command", "command", ".", f"-s -w -X main.version={PULUMI_COMMAND_VERSION}"),
 )
 
-
-class EngineBuildError(RuntimeError):
-    """A build step failed; the message names the command."""
+# The workflow runner's tools (not the engine: `python -m sandbox up` needs none of them). Their
+# version strings are what the binaries report (`act --version`, `gitleaks version`).
+RUNNER_TOOLS = (
+    Binary(
+        "act",
+        "act",
+        ACT_MODULE,
+        f"-s -w -X main.version={required_version(ENGINE_DIR / 'act', ACT_MODULE).removeprefix('v')}",
+    ),
+    Binary(
+        "gitleaks",
+        "gitleaks",
+        GITLEAKS_MODULE,
+        f"-s -w -X {GITLEAKS_MODULE}/version.Version={required_version(ENGINE_DIR / 'gitleaks', GITLEAKS_MODULE)}",
+    ),
+)
 
 
 def stamp(binary: Binary) -> str:
@@ -186,14 +222,21 @@ def _ensure_one(binary: Binary, bin_dir: Path, cache: Path) -> None:
         _say(f"{binary.name}: up to date ({key[:12]})")
         return
     cache_dir = cache / f"{binary.name}-{key[:32]}"
-    if all((cache_dir / f).is_file() for f in _files(binary)):
-        _install(cache_dir, bin_dir, binary, key)
-        _say(f"{binary.name}: reused from {cache_dir}")
-        return
+    cache.mkdir(parents=True, exist_ok=True)
+    # One build per cache entry: clones set up at the same time wait for it instead of each
+    # compiling the same binary (minutes of both cores each).
+    with _locked_file(cache / f".{binary.name}-{key[:32]}.lock"):
+        if all((cache_dir / f).is_file() for f in _files(binary)):
+            _install(cache_dir, bin_dir, binary, key)
+            _say(f"{binary.name}: reused from {cache_dir}")
+            return
+        _build_entry(binary, bin_dir, cache, cache_dir, key)
+
+
+def _build_entry(binary: Binary, bin_dir: Path, cache: Path, cache_dir: Path, key: str) -> None:
     what = binary.package if binary.package != "." else f"sandbox/engine/{binary.module}"
     _say(f"{binary.name}: building {what} (a first build takes minutes)")
     started = time.monotonic()
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{binary.name}-", dir=cache))
     try:
         _build_into(binary, tmp)
@@ -209,6 +252,16 @@ def _ensure_one(binary: Binary, bin_dir: Path, cache: Path) -> None:
 
 
 @contextlib.contextmanager
+def _locked_file(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One build at a time per bin/ (two test sessions, say): the second waits, then finds it done."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -219,15 +272,21 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def ensure_engine(bin_dir: Path | None = None, cache: Path | None = None) -> Path:
-    """Builds (or reuses) the three binaries into bin_dir (bin/) and returns it; raises EngineBuildError."""
+def ensure_engine(bin_dir: Path | None = None, cache: Path | None = None, *, binaries: tuple[Binary, ...] | None = None) -> Path:
+    """Builds (or reuses) the engine's binaries (or `binaries`) into bin_dir (bin/) and returns it;
+    raises EngineBuildError."""
     bin_dir = bin_dir if bin_dir is not None else BIN_DIR
     bin_dir.mkdir(parents=True, exist_ok=True)
     cache = cache if cache is not None else cache_root()
     with _locked(bin_dir):
-        for binary in BINARIES:
+        for binary in BINARIES if binaries is None else binaries:
             _ensure_one(binary, bin_dir, cache)
     return bin_dir
+
+
+def ensure_runner_tools(bin_dir: Path | None = None, cache: Path | None = None) -> Path:
+    """bin/act and bin/gitleaks, under the engine's cache rule; raises EngineBuildError."""
+    return ensure_engine(bin_dir, cache, binaries=RUNNER_TOOLS)
 
 
 def engine_env(
@@ -265,10 +324,16 @@ def engine_env(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.engine", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["build"], help="build (or reuse) bin/pulumi and its plugins")
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--only",
+        choices=["engine", "runner"],
+        help="only the engine (pulumi and its plugins) or only the workflow runner's tools (act, gitleaks)",
+    )
+    args = parser.parse_args(argv)
+    chosen = {"engine": BINARIES, "runner": RUNNER_TOOLS}.get(args.only, BINARIES + RUNNER_TOOLS)
     started = time.monotonic()
     try:
-        bin_dir = ensure_engine()
+        bin_dir = ensure_engine(binaries=chosen)
     except EngineBuildError as err:
         print(f"engine: FAILED: {err}", file=sys.stderr, flush=True)
         return 1

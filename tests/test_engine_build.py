@@ -209,3 +209,46 @@ def test_up_update_replace_and_destroy_a_python_program(bin_dir: Path, tmp_path:
     _pulumi(bin_dir, project, env, "destroy", "--yes")
     assert (project / "deleted.txt").read_text() == "deleted-hello\n"
     assert json.loads(_pulumi(bin_dir, project, env, "stack", "output", "--json")) == {}
+
+
+def test_runner_tools_are_the_modules_their_go_mod_pins() -> None:
+    """act and gitleaks are built like the engine (cached by stamp) and report the versions their
+    tool modules require: the one place each is pinned."""
+    bin_dir = engine.ensure_runner_tools()
+    act = subprocess.run([str(bin_dir / "act"), "--version"], capture_output=True, text=True, check=True)  # nosec B603
+    act_version = engine.required_version(engine.ENGINE_DIR / "act", engine.ACT_MODULE)
+    assert act.stdout.strip() == f"act version {act_version.removeprefix('v')}"
+    gitleaks = subprocess.run([str(bin_dir / "gitleaks"), "version"], capture_output=True, text=True, check=True)  # nosec B603
+    assert gitleaks.stdout.strip() == engine.required_version(engine.ENGINE_DIR / "gitleaks", engine.GITLEAKS_MODULE)
+    for tool in engine.RUNNER_TOOLS:
+        assert (bin_dir / f".{tool.name}.stamp").read_text().strip() == engine.stamp(tool)
+
+
+def test_concurrent_clones_build_one_cache_entry_once(tmp_path: Path, monkeypatch) -> None:
+    """Two clones setting up at once: the second waits on the entry's lock and reuses it."""
+    import threading
+    import time
+
+    shutil.copytree(engine.ENGINE_DIR / "command", tmp_path / "engine" / "command")
+    monkeypatch.setattr(engine, "ENGINE_DIR", tmp_path / "engine")
+    command = next(b for b in engine.BINARIES if b.name == "pulumi-resource-command")
+    builds = []
+
+    def fake_build(binary, out_dir):
+        builds.append(binary.name)
+        time.sleep(0.5)  # a build takes a while: without the lock the second clone would start one too
+        (out_dir / binary.name).write_bytes(b"#!/bin/sh\n")
+        (out_dir / binary.name).chmod(0o755)
+
+    monkeypatch.setattr(engine, "_build_into", fake_build)
+    cache = tmp_path / "cache"
+    threads = [
+        threading.Thread(target=engine.ensure_engine, args=(tmp_path / f"clone{i}",), kwargs={"cache": cache, "binaries": (command,)})
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert builds == ["pulumi-resource-command"]
+    assert all((tmp_path / f"clone{i}" / "pulumi-resource-command").exists() for i in range(2))
