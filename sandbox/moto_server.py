@@ -41,28 +41,45 @@ so once the prune step has deleted an old version the next publish repeats the n
 GetFunction/Invoke with that qualifier answer the *older* copy (the first match). Here a function
 publishes `highest number it ever had + 1`, as on AWS.
 
-One correction to moto's policy evaluation: moto 5.2 evaluates only StringEquals conditions and
-takes any other operator as holding (moto/iam/policy_conditions.py), so a bucket policy's usual
-`Deny s3:* ... Condition: {Bool: {aws:SecureTransport: false}}` denies every object request.
-On AWS that statement applies to plain-HTTP requests only, and every client of the pipeline uses
-TLS (moto is reached over loopback HTTP merely for convenience): here a statement conditioned on
-`aws:SecureTransport` being false does not apply, as on AWS for a TLS client.
+And STS's own checks of AssumeRoleWithWebIdentity, which moto skips (it hands credentials for any
+token and any role): every such request is checked first by sandbox/sts_web_identity.py against
+moto's own IAM data (the OIDC providers, the role and its trust policy) and refused with STS's
+error when it fails; only a request STS would grant reaches moto. The token's issuer must have
+registered its keys, as AWS would fetch them from `<iss>/.well-known/openid-configuration`:
 
-And one to its key policies: moto 5.2 refuses DescribeKey (which CreateAlias and the provider's
-reads call) on any key whose policy has a Deny of `kms:*` on `*`, whoever asks and whatever the
-statement's Condition says (moto/kms/policy_validator.py, validate_policy). On AWS a Deny applies
-only where its condition holds: the keys of one trust boundary each (issue 27) deny the roles of
-the other side by `aws:PrincipalArn`, and the account's administrator (the sandbox's caller) is
-not one of them. Here such a Deny applies when its condition holds for the caller: an assumed
-role's `aws:PrincipalArn` is the role's ARN, any other caller is the account's root; `kms:ViaService`
-is absent (a direct call); a condition on any other key is taken as holding, as moto does.
+    PUT /_sandbox/oidc-issuer        {"issuer": "https://token.actions.githubusercontent.com",
+                                      "jwks_uri": "http://127.0.0.1:PORT/..."}   -> 204
+
+And one correction of moto's policy evaluation: moto 5.2.5 (moto/iam/access_control.py and
+policy_conditions.py) knows only StringEquals, counts any other condition operator as holding, and
+then answers DENIED for a statement whose condition does not hold, Allow or Deny alike; a bucket
+policy's conditions get no request context at all. So the state bucket's `DenyInsecureTransport`
+statement (Deny ... Bool aws:SecureTransport "false"), which AWS never applies to an SDK's TLS
+request, made moto refuse every object request to that bucket (403), and `pulumi login
+s3://<state bucket>` could not work. Here a statement applies only when its conditions hold
+(IAM User Guide, "Policy evaluation logic"), evaluated by sandbox/iam_conditions.py with the
+request context AWS would see for these requests: `aws:SecureTransport` true (every SDK speaks
+TLS to AWS; the loopback HTTP hop stands in for that connection).
+
+And one correction of its key policies: moto 5.2 refuses DescribeKey (which CreateAlias and the
+provider's reads call) on any key whose policy has a Deny of `kms:*` on `*`, whoever asks and
+whatever the statement's Condition says (moto/kms/policy_validator.py, validate_policy). On AWS a
+Deny applies only where its condition holds: the keys of one trust boundary each (issue 27) deny
+the roles of the other side by `aws:PrincipalArn`, and the account's administrator (the sandbox's
+caller) is not one of them. Here such a Deny applies when its condition holds for the caller, by
+the same evaluator (sandbox/iam_conditions.py): an assumed role's `aws:PrincipalArn` is the role's
+ARN, any other caller is the account's root; `kms:ViaService` is absent (a direct call); a Deny
+conditioned on any other key applies, as moto takes it (the context here knows no other key, so
+the Deny is never weaker than on AWS).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import os
+import uuid
 import signal
 import subprocess  # spawn() runs this module as a server with fixed argv  # nosec B404
 import time
@@ -76,6 +93,7 @@ import requests
 from moto.core import DEFAULT_ACCOUNT_ID
 
 CODE_PATH = "/_sandbox/lambda-code"
+OIDC_ISSUER_PATH = "/_sandbox/oidc-issuer"
 RUNTIME_PATH = "/_sandbox/lambda-runtime"
 INVOKE_PREFIX, INVOKE_SUFFIX = "/2015-03-31/functions/", "/invocations"
 # Lambda's own limit for a synchronous invocation is 15 minutes; the runtime kills a handler at its timeout.
@@ -141,6 +159,8 @@ class SandboxApplication(moto.server.DomainDispatcherApplication):
 
     # Registered runtimes, newest last: the newest serves; when it leaves, the one before it does.
     runtimes: tuple[str, ...] = ()
+    # OIDC issuers whose tokens STS may verify: issuer URL -> its JWKS URL.
+    oidc_issuers: dict[str, str] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         path, method = environ.get("PATH_INFO") or "", environ.get("REQUEST_METHOD")
@@ -153,7 +173,50 @@ class SandboxApplication(moto.server.DomainDispatcherApplication):
             return _reply(start_response, "204 No Content", b"", [])
         if method == "POST" and path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX):
             return self._forward_invoke(environ, start_response)
+        if path == OIDC_ISSUER_PATH and method == "PUT":
+            try:
+                spec = json.loads(_request_body(environ) or b"{}")
+                self.oidc_issuers = {**self.oidc_issuers, str(spec["issuer"]).rstrip("/"): str(spec["jwks_uri"])}
+            except (ValueError, KeyError, TypeError):
+                return _reply(start_response, "400 Bad Request", b'{"Message": "issuer and jwks_uri are required"}', [])
+            return _reply(start_response, "204 No Content", b"", [])
+        if method in ("POST", "GET") and path in ("", "/"):
+            refused = self._refuse_web_identity(environ, start_response)
+            if refused is not None:
+                return refused
         return super().__call__(environ, start_response)
+
+    def _refuse_web_identity(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
+        """STS's checks of AssumeRoleWithWebIdentity (sandbox/sts_web_identity.py); None lets moto answer."""
+        body = _request_body(environ) if environ.get("REQUEST_METHOD") == "POST" else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads the body again
+        params = {k: v[-1] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING") or "").items()}
+        if body:
+            params.update({k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()})
+        if params.get("Action") != "AssumeRoleWithWebIdentity":
+            return None
+        from sandbox import sts_web_identity as sts  # noqa: PLC0415 - only STS requests need it
+
+        try:
+            sts.check(params, providers=_oidc_providers(), role_lookup=_role, jwks_for=self._jwks)
+        except sts.StsError as exc:
+            request_id = str(uuid.uuid4())
+            headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+            status = {400: "400 Bad Request", 403: "403 Forbidden"}.get(exc.status, f"{exc.status} Error")
+            return _reply(start_response, status, exc.xml(request_id), headers)
+        return None
+
+    def _jwks(self, issuer: str) -> dict[str, Any] | None:
+        uri = self.oidc_issuers.get(issuer.rstrip("/"))
+        if uri is None:
+            return None
+        try:
+            answer = requests.get(uri, timeout=10)
+            answer.raise_for_status()
+            keys = answer.json()
+        except (requests.RequestException, ValueError):
+            return None
+        return keys if isinstance(keys, dict) else None
 
     def _forward_invoke(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.runtimes:
@@ -171,6 +234,43 @@ class SandboxApplication(moto.server.DomainDispatcherApplication):
             return _service_error(start_response, f"the local Lambda runtime at {self.runtimes[-1]} did not answer: {type(exc).__name__}")
         kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")]
         return _reply(start_response, f"{answer.status_code} {answer.reason}", answer.content, kept)
+
+
+def _account_ids() -> list[str]:
+    from moto.iam.models import iam_backends  # noqa: PLC0415 - moto's backends load lazily
+
+    return list(iam_backends.keys())
+
+
+def _oidc_providers() -> list[Any]:
+    from moto.iam.models import iam_backends  # noqa: PLC0415
+
+    from sandbox.sts_web_identity import Provider
+
+    providers = []
+    for account in _account_ids():
+        for provider in iam_backends[account]["global"].open_id_providers.values():
+            providers.append(Provider(arn=provider.arn, url=provider.url, client_ids=tuple(provider.client_id_list)))
+    return providers
+
+
+def _role(arn: str) -> Any:
+    from moto.iam.models import iam_backends  # noqa: PLC0415
+
+    from sandbox.sts_web_identity import Role, parse_policy
+
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[4] not in iam_backends:
+        return None
+    try:
+        role = iam_backends[parts[4]]["global"].get_role_by_arn(arn)
+    except Exception:  # noqa: BLE001 - moto's own "no such role" exception types
+        return None
+    try:
+        policy = parse_policy(role.assume_role_policy_document)
+    except ValueError:
+        return None
+    return Role(arn=role.arn, trust_policy=policy, max_session_duration=int(role.max_session_duration or 3600))
 
 
 def _service_error(start_response: StartResponse, message: str) -> list[bytes]:
@@ -225,23 +325,31 @@ def terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _requests_use_tls() -> None:
-    """A statement conditioned on `aws:SecureTransport` false does not apply: the clients use TLS."""
-    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+# What AWS knows about every request that reaches it here (see the module docstring).
+REQUEST_CONTEXT = {"aws:securetransport": ["true"]}
+
+
+def _statements_apply_only_when_their_conditions_hold() -> None:
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult  # noqa: PLC0415
+
+    from sandbox.iam_conditions import conditions_hold  # noqa: PLC0415
 
     original = IAMPolicyStatement.is_action_permitted
-    if getattr(original, "_sandbox", False):
+    if getattr(original, "sandbox_corrected", False):
         return
 
     def is_action_permitted(self: Any, action: str, resource: str = "*", principal: str | None = None,
                             incoming_condition_values: dict[str, str] | None = None) -> Any:  # fmt: skip
-        condition = self._statement.get("Condition") or {}
-        transport = (condition.get("Bool") or {}).get("aws:SecureTransport") if isinstance(condition, dict) else None
-        if transport is not None and str(transport).lower() == "false":
+        condition = self._statement.get("Condition")
+        if not condition:
+            return original(self, action, resource, principal, incoming_condition_values)
+        context = {**REQUEST_CONTEXT, **{k.lower(): [v] for k, v in (incoming_condition_values or {}).items()}}
+        if not conditions_hold(condition, context, unknown=self._statement.get("Effect") == "Deny"):
             return PermissionResult.NEUTRAL
-        return original(self, action, resource, principal, incoming_condition_values)
+        unconditional = IAMPolicyStatement({k: v for k, v in self._statement.items() if k != "Condition"})
+        return original(unconditional, action, resource, principal, incoming_condition_values)
 
-    is_action_permitted._sandbox = True  # type: ignore[attr-defined]
+    is_action_permitted.sandbox_corrected = True  # type: ignore[attr-defined]
     IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]
 
 
@@ -280,30 +388,13 @@ def _versions_never_reused() -> None:
     LambdaStorage.publish_version = publish_version  # type: ignore[method-assign]
 
 
-def _deny_condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
-    """IAM's string/ARN operators on the keys in `context` (absent: only a negated one holds);
-    any other key or operator holds, as moto takes it."""
-    import fnmatch
+# The condition keys a direct KMS call's context is known to hold or lack here (module docstring).
+KEY_POLICY_CONTEXT_KEYS = frozenset({"aws:principalarn", "kms:viaservice"})
 
-    for operator, keys in condition.items():
-        for key, wanted in (keys or {}).items():
-            if key not in ("aws:PrincipalArn", "kms:ViaService"):
-                continue
-            values = [str(v) for v in (wanted if isinstance(wanted, list) else [wanted])]
-            present = context.get(key)
-            if operator in ("StringEquals", "ArnEquals"):
-                holds = present in values
-            elif operator in ("StringLike", "ArnLike"):
-                holds = present is not None and any(fnmatch.fnmatchcase(present, v) for v in values)
-            elif operator in ("StringNotEquals", "ArnNotEquals"):
-                holds = present not in values
-            elif operator in ("StringNotLike", "ArnNotLike"):
-                holds = present is None or not any(fnmatch.fnmatchcase(present, v) for v in values)
-            else:
-                continue
-            if not holds:
-                return False
-    return True
+
+def _names_a_key_outside(conditions: Any, known: frozenset[str]) -> bool:
+    blocks = conditions.values() if isinstance(conditions, dict) else []
+    return any(key.lower() not in known for block in blocks if isinstance(block, dict) for key in block)
 
 
 def _key_policy_denies_by_condition() -> None:
@@ -313,6 +404,8 @@ def _key_policy_denies_by_condition() -> None:
     from moto.kms.responses import KmsResponse
     from moto.sts.models import sts_backends
     from moto.utilities.utils import get_partition
+
+    from sandbox.iam_conditions import conditions_hold  # noqa: PLC0415
 
     if getattr(KmsResponse._validate_key_policy, "_sandbox", False):
         return
@@ -325,11 +418,13 @@ def _key_policy_denies_by_condition() -> None:
             return
         account = self.current_account
         session = sts_backends[account][get_partition(self.region)].get_assumed_role_from_access_key(self.get_access_key())
-        context = {"aws:PrincipalArn": session.role_arn if session else f"arn:aws:iam::{account}:root"}
+        context = {"aws:principalarn": [session.role_arn if session else f"arn:aws:iam::{account}:root"]}
         for statement in policy.get("Statement", []):
             if str(statement.get("Effect", "")).lower() != "deny" or not policy_validator.check_statement(statement, key.arn, action):
                 continue
-            if _deny_condition_holds(statement.get("Condition") or {}, context):
+            if _names_a_key_outside(statement.get("Condition"), KEY_POLICY_CONTEXT_KEYS) or conditions_hold(
+                statement.get("Condition"), context, unknown=True
+            ):
                 raise AccessDeniedException(message=f"Action {action} is now allowed by the given key policy")
 
     _validate_key_policy._sandbox = True  # type: ignore[attr-defined]
@@ -337,7 +432,7 @@ def _key_policy_denies_by_condition() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _requests_use_tls()
+    _statements_apply_only_when_their_conditions_hold()
     _versions_never_reused()
     _key_policy_denies_by_condition()
     # moto.server.main builds `DomainDispatcherApplication(create_backend_app)` from its module
