@@ -1,0 +1,2 @@
+// Local stand-in (see action.yml): runs python -m sandbox.actions configure-aws-credentials main.
+require(require('node:path').join(process.env.WEBSTACK_RUNNER_REPO || '/nonexistent', 'sandbox/actions/launch.cjs'))('configure-aws-credentials', 'main');

@@ -1,0 +1,2 @@
+// Local stand-in (see action.yml): runs python -m sandbox.actions pulumi main.
+require(require('node:path').join(process.env.WEBSTACK_RUNNER_REPO || '/nonexistent', 'sandbox/actions/launch.cjs'))('pulumi', 'main');
