@@ -1,0 +1,188 @@
+"""The local workflow runner's own rules (sandbox/workflow_runner.py, sandbox/github_api.py,
+sandbox/actions/), each as GitHub applies it, without running act: environments, secrets scoping,
+masking, OIDC subjects, the cache's branch isolation, the GitHub stand-in's API answers.
+The workflows themselves run in tests/test_workflow_runs.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.actions import cache
+from sandbox.github_api import BOT, GitHubStub, JobIdentity, RunRegistration, oidc_subject
+from sandbox.workflow_runner import (
+    SECRET_REFERENCE,
+    RunRecord,
+    _Masker,
+    _RecordBuilder,
+    deployment_ref,
+    load_workflow,
+    prepare_workflow,
+)
+from workflow import repository_settings
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
+SETTINGS = repository_settings.load()
+
+
+def test_every_environment_and_secret_the_workflows_use_is_declared_once() -> None:
+    """The repository settings are the one place for environments and secret names: a job may use
+    only its environment's secrets and the repository's (GitHub gives it nothing else)."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        document = load_workflow(path)
+        for job_id, job in document["jobs"].items():
+            environment = job.get("environment")
+            if environment is None:
+                allowed = set(SETTINGS.secrets)
+            else:
+                assert environment in SETTINGS.environments, f"{path.name}:{job_id} uses undeclared environment {environment}"
+                allowed = set(SETTINGS.secrets) | set(SETTINGS.environments[environment].secrets)
+            used = set(SECRET_REFERENCE.findall(json.dumps(job)))
+            assert used <= allowed | {"GITHUB_TOKEN"}, f"{path.name}:{job_id} reads {sorted(used - allowed)} it cannot see"
+        variables = set(re.findall(r"(?<![\w.])vars\.([A-Za-z_]\w*)", path.read_text()))
+        declared = set(SETTINGS.variables) | {v for e in SETTINGS.environments.values() for v in e.variables}
+        assert variables <= declared, f"{path.name} reads undeclared variables {sorted(variables - declared)}"
+
+
+def test_production_is_refused_to_every_branch_but_main() -> None:
+    production = SETTINGS.environments["production"]
+    assert production.allows("refs/heads/main")
+    for ref in ("refs/heads/feature", "refs/heads/main2", "refs/tags/v1", "refs/pull/12/merge"):
+        assert not production.allows(ref), ref
+    assert production.refusal("refs/heads/feature") == (
+        'Branch "feature" is not allowed to deploy to production due to environment protection rules.')
+    release = repository_settings.Environment("staging", ("release/*",), (), ())
+    assert release.allows("refs/heads/release/1") and not release.allows("refs/heads/release/1/x")
+
+
+def test_a_refused_job_fails_before_its_steps_and_secrets_are_scoped() -> None:
+    document = load_workflow(WORKFLOWS / "deploy.yml")
+    prepared, refused = prepare_workflow(document, SETTINGS, "refs/heads/feature")
+    assert refused == ["deploy"]
+    job = prepared["jobs"]["deploy"]
+    assert job["needs"] == "security" and len(job["steps"]) == 1
+    assert "not allowed to deploy to production" in job["steps"][0]["run"]
+    assert "secrets." not in json.dumps(job)
+    allowed, refused_on_main = prepare_workflow(document, SETTINGS, "refs/heads/main")
+    assert refused_on_main == []
+    assert "${{ secrets.DATABASE_URL }}" in json.dumps(allowed["jobs"]["deploy"])
+
+    preview = load_workflow(WORKFLOWS / "preview.yml")
+    preview["jobs"]["preview"]["steps"].append({"run": "echo ${{ secrets.DATABASE_URL }} ${{ needs.secrets.result }}"})
+    scoped, _ = prepare_workflow(preview, SETTINGS, "refs/heads/feature")
+    last = scoped["jobs"]["preview"]["steps"][-1]["run"]
+    assert last == "echo ${{ '' }} ${{ needs.secrets.result }}"  # prod's secret is empty in a preview job, as on GitHub
+
+
+def test_a_pull_request_is_checked_against_its_head_branch() -> None:
+    event = {"pull_request": {"head": {"ref": "main"}, "number": 3}}
+    assert deployment_ref("pull_request", event, "refs/pull/3/merge") == "refs/heads/main"
+    assert deployment_ref("push", {}, "refs/heads/x") == "refs/heads/x"
+
+
+def test_the_oidc_subject_follows_github() -> None:
+    assert oidc_subject("o/r", "push", "refs/heads/main", "production") == "repo:o/r:environment:production"
+    assert oidc_subject("o/r", "pull_request", "refs/pull/1/merge", None) == "repo:o/r:pull_request"
+    assert oidc_subject("o/r", "schedule", "refs/heads/main", None) == "repo:o/r:ref:refs/heads/main"
+
+
+def test_secrets_and_masked_values_never_reach_the_record(tmp_path: Path) -> None:
+    record = RunRecord(run_id=1, workflow="w.yml", event_name="push", ref="refs/heads/main", sha="0" * 40, started=0)
+    builder = _RecordBuilder(record, _Masker(["s3cr3t-value"]), tmp_path / "log.jsonl")
+    lines = [
+        {"jobID": "j", "job": "w/j", "step": 'echo "s3cr3t-value"', "msg": "⭐ Run Main echo ***"},
+        {"jobID": "j", "job": "w/j", "command": "add-mask", "arg": "added-later", "raw": "::add-mask::added-later", "msg": "***"},
+        {"jobID": "j", "job": "w/j", "raw_output": True, "msg": "token added-later and s3cr3t-value\n"},
+        {"jobID": "j", "job": "w/j", "command": "summary", "content": "summary added-later"},
+        {"jobID": "j", "job": "w/j", "command": "set-output", "name": "o", "arg": "s3cr3t-value", "stepID": ["x"]},
+        {"jobID": "j", "job": "w/j", "jobResult": "success", "msg": "done"},
+    ]
+    for line in lines:
+        builder.feed(json.dumps(line))
+    builder.close()
+    kept = record.text() + (tmp_path / "log.jsonl").read_text()
+    assert "s3cr3t-value" not in kept and "added-later" not in kept
+    assert record.job("j").outputs == {"x": {"o": "***"}} and record.job("j").result == "success"
+
+
+def test_the_cache_of_a_pull_request_is_not_seen_by_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "built.txt").write_text("from the PR")
+    monkeypatch.setenv("WEBSTACK_RUNNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(workspace))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "none.json"))
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    assert cache.save("builds-abc", ["built.txt"])
+    assert cache.restore("builds-abc", [], ["built.txt"]) == "builds-abc"  # the PR's own later runs
+    assert cache.restore("builds-ABC", [], ["built.txt"]) is None  # keys are exact, prefixes only by restore-keys
+    assert cache.exact_match("builds-abc", "BUILDS-ABC")  # but cache-hit compares without case (upstream)
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/main")
+    monkeypatch.delenv("GITHUB_BASE_REF")
+    assert cache.restore("builds-abc", ["builds-"], ["built.txt"]) is None
+    (workspace / "built.txt").write_text("from main")
+    assert cache.save("builds-abc", ["built.txt"])
+    assert not cache.save("builds-abc", ["built.txt"])  # an existing key is never overwritten
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/8/merge")
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    (workspace / "built.txt").unlink()
+    assert cache.restore("builds-", ["builds-"], ["built.txt"]) == "builds-abc"  # a PR may read main's
+    assert (workspace / "built.txt").read_text() == "from main"
+    assert cache.restore("builds-abc", [], ["other-path"]) is None  # another path list, another version
+
+
+def _registration(run_id: int, **jobs: JobIdentity) -> RunRegistration:
+    registration = RunRegistration(run_id=run_id, request_token="request-token", event_name="pull_request",
+                                   event={"pull_request": {"head": {"ref": "f"}, "base": {"ref": "main"}}},
+                                   ref="refs/pull/3/merge", sha="a" * 40, workflow="preview",
+                                   workflow_ref="org/repo/.github/workflows/preview.yml@refs/pull/3/merge", actor="octocat")  # fmt: skip
+    registration.jobs.update({("preview", k): v for k, v in jobs.items()})
+    return registration
+
+
+def test_the_token_service_answers_only_a_running_job_with_id_token_write() -> None:
+    with GitHubStub() as github:
+        github.register_run(_registration(
+            5, preview=JobIdentity("preview", True, "org/repo/.github/workflows/preview.yml@refs/pull/3/merge"),
+            comment=JobIdentity(None, False, "org/repo/.github/workflows/preview.yml@refs/pull/3/merge")))  # fmt: skip
+
+        def ask(job: str, token: str = "request-token") -> requests.Response:
+            return requests.get(github.oidc_token_url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                                params={"run_id": 5, "workflow": "preview", "job": job, "audience": "sts.amazonaws.com"})  # fmt: skip
+
+        answer = ask("preview")
+        assert answer.status_code == 200
+        claims = json.loads(base64.urlsafe_b64decode(answer.json()["value"].split(".")[1] + "=="))
+        assert claims["sub"] == "repo:org/repo:environment:preview" and claims["aud"] == "sts.amazonaws.com"
+        assert claims["job_workflow_ref"].endswith("preview.yml@refs/pull/3/merge") and claims["environment"] == "preview"
+        assert ask("comment").status_code == 403
+        assert ask("preview", token="guessed").status_code == 401
+        github.finish_run(5)
+        assert ask("preview").status_code == 401
+
+
+def test_the_api_stand_in_answers_as_github() -> None:
+    with GitHubStub() as github:
+        auth = {"Authorization": f"Bearer {github.token}"}
+        api = f"{github.url}/repos/{github.repo}"
+        github.add_pr(12, head_ref="f", head_sha="b" * 40)
+        assert requests.post(f"{api}/labels", json={"name": "x"}, headers=auth, timeout=10).status_code == 201
+        duplicate = requests.post(f"{api}/labels", json={"name": "x"}, headers=auth, timeout=10)
+        assert duplicate.status_code == 422 and duplicate.json()["errors"][0]["code"] == "already_exists"
+        for n in range(3):
+            assert requests.post(f"{api}/issues/12/comments", json={"body": f"c{n}"}, headers=auth, timeout=10).status_code == 201
+        page = requests.get(f"{api}/issues/12/comments", params={"per_page": 2}, headers=auth, timeout=10)
+        assert [c["body"] for c in page.json()] == ["c0", "c1"] and 'rel="next"' in page.headers["Link"]
+        assert page.json()[0]["user"] == BOT
+        issue = requests.post(f"{api}/issues", json={"title": "t", "labels": ["x"]}, headers=auth, timeout=10).json()
+        assert issue["number"] == 13  # one counter for issues and pull requests
+        listed = requests.get(f"{api}/issues", params={"labels": "x"}, headers=auth, timeout=10).json()
+        assert [i["number"] for i in listed] == [13]
+        assert requests.get(f"{api}/issues", timeout=10).status_code == 401
+        assert requests.get(f"{github.url}/repos/other/repo/issues", headers=auth, timeout=10).status_code == 404
