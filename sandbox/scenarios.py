@@ -40,10 +40,11 @@ import requests
 import yaml
 from psycopg import sql
 
-from components.names import STATE_PREFIX, deploy_role_name, foundation_names
+from core.names import LEASE_KEY_ATTRIBUTE, PAGES_PRODUCTION_BRANCH, STATE_PREFIX, deploy_role_name, foundation_names, lease_key
 from sandbox import cloud
 from sandbox.engine import BIN_DIR, engine_env
 from sandbox.github_api import GitHubStub
+from sandbox.pages_edge import PAGES_SUFFIX, PagesEdge
 from sandbox.workflow_runner import (
     LocalRepository,
     RunRecord,
@@ -80,6 +81,20 @@ def _replace_config(path: Path, values: Mapping[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def _pages_route(endpoints: cloud.Endpoints, host: str) -> tuple[str, str] | None:
+    """(project, branch) a zone host is served from: its CNAME to a Pages alias, in the Cloudflare stand-in."""
+    answer = requests.get(f"{endpoints.cloudflare_api}/zones/{endpoints.zone_id}/dns_records", params={"name": host},
+                          headers={"Authorization": f"Bearer {endpoints.cloudflare_token}"}, timeout=10)  # fmt: skip
+    if answer.status_code != 200:
+        return None
+    for record in answer.json().get("result") or []:
+        target = str(record.get("content") or "").rstrip(".")
+        if record.get("type") == "CNAME" and target.endswith(PAGES_SUFFIX):
+            labels = target.removesuffix(PAGES_SUFFIX).split(".")
+            return (labels[0], PAGES_PRODUCTION_BRANCH) if len(labels) == 1 else (labels[1], labels[0])
+    return None
+
+
 def _with_secrets_provider(path: Path, initialized: Mapping[str, Any]) -> str:
     document = yaml.safe_load(path.read_text()) or {}
     keys = {k: initialized[k] for k in ("secretsprovider", "encryptedkey") if k in initialized}
@@ -111,6 +126,7 @@ class World:
     root: Path
     endpoints: cloud.Endpoints
     github: GitHubStub
+    edge: PagesEdge
     repository: LocalRepository
     runner: WorkflowRunner
     prod_outputs: dict[str, Any] = field(default_factory=dict)
@@ -123,15 +139,19 @@ class World:
         settings = repository_settings.load(source / ".github" / "repository-settings.yml")
         github = GitHubStub(repo="org/repo", environments={n: e.branches for n, e in settings.environments.items()})
         github.__enter__()
+        edge = PagesEdge(route=lambda host: _pages_route(endpoints, host), site=endpoints.site, zone=endpoints.zone_name,
+                         directory=root / "edge")  # fmt: skip
+        edge.__enter__()
         try:
             requests.put(f"{endpoints.aws}/_sandbox/oidc-issuer", timeout=10,
                          json={"issuer": github.issuer.issuer, "jwks_uri": github.oidc_jwks_url}).raise_for_status()  # fmt: skip
             repository = LocalRepository.from_tree(root / "repository", source, name=github.repo)
-            world = cls(root=root, endpoints=endpoints, github=github, repository=repository,
+            world = cls(root=root, endpoints=endpoints, github=github, edge=edge, repository=repository,
                         runner=WorkflowRunner(root=root / "runner", repository=repository, github=github, secrets={},
                                               variables={}, settings=settings))  # fmt: skip
             world._configure_repository()
         except BaseException:
+            edge.__exit__(None, None, None)
             github.__exit__(None, None, None)
             cloud.stop(root / "cloud")
             raise
@@ -144,6 +164,7 @@ class World:
         self.close()
 
     def close(self) -> None:
+        self.edge.__exit__(None, None, None)
         self.github.__exit__(None, None, None)
         cloud.stop(self.root / "cloud")
 
@@ -178,9 +199,8 @@ class World:
             "migrationTimeoutSeconds": 120,
         }
         work = self.repository.work
-        prod_site = e.site(self.pages_project, "main")
         files = {
-            "Pulumi.prod.yaml": _replace_config(work / "Pulumi.prod.yaml", {**common, "siteUrl": prod_site}),
+            "Pulumi.prod.yaml": _replace_config(work / "Pulumi.prod.yaml", common),
             "Pulumi.preview.yaml": _replace_config(work / "Pulumi.preview.yaml", common),
         }
         self.repository.commit("Configure the stacks for our account (the local cloud)", files)
@@ -209,6 +229,12 @@ class World:
             "AWS_ENDPOINT_URL": e.aws,
             "CLOUDFLARE_API_BASE_URL": e.cloudflare_api,
             "WEBSTACK_LAMBDA_URL_BASE": e.lambda_base,
+            # The zone's sites, https://<host>/, through the local Cloudflare edge (sandbox/pages_edge.py).
+            **self.edge.environment(),
+            # TEMPORARY: the language host stand-in runs a policy pack as `python <dir>` without -u,
+            # so the pack's port never leaves its pipe and `pulumi preview` hangs; upstream's host
+            # runs `python -u -m pulumi.policy` (wt-fidelity's fix). Remove once that lands.
+            "PYTHONUNBUFFERED": "1",
         }
 
     @property
@@ -305,6 +331,10 @@ class World:
         answer.raise_for_status()
         return answer.json()["result"]
 
+    def site(self, host: str) -> requests.Response:
+        """GET https://<host>/ as a runner reaches it: through the local Cloudflare edge."""
+        return requests.get(f"https://{host}/", proxies={"https": self.edge.url}, verify=str(self.edge.bundle_file), timeout=30)
+
     def pages_deployments(self, branch: str) -> list[dict[str, Any]]:
         e = self.endpoints
         found = self.cloudflare(f"/accounts/{e.cloudflare_account}/pages/projects/{self.pages_project}/deployments")
@@ -394,7 +424,7 @@ class World:
     def lease_holder(self, stack: str) -> dict[str, Any] | None:
         """The stack's lease in the lock table (workflow/lease.py), while a run holds it."""
         table = foundation_names(PROJECT, ACCOUNT_ID)["lock_table"]
-        item = self.aws("dynamodb").get_item(TableName=table, Key={"LockID": {"S": f"{PROJECT}/{stack}"}}).get("Item")
+        item = self.aws("dynamodb").get_item(TableName=table, Key={LEASE_KEY_ATTRIBUTE: {"S": lease_key(PROJECT, stack)}}).get("Item")
         return {k: next(iter(v.values())) for k, v in item.items()} if item else None
 
     def leftover_preview(self, number: int, *, tamper_delete: str | None = None) -> None:
@@ -409,11 +439,9 @@ class World:
                "ALERT_WEBHOOK_URL": f"{self.endpoints.webhook}/preview"}  # fmt: skip
         self._pulumi("stack", "select", "--create", stack, "--secrets-provider", self.runner.variables["PULUMI_SECRETS_PROVIDER"],
                      cwd=checkout, env=env)  # fmt: skip
-        stack_file = checkout / f"Pulumi.{stack}.yaml"
-        settings = yaml.safe_load(stack_file.read_text()) or {}
-        settings["config"] = (yaml.safe_load((checkout / "Pulumi.preview.yaml").read_text()) or {}).get("config", {})
-        stack_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-        self._pulumi("up", "--yes", "--stack", stack, "--skip-preview", cwd=checkout, env=env, timeout=1200)
+        # As preview.yml runs it: the template is the stack's config file.
+        self._pulumi("up", "--yes", "--stack", stack, "--config-file", "Pulumi.preview.yaml", "--skip-preview",
+                     cwd=checkout, env=env, timeout=1200)  # fmt: skip
         if tamper_delete is not None:
             exported = self.root / "operator" / f"{stack}.json"
             self._pulumi("stack", "export", "--stack", stack, "--file", str(exported), cwd=checkout, env=env)

@@ -16,7 +16,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from components.aws_policies import GITHUB_OIDC_HOST, STS_AUDIENCE, github_trust_policy
+from components.aws_policies import github_trust_policy
+from core.iam import GITHUB_OIDC_HOST, STS_AUDIENCE
 from sandbox import sts_web_identity as sts
 from sandbox.github_api import OIDC_ISSUER
 from sandbox.iam_conditions import conditions_hold

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess  # git with list argv  # nosec B404
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,78 @@ def test_the_api_stand_in_answers_as_github() -> None:
         assert [i["number"] for i in listed] == [13]
         assert requests.get(f"{api}/issues", timeout=10).status_code == 401
         assert requests.get(f"{github.url}/repos/other/repo/issues", headers=auth, timeout=10).status_code == 404
+
+
+def test_the_trufflehog_stand_in_scans_the_commit_range_in_trufflehogs_shapes(tmp_path: Path, monkeypatch, capsys) -> None:
+    """gitleaks over `--since-commit BASE --branch HEAD`, printed as trufflehog prints: JSON the
+    quarantine reads (never the secret in an annotation), exit 183 with --fail."""
+    from sandbox.actions import trufflehog
+    from sandbox.engine import BIN_DIR
+    from workflow.quarantine import parse_findings
+
+    if not (BIN_DIR / "gitleaks").exists():
+        pytest.fail("bin/gitleaks is missing: python -m sandbox.engine build --only runner")
+    monkeypatch.setenv("WEBSTACK_ENGINE_BIN", str(BIN_DIR))
+    repo = tmp_path / "repo"
+    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, env={**os.environ, **env}, check=True,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+    repo.mkdir()
+    git("init", "-q", "-b", "main")
+    (repo / "README").write_text("clean\n")
+    git("add", "-A")
+    git("commit", "-qm", "clean")
+    base = git("rev-parse", "HEAD")
+    secret = "ghp_" + "Z3ZJ7qk2LwX9cVb8NmA1sD4fG6hJ0kLpQr5T"
+    (repo / "creds.env").write_text(f"\nTOKEN={secret}\n")
+    git("add", "-A")
+    git("commit", "-qm", "leak")
+    head = git("rev-parse", "HEAD")
+
+    assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", head, "--branch", head, "--fail"]) == 0
+    capsys.readouterr()
+    assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", base, "--branch", head, "--fail", "--github-actions"]) == 183
+    annotations = capsys.readouterr().out
+    assert annotations.startswith("::warning file=creds.env,line=2,endLine=2::Found verified Github result")
+    assert secret not in annotations
+    assert trufflehog.cli(["git", f"file://{repo}", "--results=verified", "--json"]) == 0
+    findings = parse_findings(capsys.readouterr().out)
+    assert [(f.detector, f.file, f.line, f.commit, f.verified) for f in findings] == [("Github", "creds.env", 2, head, True)]
+
+
+def test_the_runners_docker_runs_only_the_trufflehog_image(capsys) -> None:
+    from sandbox.actions import trufflehog
+
+    assert trufflehog.docker(["run", "--rm", "ubuntu:24.04", "true"]) == 125
+    assert "only ghcr.io/trufflesecurity/trufflehog is stood in" in capsys.readouterr().err
+    assert trufflehog.docker(["build", "."]) == 125
+
+
+def test_the_local_cloudflare_edge_serves_the_zones_hosts_and_tunnels_the_rest(tmp_path: Path) -> None:
+    """A runner reaches https://pr-12.app.<zone>/ through the edge: TLS with the edge's CA, the
+    request answered by the branch's site; an unresolved zone host fails the CONNECT; any other
+    host is a plain tunnel."""
+    from sandbox.http_server import Reply, StubServer
+    from sandbox.pages_edge import PagesEdge
+
+    with StubServer() as pr_site, StubServer() as elsewhere:
+        pr_site.script(lambda request: Reply(200, body=f"pr-12 site {request.path}"))
+        elsewhere.script(Reply(200, body="the internet"))
+        routes = {"pr-12.app.sandbox.test": ("webstack-site", "pr-12")}
+        sites = {("webstack-site", "pr-12"): pr_site.url}
+        with PagesEdge(routes.get, lambda project, branch: sites[(project, branch)], zone="sandbox.test",
+                       directory=tmp_path) as edge:  # fmt: skip
+            proxies = {"https": edge.url, "http": edge.url}
+            answer = requests.get("https://pr-12.app.sandbox.test/about", proxies=proxies, verify=str(edge.bundle_file), timeout=10)
+            assert (answer.status_code, answer.text) == (200, "pr-12 site /about")
+            assert requests.get("https://pr-12.webstack-site.pages.dev/", proxies=proxies, verify=str(edge.bundle_file),
+                                timeout=10).text == "pr-12 site /"  # fmt: skip
+            with pytest.raises(requests.exceptions.ProxyError):
+                requests.get("https://pr-13.app.sandbox.test/", proxies=proxies, verify=str(edge.bundle_file), timeout=10)
+            with pytest.raises(requests.exceptions.SSLError):  # only the edge's CA vouches for the zone
+                requests.get("https://pr-12.app.sandbox.test/", proxies=proxies, timeout=10)
+            port = elsewhere.url.rsplit(":", 1)[1]
+            assert requests.get(f"http://localhost:{port}/x", proxies=proxies, timeout=10).text == "the internet"

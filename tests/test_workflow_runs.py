@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from components.names import function_name, pages_branch, pr_schema
+from core.names import ALIAS_NAME, function_name, pages_branch, pr_schema
 from sandbox.engine import BIN_DIR
 from sandbox.scenarios import PROJECT, World
 from sandbox.workflow_runner import RunRecord
@@ -59,7 +59,7 @@ def state() -> dict:
 
 
 def alias_version(world: World, function: str) -> str:
-    return world.aws("lambda").get_alias(FunctionName=function, Name="stable")["FunctionVersion"]
+    return world.aws("lambda").get_alias(FunctionName=function, Name=ALIAS_NAME)["FunctionVersion"]
 
 
 def schemas(world: World) -> set[str]:
@@ -92,12 +92,11 @@ def test_1_push_to_main_makes_prod_live(world: World, state: dict) -> None:
     config = yaml.safe_load((world.repository.work / "Pulumi.prod.yaml").read_text())["config"]
     site_host = f"{config[f'{PROJECT}:siteSubdomain']}.{world.endpoints.zone_name}"
     assert [r["content"] for r in world.dns_records(site_host)] == [f"{world.pages_project}.pages.dev"]
-    site = requests.get(config[f"{PROJECT}:siteUrl"], timeout=10)
-    assert site.status_code == 200
+    assert world.site(site_host).status_code == 200
     # The run's record: the timeline in the job summary, the deploy record in PostgreSQL.
     deploy = record.job("deploy")
     assert "gantt" in deploy.summary and "infrastructure" in deploy.summary
-    rows = world.query("SELECT stack, outcome, commit FROM webstack_audit.deploys ORDER BY id")
+    rows = world.query("SELECT stack, outcome, commit_sha FROM webstack_audit.deploys ORDER BY id")
     assert rows[-1][:2] == ("prod", "success") and rows[-1][2] == record.sha
     assert f"{PROJECT}/prod.json" in "\n".join(world.backend_objects())
     state.update(prod_version=version, prod_sha=record.sha)
@@ -293,5 +292,5 @@ def test_9_two_pushes_in_a_row_queue_on_the_lease(world: World, state: dict) -> 
     ok(records["second"])
     second_log = "\n".join(records["second"].job("deploy").log)
     assert "lease" in second_log and "wait" in second_log.lower(), second_log[-3000:]
-    rows = world.query("SELECT commit FROM webstack_audit.deploys WHERE stack = 'prod' ORDER BY id")
+    rows = world.query("SELECT commit_sha FROM webstack_audit.deploys WHERE stack = 'prod' ORDER BY id")
     assert [r[0] for r in rows[-2:]] == [records["first"].sha, records["second"].sha]

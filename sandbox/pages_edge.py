@@ -1,0 +1,252 @@
+"""Cloudflare's edge for the local cloud's zone: `https://<host>/` of a deployed site, reachable from
+a workflow's job as it is from a GitHub runner.
+
+A preview's site is `https://pr-N.<siteSubdomain>.<zone>/`, one host per PR, all on one shared
+stack file (Pulumi.preview.yaml), so a site URL cannot be written down per stack; on GitHub the
+runner simply resolves the host and reaches Cloudflare. Here nothing resolves `<zone>` and no
+loopback port may be 443, so the runner machine reaches the zone through this HTTPS proxy
+(`HTTPS_PROXY`/`HTTP_PROXY`, with `NO_PROXY` for loopback), exactly as a client behind a
+corporate proxy reaches the internet:
+
+- `CONNECT host:443` for a host the Cloudflare stand-in has a DNS record for (a CNAME to
+  `<branch>.<project>.pages.dev` or `<project>.pages.dev`), or a `*.pages.dev` host itself: the
+  proxy answers TLS for the host with a certificate of its own local CA (`ca_file`, trusted
+  through REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS, a bundle of certifi's roots plus that CA)
+  and serves the requests from the newest deployment of that branch (sandbox/pages_sites.py, as
+  the cloud serves each branch). A zone host with no record fails the CONNECT (502), as a name
+  that does not resolve yet fails: the site check's retries treat both as not-yet-propagated.
+- every other `CONNECT` (pip to PyPI, npm to its registry) is a plain TCP tunnel to that host;
+  a plain `http://` request through the proxy is forwarded the same way.
+
+What it does not reproduce: a custom domain's activation (Cloudflare serves a host on a Pages
+project only once the project lists it as a domain; here the DNS record alone routes it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import select
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import certifi
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from core.names import PAGES_PRODUCTION_BRANCH
+
+PAGES_SUFFIX = ".pages.dev"
+MAX_HEAD = 64 * 1024
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+class _Authority:
+    """A throwaway CA and the leaf certificates it signs per host."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("webstack local Cloudflare edge CA"))
+            .issuer_name(_name("webstack local Cloudflare edge CA"))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)  # fmt: skip
+            .sign(self.key, hashes.SHA256())
+        )
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self._dir = Path(tempfile.mkdtemp(prefix="pages-edge-"))
+
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def context(self, host: str) -> ssl.SSLContext:
+        with self._lock:
+            if host not in self._contexts:
+                key = ec.generate_private_key(ec.SECP256R1())
+                now = dt.datetime.now(dt.UTC)
+                leaf = (
+                    x509.CertificateBuilder()
+                    .subject_name(_name(host))
+                    .issuer_name(self.cert.subject)
+                    .public_key(key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(now - dt.timedelta(minutes=5))
+                    .not_valid_after(now + dt.timedelta(days=1))
+                    .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                    .sign(self.key, hashes.SHA256())
+                )
+                chain = self._dir / f"{host}.pem"
+                chain.write_bytes(
+                    leaf.public_bytes(serialization.Encoding.PEM)
+                    + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+                )
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(chain)
+                self._contexts[host] = context
+            return self._contexts[host]
+
+
+class PagesEdge:
+    """The proxy; a context manager. `route(host)` -> (project, branch) or None; `site(project,
+    branch)` -> the loopback URL that branch is served at."""
+
+    def __init__(self, route: Callable[[str], tuple[str, str] | None], site: Callable[[str, str], str], *,
+                 zone: str, directory: Path, production_branch: str = PAGES_PRODUCTION_BRANCH) -> None:  # fmt: skip
+        self.route = route
+        self.site = site
+        self.zone = zone
+        self.production_branch = production_branch
+        self._authority = _Authority()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = directory / "edge-ca.pem"
+        self.ca_file.write_bytes(self._authority.pem())
+        self.bundle_file = directory / "ca-bundle.pem"
+        self.bundle_file.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + self._authority.pem())
+        edge = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                with contextlib.suppress(OSError, ssl.SSLError, ValueError):
+                    edge._handle(self.connection, self.rfile)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def environment(self) -> dict[str, str]:
+        """What a runner machine behind this edge has in its environment."""
+        return {
+            "HTTPS_PROXY": self.url, "https_proxy": self.url, "HTTP_PROXY": self.url, "http_proxy": self.url,
+            "NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1",
+            "REQUESTS_CA_BUNDLE": str(self.bundle_file), "NODE_EXTRA_CA_CERTS": str(self.ca_file),
+        }  # fmt: skip
+
+    def __enter__(self) -> PagesEdge:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- one client connection ------------------------------------------------------------------
+    def _pages_target(self, host: str) -> tuple[str, str] | None:
+        if host.endswith(PAGES_SUFFIX):
+            labels = host.removesuffix(PAGES_SUFFIX).split(".")
+            if len(labels) == 1:
+                return labels[0], self.production_branch
+            if len(labels) == 2:
+                return labels[1], labels[0]
+            return None
+        return self.route(host)
+
+    def _handle(self, client: socket.socket, reader) -> None:  # noqa: ANN001 - the handler's buffered reader
+        head = reader.readline(MAX_HEAD).decode("latin-1")
+        method, target, _ = (head.split(" ", 2) + ["", ""])[:3]
+        headers = self._read_headers(reader)
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            ours = host.endswith(PAGES_SUFFIX) or host == self.zone or host.endswith(f".{self.zone}")
+            pages = self._pages_target(host) if ours and port == "443" else None
+            if ours and pages is None:  # a name of the zone that does not resolve (yet)
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            if pages is not None:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                tls = self._authority.context(host).wrap_socket(client, server_side=True)
+                self._serve(tls, pages)
+                return
+            self._tunnel(client, host, int(port or 443), b"HTTP/1.1 200 Connection established\r\n\r\n", b"")
+            return
+        # A plain http:// request through the proxy: forwarded to its host as it came.
+        url = target if target.startswith("http://") else ""
+        host = url.removeprefix("http://").split("/", 1)[0]
+        if not host:
+            client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return
+        path = "/" + url.removeprefix("http://").split("/", 1)[1] if "/" in url.removeprefix("http://") else "/"
+        name, _, port = host.partition(":")
+        forwarded = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers) + b"\r\n"
+        self._tunnel(client, name, int(port or 80), b"", forwarded)
+
+    @staticmethod
+    def _read_headers(reader) -> list[tuple[str, str]]:  # noqa: ANN001
+        headers = []
+        while True:
+            line = reader.readline(MAX_HEAD).decode("latin-1")
+            if line in ("\r\n", "\n", ""):
+                return headers
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+
+    def _serve(self, tls: ssl.SSLSocket, pages: tuple[str, str]) -> None:
+        """HTTP/1.1 requests inside the tunnel, answered from the branch's site."""
+        base = self.site(*pages).rstrip("/")
+        reader = tls.makefile("rb")
+        while True:
+            head = reader.readline(MAX_HEAD).decode("latin-1")
+            if not head.strip():
+                return
+            method, path, _ = (head.split(" ", 2) + ["", ""])[:3]
+            headers = dict(self._read_headers(reader))
+            length = int(headers.get("Content-Length") or 0)
+            body = reader.read(length) if length else b""
+            answer = requests.request(method, f"{base}{path}", data=body or None, timeout=30, allow_redirects=False,
+                                      headers={k: v for k, v in headers.items() if k.lower() not in ("host", "connection")})  # fmt: skip
+            payload = answer.content if method != "HEAD" else b""
+            lines = [f"HTTP/1.1 {answer.status_code} {answer.reason}"]
+            lines += [f"{k}: {v}" for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")]
+            lines += [f"Content-Length: {len(answer.content)}", "Server: cloudflare", "", ""]
+            tls.sendall("\r\n".join(lines).encode("latin-1") + payload)
+            if headers.get("Connection", "").lower() == "close":
+                return
+
+    @staticmethod
+    def _tunnel(client: socket.socket, host: str, port: int, established: bytes, first: bytes) -> None:
+        try:
+            upstream = socket.create_connection((host, port), timeout=30)
+        except OSError:
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
+        with upstream:
+            if established:
+                client.sendall(established)
+            if first:
+                upstream.sendall(first)
+            sockets = [client, upstream]
+            while True:
+                readable, _, _ = select.select(sockets, [], [], 300)
+                if not readable:
+                    return
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is client else client).sendall(data)
