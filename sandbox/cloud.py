@@ -229,7 +229,7 @@ class Daemon:
         aws = self._start_moto(port_for(self.base_port, "moto") or _free_port())
 
         log("Cloudflare API stand-in")
-        token = secrets.token_hex(16)
+        token = secrets.token_urlsafe(30)  # 40 characters of [A-Za-z0-9_-], as Cloudflare's API tokens are
         cloudflare = CloudflareStub(
             project=None, token=token, zones={ZONE_ID: ZONE_NAME}, port=port_for(self.base_port, "cloudflare")
         )

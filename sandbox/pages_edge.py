@@ -11,7 +11,7 @@ corporate proxy reaches the internet:
 - `CONNECT host:443` for a host the Cloudflare stand-in has a DNS record for (a CNAME to
   `<branch>.<project>.pages.dev` or `<project>.pages.dev`), or a `*.pages.dev` host itself: the
   proxy answers TLS for the host with a certificate of its own local CA (`ca_file`, trusted
-  through REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS, a bundle of certifi's roots plus that CA)
+  through REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS, a bundle of the machine's roots plus that CA)
   and serves the requests from the newest deployment of that branch (sandbox/pages_sites.py, as
   the cloud serves each branch). A zone host with no record fails the CONNECT (502), as a name
   that does not resolve yet fails: the site check's retries treat both as not-yet-propagated.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import select
 import socket
 import socketserver
@@ -46,6 +47,15 @@ from core.names import PAGES_PRODUCTION_BRANCH
 
 PAGES_SUFFIX = ".pages.dev"
 MAX_HEAD = 64 * 1024
+
+
+def _system_roots() -> Path:
+    """The roots this machine trusts (its own CAs included, e.g. an egress proxy's), else certifi's:
+    a bundle that replaces them for a client must keep every one of them."""
+    for candidate in (os.environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return Path(certifi.where())
 
 
 def _name(common: str) -> x509.Name:
@@ -121,7 +131,7 @@ class PagesEdge:
         self.ca_file = directory / "edge-ca.pem"
         self.ca_file.write_bytes(self._authority.pem())
         self.bundle_file = directory / "ca-bundle.pem"
-        self.bundle_file.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + self._authority.pem())
+        self.bundle_file.write_bytes(_system_roots().read_bytes() + b"\n" + self._authority.pem())
         edge = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -145,7 +155,7 @@ class PagesEdge:
         return {
             "HTTPS_PROXY": self.url, "https_proxy": self.url, "HTTP_PROXY": self.url, "http_proxy": self.url,
             "NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1",
-            "REQUESTS_CA_BUNDLE": str(self.bundle_file), "NODE_EXTRA_CA_CERTS": str(self.ca_file),
+            "REQUESTS_CA_BUNDLE": str(self.bundle_file), "NODE_EXTRA_CA_CERTS": str(self.bundle_file),
         }  # fmt: skip
 
     def __enter__(self) -> PagesEdge:

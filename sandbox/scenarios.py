@@ -40,7 +40,7 @@ import requests
 import yaml
 from psycopg import sql
 
-from core.names import LEASE_KEY_ATTRIBUTE, PAGES_PRODUCTION_BRANCH, STATE_PREFIX, deploy_role_name, foundation_names, lease_key
+from core.names import DEPLOY_ROLES, LEASE_KEY_ATTRIBUTE, PAGES_PRODUCTION_BRANCH, STATE_PREFIX, deploy_role_name, foundation_names, lease_key
 from sandbox import cloud
 from sandbox.engine import BIN_DIR, engine_env
 from sandbox.github_api import GitHubStub
@@ -210,8 +210,9 @@ class World:
         self.runner.variables = {
             "PULUMI_BACKEND_URL": f"s3://{names['state_bucket']}/{STATE_PREFIX}?region={REGION}",
             "PULUMI_SECRETS_PROVIDER": f"awskms://{names['state_key_alias']}?region={REGION}",
-            "AWS_PROD_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, 'prod')}",
-            "AWS_PREVIEW_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, 'preview')}",
+            # One variable per deploy role the program makes (AWS_PROD_ROLE_ARN, AWS_PREVIEW_ROLE_ARN, ...).
+            **{f"AWS_{role.upper()}_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, role)}"
+               for role in DEPLOY_ROLES},  # fmt: skip
             "AWS_REGION": REGION,
             "CLOUDFLARE_ACCOUNT_ID": e.cloudflare_account,
             "AUDIT_PIPELINE_TOKEN_IDS": "",

@@ -192,13 +192,17 @@ def test_the_api_stand_in_answers_as_github() -> None:
 
 def test_the_trufflehog_stand_in_scans_the_commit_range_in_trufflehogs_shapes(tmp_path: Path, monkeypatch, capsys) -> None:
     """gitleaks over `--since-commit BASE --branch HEAD`, printed as trufflehog prints: JSON the
-    quarantine reads (never the secret in an annotation), exit 183 with --fail."""
+    quarantine reads, annotations without the secret, exit 183 with --fail. Verified means live in
+    the local cloud: its Cloudflare token is; a GitHub-shaped token cannot be checked (unknown); a
+    generic-looking key has no trufflehog detector and is not reported."""
     from sandbox.actions import trufflehog
+    from sandbox.cloudflare_api import CloudflareStub
     from sandbox.engine import BIN_DIR
     from workflow.quarantine import parse_findings
 
     if not (BIN_DIR / "gitleaks").exists():
         pytest.fail("bin/gitleaks is missing: python -m sandbox.engine build --only runner")
+    live = "Tq8_" + "x" * 10 + "Zk3-" + "y" * 22  # 40 characters, as Cloudflare's tokens are
     monkeypatch.setenv("WEBSTACK_ENGINE_BIN", str(BIN_DIR))
     repo = tmp_path / "repo"
     env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
@@ -209,25 +213,33 @@ def test_the_trufflehog_stand_in_scans_the_commit_range_in_trufflehogs_shapes(tm
 
     repo.mkdir()
     git("init", "-q", "-b", "main")
-    (repo / "README").write_text("clean\n")
+    (repo / "README").write_text('api_key = "fixture-signing-key-9c1e7d"\n')
     git("add", "-A")
     git("commit", "-qm", "clean")
     base = git("rev-parse", "HEAD")
-    secret = "ghp_" + "Z3ZJ7qk2LwX9cVb8NmA1sD4fG6hJ0kLpQr5T"
-    (repo / "creds.env").write_text(f"\nTOKEN={secret}\n")
+    github_token = "ghp_" + "Z3ZJ7qk2LwX9cVb8NmA1sD4fG6hJ0kLpQr5T"
+    (repo / "creds.env").write_text(f"\nGITHUB_TOKEN={github_token}\nCLOUDFLARE_API_TOKEN={live}\n")
     git("add", "-A")
     git("commit", "-qm", "leak")
     head = git("rev-parse", "HEAD")
 
-    assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", head, "--branch", head, "--fail"]) == 0
-    capsys.readouterr()
-    assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", base, "--branch", head, "--fail", "--github-actions"]) == 183
-    annotations = capsys.readouterr().out
-    assert annotations.startswith("::warning file=creds.env,line=2,endLine=2::Found verified Github result")
-    assert secret not in annotations
-    assert trufflehog.cli(["git", f"file://{repo}", "--results=verified", "--json"]) == 0
-    findings = parse_findings(capsys.readouterr().out)
-    assert [(f.detector, f.file, f.line, f.commit, f.verified) for f in findings] == [("Github", "creds.env", 2, head, True)]
+    with CloudflareStub(project=None, token=live) as cloudflare:
+        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", cloudflare.api_base)
+        assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", head, "--branch", head, "--fail"]) == 0
+        capsys.readouterr()
+        assert trufflehog.cli(["git", f"file://{repo}", "--since-commit", base, "--branch", head, "--fail", "--github-actions"]) == 183
+        annotations = capsys.readouterr().out.splitlines()
+        assert sorted(annotations) == [
+            "::warning file=creds.env,line=2,endLine=2::Found unverified Github result 🐷🔑",
+            "::warning file=creds.env,line=3,endLine=3::Found verified CloudflareApiToken result 🐷🔑",
+        ]
+        assert trufflehog.cli(["git", f"file://{repo}", "--results=verified", "--json"]) == 0
+        findings = parse_findings(capsys.readouterr().out)
+        assert [(f.detector, f.file, f.line, f.commit, f.verified) for f in findings] == [
+            ("CloudflareApiToken", "creds.env", 3, head, True)]
+        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", "http://127.0.0.1:9/client/v4")
+        assert trufflehog.cli(["git", f"file://{repo}", "--results=verified", "--json"]) == 0
+        assert capsys.readouterr().out == ""  # a service that cannot be asked verifies nothing
 
 
 def test_the_runners_docker_runs_only_the_trufflehog_image(capsys) -> None:

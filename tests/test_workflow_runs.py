@@ -36,8 +36,6 @@ PR = 12
 PROD_FUNCTION = function_name(PROJECT, "prod")
 PR_FUNCTION = function_name(PROJECT, f"preview-pr-{PR}")
 QUARANTINE_LABEL = "security-quarantine"
-# A GitHub token's shape (gitleaks' github-pat rule); it never existed.
-PLANTED_SECRET = "ghp_" + "Z3ZJ7qk2LwX9cVb8NmA1sD4fG6hJ0kLpQr5T"
 
 
 def ok(record: RunRecord) -> RunRecord:
@@ -194,19 +192,23 @@ def test_5_sweeper_destroys_a_closed_prs_leftover_and_refuses_a_tampered_state(w
 
 
 def test_6_a_planted_secret_quarantines_and_the_gate_holds_until_the_issue_is_closed(world: World, state: dict) -> None:
+    # A live credential committed by mistake: the previews' Cloudflare token (the scan verifies it
+    # against the local Cloudflare API, as trufflehog would against Cloudflare's).
+    secret = world.endpoints.cloudflare_token
     alerts_before = len(world.alerts())
-    record = world.push_branch("leak", "Add a config file", {"config/credentials.env": f"GITHUB_TOKEN={PLANTED_SECRET}\n"})
+    record = world.push_branch("leak", "Add a config file", {"config/ci.env": f"CLOUDFLARE_API_TOKEN={secret}\n"})
     assert record.workflow == "security.yml" and record.conclusion == "failure"
     assert record.job("secrets").result == "failure"
     issues = world.github.open_issues(QUARANTINE_LABEL)
     assert len(issues) == 1, issues
+    assert "config/ci.env" in issues[0]["body"] and "CloudflareApiToken" in issues[0]["body"]
     alerts = world.alerts()[alerts_before:]
     assert any(a["path"].endswith("/security") for a in alerts), alerts
     assert "Security quarantine" in record.job("quarantine").summary
+    # The issue, its comments and the alert are written by the workflow, not masked by anyone.
     everything = "\n".join([record.text(), record.log_file.read_text(), json.dumps(world.github.all_comments()),
                             json.dumps(issues), json.dumps(world.alerts())])  # fmt: skip
-    assert PLANTED_SECRET not in everything, "the planted secret reached an output"
-    assert PLANTED_SECRET[4:16] not in everything
+    assert secret not in everything and secret[:12] not in everything, "the planted secret reached an output"
 
     refused = world.push_main("A fix on main", {"NOTES.md": "clean\n"})
     deploy = refused.job("deploy")
