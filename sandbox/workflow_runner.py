@@ -565,6 +565,8 @@ class WorkflowRunner:
     runner machine's network would resolve, given to every job."""
     settings: repository_settings.Settings = field(default_factory=repository_settings.load)
     on_line: Callable[[str], None] | None = None
+    keep_failed: bool = False
+    """Keep a failed run's workspace, home and RUNNER_TEMP under its run directory, to look into."""
 
     @property
     def cache_dir(self) -> Path:
@@ -626,8 +628,9 @@ class WorkflowRunner:
             record.ended = time.time()
             self.github.finish_run(run_id)
             self._report(record, name, event_name, event, started_at)
-            for scratch in ("home", "act", "source"):  # a runner's disk does not outlive its job
-                shutil.rmtree(run_dir / scratch, ignore_errors=True)
+            if not (self.keep_failed and record.conclusion != "success"):
+                for scratch in ("home", "act", "source"):  # a runner's disk does not outlive its job
+                    shutil.rmtree(run_dir / scratch, ignore_errors=True)
         return record
 
     def _ref_and_sha(self, event_name: str, event: Mapping[str, Any], sha: str | None) -> tuple[str, str]:
