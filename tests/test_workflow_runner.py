@@ -51,6 +51,14 @@ def test_every_environment_and_secret_the_workflows_use_is_declared_once() -> No
         assert variables <= declared, f"{path.name} reads undeclared variables {sorted(variables - declared)}"
 
 
+def test_every_deploy_role_has_its_variable() -> None:
+    """The operator sets one AWS_<ROLE>_ROLE_ARN per role the program makes (core.names.DEPLOY_ROLES)."""
+    from core.names import DEPLOY_ROLES  # noqa: PLC0415
+
+    missing = {f"AWS_{role.upper()}_ROLE_ARN" for role in DEPLOY_ROLES} - set(SETTINGS.variables)
+    assert not missing, f"declare {sorted(missing)} in .github/repository-settings.yml"
+
+
 def test_production_is_refused_to_every_branch_but_main() -> None:
     production = SETTINGS.environments["production"]
     assert production.allows("refs/heads/main")
