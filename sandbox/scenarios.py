@@ -50,6 +50,7 @@ from sandbox.workflow_runner import (
     RunRecord,
     WorkflowRunner,
     dispatch_event,
+    load_workflow,
     pull_request_event,
     push_event,
     schedule_event,
@@ -406,7 +407,7 @@ class World:
         return self.runner.run("cleanup.yml", event_name, event, **run)
 
     def schedule(self, workflow: str, **run: Any) -> RunRecord:
-        document = yaml.load((self.repository.work / ".github" / "workflows" / workflow).read_text(), Loader=yaml.BaseLoader)
+        document = load_workflow(self.repository.work / ".github" / "workflows" / workflow)
         cron = document["on"]["schedule"][0]["cron"]
         event_name, event = schedule_event(self.repository, cron)
         return self.runner.run(workflow, event_name, event, **run)
