@@ -225,7 +225,7 @@ def _ensure_one(binary: Binary, bin_dir: Path, cache: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     # One build per cache entry: clones set up at the same time wait for it instead of each
     # compiling the same binary (minutes of both cores each).
-    with _locked_file(cache / f".{binary.name}-{key[:32]}.lock"):
+    with locked_file(cache / f".{binary.name}-{key[:32]}.lock"):
         if all((cache_dir / f).is_file() for f in _files(binary)):
             _install(cache_dir, bin_dir, binary, key)
             _say(f"{binary.name}: reused from {cache_dir}")
@@ -252,7 +252,8 @@ def _build_entry(binary: Binary, bin_dir: Path, cache: Path, cache_dir: Path, ke
 
 
 @contextlib.contextmanager
-def _locked_file(path: Path) -> Iterator[None]:
+def locked_file(path: Path) -> Iterator[None]:
+    """An exclusive lock held on `path` (created if missing), for one build of a cache entry at a time."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -15,8 +15,13 @@ corporate proxy reaches the internet:
   and serves the requests from the newest deployment of that branch (sandbox/pages_sites.py, as
   the cloud serves each branch). A zone host with no record fails the CONNECT (502), as a name
   that does not resolve yet fails: the site check's retries treat both as not-yet-propagated.
-- every other `CONNECT` (pip to PyPI, npm to its registry) is a plain TCP tunnel to that host;
-  a plain `http://` request through the proxy is forwarded the same way.
+- a plain `http://` request for such a host is redirected to its `https://` URL (301), as Pages
+  always redirects HTTP to HTTPS.
+- every other host is refused (403, and kept in `refused`): the edge is no open proxy, and the
+  runner's jobs need nothing beyond the zone. pip and npm install offline, from what .ci/setup
+  prepared (sandbox/runner_packages.py), so CI does not depend on PyPI or npm. (A client that
+  ignores the proxy variables is not stopped by this: the edge is a resolver for the zone, not a
+  firewall.)
 
 What it does not reproduce: a custom domain's activation (Cloudflare serves a host on a Pages
 project only once the project lists it as a domain; here the DNS record alone routes it).
@@ -27,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import select
 import socket
 import socketserver
 import ssl
@@ -126,6 +130,8 @@ class PagesEdge:
         self.site = site
         self.zone = zone
         self.production_branch = production_branch
+        self.refused: list[str] = []
+        """Every target refused (CONNECT host:port, or http://host), in order."""
         self._authority = _Authority()
         directory.mkdir(parents=True, exist_ok=True)
         self.ca_file = directory / "edge-ca.pem"
@@ -177,34 +183,43 @@ class PagesEdge:
             return None
         return self.route(host)
 
+    def _ours(self, host: str) -> bool:
+        return host.endswith(PAGES_SUFFIX) or host == self.zone or host.endswith(f".{self.zone}")
+
+    def _refuse(self, client: socket.socket, target: str) -> None:
+        self.refused.append(target)
+        body = (f"the local Cloudflare edge serves {self.zone} and *{PAGES_SUFFIX} only, not {target}: "
+                "the runner's jobs install offline (sandbox/runner_packages.py)\n").encode()  # fmt: skip
+        client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
     def _handle(self, client: socket.socket, reader) -> None:  # noqa: ANN001 - the handler's buffered reader
         head = reader.readline(MAX_HEAD).decode("latin-1")
         method, target, _ = (head.split(" ", 2) + ["", ""])[:3]
-        headers = self._read_headers(reader)
+        self._read_headers(reader)  # read to the blank line; none of them changes the answer
         if method == "CONNECT":
             host, _, port = target.rpartition(":")
-            ours = host.endswith(PAGES_SUFFIX) or host == self.zone or host.endswith(f".{self.zone}")
-            pages = self._pages_target(host) if ours and port == "443" else None
-            if ours and pages is None:  # a name of the zone that does not resolve (yet)
+            if not self._ours(host):
+                self._refuse(client, target)
+                return
+            pages = self._pages_target(host) if port == "443" else None
+            if pages is None:  # a name of the zone that does not resolve (yet)
                 client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                 return
-            if pages is not None:
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                tls = self._authority.context(host).wrap_socket(client, server_side=True)
-                self._serve(tls, pages)
-                return
-            self._tunnel(client, host, int(port or 443), b"HTTP/1.1 200 Connection established\r\n\r\n", b"")
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            tls = self._authority.context(host).wrap_socket(client, server_side=True)
+            self._serve(tls, pages)
             return
-        # A plain http:// request through the proxy: forwarded to its host as it came.
-        url = target if target.startswith("http://") else ""
-        host = url.removeprefix("http://").split("/", 1)[0]
+        # A plain http:// request through the proxy: Pages answers it with its https:// URL.
+        rest = target.removeprefix("http://") if target.startswith("http://") else ""
+        host, _, path = rest.partition("/")
         if not host:
             client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             return
-        path = "/" + url.removeprefix("http://").split("/", 1)[1] if "/" in url.removeprefix("http://") else "/"
-        name, _, port = host.partition(":")
-        forwarded = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers) + b"\r\n"
-        self._tunnel(client, name, int(port or 80), b"", forwarded)
+        if not self._ours(host.partition(":")[0]):
+            self._refuse(client, f"http://{host}")
+            return
+        location = f"https://{host.partition(':')[0]}/{path}"
+        client.sendall(f"HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode("latin-1"))
 
     @staticmethod
     def _read_headers(reader) -> list[tuple[str, str]]:  # noqa: ANN001
@@ -237,26 +252,3 @@ class PagesEdge:
             tls.sendall("\r\n".join(lines).encode("latin-1") + payload)
             if headers.get("Connection", "").lower() == "close":
                 return
-
-    @staticmethod
-    def _tunnel(client: socket.socket, host: str, port: int, established: bytes, first: bytes) -> None:
-        try:
-            upstream = socket.create_connection((host, port), timeout=30)
-        except OSError:
-            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-            return
-        with upstream:
-            if established:
-                client.sendall(established)
-            if first:
-                upstream.sendall(first)
-            sockets = [client, upstream]
-            while True:
-                readable, _, _ = select.select(sockets, [], [], 300)
-                if not readable:
-                    return
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (upstream if sock is client else client).sendall(data)

@@ -31,7 +31,11 @@ sandbox/actions/), offline. What GitHub itself does and act does not, this runne
   of them before anything is kept;
 - **a new runner per run**: a fresh HOME, workspace and RUNNER_TEMP, the image's PATH, no
   credentials; what the jobs may reuse comes from the cache stand-in (WEBSTACK_RUNNER_CACHE,
-  shared by the runs of one `root`) and nothing else.
+  shared by the runs of one `root`) and nothing else;
+- **offline installs**: the runner machine's environment makes every `pip install` resolve from
+  the wheelhouse and every npm install from the npm cache that .ci/setup built
+  (sandbox/runner_packages.py: PIP_NO_INDEX, PIP_FIND_LINKS, npm_config_offline and a seeded
+  `~/.npm`); the workflow files are what GitHub runs, and no run needs PyPI or npm.
 
 Not reproduced (docs/workflows.md lists them with what covers each): `concurrency:` groups
 (act ignores them: two runs overlap, and the stack lease is what serializes them), the workflow
@@ -59,6 +63,7 @@ from typing import Any
 
 import yaml
 
+from sandbox import runner_packages
 from sandbox.engine import BIN_DIR
 from sandbox.github_api import GitHubStub, JobIdentity, RunRegistration, iso
 from workflow import repository_settings
@@ -700,6 +705,9 @@ class WorkflowRunner:
             "AWS_EC2_METADATA_DISABLED": "true",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            # act asks https://api.nektosact.com/notices on every run unless this is 1 (v0.2.89,
+            # cmd/notices.go getVersionNotices): a run needs nothing beyond the local cloud.
+            "ACT_DISABLE_VERSION_CHECK": "1",
             "WEBSTACK_RUNNER_REPO": str(REPO),
             "WEBSTACK_RUNNER_PYTHON": str(RUNNER_PYTHON),
             "WEBSTACK_RUNNER_CACHE": str(self.cache_dir),
@@ -709,6 +717,10 @@ class WorkflowRunner:
             "WEBSTACK_STANDIN_PLUGINS": str(STANDIN_PLUGINS),
             **self.machine_env,
         }
+        try:  # pip and npm install offline: the wheelhouse and npm cache .ci/setup built (sandbox/runner_packages.py)
+            env.update(runner_packages.job_environment(home))
+        except runner_packages.RunnerPackagesError as exc:
+            raise RunnerError(str(exc)) from exc
         return argv, env
 
     def _act(self, argv: list[str], env: dict[str, str], cwd: Path, builder: _RecordBuilder, timeout: float) -> int:

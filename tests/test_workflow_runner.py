@@ -258,10 +258,10 @@ def test_the_runners_docker_runs_only_the_trufflehog_image(capsys) -> None:
     assert trufflehog.docker(["build", "."]) == 125
 
 
-def test_the_local_cloudflare_edge_serves_the_zones_hosts_and_tunnels_the_rest(tmp_path: Path) -> None:
+def test_the_local_cloudflare_edge_serves_the_zones_hosts_and_refuses_the_rest(tmp_path: Path) -> None:
     """A runner reaches https://pr-12.app.<zone>/ through the edge: TLS with the edge's CA, the
     request answered by the branch's site; an unresolved zone host fails the CONNECT; any other
-    host is a plain tunnel."""
+    host is refused (no open proxy: the jobs install offline), even one that answers."""
     from sandbox.http_server import Reply, StubServer
     from sandbox.pages_edge import PagesEdge
 
@@ -281,5 +281,14 @@ def test_the_local_cloudflare_edge_serves_the_zones_hosts_and_tunnels_the_rest(t
                 requests.get("https://pr-13.app.sandbox.test/", proxies=proxies, verify=str(edge.bundle_file), timeout=10)
             with pytest.raises(requests.exceptions.SSLError):  # only the edge's CA vouches for the zone
                 requests.get("https://pr-12.app.sandbox.test/", proxies=proxies, timeout=10)
+            plain = requests.get("http://pr-12.app.sandbox.test/about?x=1", proxies=proxies, timeout=10, allow_redirects=False)
+            assert (plain.status_code, plain.headers["Location"]) == (301, "https://pr-12.app.sandbox.test/about?x=1")
+            assert edge.refused == []
             port = elsewhere.url.rsplit(":", 1)[1]
-            assert requests.get(f"http://localhost:{port}/x", proxies=proxies, timeout=10).text == "the internet"
+            refused = requests.get(f"http://localhost:{port}/x", proxies=proxies, timeout=10)
+            assert refused.status_code == 403 and "the internet" not in refused.text
+            for registry in ("https://pypi.org/simple/pip/", f"https://localhost:{port}/", "https://sandbox.test.evil.example/"):
+                with pytest.raises(requests.exceptions.ProxyError, match="403"):
+                    requests.get(registry, proxies=proxies, verify=str(edge.bundle_file), timeout=10)
+            assert edge.refused == [f"http://localhost:{port}", "pypi.org:443", f"localhost:{port}", "sandbox.test.evil.example:443"]
+            assert elsewhere.requests == [], "a refused request reached its host"

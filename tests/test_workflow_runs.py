@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from core.names import ALIAS_NAME, function_name
+from sandbox import runner_packages
 from sandbox.engine import BIN_DIR
 from sandbox.scenarios import PROJECT, World
 from sandbox.workflow_runner import RunRecord
@@ -88,5 +89,9 @@ def test_1_push_to_main_makes_prod_live(world: World, state: dict) -> None:
     rows = world.query("SELECT stack, outcome, commit_sha FROM webstack_audit.deploys ORDER BY id")
     assert rows[-1][:2] == ("prod", "success") and rows[-1][2] == record.sha
     assert f"{PROJECT}/prod.json" in "\n".join(world.backend_objects())
+    # Offline: every pip install came from the wheelhouse .ci/setup built, and no job asked the
+    # edge for a host outside the zone (PyPI, npm: sandbox/runner_packages.py).
+    assert str(runner_packages.wheelhouse_dir()) in record.text(), "pip did not look in the runner's wheelhouse"
+    assert world.edge.refused == [], f"the jobs tried to reach {world.edge.refused} through the edge"
     state.update(prod_version=version, prod_sha=record.sha)
     world.create_preview_login()
