@@ -59,7 +59,11 @@ request, made moto refuse every object request to that bucket (403), and `pulumi
 s3://<state bucket>` could not work. Here a statement applies only when its conditions hold
 (IAM User Guide, "Policy evaluation logic"), evaluated by sandbox/iam_conditions.py with the
 request context AWS would see for these requests: `aws:SecureTransport` true (every SDK speaks
-TLS to AWS; the loopback HTTP hop stands in for that connection).
+TLS to AWS; the loopback HTTP hop stands in for that connection), and S3's keys from the request's
+own headers, `s3:x-amz-server-side-encryption` and `s3:x-amz-server-side-encryption-aws-kms-key-id`
+(absent when not sent), which the state bucket's key rules read (components/aws_policies.py,
+`state_bucket_key_rules`). moto also reads a statement with `NotResource` as a trust policy's and
+answers PERMITTED, a Deny's too; here it applies to every resource it does not name.
 
 And one correction of its key policies: moto 5.2 refuses DescribeKey (which CreateAlias and the
 provider's reads call) on any key whose policy has a Deny of `kms:*` on `*`, whoever asks and
@@ -81,10 +85,11 @@ import sys
 import os
 import uuid
 import signal
+import threading
 import subprocess  # spawn() runs this module as a server with fixed argv  # nosec B404
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -184,7 +189,11 @@ class SandboxApplication(moto.server.DomainDispatcherApplication):
             refused = self._refuse_web_identity(environ, start_response)
             if refused is not None:
                 return refused
-        return super().__call__(environ, start_response)
+        _REQUEST.context = request_context(environ)
+        try:
+            return super().__call__(environ, start_response)  # moto answers within the call
+        finally:
+            del _REQUEST.context
 
     def _refuse_web_identity(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
         """STS's checks of AssumeRoleWithWebIdentity (sandbox/sts_web_identity.py); None lets moto answer."""
@@ -327,6 +336,19 @@ def terminate(proc: subprocess.Popen[bytes]) -> None:
 
 # What AWS knows about every request that reaches it here (see the module docstring).
 REQUEST_CONTEXT = {"aws:securetransport": ["true"]}
+# The request headers S3 gives a policy as condition keys (S3 User Guide, "Condition keys for Amazon
+# S3": a PutObject's or CopyObject's SSE headers, as the request sends them; absent when not sent).
+S3_HEADER_KEYS = {
+    "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION": "s3:x-amz-server-side-encryption",
+    "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_AWS_KMS_KEY_ID": "s3:x-amz-server-side-encryption-aws-kms-key-id",
+}
+# The request being answered, per server thread: moto evaluates a bucket policy without it.
+_REQUEST = threading.local()
+
+
+def request_context(environ: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The condition keys (lower-cased) AWS would put in this request's context."""
+    return {**REQUEST_CONTEXT, **{key: [str(environ[header])] for header, key in S3_HEADER_KEYS.items() if environ.get(header)}}
 
 
 def _statements_apply_only_when_their_conditions_hold() -> None:
@@ -341,13 +363,21 @@ def _statements_apply_only_when_their_conditions_hold() -> None:
     def is_action_permitted(self: Any, action: str, resource: str = "*", principal: str | None = None,
                             incoming_condition_values: dict[str, str] | None = None) -> Any:  # fmt: skip
         condition = self._statement.get("Condition")
-        if not condition:
+        if not condition and "NotResource" not in self._statement:
             return original(self, action, resource, principal, incoming_condition_values)
-        context = {**REQUEST_CONTEXT, **{k.lower(): [v] for k, v in (incoming_condition_values or {}).items()}}
-        if not conditions_hold(condition, context, unknown=self._statement.get("Effect") == "Deny"):
-            return PermissionResult.NEUTRAL
-        unconditional = IAMPolicyStatement({k: v for k, v in self._statement.items() if k != "Condition"})
-        return original(unconditional, action, resource, principal, incoming_condition_values)
+        if condition:
+            context = {**getattr(_REQUEST, "context", REQUEST_CONTEXT),
+                       **{k.lower(): [v] for k, v in (incoming_condition_values or {}).items()}}  # fmt: skip
+            if not conditions_hold(condition, context, unknown=self._statement.get("Effect") == "Deny"):
+                return PermissionResult.NEUTRAL
+        rest = {k: v for k, v in self._statement.items() if k != "Condition"}
+        if "NotResource" in rest:
+            # moto reads a statement without `Resource` as a trust policy's and answers PERMITTED,
+            # a Deny's too; a NotResource statement applies to every resource it does not name.
+            if IAMPolicyStatement({"Resource": rest.pop("NotResource")})._check_element_matches("Resource", resource):
+                return PermissionResult.NEUTRAL
+            rest["Resource"] = "*"
+        return original(IAMPolicyStatement(rest), action, resource, principal, incoming_condition_values)
 
     is_action_permitted.sandbox_corrected = True  # type: ignore[attr-defined]
     IAMPolicyStatement.is_action_permitted = is_action_permitted  # type: ignore[method-assign]

@@ -16,8 +16,10 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from components import aws_policies
 from components.aws_policies import github_trust_policy
 from core.iam import GITHUB_OIDC_HOST, STS_AUDIENCE
+from core.names import STATE_PREFIX
 from sandbox import sts_web_identity as sts
 from sandbox.github_api import OIDC_ISSUER
 from sandbox.iam_conditions import conditions_hold
@@ -184,3 +186,37 @@ def test_a_conditional_deny_applies_only_when_its_condition_holds(moto_server: s
     with pytest.raises(ClientError) as denied:
         s3.put_object(Bucket="deny-all-tls", Key="k", Body=b"1")
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_the_state_buckets_key_rules_read_each_puts_sse_headers(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The program's state bucket policy on moto: each PutObject is judged by the SSE headers it
+    sends (s3:x-amz-server-side-encryption[-aws-kms-key-id]), as S3 does; moto gave a bucket policy
+    no request context, and read the NotResource Deny as an Allow."""
+    point_aws_at(monkeypatch, moto_server)
+    s3, kms = boto3.client("s3"), boto3.client("kms")
+    bucket = "state-keys"
+    arn = f"arn:aws:s3:::{bucket}"
+    s3.create_bucket(Bucket=bucket)
+    prod_key, preview_key = (kms.create_key(Description=d)["KeyMetadata"]["Arn"] for d in ("prod", "previews"))
+    rules = aws_policies.state_bucket_key_rules(arn, project="webstack", prod_key_arn=prod_key, preview_key_arn=preview_key)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(aws_policies.bucket_policy(arn, rules)))
+    prod, preview = f"{STATE_PREFIX}/.pulumi/stacks/webstack/prod.json", f"{STATE_PREFIX}/.pulumi/stacks/webstack/preview-pr-3.json"
+
+    def put(key: str, **sse: str) -> int:
+        try:
+            return s3.put_object(Bucket=bucket, Key=key, Body=b"{}", **sse)["ResponseMetadata"]["HTTPStatusCode"]
+        except ClientError as error:
+            return error.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    under = lambda key: {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key}  # noqa: E731
+    assert put(prod, **under(prod_key)) == 200
+    assert s3.head_object(Bucket=bucket, Key=prod)["SSEKMSKeyId"] == prod_key
+    assert put(prod, **under(preview_key)) == 403
+    # The previews' key nowhere else: an object no other rule covers (NotResource alone).
+    assert put(f"{STATE_PREFIX}/elsewhere.txt", **under(preview_key)) == 403
+    assert put(f"{STATE_PREFIX}/elsewhere.txt", **under(prod_key)) == 200
+    assert put(prod) == 403  # no key named: the bucket's default would not be prod's
+    assert put(preview, **under(preview_key)) == 200
+    assert put(preview, **under(prod_key)) == 403
+    assert put(aws_policies.META_OBJECT, ServerSideEncryption="AES256") == 200
+    assert put(aws_policies.META_OBJECT, **under(prod_key)) == 403
