@@ -24,6 +24,11 @@ another repository 404, as GitHub answers):
     GET   /actions/runs/:id/jobs        {"total_count", "jobs": [{name, conclusion, steps: [...]}]}
     GET   /environments                 {"total_count", "environments": [...]}
     GET   /environments/:name           one environment, deployment_branch_policy as GitHub shows it
+    GET   /environments/:name/variables        {"total_count", "variables": [{name, value, ...}]}
+    POST  /environments/:name/variables        {name, value} -> 201 (409 when it exists)
+    GET|PATCH|DELETE /environments/:name/variables/:var   PATCH {value} -> 204, DELETE -> 204
+          (an environment's variables override the repository's of the same name in its jobs:
+          the local runner reads them here, `variables_by_environment`)
 
 Objects carry the fields of the real API that callers read (number, title, body, state,
 state_reason, labels[].name, user.login/type, html_url, created_at, updated_at, closed_at; runs:
@@ -82,6 +87,11 @@ _LABELS = re.compile(rf"^{_REPO}/labels/?$")
 _LABEL = re.compile(rf"^{_REPO}/labels/(?P<name>[^/]+)/?$")
 _ENVIRONMENTS = re.compile(rf"^{_REPO}/environments/?$")
 _ENVIRONMENT = re.compile(rf"^{_REPO}/environments/(?P<name>[^/]+)/?$")
+_ENVIRONMENT_VARIABLES = re.compile(rf"^{_REPO}/environments/(?P<name>[^/]+)/variables/?$")
+_ENVIRONMENT_VARIABLE = re.compile(rf"^{_REPO}/environments/(?P<name>[^/]+)/variables/(?P<var>[^/]+)/?$")
+# GitHub's rule for a variable's name (stored upper-cased): letters, digits, _, not a digit first,
+# no GITHUB_ prefix.
+_VARIABLE_NAME = re.compile(r"^(?!GITHUB_)[A-Z_][A-Z0-9_]*$")
 MAX_PER_PAGE = 100
 
 
@@ -198,6 +208,8 @@ class GitHubStub(StandIn):
         """run id -> the runner's record of a run it executed (job summaries, outputs, annotations)."""
         self.environments: dict[str, Sequence[str] | None] = dict(environments or {})
         """name -> the branch patterns it may deploy from (None: any branch)."""
+        self._variables: dict[str, dict[str, dict[str, Any]]] = {}
+        """environment -> variable name -> GitHub's variable object."""
         self._comments: dict[int, dict[str, Any]] = {}
         self._registrations: dict[int, RunRegistration] = {}
         self._ids = itertools.count(9000)
@@ -391,6 +403,8 @@ class GitHubStub(StandIn):
             (_LABEL, self._label_route),
             (_ENVIRONMENTS, self._environments_route),
             (_ENVIRONMENT, self._environment_route),
+            (_ENVIRONMENT_VARIABLES, self._environment_variables_route),
+            (_ENVIRONMENT_VARIABLE, self._environment_variable_route),
         )
 
     # pagination as GitHub does it: per_page (max 100), page, and a Link header with rel="next"/"last"
@@ -616,6 +630,47 @@ class GitHubStub(StandIn):
         if request.method != "GET" or m["name"] not in self.environments:
             return _not_found()
         return Reply(200, json=self._environment(m["name"]))
+
+    def variables_by_environment(self) -> dict[str, dict[str, str]]:
+        """Each environment's variables, name -> value, as its jobs read them."""
+        with self._lock:
+            return {env: {n: str(v["value"]) for n, v in found.items()} for env, found in self._variables.items()}
+
+    def _environment_variables_route(self, request: Request, m: re.Match[str]) -> Reply:
+        if m["name"] not in self.environments:
+            return _not_found()
+        found = self._variables.setdefault(m["name"], {})
+        if request.method == "GET":
+            variables = [copy.deepcopy(found[n]) for n in sorted(found)]
+            return Reply(200, json={"total_count": len(variables), "variables": variables})
+        if request.method != "POST":
+            return _not_found()
+        body = request.json or {}
+        name, value = str(body.get("name") or "").upper(), body.get("value")
+        if not _VARIABLE_NAME.match(name) or not isinstance(value, str):
+            return _invalid("Invalid request.", [{"resource": "Variable", "code": "invalid", "field": "name" if value else "value"}])
+        if name in found:
+            return Reply(409, json={"message": "Already exists - Variable already exists", "status": "409"})
+        found[name] = {"name": name, "value": value, "created_at": _now(), "updated_at": _now()}
+        return Reply(201, json={})
+
+    def _environment_variable_route(self, request: Request, m: re.Match[str]) -> Reply:
+        found = self._variables.get(m["name"], {})
+        variable = found.get(m["var"].upper())
+        if m["name"] not in self.environments or variable is None:
+            return _not_found()
+        if request.method == "GET":
+            return Reply(200, json=copy.deepcopy(variable))
+        if request.method == "PATCH":
+            value = (request.json or {}).get("value")
+            if not isinstance(value, str):
+                return _invalid("Invalid request.", [{"resource": "Variable", "code": "invalid", "field": "value"}])
+            variable.update(value=value, updated_at=_now())
+            return Reply(204)
+        if request.method == "DELETE":
+            del found[variable["name"]]
+            return Reply(204)
+        return _not_found()
 
     # the OIDC token service --------------------------------------------------------------------
     def _oidc_token(self, request: Request) -> Reply:

@@ -20,9 +20,10 @@ sandbox/actions/), offline. What GitHub itself does and act does not, this runne
   environment's deployment branch rules refuse the run's ref fails before any step with GitHub's
   message ("Branch "x" is not allowed to deploy to production due to environment protection
   rules."); a job sees the secrets of its own environment and the repository's only (any other
-  `secrets.X` is empty, as on GitHub). act knows neither, so the runner gives act a copy of the
-  workflow (and of the local workflows it calls) with exactly those two changes; the jobs'
-  checkout is the commit itself, untouched;
+  `secrets.X` is empty, as on GitHub), and its environment's variables in place of the
+  repository's of the same name (the GitHub stand-in's; `vars.X` inside `${{ }}`). act knows
+  none of this, so the runner gives act a copy of the workflow (and of the local workflows it
+  calls) with exactly those changes; the jobs' checkout is the commit itself, untouched;
 - **OIDC**: each job's identity (environment, `id-token` permission, job_workflow_ref) is
   registered with the GitHub stand-in, whose token service the configure-aws-credentials
   stand-in asks for the job's token;
@@ -77,6 +78,7 @@ PLATFORMS = ("ubuntu-24.04", "ubuntu-latest", "ubuntu-22.04")
 USES = re.compile(r"^(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+)(?P<path>/[^@]*)?@(?P<ref>\S+)$")
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 SECRET_REFERENCE = re.compile(r"(?<![\w.])secrets\.([A-Za-z_][A-Za-z0-9_]*)")
+VARIABLE_REFERENCE = re.compile(r"(?<![\w.])vars\.([A-Za-z_][A-Za-z0-9_]*)")
 ZERO_SHA = "0" * 40
 DEFAULT_TIMEOUT = 45 * 60
 
@@ -193,6 +195,22 @@ def _scope_secrets(value: Any, available: set[str]) -> Any:
     return value
 
 
+def _environment_variables(value: Any, values: Mapping[str, str]) -> Any:
+    """Every `vars.X` inside `${{ }}` that the job's environment sets becomes that value (GitHub: an
+    environment's variable overrides the repository's of the same name; act knows only the latter)."""
+    if isinstance(value, str):
+        def literal(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return "'" + values[name].replace("'", "''") + "'" if name in values else match.group(0)
+
+        return EXPRESSION.sub(lambda m: "${{" + VARIABLE_REFERENCE.sub(literal, m.group(1)) + "}}", value)
+    if isinstance(value, list):
+        return [_environment_variables(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _environment_variables(v, values) for k, v in value.items()}
+    return value
+
+
 def _refused_job(job: Mapping[str, Any], message: str) -> dict[str, Any]:
     """The job as GitHub runs one its environment refuses: it fails before any step."""
     kept = {k: copy.deepcopy(v) for k, v in job.items() if k in ("name", "needs", "if", "runs-on", "strategy")}
@@ -209,9 +227,11 @@ def deployment_ref(event_name: str, event: Mapping[str, Any], ref: str) -> str:
     return ref
 
 
-def prepare_workflow(document: Mapping[str, Any], settings: repository_settings.Settings, ref: str) -> tuple[dict[str, Any], list[str]]:
-    """The copy act runs: refused jobs replaced, secrets scoped to each job's environment.
-    Returns it with the names of the refused jobs."""
+def prepare_workflow(document: Mapping[str, Any], settings: repository_settings.Settings, ref: str,
+                     environment_variables: Mapping[str, Mapping[str, str]] | None = None) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """The copy act runs: refused jobs replaced, secrets scoped to each job's environment, the
+    variables its environment declares and sets (`environment_variables`: environment -> name ->
+    value) in place of the repository's. Returns it with the names of the refused jobs."""
     prepared = copy.deepcopy(dict(document))
     refused = []
     for job_id, job in document["jobs"].items():
@@ -229,6 +249,8 @@ def prepare_workflow(document: Mapping[str, Any], settings: repository_settings.
                 refused.append(job_id)
                 continue
             available |= set(environment.secrets)
+            values = (environment_variables or {}).get(environment_name, {})
+            job = _environment_variables(job, {n: values[n] for n in environment.variables if n in values})
         prepared["jobs"][job_id] = _scope_secrets(job, available)
     return prepared, refused
 
@@ -565,6 +587,9 @@ class WorkflowRunner:
     """Every secret value by name (repository and environments alike): the runner gives each job
     only those its environment and the repository hold (settings)."""
     variables: Mapping[str, str]
+    """The repository's variables by name. Each environment's are the GitHub stand-in's (set
+    through its API, as an operator sets them): a job reads its environment's in place of these,
+    only the names the settings declare for that environment."""
     machine_env: Mapping[str, str] = field(default_factory=dict)
     """Where the local cloud answers (AWS_ENDPOINT_URL, CLOUDFLARE_API_BASE_URL, ...): what the
     runner machine's network would resolve, given to every job."""
@@ -610,8 +635,9 @@ class WorkflowRunner:
             run_id=run_id, request_token=secrets_module.token_urlsafe(24), event_name=event_name, event=event, ref=ref,
             sha=sha, workflow=name, workflow_ref=f"{self.repository.name}/{WORKFLOWS}/{workflow}@{ref}", actor=actor,
         )  # fmt: skip
+        environment_variables = self.github.variables_by_environment()
         for path, (doc_name, doc) in documents.items():
-            prepared, refused_here = prepare_workflow(doc, self.settings, check_ref)
+            prepared, refused_here = prepare_workflow(doc, self.settings, check_ref, environment_variables)
             refused += refused_here
             (source / path).write_text(_dump_workflow(prepared))
             for job_id, job in doc["jobs"].items():

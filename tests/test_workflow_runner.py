@@ -19,6 +19,7 @@ from sandbox.actions import cache
 from sandbox.github_api import BOT, GitHubStub, JobIdentity, RunRegistration, oidc_subject
 from sandbox.workflow_runner import (
     SECRET_REFERENCE,
+    VARIABLE_REFERENCE,
     RunRecord,
     _Masker,
     _RecordBuilder,
@@ -87,6 +88,32 @@ def test_a_refused_job_fails_before_its_steps_and_secrets_are_scoped() -> None:
     scoped, _ = prepare_workflow(preview, SETTINGS, "refs/heads/feature")
     last = scoped["jobs"]["preview"]["steps"][-1]["run"]
     assert last == "echo ${{ '' }} ${{ needs.secrets.result }}"  # prod's secret is empty in a preview job, as on GitHub
+
+
+def test_each_trust_boundarys_backend_comes_from_its_environment() -> None:
+    """The backend URL names a trust boundary's KMS key (docs/security.md): every job that reads it
+    runs in an environment that sets it, and the repository holds none a job could fall back to."""
+    per_boundary = {"PULUMI_BACKEND_URL", "PULUMI_SECRETS_PROVIDER"}
+    assert not per_boundary & set(SETTINGS.variables)
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job_id, job in load_workflow(path)["jobs"].items():
+            read = set(VARIABLE_REFERENCE.findall(json.dumps(job))) & per_boundary
+            declared = set(SETTINGS.environments[job["environment"]].variables) if job.get("environment") else set()
+            assert read <= declared, f"{path.name}:{job_id} reads {sorted(read - declared)} outside an environment that sets it"
+
+
+def test_a_job_reads_its_environments_variables_in_place_of_the_repositorys() -> None:
+    values = {"production": {"PULUMI_BACKEND_URL": "s3://b/pulumi?kmskeyid=prod's"},
+              "preview": {"PULUMI_BACKEND_URL": "s3://b/pulumi?kmskeyid=previews"}}  # fmt: skip
+    deploy, _ = prepare_workflow(load_workflow(WORKFLOWS / "deploy.yml"), SETTINGS, "refs/heads/main", values)
+    assert deploy["jobs"]["deploy"]["env"]["PULUMI_BACKEND_URL"] == "${{ 's3://b/pulumi?kmskeyid=prod''s' }}"
+    assert deploy["jobs"]["deploy"]["env"]["PULUMI_SECRETS_PROVIDER"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}"  # not set
+    assert "vars.AWS_PROD_ROLE_ARN" in json.dumps(deploy["jobs"]["deploy"])  # the repository's
+    preview, _ = prepare_workflow(load_workflow(WORKFLOWS / "preview.yml"), SETTINGS, "refs/heads/feature", values)
+    assert preview["jobs"]["preview"]["env"]["PULUMI_BACKEND_URL"] == "${{ 's3://b/pulumi?kmskeyid=previews' }}"
+    # A job outside the environment gets none of its variables.
+    security, _ = prepare_workflow(load_workflow(WORKFLOWS / "security.yml"), SETTINGS, "refs/heads/main", values)
+    assert "kmskeyid" not in json.dumps(security)
 
 
 def test_a_pull_request_is_checked_against_its_head_branch() -> None:
@@ -196,6 +223,21 @@ def test_the_api_stand_in_answers_as_github() -> None:
         assert [i["number"] for i in listed] == [13]
         assert requests.get(f"{api}/issues", timeout=10).status_code == 401
         assert requests.get(f"{github.url}/repos/other/repo/issues", headers=auth, timeout=10).status_code == 404
+
+
+def test_the_api_stand_in_holds_each_environments_variables() -> None:
+    with GitHubStub(environments={"production": ["main"]}) as github:
+        auth = {"Authorization": f"Bearer {github.token}"}
+        variables = f"{github.url}/repos/{github.repo}/environments/production/variables"
+        assert requests.post(variables, json={"name": "pulumi_backend_url", "value": "s3://a"}, headers=auth, timeout=10).status_code == 201
+        assert requests.post(variables, json={"name": "PULUMI_BACKEND_URL", "value": "s3://b"}, headers=auth, timeout=10).status_code == 409
+        assert requests.post(variables, json={"name": "GITHUB_X", "value": "v"}, headers=auth, timeout=10).status_code == 422
+        assert requests.patch(f"{variables}/PULUMI_BACKEND_URL", json={"value": "s3://c"}, headers=auth, timeout=10).status_code == 204
+        listed = requests.get(variables, headers=auth, timeout=10).json()
+        assert listed["total_count"] == 1 and listed["variables"][0]["name"] == "PULUMI_BACKEND_URL"
+        assert github.variables_by_environment() == {"production": {"PULUMI_BACKEND_URL": "s3://c"}}
+        other = f"{github.url}/repos/{github.repo}/environments/staging/variables"
+        assert requests.post(other, json={"name": "X", "value": "v"}, headers=auth, timeout=10).status_code == 404
 
 
 def test_the_trufflehog_stand_in_scans_the_commit_range_in_trufflehogs_shapes(tmp_path: Path, monkeypatch, capsys) -> None:
