@@ -13,14 +13,17 @@ what an operator sets up once. tests/test_workflow_runs.py and bench/workflow_ru
 - **GitHub** (sandbox/github_api.py) holds the environments of .github/repository-settings.yml;
   its OIDC issuer's keys are registered with the local cloud's STS.
 - The **repository settings' values** are what an operator would set after the bootstrap: the
-  variables from prod's outputs (backend URL, secrets provider, the two deploy roles' ARNs), the
-  environment secrets (prod's and the previews' database URLs, the Cloudflare token, the alert
-  webhooks, one path per environment so an alert says whose it is).
-- **bootstrap_prod** is the README's "Bootstrapping prod", narrowed to what must exist before the
-  deploy workflow can run at all: the state backend (bucket, key, lock table) and the GitHub OIDC
-  provider and deploy roles, created by `pulumi up --target` on a local backend and moved into the
-  S3 backend (`stack export` / `stack init` / `stack import`). Everything else of prod, the deploy
-  workflow makes.
+  repository's variables (the deploy roles' ARNs, region, Cloudflare account), each environment's
+  backend URL and secrets provider from prod's outputs (`production`: prod's key; `preview`,
+  `preview-sweeper`: the previews'), the environment secrets (prod's and the previews' database
+  URLs, the Cloudflare token, the alert webhooks, one path per environment so an alert says whose
+  it is).
+- **bootstrap_prod** is docs/operations.md's "Bootstrapping prod", narrowed to what must exist
+  before the deploy workflow can run at all: the state backend (bucket, keys, lock table) and the
+  GitHub OIDC provider and deploy roles, created by `pulumi up --target` on a local backend; then
+  `meta.yaml` under SSE-S3 and prod moved into the S3 backend under its own key (`stack export`,
+  login with prod's `backendUrl`, `stack init`, `stack import`). Everything else of prod, the
+  deploy workflow makes.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import requests
 import yaml
 from psycopg import sql
 
+from components.aws_policies import META_OBJECT
 from core.names import DEPLOY_ROLES, LEASE_KEY_ATTRIBUTE, PAGES_PRODUCTION_BRANCH, STATE_PREFIX, deploy_role_name, foundation_names, lease_key
 from sandbox import cloud
 from sandbox.engine import BIN_DIR, engine_env
@@ -70,8 +74,22 @@ PREVIEW_PASSWORD = "preview-ci-password"  # nosec B105 - a throwaway role of the
 BOOTSTRAP_COMPONENTS = ("webstack:index:StateBackend", "webstack:index:GithubOidc")
 
 
+# prod's outputs the bootstrap needs (__main__.py exports them with the foundation).
+BOOTSTRAP_OUTPUTS = ("stateBucket", "backendUrl", "secretsProvider", "previewBackendUrl", "previewSecretsProvider")
+
+
 class WorldError(RuntimeError):
     pass
+
+
+def environment_variables(outputs: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Each environment's backend URL and secrets provider, from prod's outputs (docs/workflows.md):
+    each trust boundary's jobs log in with the URL that names its own key."""
+    return {
+        "production": {"PULUMI_BACKEND_URL": outputs["backendUrl"], "PULUMI_SECRETS_PROVIDER": outputs["secretsProvider"]},
+        "preview": {"PULUMI_BACKEND_URL": outputs["previewBackendUrl"], "PULUMI_SECRETS_PROVIDER": outputs["previewSecretsProvider"]},
+        "preview-sweeper": {"PULUMI_BACKEND_URL": outputs["previewBackendUrl"]},
+    }
 
 
 def _replace_config(path: Path, values: Mapping[str, Any]) -> str:
@@ -109,13 +127,16 @@ def _types(urn: str) -> list[str]:
 
 
 def bootstrap_targets(steps: list[dict[str, Any]]) -> list[str]:
-    """The URNs the bootstrap creates: BOOTSTRAP_COMPONENTS' subtrees, their parents and providers."""
+    """The URNs the bootstrap creates: BOOTSTRAP_COMPONENTS' subtrees, their parents, providers and
+    dependencies (a deploy role's policy names the artifacts bucket's key, for one), transitively:
+    `pulumi up --target` refuses a resource whose dependency it would not create."""
     states = {s["urn"]: s.get("newState") or {} for s in steps if s.get("urn")}
     chosen = {urn for urn in states if any(c in _types(urn) for c in BOOTSTRAP_COMPONENTS)}
     pending = list(chosen)
     while pending:
         state = states.get(pending.pop(), {})
-        for ref in (state.get("parent"), str(state.get("provider") or "").rsplit("::", 1)[0] or None):
+        dependencies = [*(state.get("dependencies") or []), *(u for us in (state.get("propertyDependencies") or {}).values() for u in us)]
+        for ref in (state.get("parent"), str(state.get("provider") or "").rsplit("::", 1)[0] or None, *dependencies):
             if ref and ref in states and ref not in chosen and not ref.endswith("pulumi:pulumi:Stack::webstack-prod"):
                 chosen.add(ref)
                 pending.append(ref)
@@ -206,11 +227,10 @@ class World:
         }
         self.repository.commit("Configure the stacks for our account (the local cloud)", files)
         self.repository.push("main")
-        names = foundation_names(PROJECT, ACCOUNT_ID)
         webhook = e.webhook
+        # The environments' PULUMI_BACKEND_URL and PULUMI_SECRETS_PROVIDER name the trust
+        # boundaries' keys: prod's outputs, which bootstrap_prod sets (`environment_variables`).
         self.runner.variables = {
-            "PULUMI_BACKEND_URL": f"s3://{names['state_bucket']}/{STATE_PREFIX}?region={REGION}",
-            "PULUMI_SECRETS_PROVIDER": f"awskms://{names['state_key_alias']}?region={REGION}",
             # One variable per deploy role the program makes (AWS_PROD_ROLE_ARN, AWS_PREVIEW_ROLE_ARN, ...).
             **{f"AWS_{role.upper()}_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, role)}"
                for role in DEPLOY_ROLES},  # fmt: skip
@@ -273,7 +293,9 @@ class World:
         return done.stdout
 
     def bootstrap_prod(self) -> None:
-        """Create prod's state backend and deploy roles on a local backend, then move prod into S3."""
+        """docs/operations.md "Bootstrapping prod", step by step: prod's state backend and deploy
+        roles on a local backend, prod moved into S3 under its own key, the environments' backend
+        URLs and secrets providers set from prod's outputs."""
         checkout = self.root / "operator" / "checkout"
         shutil.rmtree(checkout, ignore_errors=True)
         subprocess.run(["git", "clone", "--quiet", str(self.repository.git_dir), str(checkout)], check=True)  # noqa: S603,S607  # nosec
@@ -288,26 +310,38 @@ class World:
         if not targets:
             raise WorldError("the preview of prod names no state backend or OIDC resources: nothing to bootstrap")
         self._pulumi("up", "--yes", "--stack", "prod", *[a for urn in targets for a in ("--target", urn)], cwd=checkout, env=env)
-        # The state's secrets are the passphrase's: re-encrypt them with the state key first, or the
+        outputs = json.loads(self._pulumi("stack", "output", "--json", "--stack", "prod", cwd=checkout, env=env))
+        missing = [k for k in BOOTSTRAP_OUTPUTS if not outputs.get(k)]
+        if missing:
+            raise WorldError(f"prod's bootstrap up left the outputs {missing} unset")
+        # The state's secrets are the passphrase's: re-encrypt them with prod's key first, or the
         # imported stack would ask for that passphrase forever after (its snapshot keeps its provider).
-        self._pulumi("stack", "change-secrets-provider", "--stack", "prod", self.runner.variables["PULUMI_SECRETS_PROVIDER"],
-                     cwd=checkout, env=env)  # fmt: skip
+        # `secretsProvider` is the doc's awskms://alias/webstack-pulumi-state?region=….
+        self._pulumi("stack", "change-secrets-provider", "--stack", "prod", outputs["secretsProvider"], cwd=checkout, env=env)
         exported = self.root / "operator" / "prod.json"
         self._pulumi("stack", "export", "--stack", "prod", "--file", str(exported), cwd=checkout, env=env)
-        s3 = self.operator_env(self.runner.variables["PULUMI_BACKEND_URL"])
+        # meta.yaml under SSE-S3 before any login writes it under the URL's key (the bucket refuses that).
+        self.aws("s3").put_object(Bucket=outputs["stateBucket"], Key=META_OBJECT, Body=b"version: 1\n", ServerSideEncryption="AES256")
+        s3 = self.operator_env(outputs["backendUrl"])  # `pulumi login "$(pulumi stack output backendUrl)"`
         # `stack init` writes the stack file's salt and secrets provider: a scratch copy of the checkout.
         subprocess.run(["git", "checkout", "--quiet", "--", "Pulumi.prod.yaml"], cwd=checkout, check=True)  # noqa: S603,S607  # nosec
-        self._pulumi("stack", "init", "prod", "--secrets-provider", self.runner.variables["PULUMI_SECRETS_PROVIDER"],
-                     cwd=checkout, env=s3)  # fmt: skip
+        self._pulumi("stack", "init", "prod", "--secrets-provider", outputs["secretsProvider"], cwd=checkout, env=s3)
         self._pulumi("stack", "import", "--stack", "prod", "--file", str(exported), cwd=checkout, env=s3)
         # `stack init` wrote the stack's secrets provider and its encrypted data key into
         # Pulumi.prod.yaml; without them every later command reads the stack as a passphrase one.
-        # The operator commits the file (README "Bootstrapping prod").
+        # The operator commits the file (docs/operations.md "Bootstrapping prod").
         settings = yaml.safe_load((checkout / "Pulumi.prod.yaml").read_text())
         self.repository.commit("prod's secrets provider (pulumi stack init in the S3 backend)", {
             "Pulumi.prod.yaml": _with_secrets_provider(self.repository.work / "Pulumi.prod.yaml", settings),
         }, branch="main")  # fmt: skip
         self.repository.push("main")
+        self.prod_outputs = outputs
+        # As the operator sets them (`gh variable set NAME --env ENV`): through GitHub's API.
+        for environment, variables in environment_variables(outputs).items():
+            for name, value in variables.items():
+                requests.post(f"{self.github.url}/repos/{self.github.repo}/environments/{environment}/variables", timeout=10,
+                              headers={"Authorization": f"Bearer {self.github.token}"}, json={"name": name, "value": value},
+                              ).raise_for_status()  # fmt: skip
 
     def create_preview_login(self) -> None:
         """The operator's one step after the first deploy made the preview group role (README):
@@ -348,6 +382,12 @@ class World:
     def query(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as conn:
             return conn.execute(statement, args).fetchall()  # type: ignore[arg-type]
+
+    def backend_encryption(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every state object's server-side encryption as S3 holds it: key -> (SSE type, KMS key)."""
+        bucket = foundation_names(PROJECT, ACCOUNT_ID)["state_bucket"]
+        heads = {key: self.aws("s3").head_object(Bucket=bucket, Key=key) for key in self.backend_objects()}
+        return {key: (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) for key, head in heads.items()}
 
     def backend_objects(self) -> list[str]:
         """Every object of the S3 state backend (the stacks, their history and backups, locks)."""
@@ -437,9 +477,10 @@ class World:
         checkout = self.root / "operator" / "checkout"
         subprocess.run(["git", "pull", "--quiet", "--ff-only"], cwd=checkout, check=True)  # noqa: S603,S607  # nosec
         stack = f"preview-pr-{number}"
-        env = {**self.operator_env(self.runner.variables["PULUMI_BACKEND_URL"]), "DATABASE_URL": self.preview_database_url,
+        previews = self.github.variables_by_environment()["preview"]
+        env = {**self.operator_env(previews["PULUMI_BACKEND_URL"]), "DATABASE_URL": self.preview_database_url,
                "ALERT_WEBHOOK_URL": f"{self.endpoints.webhook}/preview"}  # fmt: skip
-        self._pulumi("stack", "select", "--create", stack, "--secrets-provider", self.runner.variables["PULUMI_SECRETS_PROVIDER"],
+        self._pulumi("stack", "select", "--create", stack, "--secrets-provider", previews["PULUMI_SECRETS_PROVIDER"],
                      cwd=checkout, env=env)  # fmt: skip
         # As preview.yml runs it: the template is the stack's config file.
         self._pulumi("up", "--yes", "--stack", stack, "--config-file", "Pulumi.preview.yaml", "--skip-preview",

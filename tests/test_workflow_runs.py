@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
-from core.names import ALIAS_NAME, function_name
+from components.aws_policies import META_OBJECT
+from core.names import ALIAS_NAME, STATE_PREFIX, foundation_names, function_name
 from sandbox import runner_packages
 from sandbox.engine import BIN_DIR
-from sandbox.scenarios import PROJECT, World
+from sandbox.scenarios import ACCOUNT_ID, PROJECT, World
 from sandbox.workflow_runner import RunRecord
 
 pytestmark = [
@@ -89,6 +91,15 @@ def test_1_push_to_main_makes_prod_live(world: World, state: dict) -> None:
     rows = world.query("SELECT stack, outcome, commit_sha FROM webstack_audit.deploys ORDER BY id")
     assert rows[-1][:2] == ("prod", "success") and rows[-1][2] == record.sha
     assert f"{PROJECT}/prod.json" in "\n".join(world.backend_objects())
+    # Every state object under its trust boundary's key, as S3 holds it: prod's under prod's key
+    # (the key KMS names by its alias, not the URL's), meta.yaml under SSE-S3.
+    prod_key = world.aws("kms").describe_key(KeyId=foundation_names(PROJECT, ACCOUNT_ID)["state_key_alias"])["KeyMetadata"]["Arn"]
+    encryption = world.backend_encryption()
+    assert encryption.pop(META_OBJECT) == ("AES256", None)
+    assert encryption and set(encryption.values()) == {("aws:kms", prod_key)}, encryption
+    # The bucket's key rules are live here: a prod object under S3's default key is refused.
+    with pytest.raises(ClientError, match="AccessDenied|403"):
+        world.aws("s3").put_object(Bucket=world.prod_outputs["stateBucket"], Key=f"{STATE_PREFIX}/.pulumi/backups/{PROJECT}/prod/probe", Body=b"")
     # Offline: every pip install came from the wheelhouse .ci/setup built, and no job asked the
     # edge for a host outside the zone (PyPI, npm: sandbox/runner_packages.py).
     assert str(runner_packages.wheelhouse_dir()) in record.text(), "pip did not look in the runner's wheelhouse"
