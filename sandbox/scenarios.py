@@ -229,7 +229,7 @@ class World:
         self.repository.push("main")
         webhook = e.webhook
         # The environments' PULUMI_BACKEND_URL and PULUMI_SECRETS_PROVIDER name the trust
-        # boundaries' keys: prod's outputs, which bootstrap_prod sets (`environment_variables`).
+        # boundaries' keys: prod's outputs, which bootstrap_prod sets on the GitHub stand-in.
         self.runner.variables = {
             # One variable per deploy role the program makes (AWS_PROD_ROLE_ARN, AWS_PREVIEW_ROLE_ARN, ...).
             **{f"AWS_{role.upper()}_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{deploy_role_name(PROJECT, role)}"

@@ -5,8 +5,9 @@ with no key named.
 
 bin/pulumi logs in to an S3 bucket on moto_server with `core.names.state_backend_url` (gocloud's
 s3blob sends `ssetype`/`kmskeyid` on every write and copy); moto records each object's SSE key,
-which the test reads back with HeadObject. moto enforces no bucket policy (docs/facts.md), so the
-policy is evaluated here (tests/support/iam_evaluation.py) for each write the CLI really made.
+which the test reads back with HeadObject. The policy is evaluated here (tests/support/iam_evaluation.py)
+for each write the CLI really made, and for the same writes under another key or none; the local
+cloud's own enforcement of it is tests/test_sts_web_identity.py's.
 """
 
 from __future__ import annotations
