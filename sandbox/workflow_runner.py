@@ -67,6 +67,7 @@ import yaml
 from sandbox import runner_packages
 from sandbox.engine import BIN_DIR
 from sandbox.github_api import GitHubStub, JobIdentity, RunRegistration, iso
+from sandbox.process_tree import kill_tree
 from workflow import repository_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -752,7 +753,7 @@ class WorkflowRunner:
     def _act(self, argv: list[str], env: dict[str, str], cwd: Path, builder: _RecordBuilder, timeout: float) -> int:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603  # nosec
                                 stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        timer = threading.Timer(timeout, lambda: _kill(proc))
+        timer = threading.Timer(timeout, lambda: kill_tree(proc.pid))
         timer.start()
         try:
             assert proc.stdout is not None  # nosec B101 - Popen with PIPE
@@ -763,7 +764,7 @@ class WorkflowRunner:
                         self.on_line(builder.masker(line.rstrip("\n")))
             return proc.wait()
         except BaseException:
-            _kill(proc)
+            kill_tree(proc.pid)
             raise
         finally:
             timer.cancel()
@@ -807,28 +808,6 @@ def _dotenv(values: Mapping[str, str]) -> str:
             raise RunnerError(f"{key}: a multi-line value cannot be given to act")
         lines.append(f"{key}={json.dumps(value)}")
     return "\n".join(lines) + "\n"
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`: act starts each step in a session of its own, so killing act's
-    group would leave a step's processes (a hung `pulumi`) running."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    for pid in [*_descendants(proc.pid), proc.pid]:
-        with contextlib.suppress(OSError):
-            os.kill(pid, 9)
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a person's entry point

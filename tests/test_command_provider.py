@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import engine
+from sandbox.process_tree import descendants, kill_tree
 
 pytestmark = [
     pytest.mark.engine,
@@ -89,11 +90,18 @@ def wait_for(path: Path, within: float) -> None:
         time.sleep(0.1)
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def finish(proc: subprocess.Popen[str], within: float) -> str:
     try:
         out, _ = proc.communicate(timeout=within)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)
         out, _ = proc.communicate()
         pytest.fail(f"pulumi did not finish within {within}s:\n{out[-3000:]}")
     return out
@@ -235,9 +243,11 @@ def test_a_single_output_line_of_64_kib_hangs_the_command(tmp_path: Path) -> Non
     except subprocess.TimeoutExpired:
         pass
     hung = proc.poll() is None
-    os.killpg(proc.pid, signal.SIGKILL)
+    below = [_cmdline(pid) for pid in descendants(proc.pid)]  # the provider's process group is its own
+    kill_tree(proc.pid)
     proc.communicate()
     assert hung, "pulumi up finished although the command printed a 70000-byte line"
+    assert any("pulumi-resource-command" in line for line in below), f"the hung provider was not below pulumi: {below}"
     assert (tmp_path / "long-finished").exists()  # the process went on; the provider never returned
     assert "long" not in p.resources()
 
@@ -322,7 +332,7 @@ def test_an_interrupted_run_sends_the_program_sigint_then_kills_it_after_5_s(tmp
         assert 4.5 <= ended < 15, ended  # the 5 s grace, then SIGKILL
         assert not (tmp_path / "program-finished").exists()
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)
         proc.communicate()
 
 
